@@ -1,0 +1,145 @@
+import type { Provider } from './discovery/provider.js';
+import { DockerProvider } from './discovery/docker/provider.js';
+import { StaticProvider } from './discovery/static/provider.js';
+import { CompositeProvider } from './discovery/composite.js';
+import { watchBackends, type WatchUpdate } from './discovery/watch.js';
+import type { DockerSelector } from './discovery/selector.js';
+import { diffBackends, type BackendSet } from './model/backend.js';
+import { HealthChecker, type CheckSpec } from './health/checker.js';
+import { ExitCode, UserError } from './errors.js';
+import { nullLogger, type Logger } from './runtime/logger.js';
+
+/**
+ * `discover` as an engine function, and the one way every other command builds its providers
+ * from selectors: docker, ec2, static, or several at once.
+ */
+export interface DiscoverOptions {
+  docker?: { selector: DockerSelector; host?: string };
+  ec2?: {
+    tags: { key: string; value: string }[];
+    port: number;
+    addressType: 'private' | 'public';
+    service: string;
+    region?: string;
+    profile?: string;
+    endpoint?: string;
+    intervalMs?: number;
+  };
+  static?: { backends: string[]; file?: string; service: string };
+  check?: CheckSpec;
+  includeUnhealthy?: boolean;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface DiscoverResult {
+  /** Schema version of this JSON shape (documented in README "JSON output"). */
+  readonly v: 1;
+  readonly backends: BackendSet;
+  readonly skipped: ReadonlyArray<{ id: string; reason: string }>;
+}
+
+/** Providers are built from options; the AWS SDK is loaded only when EC2 is asked for (start-up time). */
+export async function buildProvider(opts: DiscoverOptions): Promise<Provider> {
+  const log = opts.logger ?? nullLogger;
+  const members: Provider[] = [];
+  if (opts.docker) members.push(new DockerProvider({ selector: opts.docker.selector, host: opts.docker.host, logger: log.child('docker'), env: opts.env }));
+  if (opts.ec2) {
+    const { tags, port, addressType, service, ...client } = opts.ec2;
+    const { Ec2Provider } = await import('./discovery/ec2/provider.js');
+    members.push(new Ec2Provider({ selector: { tags, port, addressType, service }, ...client, logger: log.child('ec2') }));
+  }
+  if (opts.static && (opts.static.backends.length > 0 || opts.static.file)) members.push(new StaticProvider(opts.static));
+  if (members.length === 0) throw new UserError('nothing to discover from', 'select Docker containers (--image/--label/--name), EC2 (--tag), or static backends (--backend/--file)', ExitCode.usage);
+  return members.length === 1 ? members[0]! : new CompositeProvider(members);
+}
+
+function dockerOf(p: Provider): DockerProvider | undefined {
+  if (p instanceof DockerProvider) return p;
+  if (p instanceof CompositeProvider) return p.members.find((m): m is DockerProvider => m instanceof DockerProvider);
+  return undefined;
+}
+
+/** One listing. Containers we cannot place (several networks, several ports) are an error here. */
+export async function discoverOnce(opts: DiscoverOptions): Promise<DiscoverResult> {
+  const provider = await buildProvider(opts);
+  try {
+    let backends = await provider.list();
+    const docker = dockerOf(provider);
+    const skipped = docker?.skipped ?? [];
+    const ambiguous = skipped.filter((s) => s.ambiguous);
+    if (ambiguous.length > 0) {
+      const first = ambiguous[0]!;
+      throw new UserError(
+        `container ${first.id} ${first.reason.replace(/; pass (--\w+)$/, '')}${ambiguous.length > 1 ? ` (and ${ambiguous.length - 1} more)` : ''}`,
+        `pass ${/--\w+/.exec(first.reason)?.[0] ?? '--network'} to choose`,
+        ExitCode.usage,
+      );
+    }
+    if (opts.check) {
+      const checker = new HealthChecker(opts.check, () => {});
+      backends = await checker.checkOnce(backends);
+      if (!opts.includeUnhealthy) backends = backends.filter((b) => b.health === 'healthy');
+    }
+    return { v: 1, backends, skipped: skipped.map(({ id, reason }) => ({ id, reason })) };
+  } finally {
+    await provider.close?.();
+  }
+}
+
+/**
+ * The live form: discovery updates, with active health checks applied when asked for. Yields the
+ * set to serve and what changed since the last yield; the first update carries every backend as
+ * `added`.
+ */
+export async function* discoverWatch(opts: DiscoverOptions, signal: AbortSignal): AsyncGenerator<WatchUpdate> {
+  const provider = await buildProvider(opts);
+  const log = opts.logger ?? nullLogger;
+  try {
+    if (!opts.check) {
+      yield* watchBackends(provider, { signal, logger: log });
+      return;
+    }
+    // Merge two sources of change: discovery and health transitions.
+    let wake: (() => void) | null = null;
+    let healthDirty = false;
+    const checker = new HealthChecker(opts.check, () => {
+      healthDirty = true;
+      wake?.();
+    });
+    const updates = watchBackends(provider, { signal, logger: log });
+    let discovered: BackendSet = [];
+    let served: BackendSet = [];
+    let first = true;
+    let pending = updates.next();
+    try {
+      while (!signal.aborted) {
+        const woke = new Promise<'health'>((r) => (wake = () => r('health')));
+        const which = await Promise.race([pending.then(() => 'discovery' as const), woke]);
+        wake = null;
+        let reason = 'health';
+        if (which === 'discovery') {
+          const r = await pending;
+          if (r.done) break;
+          discovered = r.value.backends;
+          reason = r.value.reason;
+          checker.setTargets(discovered);
+          pending = updates.next();
+        } else healthDirty = false;
+        const next = checker.apply(discovered, opts.includeUnhealthy);
+        const changes = diffBackends(served, next);
+        if (first || changes.length > 0) {
+          first = false;
+          served = next;
+          yield { backends: next, changes, reason };
+        }
+        void healthDirty;
+      }
+    } finally {
+      checker.stop();
+      await updates.return(undefined);
+    }
+  } finally {
+    await provider.close?.();
+  }
+}

@@ -1,0 +1,126 @@
+import type Docker from 'dockerode';
+import type { Backend, Health } from '../../model/backend.js';
+import { isAddress, isIdent, isSafeText, printable } from '../../model/validate.js';
+import { bareId, globToRegExp, isImageId, normalizeImageRef, type DockerSelector } from '../selector.js';
+
+/**
+ * dockerode's ContainerInfo -> our Backend, or a reason to skip. Pure: the table tests in
+ * test/unit/docker-parse.test.ts drive it with fixtures. Nothing of the SDK type leaves here.
+ */
+export type ParseResult = { ok: true; backend: Backend } | { ok: false; id: string; reason: string; ambiguous?: boolean };
+
+export interface ImageMatch {
+  /** Normalized reference the operator gave (`repo:tag`), if not an id. */
+  readonly ref?: string;
+  /** Image id (bare hex) the reference resolves to now, or the id prefix given. */
+  readonly id?: string;
+}
+
+export function imageMatcher(selector: DockerSelector, resolvedId?: string): ImageMatch | null {
+  if (!selector.image) return null;
+  if (isImageId(selector.image)) return { id: bareId(selector.image) };
+  return { ref: normalizeImageRef(selector.image), id: resolvedId ? bareId(resolvedId) : undefined };
+}
+
+export function matchesImage(info: Pick<Docker.ContainerInfo, 'Image' | 'ImageID'>, m: ImageMatch | null): boolean {
+  if (!m) return true;
+  const imageId = bareId(info.ImageID ?? '');
+  if (m.id && imageId.startsWith(m.id)) return true;
+  // A container created from a tag that has since moved still names the tag it was created from.
+  if (m.ref && info.Image && !isImageId(info.Image) && normalizeImageRef(info.Image) === m.ref) return true;
+  return false;
+}
+
+export function healthOf(status: string | undefined): Health {
+  if (!status) return 'none';
+  if (status.includes('(healthy)')) return 'healthy';
+  if (status.includes('(unhealthy)')) return 'unhealthy';
+  if (status.includes('(health: starting)')) return 'starting';
+  return 'none';
+}
+
+function labelsOf(raw: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw ?? {})) {
+    // Labels are untrusted data: keep only printable ones, bounded.
+    if (isSafeText(k, 128) && isSafeText(String(v), 1024)) out[k] = String(v);
+  }
+  return out;
+}
+
+export function parseContainer(
+  info: Docker.ContainerInfo,
+  selector: DockerSelector,
+  image: ImageMatch | null,
+  startedAt?: string,
+): ParseResult | null {
+  const shortId = info.Id.slice(0, 12);
+  if (info.State !== 'running') return null;
+  if (!matchesImage(info, image)) return null;
+  const labels = labelsOf(info.Labels);
+  for (const { key, value } of selector.labels) if (labels[key] !== value) return null;
+  const rawName = (info.Names?.[0] ?? shortId).replace(/^\//, '');
+  if (selector.name && !globToRegExp(selector.name).test(rawName)) return null;
+  const name = printable(rawName, 128);
+
+  const health = healthOf(info.Status);
+  if (!selector.includeUnhealthy && (health === 'unhealthy' || health === 'starting')) {
+    return { ok: false, id: shortId, reason: `health is ${health}` };
+  }
+
+  const networks = info.NetworkSettings?.Networks ?? {};
+  const netNames = Object.keys(networks).filter((n) => networks[n]?.IPAddress);
+  let netName: string | undefined;
+  if (selector.network) {
+    if (!networks[selector.network]?.IPAddress) {
+      return { ok: false, id: shortId, reason: `not on network ${printable(selector.network, 64)}` };
+    }
+    netName = selector.network;
+  } else if (netNames.length === 1) {
+    netName = netNames[0];
+  } else if (netNames.length === 0) {
+    return { ok: false, id: shortId, reason: 'no IP address (host network or none)' };
+  } else {
+    return {
+      ok: false,
+      id: shortId,
+      ambiguous: true,
+      reason: `on several networks (${netNames.map((n) => printable(n, 40)).join(', ')}); pass --network`,
+    };
+  }
+  const address = networks[netName!]!.IPAddress;
+  if (!isAddress(address)) return { ok: false, id: shortId, reason: 'invalid IP address' };
+
+  let port = selector.port;
+  if (port === undefined) {
+    const privatePorts = [...new Set((info.Ports ?? []).filter((p) => p.Type === 'tcp').map((p) => p.PrivatePort))];
+    if (privatePorts.length !== 1) {
+      return {
+        ok: false,
+        id: shortId,
+        ambiguous: true,
+        reason: privatePorts.length === 0 ? 'exposes no port; pass --port' : `exposes several ports (${privatePorts.join(', ')}); pass --port`,
+      };
+    }
+    port = privatePorts[0]!;
+  }
+
+  const svcLabel = labels['elastic.service'];
+  const service = svcLabel && isIdent(svcLabel) ? svcLabel : selector.service;
+  return {
+    ok: true,
+    backend: {
+      id: `docker:${shortId}`,
+      name,
+      service,
+      source: 'docker',
+      address,
+      port,
+      state: 'running',
+      health,
+      labels,
+      image: printable(info.Image ?? '', 200),
+      since: startedAt ?? new Date(info.Created * 1000).toISOString(),
+    },
+  };
+}

@@ -1,0 +1,161 @@
+import type Docker from 'dockerode';
+import type { Readable } from 'node:stream';
+import type { Provider, ChangeHint } from '../provider.js';
+import { sortBackends, type Backend, type BackendSet } from '../../model/backend.js';
+import { ExitCode, UserError } from '../../errors.js';
+import { nullLogger, type Logger } from '../../runtime/logger.js';
+import { createDocker, dockerError, type DockerTarget } from './client.js';
+import { imageMatcher, parseContainer, type ParseResult } from './parse.js';
+import { isImageId, type DockerSelector } from '../selector.js';
+
+/** Docker events that can change the backend set. Anything else is ignored. */
+export const CONTAINER_ACTIONS = ['start', 'die', 'stop', 'kill', 'pause', 'unpause', 'health_status', 'destroy', 'rename', 'restart'];
+export const NETWORK_ACTIONS = ['connect', 'disconnect'];
+
+export interface DockerProviderOptions {
+  selector: DockerSelector;
+  host?: string;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+export class DockerProvider implements Provider {
+  readonly name = 'docker';
+  readonly resyncMs = 30_000;
+  readonly docker: Docker;
+  readonly target: DockerTarget;
+  private readonly log: Logger;
+  private readonly started = new Map<string, string>();
+  /** Containers skipped at the last list, with why (shown by `discover`, logged in watch). */
+  skipped: Array<{ id: string; reason: string; ambiguous?: boolean }> = [];
+
+  constructor(private readonly opts: DockerProviderOptions) {
+    const { docker, target } = createDocker(opts.host, opts.env);
+    this.docker = docker;
+    this.target = target;
+    this.log = opts.logger ?? nullLogger;
+  }
+
+  async list(): Promise<BackendSet> {
+    const { selector } = this.opts;
+    try {
+      const filters: Record<string, string[]> = { status: ['running'] };
+      if (selector.labels.length) filters.label = selector.labels.map((l) => `${l.key}=${l.value}`);
+      const [infos, resolvedId] = await Promise.all([
+        this.docker.listContainers({ all: false, filters: JSON.stringify(filters) }),
+        this.resolveImage(),
+      ]);
+      const image = imageMatcher(selector, resolvedId);
+      const results: ParseResult[] = [];
+      for (const info of infos) {
+        const r = parseContainer(info, selector, image, this.started.get(info.Id));
+        if (r) results.push(r);
+      }
+      await this.fillStartTimes(results, infos);
+      const backends: Backend[] = [];
+      const skipped: typeof this.skipped = [];
+      for (const r of results) {
+        if (r.ok) backends.push({ ...r.backend, since: this.started.get(fullId(infos, r.backend.id)) ?? r.backend.since });
+        else skipped.push({ id: r.id, reason: r.reason, ambiguous: r.ambiguous });
+      }
+      for (const s of skipped) {
+        if (!this.skipped.some((p) => p.id === s.id && p.reason === s.reason)) this.log.warn(`skipping container ${s.id}: ${s.reason}`);
+      }
+      this.skipped = skipped;
+      // Forget start times of containers that are gone (bounded memory on busy hosts).
+      const live = new Set(infos.map((i) => i.Id));
+      for (const id of this.started.keys()) if (!live.has(id)) this.started.delete(id);
+      return sortBackends(backends);
+    } catch (err) {
+      throw dockerError(err, this.target);
+    }
+  }
+
+  /** The image id the selector's tag points at now; undefined when the tag is unknown here. */
+  private async resolveImage(): Promise<string | undefined> {
+    const ref = this.opts.selector.image;
+    if (!ref || isImageId(ref)) return undefined;
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      return info.Id;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Inspect only containers we have not seen, for their real start time. */
+  private async fillStartTimes(results: ParseResult[], infos: Docker.ContainerInfo[]): Promise<void> {
+    const wanted = results.filter((r) => r.ok).map((r) => fullId(infos, (r as { backend: Backend }).backend.id));
+    const missing = wanted.filter((id) => id && !this.started.has(id));
+    await Promise.all(
+      missing.map(async (id) => {
+        try {
+          const c = await this.docker.getContainer(id).inspect();
+          this.started.set(id, new Date(c.State.StartedAt).toISOString());
+        } catch {
+          /* gone meanwhile: the next event re-lists */
+        }
+      }),
+    );
+  }
+
+  async *changes(signal: AbortSignal): AsyncGenerator<ChangeHint> {
+    let stream: Readable;
+    try {
+      stream = (await this.docker.getEvents({
+        filters: JSON.stringify({
+          type: ['container', 'network'],
+          event: [...CONTAINER_ACTIONS, ...NETWORK_ACTIONS],
+        }),
+      })) as unknown as Readable;
+    } catch (err) {
+      throw dockerError(err, this.target);
+    }
+    const onAbort = () => stream.destroy();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      yield { reason: 'connected' };
+      let buf = '';
+      for await (const chunk of stream) {
+        buf += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (!line) continue;
+          let action = 'event';
+          try {
+            const ev = JSON.parse(line) as { Action?: string; status?: string };
+            action = String(ev.Action ?? ev.status ?? 'event').split(':')[0]!;
+          } catch {
+            /* a partial or odd line still means "something changed" */
+          }
+          yield { reason: `event:${action}` };
+        }
+        if (buf.length > 1 << 20) buf = '';
+      }
+      if (!signal.aborted) throw new UserError('Docker event stream closed', 'dockerd restarted or stopped', ExitCode.unavailable);
+    } catch (err) {
+      if (signal.aborted) return;
+      throw dockerError(err, this.target);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      stream.destroy();
+    }
+  }
+
+  /** For one-shot use: fail fast with a clear message when dockerd is not there. */
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (err) {
+      throw dockerError(err, this.target);
+    }
+  }
+}
+
+function fullId(infos: Docker.ContainerInfo[], backendId: string): string {
+  const short = backendId.slice('docker:'.length);
+  return infos.find((i) => i.Id.startsWith(short))?.Id ?? '';
+}

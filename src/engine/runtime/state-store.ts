@@ -1,0 +1,82 @@
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { ExitCode, UserError } from '../errors.js';
+import { isIdent } from '../model/validate.js';
+import { stateDir } from './paths.js';
+
+/**
+ * The embedded state store: one directory, one JSON file per concern (`mappings.json`,
+ * `render-web.json`, `deploy-api.json`). Writes are atomic: temp file, fsync, rename, fsync the
+ * directory, so a crash leaves the old or the new file, never half of one.
+ *
+ * Kept behind this small interface so an etcd-backed store can replace it for several LB hosts.
+ */
+export interface StateStore {
+  get<T>(key: string): Promise<T | undefined>;
+  put<T>(key: string, value: T): Promise<void>;
+  delete(key: string): Promise<void>;
+  readonly location: string;
+}
+
+export class FileStateStore implements StateStore {
+  constructor(readonly location: string = stateDir()) {}
+
+  private path(key: string): string {
+    if (!isIdent(key)) throw new Error(`invalid state key ${JSON.stringify(key)}`);
+    return join(this.location, `${key}.json`);
+  }
+
+  async get<T>(key: string): Promise<T | undefined> {
+    const file = this.path(key);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new UserError(
+        `state file ${file} is not valid JSON`,
+        'move it aside and re-run; elastic rebuilds state from what is running',
+        ExitCode.config,
+      );
+    }
+  }
+
+  async put<T>(key: string, value: T): Promise<void> {
+    await writeFileAtomic(this.path(key), `${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.path(key), { force: true });
+  }
+}
+
+/** Write a file so readers see the old or the new content, never a mix, even across a crash. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const dir = dirname(file);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${file.slice(dir.length + 1)}.${process.pid}.${Date.now()}.tmp`);
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
