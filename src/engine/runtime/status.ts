@@ -267,6 +267,8 @@ export async function* streamStatus(path: string, intervalMs: number, signal: Ab
         yield JSON.parse(line) as Snapshot;
       }
     }
+  } catch (err) {
+    if (!signal.aborted) throw err;
   } finally {
     signal.removeEventListener('abort', onAbort);
     sock.destroy();

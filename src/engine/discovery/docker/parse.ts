@@ -9,26 +9,25 @@ import { bareId, globToRegExp, isImageId, normalizeImageRef, type DockerSelector
  */
 export type ParseResult = { ok: true; backend: Backend } | { ok: false; id: string; reason: string; ambiguous?: boolean };
 
-export interface ImageMatch {
-  /** Normalized reference the operator gave (`repo:tag`), if not an id. */
-  readonly ref?: string;
-  /** Image id (bare hex) the reference resolves to now, or the id prefix given. */
-  readonly id?: string;
-}
+/**
+ * How containers are matched to `--image`, the way they reference their image: a `repo:tag`
+ * matches containers created from that reference (`docker ps` IMAGE column, normalized: `web` is
+ * `docker.io/library/web:latest`); an image ID (or unique prefix, `sha256:` optional) matches
+ * containers running exactly that image. A container whose tag has since moved to another image
+ * shows an ID in Docker and is matched only by ID: selecting by tag means "the current image".
+ */
+export type ImageMatch = { readonly ref: string } | { readonly id: string };
 
-export function imageMatcher(selector: DockerSelector, resolvedId?: string): ImageMatch | null {
+export function imageMatcher(selector: DockerSelector): ImageMatch | null {
   if (!selector.image) return null;
   if (isImageId(selector.image)) return { id: bareId(selector.image) };
-  return { ref: normalizeImageRef(selector.image), id: resolvedId ? bareId(resolvedId) : undefined };
+  return { ref: normalizeImageRef(selector.image) };
 }
 
 export function matchesImage(info: Pick<Docker.ContainerInfo, 'Image' | 'ImageID'>, m: ImageMatch | null): boolean {
   if (!m) return true;
-  const imageId = bareId(info.ImageID ?? '');
-  if (m.id && imageId.startsWith(m.id)) return true;
-  // A container created from a tag that has since moved still names the tag it was created from.
-  if (m.ref && info.Image && !isImageId(info.Image) && normalizeImageRef(info.Image) === m.ref) return true;
-  return false;
+  if ('id' in m) return bareId(info.ImageID ?? '').startsWith(m.id);
+  return Boolean(info.Image) && !isImageId(info.Image) && normalizeImageRef(info.Image) === m.ref;
 }
 
 export function healthOf(status: string | undefined): Health {

@@ -6,7 +6,7 @@ import { ExitCode, UserError } from '../../errors.js';
 import { nullLogger, type Logger } from '../../runtime/logger.js';
 import { createDocker, dockerError, type DockerTarget } from './client.js';
 import { imageMatcher, parseContainer, type ParseResult } from './parse.js';
-import { isImageId, type DockerSelector } from '../selector.js';
+import type { DockerSelector } from '../selector.js';
 
 /** Docker events that can change the backend set. Anything else is ignored. */
 export const CONTAINER_ACTIONS = ['start', 'die', 'stop', 'kill', 'pause', 'unpause', 'health_status', 'destroy', 'rename', 'restart'];
@@ -41,11 +41,8 @@ export class DockerProvider implements Provider {
     try {
       const filters: Record<string, string[]> = { status: ['running'] };
       if (selector.labels.length) filters.label = selector.labels.map((l) => `${l.key}=${l.value}`);
-      const [infos, resolvedId] = await Promise.all([
-        this.docker.listContainers({ all: false, filters: JSON.stringify(filters) }),
-        this.resolveImage(),
-      ]);
-      const image = imageMatcher(selector, resolvedId);
+      const infos = await this.docker.listContainers({ all: false, filters: JSON.stringify(filters) });
+      const image = imageMatcher(selector);
       const results: ParseResult[] = [];
       for (const info of infos) {
         const r = parseContainer(info, selector, image, this.started.get(info.Id));
@@ -68,19 +65,6 @@ export class DockerProvider implements Provider {
       return sortBackends(backends);
     } catch (err) {
       throw dockerError(err, this.target);
-    }
-  }
-
-  /** The image id the selector's tag points at now; undefined when the tag is unknown here. */
-  private async resolveImage(): Promise<string | undefined> {
-    const ref = this.opts.selector.image;
-    if (!ref || isImageId(ref)) return undefined;
-    try {
-      const info = await this.docker.getImage(ref).inspect();
-      return info.Id;
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
-      throw err;
     }
   }
 
