@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
 import { selectorFlags, toDiscoverOptions } from '../flags.js';
-import { discoverOnce, discoverWatch, type DiscoverResult } from '../engine/discover.js';
+import { discoverOnce, discoverWatch, serveDiscoverStatus, type DiscoverResult } from '../engine/discover.js';
 import { discoverTable, watchJsonLines, watchTextLines, backendJson } from '../ui/discover.js';
 
 export default class Discover extends BaseCommand {
@@ -31,9 +31,15 @@ and resyncing periodically; it reconnects by itself when dockerd restarts.`;
     const json = this.jsonEnabled();
 
     if (flags.watch) {
-      for await (const update of discoverWatch(opts, this.shutdownSignal)) {
-        const lines = json ? watchJsonLines(update) : watchTextLines(update);
-        if (lines.length) process.stdout.write(`${lines.join('\n')}\n`);
+      const status = await serveDiscoverStatus(opts, logger);
+      try {
+        for await (const update of discoverWatch(opts, this.shutdownSignal)) {
+          status.update(update);
+          const lines = json ? watchJsonLines(update) : watchTextLines(update);
+          if (lines.length) process.stdout.write(`${lines.join('\n')}\n`);
+        }
+      } finally {
+        await status.close();
       }
       return;
     }

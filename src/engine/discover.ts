@@ -6,7 +6,8 @@ import { watchBackends, type WatchUpdate } from './discovery/watch.js';
 import type { DockerSelector } from './discovery/selector.js';
 import { diffBackends, type BackendSet } from './model/backend.js';
 import { HealthChecker, type CheckSpec } from './health/checker.js';
-import { ExitCode, UserError } from './errors.js';
+import { describeError, ExitCode, UserError } from './errors.js';
+import { StatusServer } from './runtime/status.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
 
 /**
@@ -142,4 +143,40 @@ export async function* discoverWatch(opts: DiscoverOptions, signal: AbortSignal)
   } finally {
     await provider.close?.();
   }
+}
+
+/**
+ * The status socket of `discover --watch` (kind `discover`, name `<service>-<pid>`): the current
+ * set per service, and added/removed events. A socket that cannot be served (no run dir) is
+ * logged and the watch goes on without it.
+ */
+export async function serveDiscoverStatus(opts: DiscoverOptions, logger: Logger = nullLogger) {
+  const service = opts.docker?.selector.service ?? opts.ec2?.service ?? opts.static?.service ?? 'default';
+  let current: BackendSet = [];
+  const server = new StatusServer({
+    kind: 'discover',
+    name: `${service}-${process.pid}`,
+    config: { sources: [opts.docker && 'docker', opts.ec2 && 'ec2', opts.static && 'static'].filter(Boolean), check: opts.check?.kind ?? null },
+    services: () => {
+      const out: Record<string, { backends: BackendSet }> = {};
+      for (const b of current) (out[b.service] ??= { backends: [] }).backends = [...out[b.service]!.backends, b];
+      return out;
+    },
+  });
+  let serving = false;
+  try {
+    await server.listen();
+    serving = true;
+  } catch (err) {
+    logger.warn('status socket not served', { error: describeError(err) });
+  }
+  return {
+    update(u: WatchUpdate) {
+      current = u.backends;
+      if (!serving) return;
+      for (const c of u.changes) server.event(c.type, `${c.backend.id} ${c.backend.name} ${c.backend.address}:${c.backend.port}`, c.backend.service);
+      server.notify();
+    },
+    close: () => (serving ? server.close() : Promise.resolve()),
+  };
 }

@@ -4,11 +4,18 @@ import { BIN } from '../support/cli.js';
 import { docker, requireDocker, TEST_IMAGE, TestContainers } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { PrivateDockerd } from '../support/private-dockerd.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { listStatusSockets, requestStatus } from '../../src/engine/runtime/status.js';
 
 type Line = { type: string; reason: string; backend: { id: string; name: string; endpoint: string } };
 
+const runDir = mkdtempSync(join(tmpdir(), 'elastic-run-'));
+afterAll(() => rmSync(runDir, { recursive: true, force: true }));
+
 function watch(args: string[]): { proc: ResultPromise; out: LineReader; err: LineReader } {
-  const proc = execa(process.execPath, [BIN, 'discover', '--watch', '--json', ...args], { reject: false, stdin: 'ignore', env: { CI: 'true' } });
+  const proc = execa(process.execPath, [BIN, 'discover', '--watch', '--json', ...args], { reject: false, stdin: 'ignore', env: { CI: 'true', ELASTIC_RUN_DIR: runDir } });
   return { proc, out: new LineReader(proc.stdout!), err: new LineReader(proc.stderr!) };
 }
 
@@ -42,6 +49,11 @@ describe('discover --watch --json (real dockerd)', () => {
       await c.stop({ t: 0 });
       const removed = await w.out.json<Line>((l) => l.type === 'removed', 'a removed line', 15_000, from);
       expect(removed.backend.id).toBe(added.backend.id);
+      // The watch answers on its status socket while it runs.
+      const mine = (await listStatusSockets(runDir)).find((s) => s.kind === 'discover' && s.name.endsWith(`-${w.proc.pid}`));
+      const snap = await requestStatus(mine!.path);
+      expect(snap).toMatchObject({ kind: 'discover', pid: w.proc.pid });
+      expect(snap.events.map((e) => e.type)).toEqual(expect.arrayContaining(['added', 'removed']));
       // Nothing but JSON on stdout.
       for (const l of w.out.lines) expect(() => JSON.parse(l)).not.toThrow();
     } finally {

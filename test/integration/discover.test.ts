@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { docker, OTHER_IMAGE, requireDocker, TEST_IMAGE, TestContainers } from '../support/docker.js';
+import { docker, OTHER_IMAGE, requireDocker, TEST_IMAGE, TestContainers, waitFor } from '../support/docker.js';
 import { elastic } from '../support/cli.js';
 
 /** Acceptance: against the real dockerd, 3 containers of the image and 2 others -> exactly 3. */
@@ -59,5 +59,42 @@ describe('elastic discover (real dockerd)', () => {
     const r = await elastic(['discover', '--image', OTHER_IMAGE, '--label', `elastic.test=${tc.runId}`]);
     expect(r.exitCode).toBe(2);
     expect(String(r.stderr)).toMatch(/exposes no port.*try: pass --port/);
+  });
+});
+
+describe('discover and health (real dockerd)', () => {
+  const tc = new TestContainers();
+  const image = `elastic-test/health-${tc.runId}:1`;
+  let goodIp = '';
+  let badIp = '';
+  beforeAll(async () => {
+    await requireDocker();
+    await docker.getImage(TEST_IMAGE).tag({ repo: `elastic-test/health-${tc.runId}`, tag: '1' });
+    const good = await tc.run({ image, healthCmd: ['true'] });
+    const bad = await tc.run({ image, healthCmd: ['false'] });
+    goodIp = await tc.ip(good);
+    badIp = await tc.ip(bad);
+    await waitFor(async () => {
+      const [g, b] = await Promise.all([good.inspect(), bad.inspect()]);
+      return g.State.Health?.Status === 'healthy' && b.State.Health?.Status === 'unhealthy';
+    }, 'Docker health checks to settle', 20_000);
+  });
+  afterAll(async () => {
+    await tc.cleanup();
+    await docker.getImage(image).remove().catch(() => {});
+  });
+
+  it('leaves out containers whose Docker health check is not healthy, unless asked', async () => {
+    const r = await elastic(['discover', '--image', image, '--port', '80', '--json']);
+    expect(JSON.parse(String(r.stdout)).backends.map((b: { endpoint: string; health: string }) => `${b.endpoint} ${b.health}`)).toEqual([`${goodIp}:80 healthy`]);
+    const all = await elastic(['discover', '--image', image, '--port', '80', '--json', '--include-unhealthy']);
+    expect(JSON.parse(String(all.stdout)).backends.map((b: { endpoint: string }) => b.endpoint).sort()).toEqual([`${goodIp}:80`, `${badIp}:80`].sort());
+  });
+
+  it('--check http probes each backend itself', async () => {
+    const ok = await elastic(['discover', '--image', image, '--port', '80', '--check', 'http:/healthz', '--include-unhealthy', '--json']);
+    expect(JSON.parse(String(ok.stdout)).backends.map((b: { health: string }) => b.health)).toEqual(['healthy', 'healthy']);
+    const wrongPort = await elastic(['discover', '--image', image, '--port', '81', '--check', 'tcp', '--check-timeout', '300', '--json']);
+    expect(JSON.parse(String(wrongPort.stdout)).backends).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { watchBackends } from '../../src/engine/discovery/watch.js';
+import { watchBackends, type WatchUpdate } from '../../src/engine/discovery/watch.js';
 import type { ChangeHint, Provider } from '../../src/engine/discovery/provider.js';
 import { staticBackend } from '../../src/engine/discovery/static/parse.js';
 import type { BackendSet } from '../../src/engine/model/backend.js';
@@ -53,15 +53,15 @@ describe('watchBackends', () => {
     const ac = new AbortController();
     const it = watchBackends(p, { signal: ac.signal, debounceMs: 20, resyncMs: 60_000 });
     const first = await it.next();
-    expect(first.value!.changes.map((c) => c.type)).toEqual(['added']);
-    expect(first.value!.reason).toBe('initial');
+    expect((first.value as WatchUpdate).changes.map((c) => c.type)).toEqual(['added']);
+    expect((first.value as WatchUpdate).reason).toBe('initial');
 
     await new Promise((r) => setTimeout(r, 30)); // hint stream connected
     const listsBefore = p.lists;
     p.set = [b('198.18.0.2'), b('198.18.0.3')];
     for (let i = 0; i < 20; i++) p.hint('event:start');
     const second = await it.next();
-    expect(second.value!.changes.map((c) => `${c.type} ${c.backend.address}`)).toEqual(['added 198.18.0.3']);
+    expect((second.value as WatchUpdate).changes.map((c) => `${c.type} ${c.backend.address}`)).toEqual(['added 198.18.0.3']);
     expect(p.lists - listsBefore).toBe(1);
     ac.abort();
     await it.return(undefined);
@@ -75,10 +75,10 @@ describe('watchBackends', () => {
     const ac = new AbortController();
     const it = watchBackends(p, { signal: ac.signal, debounceMs: 0, resyncMs: 100 });
     const first = await it.next();
-    expect(first.value!.backends).toHaveLength(1);
+    expect((first.value as WatchUpdate).backends).toHaveLength(1);
     p.set = [];
     const second = await it.next(); // found by the periodic resync, no hint needed
-    expect(second.value!.changes.map((c) => c.type)).toEqual(['removed']);
+    expect((second.value as WatchUpdate).changes.map((c) => c.type)).toEqual(['removed']);
     ac.abort();
     await it.return(undefined);
   }, 15_000);
