@@ -55,10 +55,10 @@ export async function buildProvider(opts: DiscoverOptions): Promise<Provider> {
   return members.length === 1 ? members[0]! : new CompositeProvider(members);
 }
 
-function dockerOf(p: Provider): DockerProvider | undefined {
-  if (p instanceof DockerProvider) return p;
-  if (p instanceof CompositeProvider) return p.members.find((m): m is DockerProvider => m instanceof DockerProvider);
-  return undefined;
+/** Providers that report what they left out (docker, ec2), with why. */
+function skippedOf(p: Provider): Array<{ id: string; reason: string; ambiguous?: boolean }> {
+  const members = p instanceof CompositeProvider ? p.members : [p];
+  return members.flatMap((m) => (m as { skipped?: Array<{ id: string; reason: string; ambiguous?: boolean }> }).skipped ?? []);
 }
 
 /** One listing. Containers we cannot place (several networks, several ports) are an error here. */
@@ -66,8 +66,7 @@ export async function discoverOnce(opts: DiscoverOptions): Promise<DiscoverResul
   const provider = await buildProvider(opts);
   try {
     let backends = await provider.list();
-    const docker = dockerOf(provider);
-    const skipped = docker?.skipped ?? [];
+    const skipped = skippedOf(provider);
     const ambiguous = skipped.filter((s) => s.ambiguous);
     if (ambiguous.length > 0) {
       const first = ambiguous[0]!;

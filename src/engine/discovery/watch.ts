@@ -27,7 +27,12 @@ export interface WatchOptions {
  * the last good set stays in force meanwhile.
  */
 export async function* watchBackends(provider: Provider, opts: WatchOptions): AsyncGenerator<WatchUpdate> {
-  const { signal } = opts;
+  // Our own signal, so a consumer that stops iterating (break/return) also stops the hint stream.
+  const inner = new AbortController();
+  const stopInner = () => inner.abort(opts.signal.reason);
+  if (opts.signal.aborted) stopInner();
+  else opts.signal.addEventListener('abort', stopInner, { once: true });
+  const { signal } = inner;
   const log = opts.logger ?? nullLogger;
   const debounceMs = opts.debounceMs ?? 15;
   const resyncMs = opts.resyncMs ?? provider.resyncMs ?? 30_000;
@@ -76,6 +81,8 @@ export async function* watchBackends(provider: Provider, opts: WatchOptions): As
     }
   } finally {
     wake = null;
+    inner.abort();
+    opts.signal.removeEventListener('abort', stopInner);
     await hints.catch(() => {});
   }
 }
