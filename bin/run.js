@@ -7,5 +7,8 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
   process.stdout.write(`elastic/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`);
   process.exit(0);
 }
+// Always run the compiled commands in dist/: never let oclif look for TypeScript sources (it
+// would under NODE_ENV=test or development, and warn on stderr).
+globalThis.oclif = { ...globalThis.oclif, enableAutoTranspile: false };
 const { execute } = await import('@oclif/core');
 await execute({ dir: import.meta.url });
