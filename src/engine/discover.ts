@@ -114,9 +114,13 @@ export async function* discoverWatch(opts: DiscoverOptions, signal: AbortSignal)
     let pending = updates.next();
     try {
       while (!signal.aborted) {
-        const woke = new Promise<'health'>((r) => (wake = () => r('health')));
-        const which = await Promise.race([pending.then(() => 'discovery' as const), woke]);
-        wake = null;
+        // A health transition seen while we were busy (yielding) is not lost: healthDirty holds it.
+        let which: 'discovery' | 'health' = 'health';
+        if (!healthDirty) {
+          const woke = new Promise<'health'>((r) => (wake = () => r('health')));
+          which = await Promise.race([pending.then(() => 'discovery' as const), woke]);
+          wake = null;
+        }
         let reason = 'health';
         if (which === 'discovery') {
           const r = await pending;
@@ -133,7 +137,6 @@ export async function* discoverWatch(opts: DiscoverOptions, signal: AbortSignal)
           served = next;
           yield { backends: next, changes, reason };
         }
-        void healthDirty;
       }
     } finally {
       checker.stop();

@@ -135,7 +135,7 @@ export class HealthChecker {
     } else {
       t.bad++;
       t.ok = 0;
-      if (t.bad >= this.spec.fall || t.health === 'starting') t.health = t.bad >= this.spec.fall ? 'unhealthy' : t.health;
+      if (t.bad >= this.spec.fall) t.health = 'unhealthy';
     }
     if (t.health !== before) this.onChange();
     t.timer = setTimeout(() => void this.run(t), this.spec.intervalMs);
