@@ -1,0 +1,69 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../../base-command.js';
+import { selectorFlags } from '../../flags.js';
+import { mapImage, type MapImageOptions, type MapImageResult } from '../../engine/map-image.js';
+import { runMapImageWatch } from '../../engine/dataplane/watch.js';
+import { parsePort } from '../../engine/model/validate.js';
+import { ExitCode, UserError } from '../../engine/errors.js';
+import { mappedText } from '../../ui/map-image.js';
+
+export default class MapImage extends BaseCommand {
+  static override summary = 'Spread a host port over the containers of an image, with kernel DNAT (nftables or iptables)';
+  static override description = `Programs the kernel so that new connections to PORT on this host are spread evenly over every
+running container of IMAGE (on CONTAINER_PORT), plus any --backend. Nothing sits in the data path:
+nftables (numgen map, the default when nft works) or iptables (a probability cascade) DNAT each
+new connection. Every change is one atomic transaction; the mapping is kept in the state file so a
+restart reconciles. Without --watch the current containers are programmed once (waiting up to
+--wait seconds for a first one); with --watch it stays in the foreground following Docker events,
+serves a status socket, and on exit leaves the rules serving (--remove-on-exit removes them).
+See docs/map-image.md.`;
+  static override examples = [
+    '<%= config.bin %> map-image 80 elastic-test/web:1 80',
+    '<%= config.bin %> map-image 8080 myapp:2 8080 --watch',
+    '<%= config.bin %> map-image 5353 dns:1 53 --protocol udp --dataplane iptables',
+    '<%= config.bin %> map-image 80 web:1 80 --address 198.18.0.1 --backend 198.18.0.50:80 --json',
+  ];
+  static override enableJsonFlag = true;
+  static override args = {
+    port: Args.string({ description: 'host port to map (1-65535)', required: true }),
+    image: Args.string({ description: 'image whose running containers are the backends (repo:tag or ID)', required: true }),
+    containerPort: Args.string({ name: 'CONTAINER_PORT', description: 'port the containers serve on', required: true }),
+  };
+  static override flags = {
+    protocol: Flags.option({ options: ['tcp', 'udp'] as const, default: 'tcp', description: 'protocol of the mapped port' })(),
+    address: Flags.string({ description: 'only this local IPv4 address (default: every local address but 127.0.0.0/8)' }),
+    dataplane: Flags.option({ options: ['auto', 'nft', 'iptables'] as const, default: 'auto', description: 'kernel data plane (auto: nft when it works, else iptables)' })(),
+    network: selectorFlags.network,
+    backend: selectorFlags.backend,
+    'docker-host': selectorFlags['docker-host'],
+    watch: Flags.boolean({ char: 'w', description: 'stay in the foreground and follow containers as they start and stop' }),
+    'remove-on-exit': Flags.boolean({ description: 'with --watch: remove the mapping when stopped (default: keep serving)', dependsOn: ['watch'] }),
+    wait: Flags.integer({ description: 'without --watch: seconds to wait for a first container', default: 60, min: 0 }),
+  };
+
+  async run(): Promise<MapImageResult | void> {
+    const { args, flags } = await this.parse(MapImage);
+    const logger = this.makeLogger(flags, 'map-image');
+    if (!args.image.trim()) throw new UserError('IMAGE is empty', 'give an image reference, e.g. elastic-test/web:1', ExitCode.usage);
+    const opts: MapImageOptions = {
+      port: parsePort(args.port, 'PORT'),
+      image: args.image,
+      containerPort: parsePort(args.containerPort, 'CONTAINER_PORT'),
+      protocol: flags.protocol,
+      address: flags.address,
+      dataplane: flags.dataplane,
+      network: flags.network,
+      staticBackends: flags.backend ?? [],
+      dockerHost: flags['docker-host'],
+      waitMs: flags.wait * 1000,
+      logger,
+    };
+    if (flags.watch) {
+      await runMapImageWatch({ ...opts, removeOnExit: flags['remove-on-exit'] }, this.shutdownSignal);
+      return;
+    }
+    const result = await mapImage(opts, this.shutdownSignal);
+    if (!this.jsonEnabled()) process.stdout.write(mappedText(result));
+    return result;
+  }
+}

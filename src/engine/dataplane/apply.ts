@@ -1,0 +1,184 @@
+import { ExitCode, UserError, describeError } from '../errors.js';
+import { nullLogger, type Logger } from '../runtime/logger.js';
+import type { StateStore } from '../runtime/state-store.js';
+import { applyTransaction, readTool, type ToolEnv } from './exec.js';
+import { deleteFlows, listFlows } from './conntrack.js';
+import { forwardHookChain, parseIptablesSave, planIptables, renderIptables, type IptKernel, type IptRuleset } from './iptables.js';
+import { NFT_TABLE, nftKernelFrom, parseNftJson, planNft, renderNft, type NftKernel, type NftRuleset } from './nft.js';
+import { toRuleMapping, type MappingsState, type RuleMapping } from './model.js';
+import { readMappings, withMappingsLock, writeMappings } from './store.js';
+
+/**
+ * The applier: state in, kernel out. Every change goes through `update()`:
+ *   lock -> read state -> mutate (pure) -> write state (the intent) -> render -> plan -> apply -> unlock
+ * The state is written before the kernel so that a crash in between leaves an intent that the
+ * next run reconciles to; a refused transaction puts the previous state back and reconciles to it.
+ *
+ * Plans are computed against what this process applied last when nobody else wrote the state
+ * since (the generation matches): then only changed chains are written, and adding one backend
+ * to a thousand is a few lines. Otherwise (start, periodic resync, another process, a failure)
+ * the kernel is read and every desired object rewritten: drift is repaired, nothing duplicated.
+ */
+export interface ApplierOptions extends ToolEnv {
+  store: StateStore;
+  logger?: Logger;
+}
+
+export interface UpdateResult {
+  readonly before: MappingsState;
+  readonly after: MappingsState;
+  /** Transactions run (0 when the kernel already matched). */
+  readonly transactions: number;
+  readonly full: boolean;
+  readonly ms: number;
+}
+
+interface Cache {
+  generation: number;
+  ipt: IptRuleset;
+  nft: NftRuleset;
+  forwardHook?: string;
+  iptables: boolean;
+}
+
+interface KernelView {
+  ipt?: IptKernel;
+  nft?: NftKernel;
+  iptables: boolean;
+}
+
+export class MappingsApplier {
+  private cache: Cache | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ApplierOptions) {
+    this.log = opts.logger ?? nullLogger;
+  }
+
+  /** Forget what was applied: the next update reads the kernel (periodic resync, after errors). */
+  invalidate(): void {
+    this.cache = null;
+  }
+
+  async update(mutate: (s: MappingsState) => MappingsState, opts: { full?: boolean } = {}): Promise<UpdateResult> {
+    const t0 = performance.now();
+    return withMappingsLock(this.opts.store, async () => {
+      const before = await readMappings(this.opts.store);
+      const mutated = mutate(before);
+      const after: MappingsState = mutated === before ? before : { ...mutated, generation: before.generation + 1 };
+      if (opts.full || this.cache?.generation !== before.generation) this.cache = null;
+      if (after !== before) await writeMappings(this.opts.store, after);
+      let transactions: number;
+      const full = this.cache === null;
+      try {
+        transactions = await this.reconcile(before, after);
+      } catch (err) {
+        this.cache = null;
+        if (after !== before) {
+          await writeMappings(this.opts.store, { ...before, generation: after.generation + 1 });
+          await this.reconcile(after, { ...before, generation: after.generation + 1 }).catch((again) => {
+            this.cache = null;
+            this.log.error('could not restore the previous rules', { error: describeError(again) });
+          });
+        }
+        throw err;
+      }
+      await this.cleanFlows(before, after);
+      return { before, after, transactions, full, ms: performance.now() - t0 };
+    });
+  }
+
+  private async readKernel(needNft: boolean): Promise<KernelView> {
+    const env = { env: this.opts.env };
+    let ipt: IptKernel | undefined;
+    let iptables = true;
+    try {
+      const text = await readTool('iptables-save', ['-c'], env);
+      ipt = parseIptablesSave(text ?? '');
+    } catch (err) {
+      if (!(err instanceof UserError) || err.exitCode !== ExitCode.unavailable || !/not found/.test(err.message)) throw err;
+      iptables = false;
+    }
+    let nft: NftKernel | undefined;
+    try {
+      const text = await readTool('nft', ['-j', 'list', 'table', 'ip', NFT_TABLE], env);
+      nft = text ? parseNftJson(text) : { exists: false, chains: new Set(), counters: new Map() };
+    } catch (err) {
+      if (needNft || !(err instanceof UserError) || !/not found/.test(err.message)) throw err;
+    }
+    return { ipt, nft, iptables };
+  }
+
+  private async reconcile(before: MappingsState, after: MappingsState): Promise<number> {
+    const entries = after.mappings;
+    const rule = (kind: 'iptables' | 'nft') => entries.filter((e) => e.spec.dataplane === kind).map(toRuleMapping);
+    const all: RuleMapping[] = entries.map(toRuleMapping);
+    const needNft = entries.some((e) => e.spec.dataplane === 'nft');
+    const cache = this.cache;
+    const kernel = cache ? null : await this.readKernel(needNft);
+    const iptables = cache ? cache.iptables : kernel!.iptables;
+    if (!iptables && entries.some((e) => e.spec.dataplane === 'iptables')) {
+      throw new UserError('iptables-save was not found in PATH', 'install iptables, or use --dataplane nft', ExitCode.unavailable);
+    }
+    const forwardHook = cache ? cache.forwardHook : kernel!.ipt ? forwardHookChain(kernel!.ipt.filterChains) : undefined;
+    if (!iptables && needNft) this.log.warn('iptables is not installed: no FORWARD accept is added (fine unless a FORWARD policy drops)');
+    const ipt = renderIptables(rule('iptables'), all, forwardHook);
+    const nft = renderNft(rule('nft'));
+
+    const iptKernel: Pick<IptKernel, 'chains' | 'hooks' | 'counters'> | undefined = cache
+      ? {
+          chains: { nat: cache.ipt.nat, filter: cache.ipt.filter },
+          hooks: new Map(cache.ipt.hooks.map((h) => [`${h.table} ${h.builtin} ${h.target}`, 1])),
+          counters: new Map(),
+        }
+      : kernel!.ipt;
+    const nftKernel = cache ? nftKernelFrom(cache.nft) : kernel!.nft;
+    const iptText = iptables && iptKernel ? planIptables({ desired: ipt, previous: cache?.ipt, kernel: iptKernel }) : '';
+    const nftText = nftKernel ? planNft(nft, nftKernel, cache?.nft) : '';
+
+    // Each table is its own transaction (iptables-nft commits tables separately): order them so
+    // that no moment forwards traffic we would drop, or accepts traffic nothing DNATs.
+    const natIpt = section(iptText, 'nat');
+    const filterIpt = section(iptText, 'filter');
+    const removing = before.mappings.some((m) => !after.mappings.some((n) => n.spec.id === m.spec.id));
+    const steps: Array<['iptables' | 'nft', string]> = removing
+      ? [['nft', nftText], ['iptables', natIpt], ['iptables', filterIpt]]
+      : [['iptables', filterIpt], ['iptables', natIpt], ['nft', nftText]];
+    let transactions = 0;
+    for (const [kind, text] of steps) {
+      if (!text) continue;
+      this.log.debug(`applying ${kind} transaction`, { lines: text.split('\n').length - 1 });
+      await applyTransaction(kind, text, { env: this.opts.env });
+      transactions++;
+    }
+    this.cache = { generation: after.generation, ipt, nft, forwardHook, iptables };
+    return transactions;
+  }
+
+  /** Backends that left a mapping (not drained ones, which wait for their flows): their flows go too. */
+  private async cleanFlows(before: MappingsState, after: MappingsState): Promise<void> {
+    for (const old of before.mappings) {
+      const now = after.mappings.find((m) => m.spec.id === old.spec.id);
+      const kept = new Set(now ? now.backends.map((b) => `${b.address}:${b.port}`) : []);
+      const gone = toRuleMapping(old).targets.filter((t) => !kept.has(`${t.address}:${t.port}`));
+      if (gone.length === 0) continue;
+      const { protocol, port } = old.spec;
+      try {
+        const flows = await listFlows(protocol, port, { env: this.opts.env });
+        for (const t of gone) {
+          if (flows.some((f) => f.address === t.address && f.targetPort === t.port)) await deleteFlows(protocol, port, t.address, t.port, { env: this.opts.env });
+        }
+      } catch (err) {
+        this.log.debug('could not clean conntrack entries: flows to removed backends end by timeout', { error: describeError(err) });
+      }
+    }
+  }
+}
+
+/** One table's part of an iptables-restore text. */
+function section(text: string, table: 'nat' | 'filter'): string {
+  const start = text.indexOf(`*${table}\n`);
+  if (start < 0) return '';
+  const end = text.indexOf('COMMIT\n', start);
+  return text.slice(start, end + 'COMMIT\n'.length);
+}

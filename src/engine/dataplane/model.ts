@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import { isPort } from '../model/validate.js';
+
+/**
+ * The data-plane model of `map-image`: plain readonly data, shared by the renderers (iptables,
+ * nft), the applier, the state file and the commands. Only validated IPv4 addresses, ports and
+ * mapping ids ever reach rule text; names, labels and image references stay in the state file.
+ */
+export type Protocol = 'tcp' | 'udp';
+export type DataplaneKind = 'iptables' | 'nft';
+
+/** What the operator declared: "PORT/PROTO on this host spreads over the containers of IMAGE". */
+export interface MappingSpec {
+  /** `<proto>-<port>`, e.g. `tcp-18300`: in every rule comment, chain name and socket name. */
+  readonly id: string;
+  readonly protocol: Protocol;
+  readonly port: number;
+  /** LB address to match; undefined = any local address (except 127.0.0.0/8, see docs). */
+  readonly address?: string;
+  readonly image: string;
+  readonly containerPort: number;
+  readonly network?: string;
+  readonly staticBackends: readonly string[];
+  readonly dataplane: DataplaneKind;
+  readonly created: string;
+}
+
+/** A backend as programmed: the address and port are what reach the kernel; name is for display. */
+export interface MappingBackend {
+  readonly id: string;
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface MappingEntry {
+  readonly spec: MappingSpec;
+  readonly backends: readonly MappingBackend[];
+  /** Endpoints taken out of the DNAT set by a drain (deploy's rolling update); kept until gone. */
+  readonly draining: readonly string[];
+  readonly updated: string;
+}
+
+/** The `mappings` state key. `generation` grows with every write (cache validation). */
+export interface MappingsState {
+  readonly v: 1;
+  readonly generation: number;
+  readonly mappings: readonly MappingEntry[];
+}
+
+export const EMPTY_STATE: MappingsState = { v: 1, generation: 0, mappings: [] };
+export const STATE_KEY = 'mappings';
+export const COMMENT_PREFIX = 'elastic:';
+export const HOOK_COMMENT = 'elastic:hook';
+
+export function mappingId(protocol: Protocol, port: number): string {
+  return `${protocol}-${port}`;
+}
+
+export const MAPPING_ID_RE = /^(tcp|udp)-([1-9]\d{0,4})$/;
+
+export function isMappingId(id: string): boolean {
+  const m = MAPPING_ID_RE.exec(id);
+  return Boolean(m && isPort(Number(m[2])));
+}
+
+export function endpointKey(address: string, port: number): string {
+  return `${address}:${port}`;
+}
+
+/** Stable per-backend object name part: the same backend keeps its chain (and counters) across syncs. */
+export function backendHash(mapping: string, address: string, port: number): string {
+  return createHash('sha256').update(`${mapping} ${endpointKey(address, port)}`).digest('hex').slice(0, 16);
+}
+
+/** One mapping reduced to what the kernel sees: the renderers' input. */
+export interface RuleMapping {
+  readonly id: string;
+  readonly protocol: Protocol;
+  readonly port: number;
+  readonly address?: string;
+  /** Sorted, unique, validated `address:port` targets. */
+  readonly targets: ReadonlyArray<{ readonly address: string; readonly port: number; readonly hash: string }>;
+}
+
+/**
+ * The only gate between state and rule text: ids, addresses and ports are re-validated here, so a
+ * state file edited by hand (or a bug upstream) cannot put anything else into a rule.
+ */
+export function toRuleMapping(entry: Pick<MappingEntry, 'spec' | 'backends' | 'draining'>): RuleMapping {
+  const { spec } = entry;
+  if (!isMappingId(spec.id) || spec.id !== mappingId(spec.protocol, spec.port)) throw new Error(`invalid mapping id ${JSON.stringify(spec.id)}`);
+  if (spec.address !== undefined && isIP(spec.address) !== 4) throw new Error(`invalid mapping address for ${spec.id}`);
+  const draining = new Set(entry.draining);
+  const seen = new Map<string, { address: string; port: number; hash: string }>();
+  for (const b of entry.backends) {
+    if (isIP(b.address) !== 4 || !isPort(b.port)) continue;
+    const key = endpointKey(b.address, b.port);
+    if (draining.has(key) || seen.has(key)) continue;
+    seen.set(key, { address: b.address, port: b.port, hash: backendHash(spec.id, b.address, b.port) });
+  }
+  const targets = [...seen.values()].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
+  return { id: spec.id, protocol: spec.protocol, port: spec.port, address: spec.address, targets };
+}
+
+/** Two specs declare the same mapping (re-running the same command reconciles instead of failing). */
+export function sameSpec(a: MappingSpec, b: MappingSpec): boolean {
+  return (
+    a.id === b.id &&
+    a.address === b.address &&
+    a.image === b.image &&
+    a.containerPort === b.containerPort &&
+    a.network === b.network &&
+    a.dataplane === b.dataplane &&
+    a.staticBackends.join(',') === b.staticBackends.join(',')
+  );
+}

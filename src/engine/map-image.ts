@@ -1,0 +1,316 @@
+import { isIP } from 'node:net';
+import { discoverOnce, discoverWatch, type DiscoverOptions } from './discover.js';
+import { ExitCode, UserError, describeError } from './errors.js';
+import { endpoint, type BackendSet } from './model/backend.js';
+import { parseEndpoint, printable, toIdent } from './model/validate.js';
+import { nullLogger, type Logger } from './runtime/logger.js';
+import { FileStateStore, type StateStore } from './runtime/state-store.js';
+import { runDir } from './runtime/paths.js';
+import { requestStatus } from './runtime/status.js';
+import { MappingsApplier } from './dataplane/apply.js';
+import { detectDataplane, requireNetAdmin } from './dataplane/exec.js';
+import { readBackendCounters } from './dataplane/counters.js';
+import { listFlows, liveFlows } from './dataplane/conntrack.js';
+import { readMappings } from './dataplane/store.js';
+import {
+  endpointKey,
+  mappingId,
+  sameSpec,
+  type DataplaneKind,
+  type MappingBackend,
+  type MappingEntry,
+  type MappingSpec,
+  type MappingsState,
+  type Protocol,
+} from './dataplane/model.js';
+
+/**
+ * `map-image` as engine functions: declare a mapping (one-shot or watching), list, stop, and the
+ * contracts other features use: `readAllBackendCounters()` (top, status sockets) and
+ * `drainBackend()` (deploy's rolling update). Commands stay thin; the long-running form is in
+ * map-image-watch.ts.
+ */
+export interface MapImageOptions {
+  port: number;
+  protocol: Protocol;
+  image: string;
+  containerPort: number;
+  address?: string;
+  dataplane: DataplaneKind | 'auto';
+  network?: string;
+  staticBackends: readonly string[];
+  dockerHost?: string;
+  /** One-shot: how long to wait for a first container when there is none (ms). */
+  waitMs?: number;
+  logger?: Logger;
+  store?: StateStore;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface MappingView {
+  readonly id: string;
+  readonly protocol: Protocol;
+  readonly port: number;
+  readonly address: string | null;
+  readonly image: string;
+  readonly containerPort: number;
+  readonly network: string | null;
+  readonly dataplane: DataplaneKind;
+  readonly created: string;
+  readonly updated: string;
+  readonly backends: ReadonlyArray<{
+    id: string;
+    name: string;
+    address: string;
+    port: number;
+    endpoint: string;
+    draining: boolean;
+    packets: number | null;
+    bytes: number | null;
+  }>;
+}
+
+export interface MapImageResult {
+  readonly v: 1;
+  readonly mapping: MappingView;
+  readonly transactions: number;
+  readonly ms: number;
+}
+
+export const storeOf = (opts: { store?: StateStore }) => opts.store ?? new FileStateStore();
+
+/** Validate and resolve a declaration: permission, data plane, addresses. Nothing is written. */
+export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
+  await requireNetAdmin();
+  if (opts.address !== undefined) {
+    if (isIP(opts.address) !== 4) throw new UserError(`invalid --address "${printable(opts.address, 60)}"`, 'give an IPv4 address of this host, e.g. 198.18.0.1', ExitCode.usage);
+    if (opts.address.startsWith('127.')) {
+      throw new UserError('loopback addresses cannot be mapped', 'local clients reach the mapping on any non-loopback address of this host (see docs/map-image.md, "127.0.0.1")', ExitCode.usage);
+    }
+  }
+  for (const b of opts.staticBackends) {
+    const e = parseEndpoint(b);
+    if (isIP(e.address) !== 4) throw new UserError(`backend ${printable(b, 60)} is not IPv4`, 'map-image programs the ip family; give IPv4 backends', ExitCode.usage);
+  }
+  const dataplane = await detectDataplane(opts.dataplane, { env: opts.env });
+  return {
+    id: mappingId(opts.protocol, opts.port),
+    protocol: opts.protocol,
+    port: opts.port,
+    address: opts.address,
+    image: opts.image,
+    containerPort: opts.containerPort,
+    network: opts.network,
+    staticBackends: [...opts.staticBackends],
+    dataplane,
+    created: new Date().toISOString(),
+  };
+}
+
+export function discoverOptionsFor(spec: MappingSpec, opts: Pick<MapImageOptions, 'dockerHost' | 'logger' | 'env'>): DiscoverOptions {
+  const service = toIdent(spec.image.replace(/[:@].*$/, '').split('/').pop() || spec.id);
+  return {
+    docker: { host: opts.dockerHost, selector: { image: spec.image, labels: [], network: spec.network, port: spec.containerPort, includeUnhealthy: false, service } },
+    static: spec.staticBackends.length ? { backends: [...spec.staticBackends], service } : undefined,
+    logger: opts.logger,
+    env: opts.env,
+  };
+}
+
+export function toMappingBackends(backends: BackendSet): MappingBackend[] {
+  return backends.filter((b) => isIP(b.address) === 4).map((b) => ({ id: b.id, name: printable(b.name, 80), address: b.address, port: b.port }));
+}
+
+function conflict(existing: MappingSpec): UserError {
+  return new UserError(
+    `port ${existing.port}/${existing.protocol} is already mapped (to ${printable(existing.image, 80)} port ${existing.containerPort})`,
+    `stop it first: elastic map-image stop ${existing.port}${existing.protocol === 'udp' ? ' --protocol udp' : ''}`,
+    ExitCode.usage,
+  );
+}
+
+/** The pure state change of a sync: this mapping now has these backends (drains kept while present). */
+export function upsertMapping(state: MappingsState, spec: MappingSpec, backends: readonly MappingBackend[]): MappingsState {
+  const old = state.mappings.find((m) => m.spec.id === spec.id);
+  if (old && !sameSpec(old.spec, spec)) throw conflict(old.spec);
+  const present = new Set(backends.map((b) => endpointKey(b.address, b.port)));
+  const draining = (old?.draining ?? []).filter((d) => present.has(d));
+  if (old && sameBackends(old.backends, backends) && draining.length === old.draining.length) return state;
+  const entry: MappingEntry = { spec: old?.spec ?? spec, backends: [...backends], draining, updated: new Date().toISOString() };
+  const mappings = [...state.mappings.filter((m) => m.spec.id !== spec.id), entry].sort((a, b) => (a.spec.id < b.spec.id ? -1 : 1));
+  return { ...state, mappings };
+}
+
+function sameBackends(a: readonly MappingBackend[], b: readonly MappingBackend[]): boolean {
+  const key = (x: MappingBackend) => `${x.id} ${x.address}:${x.port} ${x.name}`;
+  const ka = a.map(key).sort();
+  const kb = b.map(key).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
+}
+
+export function removeMapping(state: MappingsState, id: string): MappingsState {
+  return { ...state, mappings: state.mappings.filter((m) => m.spec.id !== id) };
+}
+
+export async function assertNoConflict(spec: MappingSpec, store: StateStore): Promise<void> {
+  const existing = (await readMappings(store)).mappings.find((m) => m.spec.id === spec.id);
+  if (existing && !sameSpec(existing.spec, spec)) throw conflict(existing.spec);
+}
+
+/** One-shot: discover, wait for a first container if there is none, program, exit. */
+export async function mapImage(opts: MapImageOptions, signal: AbortSignal): Promise<MapImageResult> {
+  const log = opts.logger ?? nullLogger;
+  const spec = await resolveSpec(opts);
+  const store = storeOf(opts);
+  await assertNoConflict(spec, store);
+  const dopts = discoverOptionsFor(spec, opts);
+  let backends = (await discoverOnce(dopts)).backends;
+  if (backends.length === 0) backends = await waitForBackends(spec, dopts, opts.waitMs ?? 60_000, signal, log);
+  const applier = new MappingsApplier({ store, logger: log, env: opts.env });
+  const r = await applier.update((s) => upsertMapping(s, spec, toMappingBackends(backends)));
+  const entry = r.after.mappings.find((m) => m.spec.id === spec.id)!;
+  log.info(`mapped ${spec.port}/${spec.protocol} to ${entry.backends.length} backend(s)`, { dataplane: spec.dataplane, ms: Math.round(r.ms) });
+  return { v: 1, mapping: viewOf(entry, undefined), transactions: r.transactions, ms: r.ms };
+}
+
+async function waitForBackends(spec: MappingSpec, dopts: DiscoverOptions, waitMs: number, signal: AbortSignal, log: Logger): Promise<BackendSet> {
+  log.info(`no running container of ${printable(spec.image, 80)} exposes port ${spec.containerPort} yet: waiting up to ${Math.round(waitMs / 1000)}s`);
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), waitMs);
+  const both = AbortSignal.any([signal, ac.signal]);
+  try {
+    for await (const u of discoverWatch(dopts, both)) if (u.backends.length > 0) return u.backends;
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+  throw new UserError(
+    `no container of ${printable(spec.image, 80)} appeared${signal.aborted ? '' : ` in ${Math.round(waitMs / 1000)}s`}; nothing was changed`,
+    'start one (docker run ...), raise --wait, or use --watch to keep the mapping waiting for containers',
+    ExitCode.unavailable,
+  );
+}
+
+export function viewOf(entry: MappingEntry, counters: Map<string, { packets: number; bytes: number }> | undefined): MappingView {
+  const { spec } = entry;
+  const draining = new Set(entry.draining);
+  return {
+    id: spec.id,
+    protocol: spec.protocol,
+    port: spec.port,
+    address: spec.address ?? null,
+    image: spec.image,
+    containerPort: spec.containerPort,
+    network: spec.network ?? null,
+    dataplane: spec.dataplane,
+    created: spec.created,
+    updated: entry.updated,
+    backends: entry.backends.map((b) => {
+      const key = endpointKey(b.address, b.port);
+      const c = counters?.get(key);
+      return { id: b.id, name: b.name, address: b.address, port: b.port, endpoint: endpoint(b), draining: draining.has(key), packets: c?.packets ?? null, bytes: c?.bytes ?? null };
+    }),
+  };
+}
+
+export interface ListResult {
+  readonly v: 1;
+  readonly mappings: ReadonlyArray<MappingView & { watcher: number | null }>;
+  /** Why counters are null, when they are (not root). */
+  readonly note?: string;
+}
+
+/** Counters for every mapping: the contract `top` and the status sockets use. */
+export async function readAllBackendCounters(opts: { store?: StateStore; env?: NodeJS.ProcessEnv } = {}) {
+  const state = await readMappings(storeOf(opts));
+  return { state, counters: await readBackendCounters(state, { env: opts.env }) };
+}
+
+export async function listMappings(opts: { store?: StateStore; env?: NodeJS.ProcessEnv } = {}): Promise<ListResult> {
+  const state = await readMappings(storeOf(opts));
+  let counters: Awaited<ReturnType<typeof readBackendCounters>> | undefined;
+  let note: string | undefined;
+  try {
+    counters = await readBackendCounters(state, { env: opts.env });
+  } catch (err) {
+    note = `counters unavailable: ${describeError(err)}`;
+  }
+  const mappings = [];
+  for (const entry of state.mappings) mappings.push({ ...viewOf(entry, counters?.get(entry.spec.id)), watcher: await watcherPid(entry.spec.id, opts.env) });
+  return { v: 1, mappings, ...(note ? { note } : {}) };
+}
+
+export const watcherSocket = (id: string, env?: NodeJS.ProcessEnv) => `${runDir(env ?? process.env)}/map-image.${id}.sock`;
+
+async function watcherPid(id: string, env?: NodeJS.ProcessEnv): Promise<number | null> {
+  try {
+    return (await requestStatus<{ pid: number }>(watcherSocket(id, env), { op: 'snapshot' }, 1000)).pid;
+  } catch {
+    return null;
+  }
+}
+
+export interface StopResult {
+  readonly v: 1;
+  readonly stopped: string;
+  readonly backends: number;
+  /** `watcher`: the running --watch process removed it and exited; `direct`: removed here. */
+  readonly via: 'watcher' | 'direct';
+}
+
+/** Remove exactly this mapping's rules (and our hooks, table and chains with the last one). */
+export async function stopMapping(port: number, protocol: Protocol, opts: { store?: StateStore; env?: NodeJS.ProcessEnv; logger?: Logger } = {}): Promise<StopResult> {
+  await requireNetAdmin();
+  const id = mappingId(protocol, port);
+  const store = storeOf(opts);
+  const entry = (await readMappings(store)).mappings.find((m) => m.spec.id === id);
+  if (!entry) throw new UserError(`port ${port}/${protocol} is not mapped`, 'see what is: elastic map-image list', ExitCode.usage);
+  if ((await watcherPid(id, opts.env)) !== null) {
+    const r = await requestStatus<{ ok: boolean; error?: string }>(watcherSocket(id, opts.env), { op: 'action', action: 'stop', args: {} }, 15_000);
+    if (!r.ok) throw new UserError(`the watching process refused to stop: ${printable(r.error ?? '', 200)}`, 'stop it with SIGTERM and run stop again', ExitCode.refused);
+    return { v: 1, stopped: id, backends: entry.backends.length, via: 'watcher' };
+  }
+  await new MappingsApplier({ store, env: opts.env, logger: opts.logger }).update((s) => removeMapping(s, id), { full: true });
+  return { v: 1, stopped: id, backends: entry.backends.length, via: 'direct' };
+}
+
+export interface DrainResult {
+  readonly drained: boolean;
+  readonly mappings: readonly string[];
+  /** Live flows still going to the backend when we stopped waiting. */
+  readonly remaining: number;
+  readonly ms: number;
+}
+
+/**
+ * Deploy's contract: take `address:port` out of the DNAT set of every mapping that has it (or of
+ * `mappingId`), then wait until conntrack shows no live flow to it, or `timeoutMs`. New
+ * connections stop at once; existing ones finish. The backend stays "draining" in state (so a
+ * watcher does not put it back) until discovery no longer reports it.
+ */
+export async function drainBackend(
+  target: { address: string; port: number },
+  opts: { mappingId?: string; timeoutMs?: number; pollMs?: number; store?: StateStore; env?: NodeJS.ProcessEnv; signal?: AbortSignal; applier?: MappingsApplier } = {},
+): Promise<DrainResult> {
+  const t0 = Date.now();
+  const key = endpointKey(target.address, target.port);
+  const applier = opts.applier ?? new MappingsApplier({ store: storeOf(opts), env: opts.env });
+  const r = await applier.update((s) => ({
+    ...s,
+    mappings: s.mappings.map((m) =>
+      (opts.mappingId === undefined || m.spec.id === opts.mappingId) && m.backends.some((b) => endpointKey(b.address, b.port) === key) && !m.draining.includes(key)
+        ? { ...m, draining: [...m.draining, key] }
+        : m,
+    ),
+  }));
+  const affected = r.after.mappings.filter((m) => m.draining.includes(key)).map((m) => m.spec);
+  const deadline = t0 + (opts.timeoutMs ?? 30_000);
+  let remaining = 0;
+  for (;;) {
+    remaining = 0;
+    for (const spec of affected) remaining += liveFlows(await listFlows(spec.protocol, spec.port, { env: opts.env }), target.address, target.port);
+    if (remaining === 0 || Date.now() >= deadline || opts.signal?.aborted) break;
+    await new Promise((res) => setTimeout(res, opts.pollMs ?? 200));
+  }
+  return { drained: remaining === 0, mappings: affected.map((s) => s.id), remaining, ms: Date.now() - t0 };
+}

@@ -1,0 +1,30 @@
+import type { ListResult, MapImageResult, MappingView, StopResult } from '../engine/map-image.js';
+import { formatBytes, renderTable } from './table.js';
+
+/** Plain renderers for `map-image`: one row per backend, counters from the kernel. */
+export function mappingsTable(mappings: ReadonlyArray<MappingView & { watcher?: number | null }>): string {
+  const rows: string[][] = [];
+  for (const m of mappings) {
+    const head = [m.id, `${m.address ?? '*'}:${m.port}`, `${m.image} :${m.containerPort}`, m.dataplane, m.watcher ? `watch pid ${m.watcher}` : '-'];
+    if (m.backends.length === 0) rows.push([...head, '(none)', '', '', '']);
+    m.backends.forEach((b, i) => {
+      const cells = i === 0 ? head : ['', '', '', '', ''];
+      rows.push([...cells, `${b.endpoint}${b.draining ? ' (draining)' : ''}`, b.name, b.packets === null ? '-' : String(b.packets), b.bytes === null ? '-' : formatBytes(b.bytes)]);
+    });
+  }
+  return renderTable(['MAPPING', 'LISTEN', 'IMAGE', 'PLANE', 'WATCHER', 'BACKEND', 'NAME', 'PACKETS', 'BYTES'], rows);
+}
+
+export function listText(r: ListResult): string {
+  if (r.mappings.length === 0) return 'no mappings\n';
+  return mappingsTable(r.mappings) + (r.note ? `note: ${r.note}\n` : '');
+}
+
+export function mappedText(r: MapImageResult): string {
+  const m = r.mapping;
+  return `mapped ${m.address ?? '*'}:${m.port}/${m.protocol} -> ${m.backends.length} backend(s) of ${m.image} port ${m.containerPort} (${m.dataplane}, ${r.ms.toFixed(1)} ms)\n${mappingsTable([m])}`;
+}
+
+export function stoppedText(r: StopResult): string {
+  return `stopped ${r.stopped} (${r.backends} backend(s)${r.via === 'watcher' ? ', the watching process exited' : ''})\n`;
+}
