@@ -1,0 +1,142 @@
+import { ExitCode, UserError, describeError } from '../../errors.js';
+import { nullLogger, type Logger } from '../../runtime/logger.js';
+import { sleep } from '../../runtime/clock.js';
+import type { Applier, ApplyOutcome, ApplyPlan, DesiredRender } from '../applier.js';
+import { backendName, opCommands, planHaproxy, type HaproxyApplied } from './plan.js';
+import { HaproxyProcess } from './process.js';
+import { HaproxyRuntime, isDrain, isMaint, type ServerStat } from './runtime.js';
+
+/**
+ * HAProxy, best path first: membership changes through the runtime API (no reload); structural
+ * changes by a seamless master-worker reload; a dead HAProxy started again (when we manage it).
+ * Every apply is verified against `show servers state`.
+ */
+export interface HaproxyApplierOptions {
+  config: string;
+  statsSocket: string;
+  masterSocket: string;
+  pidFile: string;
+  /** Start HAProxy when it is not running (render --start; restarts under --watch). */
+  manage: boolean;
+  bin?: string;
+  logger?: Logger;
+}
+
+export class HaproxyApplier implements Applier {
+  readonly proxy = 'haproxy' as const;
+  readonly paths: Readonly<Record<string, string>>;
+  readonly process: HaproxyProcess;
+  private readonly direct: HaproxyRuntime;
+  private readonly viaMaster: HaproxyRuntime;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: HaproxyApplierOptions) {
+    this.paths = { statsSocket: opts.statsSocket, masterSocket: opts.masterSocket, pidFile: opts.pidFile };
+    this.process = new HaproxyProcess({ config: opts.config, masterSocket: opts.masterSocket, pidFile: opts.pidFile, bin: opts.bin });
+    this.direct = new HaproxyRuntime({ socket: opts.statsSocket });
+    this.viaMaster = new HaproxyRuntime({ socket: opts.masterSocket, prefix: '@1 ' });
+    this.log = opts.logger ?? nullLogger;
+  }
+
+  plan(last: HaproxyApplied | undefined, desired: DesiredRender): ApplyPlan {
+    return planHaproxy(last, desired);
+  }
+
+  /** The current worker's runtime API: the stats socket (direct, fastest), else the master's @1. */
+  async api(): Promise<HaproxyRuntime> {
+    return (await this.direct.alive()) ? this.direct : this.viaMaster;
+  }
+
+  async alive(): Promise<boolean> {
+    return (await this.process.alive()) || (await this.direct.alive());
+  }
+
+  async start(): Promise<void> {
+    await this.process.start();
+  }
+
+  async apply(plan: ApplyPlan, desired: DesiredRender): Promise<ApplyOutcome> {
+    const t0 = performance.now();
+    const done = (action: ApplyOutcome['action'], ops: number, reason: string): ApplyOutcome => ({ action, ops, reason, ms: Math.round(performance.now() - t0) });
+    if (!(await this.alive())) {
+      if (!this.opts.manage) {
+        throw new UserError(`HAProxy is not running (no answer on ${this.opts.statsSocket} or ${this.opts.masterSocket})`, 'start it, or pass --start to let render start and manage it', ExitCode.unavailable);
+      }
+      await this.process.start();
+      await this.verify(desired, this.viaMaster);
+      return done('start', 0, 'HAProxy was not running: started');
+    }
+    if (plan.action === 'none') {
+      return done('none', 0, plan.reason);
+    }
+    if (plan.action === 'runtime') {
+      const api = await this.api();
+      try {
+        let n = 0;
+        for (const op of plan.ops) for (const cmd of opCommands(op)) {
+          await api.set(cmd);
+          n++;
+        }
+        await this.verify(desired, api);
+        return done('runtime', n, plan.reason);
+      } catch (err) {
+        // The live file already holds the desired state: a reload puts it in force anyway.
+        this.log.warn('runtime API change failed, reloading instead', { error: describeError(err) });
+        await this.reload();
+        await this.verify(desired, this.viaMaster);
+        return done('reload', 0, `runtime change failed (${describeError(err)}); reloaded`);
+      }
+    }
+    await this.reload();
+    await this.verify(desired, this.viaMaster);
+    return done('reload', 0, plan.reason);
+  }
+
+  private async reload(): Promise<void> {
+    if ((await this.process.showProc()) === null) {
+      throw new UserError(`cannot reload HAProxy: master socket ${this.opts.masterSocket} does not answer`, 'run HAProxy in master-worker mode with -S <socket> and pass --master-socket, or --start', ExitCode.unavailable);
+    }
+    await this.process.reload();
+  }
+
+  /** `show servers state` must match the desired slots: addresses, ports, in or out of rotation. */
+  async verify(desired: DesiredRender, api: HaproxyRuntime): Promise<void> {
+    const state = await api.serversState();
+    const byName = new Map(state.map((s) => [`${s.backend}/${s.server}`, s]));
+    const problems: string[] = [];
+    for (const [service, slots] of Object.entries(desired.slots)) {
+      slots.forEach((slot, i) => {
+        const key = `${backendName(service)}/s${i + 1}`;
+        const s = byName.get(key);
+        if (!s) problems.push(`${key} missing`);
+        else if (slot && (s.address !== slot.address || s.port !== slot.port || isMaint(s))) problems.push(`${key} is ${s.address}:${s.port}${isMaint(s) ? ' (maint)' : ''}, want ${slot.address}:${slot.port}`);
+        else if (!slot && !isMaint(s)) problems.push(`${key} should be empty (maint) but is in rotation`);
+      });
+    }
+    if (problems.length > 0) {
+      throw new UserError(`HAProxy state does not match the render: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (+${problems.length - 3})` : ''}`, 'a custom template must keep backends named be_<service> with servers s1..sN; see docs/render.md', ExitCode.refused);
+    }
+  }
+
+  async stats(): Promise<ServerStat[]> {
+    return (await this.api()).stat();
+  }
+
+  async drain(service: string, server: string, timeoutMs: number, signal?: AbortSignal): Promise<{ drained: boolean; sessions: number; ms: number }> {
+    const api = await this.api();
+    const target = `${backendName(service)}/${server}`;
+    const t0 = Date.now();
+    await api.set(`set server ${target} state drain`);
+    let sessions = -1;
+    while (Date.now() - t0 < timeoutMs && !signal?.aborted) {
+      const row = (await api.stat()).find((s) => s.backend === backendName(service) && s.server === server);
+      sessions = row?.scur ?? 0;
+      if (sessions === 0) break;
+      await sleep(100, signal).catch(() => {});
+    }
+    const state = (await api.serversState(backendName(service))).find((s) => s.server === server);
+    if (state && !isDrain(state) && !isMaint(state)) throw new UserError(`${target} did not enter drain`, 'check the HAProxy logs', ExitCode.refused);
+    await api.set(`set server ${target} state maint`);
+    return { drained: sessions === 0, sessions: Math.max(0, sessions), ms: Date.now() - t0 };
+  }
+}

@@ -1,0 +1,155 @@
+import type { Backend, BackendSet } from '../model/backend.js';
+import { isAddress, isPort, printable, toIdent } from '../model/validate.js';
+
+/**
+ * What `render` renders: plain data built from the operator's service specs and the discovered
+ * backends. The template data model (`TemplateData`) is documented in docs/render.md; every
+ * string in it is either a safe token (identifier, address, number) or has been made printable
+ * (no control characters), and free text must still go through the `quote`/`comment` helpers.
+ */
+export type ProxyKind = 'haproxy' | 'nginx' | 'varnish';
+export type Mode = 'http' | 'tcp';
+export type Balance = 'roundrobin' | 'leastconn' | 'source';
+
+/** The proxy's own health check of servers (not elastic's discovery check). */
+export interface LbCheck {
+  readonly kind: 'none' | 'tcp' | 'http';
+  readonly path: string;
+  readonly intervalMs: number;
+}
+
+export interface ServiceSpec {
+  readonly name: string; // identifier
+  readonly bind: { readonly address: string; readonly port: number };
+  readonly mode: Mode;
+  readonly balance: Balance;
+  readonly check: LbCheck;
+  /** Minimum number of pre-allocated HAProxy server slots. */
+  readonly minSlots: number;
+}
+
+export interface TemplateBackend {
+  readonly id: string; // printable
+  readonly name: string; // identifier made from the backend's name (safe token)
+  readonly displayName: string; // printable, may contain quotes/spaces: use quote/comment
+  readonly address: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly labels: Readonly<Record<string, string>>; // printable values: use quote/comment
+}
+
+/** One pre-allocated HAProxy server line: filled (a backend) or empty (disabled placeholder). */
+export interface Slot {
+  readonly name: string; // s1, s2, ...
+  readonly backend: TemplateBackend | null;
+}
+
+export interface TemplateService {
+  readonly name: string;
+  readonly bind: { readonly address: string; readonly port: number };
+  readonly mode: Mode;
+  readonly balance: Balance;
+  readonly check: LbCheck;
+  readonly backends: readonly TemplateBackend[];
+  readonly slots: readonly Slot[];
+}
+
+export interface TemplateData {
+  readonly instance: string;
+  readonly proxy: ProxyKind;
+  readonly services: readonly TemplateService[];
+  /** Proxy-specific paths the applier relies on (stats socket, pid file...). */
+  readonly paths: Readonly<Record<string, string>>;
+}
+
+/** Slot assignment per service: index i holds the backend id in slot s(i+1), or null. */
+export type SlotMap = Readonly<Record<string, ReadonlyArray<string | null>>>;
+
+export const WEIGHT_LABEL = 'elastic.weight';
+
+export function backendWeight(b: Backend): number {
+  const text = b.labels[WEIGHT_LABEL];
+  const n = text !== undefined && /^\d{1,3}$/.test(text) ? Number(text) : 1;
+  return n <= 256 ? n : 1;
+}
+
+export function toTemplateBackend(b: Backend): TemplateBackend {
+  if (!isAddress(b.address) || !isPort(b.port)) throw new Error(`backend ${printable(b.id)} has an invalid address`);
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(b.labels)) labels[printable(k, 128)] = printable(v, 256);
+  return {
+    id: printable(b.id, 128),
+    name: toIdent(b.name),
+    displayName: printable(b.name, 128),
+    address: b.address,
+    port: b.port,
+    weight: backendWeight(b),
+    labels,
+  };
+}
+
+/** Next power of two >= n, at least `min`. */
+export function slotCount(n: number, min: number): number {
+  let size = Math.max(1, min);
+  while (size < n) size *= 2;
+  return size;
+}
+
+/**
+ * Stable slot assignment (pure): backends keep their slot; new ones take the lowest free slot;
+ * removed ones free theirs. When they do not fit, the table grows (a structural change).
+ */
+export function assignSlots(previous: ReadonlyArray<string | null> | undefined, ids: readonly string[], minSlots: number): Array<string | null> {
+  const want = new Set(ids);
+  const size = Math.max(previous?.length ?? 0, slotCount(ids.length, minSlots));
+  const slots: Array<string | null> = Array.from({ length: size }, (_, i) => {
+    const id = previous?.[i] ?? null;
+    return id !== null && want.has(id) ? id : null;
+  });
+  const placed = new Set(slots.filter((s): s is string => s !== null));
+  let free = 0;
+  for (const id of ids) {
+    if (placed.has(id)) continue;
+    while (slots[free] !== null) free++;
+    slots[free] = id;
+  }
+  return slots;
+}
+
+export interface BuildInput {
+  readonly instance: string;
+  readonly proxy: ProxyKind;
+  readonly specs: readonly ServiceSpec[];
+  readonly backends: Readonly<Record<string, BackendSet>>;
+  readonly previousSlots?: SlotMap;
+  readonly paths?: Readonly<Record<string, string>>;
+}
+
+/** Desired state (pure): the data a template renders, plus the slot map it implies. */
+export function buildTemplateData(input: BuildInput): { data: TemplateData; slots: SlotMap } {
+  const slotMap: Record<string, Array<string | null>> = {};
+  const services = input.specs.map((spec): TemplateService => {
+    const set = input.backends[spec.name] ?? [];
+    const byId = new Map(set.map((b) => [b.id, toTemplateBackend(b)]));
+    const assigned = assignSlots(input.previousSlots?.[spec.name], set.map((b) => b.id), spec.minSlots);
+    slotMap[spec.name] = assigned;
+    return {
+      name: spec.name,
+      bind: spec.bind,
+      mode: spec.mode,
+      balance: spec.balance,
+      check: spec.check,
+      backends: [...byId.values()],
+      slots: assigned.map((id, i) => ({ name: `s${i + 1}`, backend: id === null ? null : byId.get(id)! })),
+    };
+  });
+  return { data: { instance: input.instance, proxy: input.proxy, services, paths: input.paths ?? {} }, slots: slotMap };
+}
+
+/** The same data with every slot empty: rendering it gives the config's structure only. */
+export function skeletonOf(data: TemplateData): TemplateData {
+  return {
+    ...data,
+    services: data.services.map((s) => ({ ...s, backends: [], slots: s.slots.map((slot) => ({ name: slot.name, backend: null })) })),
+  };
+}

@@ -1,0 +1,172 @@
+import type { BackendSet } from '../model/backend.js';
+import { ExitCode, UserError, describeError } from '../errors.js';
+import { nullLogger, type Logger } from '../runtime/logger.js';
+import type { StateStore } from '../runtime/state-store.js';
+import type { Applier, ApplyOutcome, DesiredRender } from './applier.js';
+import { semanticDiff, textDiff, type SemanticDiff } from './diff.js';
+import { discardStaged, readIfExists, restore, stage, swapIn } from './files.js';
+import { checkGuardrails, type Guardrails, type Refusal } from './guardrails.js';
+import { appliedSlots, hashText, type HaproxyApplied } from './haproxy/plan.js';
+import { buildTemplateData, skeletonOf, type ServiceSpec, type SlotMap } from './model.js';
+import type { CompiledTemplate } from './template.js';
+import { validateConfig } from './validate.js';
+
+/**
+ * One render pass, level-triggered: backends in -> guardrails -> template -> skip if unchanged ->
+ * validate the staged file -> atomic swap (keeping the last good file) -> apply -> verify ->
+ * persist. On a failed apply the previous file is put back and put in force again.
+ */
+export interface RenderState {
+  readonly v: 1;
+  readonly proxy: string;
+  readonly output: string;
+  readonly applied: HaproxyApplied;
+  readonly backends: Readonly<Record<string, readonly string[]>>;
+  readonly time: string;
+}
+
+export type RenderAction = ApplyOutcome['action'] | 'refused' | 'checked' | 'dry-run';
+
+export interface RenderResult {
+  readonly v: 1;
+  readonly instance: string;
+  readonly proxy: string;
+  readonly output: string;
+  readonly action: RenderAction;
+  readonly reason: string;
+  readonly ops: number;
+  readonly ms: number;
+  readonly backends: Readonly<Record<string, number>>;
+  readonly refusals: readonly Refusal[];
+  readonly diff?: SemanticDiff;
+  readonly textDiff?: string;
+}
+
+export interface RendererOptions {
+  instance: string;
+  output: string;
+  specs: readonly ServiceSpec[];
+  template: CompiledTemplate;
+  applier: Applier;
+  guard: Guardrails;
+  store: StateStore;
+  logger?: Logger;
+  validateBin?: string;
+}
+
+export interface Counters {
+  renders: number;
+  reloads: number;
+  runtimeOps: number;
+  starts: number;
+  refusals: number;
+  failures: number;
+  lastRender: { time: string; action: RenderAction; reason: string } | null;
+  lastApply: { time: string; action: string; reason: string; ms: number } | null;
+  lastRefusal: { time: string; message: string } | null;
+  lastError: { time: string; message: string } | null;
+}
+
+export class Renderer {
+  readonly counters: Counters = { renders: 0, reloads: 0, runtimeOps: 0, starts: 0, refusals: 0, failures: 0, lastRender: null, lastApply: null, lastRefusal: null, lastError: null };
+  /** Backends taken out of rotation by a drain request: kept out until they leave discovery. */
+  readonly drained = new Set<string>();
+  private readonly log: Logger;
+
+  constructor(readonly opts: RendererOptions) {
+    this.log = opts.logger ?? nullLogger;
+  }
+
+  get stateKey(): string {
+    return `render-${this.opts.instance}`;
+  }
+
+  async state(): Promise<RenderState | undefined> {
+    const s = await this.opts.store.get<RenderState>(this.stateKey);
+    return s && s.v === 1 && s.output === this.opts.output && s.proxy === this.opts.applier.proxy ? s : undefined;
+  }
+
+  /** Build the desired render (pure apart from reading the last slot map). */
+  desired(backends: Readonly<Record<string, BackendSet>>, state: RenderState | undefined): DesiredRender {
+    const previousSlots: SlotMap = Object.fromEntries(Object.entries(state?.applied.slots ?? {}).map(([k, v]) => [k, v.map((s) => s?.id ?? null)]));
+    const { data } = buildTemplateData({ instance: this.opts.instance, proxy: this.opts.applier.proxy, specs: this.opts.specs, backends, previousSlots, paths: this.opts.applier.paths });
+    const text = this.opts.template(data);
+    const skeleton = this.opts.applier.proxy === 'haproxy' ? this.opts.template(skeletonOf(data)) : text;
+    return { text, configHash: hashText(text), skeletonHash: hashText(skeleton), slots: appliedSlots(data) };
+  }
+
+  async sync(discovered: Readonly<Record<string, BackendSet>>, mode: { dryRun?: boolean; check?: boolean; throwOnRefusal?: boolean } = {}): Promise<RenderResult> {
+    const t0 = performance.now();
+    const { output, applier } = this.opts;
+    const state = await this.state();
+    for (const id of this.drained) if (!Object.values(discovered).some((set) => set.some((b) => b.id === id))) this.drained.delete(id);
+    const backends = Object.fromEntries(this.opts.specs.map((s) => [s.name, (discovered[s.name] ?? []).filter((b) => !this.drained.has(b.id))]));
+    const ids = Object.fromEntries(Object.entries(backends).map(([k, v]) => [k, v.map((b) => b.id)]));
+    const counts = Object.fromEntries(Object.entries(ids).map(([k, v]) => [k, v.length]));
+    const result = (action: RenderAction, reason: string, extra: Partial<RenderResult> = {}): RenderResult => {
+      const r: RenderResult = { v: 1, instance: this.opts.instance, proxy: applier.proxy, output, action, reason, ops: 0, ms: Math.round(performance.now() - t0), backends: counts, refusals: [], ...extra };
+      this.counters.renders++;
+      this.counters.lastRender = { time: new Date().toISOString(), action, reason };
+      return r;
+    };
+
+    const refusals = checkGuardrails(state?.backends, ids, this.opts.guard);
+    if (refusals.length > 0 && !mode.dryRun && !mode.check) {
+      this.counters.refusals++;
+      const message = refusals.map((r) => r.message).join('; ');
+      this.counters.lastRefusal = { time: new Date().toISOString(), message };
+      this.log.warn(`refused: ${message}; the last good config keeps serving`);
+      if (mode.throwOnRefusal) {
+        throw new UserError(`refused: ${message}`, refusals.some((r) => r.rule === 'max-change') ? 'if this is intended, re-run with --force (or raise --max-change)' : 'the last good config keeps serving; lower --min-backends if an empty service is intended', ExitCode.refused);
+      }
+      return result('refused', message, { refusals });
+    }
+
+    const desired = this.desired(backends, state);
+    const live = await readIfExists(output);
+    const last = state && live !== null && hashText(live) === state.applied.configHash ? state.applied : undefined;
+    const plan = applier.plan(last, desired);
+
+    if (mode.dryRun) {
+      return result('dry-run', plan.reason, { refusals, diff: semanticDiff(last ? state?.backends : undefined, ids, plan), textDiff: textDiff(live ?? '', desired.text) });
+    }
+    const staged = await stage(output, desired.text);
+    try {
+      await validateConfig(applier.proxy, staged, desired.text, { displayPath: output, bin: this.opts.validateBin });
+    } catch (err) {
+      await discardStaged(output);
+      throw err;
+    }
+    if (mode.check) {
+      await discardStaged(output);
+      return result('checked', `${applier.proxy} accepts the rendered config`);
+    }
+    if (plan.action === 'none' && (!applier.alive || (await applier.alive()))) {
+      await discardStaged(output);
+      return result('none', 'unchanged');
+    }
+
+    const previous = await swapIn(output);
+    let outcome: ApplyOutcome;
+    try {
+      outcome = await applier.apply(plan, desired);
+    } catch (err) {
+      this.counters.failures++;
+      this.counters.lastError = { time: new Date().toISOString(), message: describeError(err) };
+      await restore(output, previous);
+      if (previous !== null && state && plan.action !== 'none') {
+        // Put the restored file back in force; its state is the last applied one.
+        await applier.apply({ action: 'reload', ops: [], reason: 'restore last good config' }, { ...state.applied, text: previous }).catch((e) => this.log.error('restoring the last good config failed', { error: describeError(e) }));
+      }
+      const msg = describeError(err);
+      throw new UserError(`apply failed, last good config restored: ${err instanceof UserError ? err.message : msg}`, err instanceof UserError ? err.hint : undefined, err instanceof UserError ? err.exitCode : ExitCode.failure, { cause: err });
+    }
+    await this.opts.store.put<RenderState>(this.stateKey, { v: 1, proxy: applier.proxy, output, applied: { configHash: desired.configHash, skeletonHash: desired.skeletonHash, slots: desired.slots }, backends: ids, time: new Date().toISOString() });
+    if (outcome.action === 'reload') this.counters.reloads++;
+    if (outcome.action === 'start') this.counters.starts++;
+    this.counters.runtimeOps += outcome.ops;
+    this.counters.lastApply = { time: new Date().toISOString(), action: outcome.action, reason: outcome.reason, ms: outcome.ms };
+    this.log.info(`applied: ${outcome.action}`, { reason: outcome.reason, ops: outcome.ops, ms: outcome.ms });
+    return result(outcome.action, outcome.reason, { ops: outcome.ops });
+  }
+}

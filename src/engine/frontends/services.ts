@@ -1,0 +1,128 @@
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import type { DiscoverOptions } from '../discover.js';
+import { ExitCode, UserError } from '../errors.js';
+import { isIdent, parseEndpoint, parsePort, printable } from '../model/validate.js';
+import type { Logger } from '../runtime/logger.js';
+import { toDiscoverOptions, type SelectorFlagValues } from '../../flags.js';
+import type { Balance, LbCheck, Mode, ServiceSpec } from './model.js';
+import { isUrlPath } from './template.js';
+
+/**
+ * Services to render: one from flags (`--service web --bind 18400 --image ...`), or several from
+ * a YAML file:
+ *
+ *   services:
+ *     - name: web
+ *       bind: 127.0.0.1:18400        # or just a port (127.0.0.1 is the default address)
+ *       mode: http                   # http | tcp
+ *       balance: roundrobin          # roundrobin | leastconn | source
+ *       lb_check: http:/healthz      # the proxy's own check: tcp | http[:/path] | none
+ *       slots: 8                     # minimum HAProxy server slots
+ *       select: { image: elastic-test/web:1, port: 80 }   # the `discover` selector flags
+ */
+export interface RenderService {
+  readonly spec: ServiceSpec;
+  readonly discover: DiscoverOptions;
+}
+
+export interface ServiceFlagValues {
+  bind?: string;
+  mode?: string;
+  balance?: string;
+  'lb-check'?: string;
+  'lb-check-interval'?: number;
+  slots?: number;
+}
+
+const usage = (msg: string, hint: string) => new UserError(msg, hint, ExitCode.usage);
+
+export function parseBind(text: string): { address: string; port: number } {
+  if (/^\d+$/.test(text)) return { address: '127.0.0.1', port: parsePort(text, 'bind port') };
+  return parseEndpoint(text);
+}
+
+export function parseLbCheck(text: string | undefined, intervalMs = 2000): LbCheck {
+  const t = text ?? 'tcp';
+  if (t === 'none' || t === 'tcp') return { kind: t, path: '/', intervalMs };
+  const m = /^http(?::(.*))?$/.exec(t);
+  const path = m?.[1] || '/';
+  if (!m || !isUrlPath(path)) throw usage(`invalid proxy check "${printable(t, 60)}"`, 'use tcp, none, http or http:/path (letters, digits and /._~?=&%+- only)');
+  return { kind: 'http', path, intervalMs };
+}
+
+function oneOf<T extends string>(value: string | undefined, options: readonly T[], fallback: T, what: string): T {
+  if (value === undefined) return fallback;
+  if ((options as readonly string[]).includes(value)) return value as T;
+  throw usage(`invalid ${what} "${printable(value, 40)}"`, `use one of: ${options.join(', ')}`);
+}
+
+export function serviceSpec(name: string, f: ServiceFlagValues, defaultSlots = 8): ServiceSpec {
+  if (!isIdent(name)) throw usage(`invalid service name "${printable(name, 60)}"`, 'use letters, digits, ".", "_" and "-"');
+  if (!f.bind) throw usage(`service ${name} has no bind address`, 'pass --bind PORT or ADDRESS:PORT (e.g. --bind 127.0.0.1:18400)');
+  const slots = f.slots ?? defaultSlots;
+  if (!Number.isInteger(slots) || slots < 1 || slots > 4096) throw usage(`invalid slots ${printable(String(slots), 20)}`, 'use 1 to 4096');
+  return {
+    name,
+    bind: parseBind(f.bind),
+    mode: oneOf<Mode>(f.mode, ['http', 'tcp'], 'http', 'mode'),
+    balance: oneOf<Balance>(f.balance, ['roundrobin', 'leastconn', 'source'], 'roundrobin', 'balance'),
+    check: parseLbCheck(f['lb-check'], f['lb-check-interval'] ?? 2000),
+    minSlots: slots,
+  };
+}
+
+export function serviceFromFlags(flags: SelectorFlagValues & ServiceFlagValues, logger?: Logger): RenderService {
+  const discover = toDiscoverOptions(flags, logger);
+  const name = discover.docker?.selector.service ?? discover.static?.service ?? discover.ec2?.service ?? flags.service ?? 'default';
+  return { spec: serviceSpec(name, flags), discover };
+}
+
+const asStr = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : String(v));
+const asList = (v: unknown): string[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v.map(String) : [String(v)]);
+
+export async function loadServicesFile(file: string, logger?: Logger): Promise<RenderService[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'check --config', ExitCode.config);
+  }
+  return parseServicesFile(text, file, logger);
+}
+
+export function parseServicesFile(text: string, file: string, logger?: Logger): RenderService[] {
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    throw new UserError(`${file}:${e.linePos?.[0]?.line ?? '?'}: not valid YAML: ${printable(e.message.split('\n')[0] ?? '', 120)}`, 'fix the file; see docs/render.md', ExitCode.config);
+  }
+  const root = doc.toJS() as { services?: unknown } | null;
+  if (!root || !Array.isArray(root.services) || root.services.length === 0) throw new UserError(`${file}: expected a non-empty "services:" list`, 'see docs/render.md "Several services"', ExitCode.config);
+  const seen = new Set<string>();
+  const ports = new Set<string>();
+  return root.services.map((raw: unknown, i: number) => {
+    const s = (raw ?? {}) as Record<string, unknown>;
+    const where = `${file}: services[${i}]`;
+    try {
+      const name = asStr(s.name) ?? '';
+      const sel = (s.select ?? {}) as Record<string, unknown>;
+      const select: SelectorFlagValues = {
+        image: asStr(sel.image), name: asStr(sel.name), network: asStr(sel.network), port: asStr(sel.port),
+        label: asList(sel.label), tag: asList(sel.tag), backend: asList(sel.backend), file: asStr(sel.file),
+        region: asStr(sel.region), endpoint: asStr(sel.endpoint), 'docker-host': asStr(sel['docker-host']),
+        check: asStr(sel.check), service: name,
+      };
+      const spec = serviceSpec(name, { bind: asStr(s.bind), mode: asStr(s.mode), balance: asStr(s.balance), 'lb-check': asStr(s.lb_check), 'lb-check-interval': s.lb_check_interval === undefined ? undefined : Number(s.lb_check_interval), slots: s.slots === undefined ? undefined : Number(s.slots) });
+      if (seen.has(name)) throw usage(`service ${name} is defined twice`, 'service names must be unique');
+      const bindKey = `${spec.bind.address}:${spec.bind.port}`;
+      if (ports.has(bindKey)) throw usage(`bind ${bindKey} is used twice`, 'each service needs its own bind address');
+      seen.add(name);
+      ports.add(bindKey);
+      return { spec, discover: toDiscoverOptions(select, logger) };
+    } catch (err) {
+      if (err instanceof UserError) throw new UserError(`${where}: ${err.message}`, err.hint, ExitCode.config);
+      throw err;
+    }
+  });
+}

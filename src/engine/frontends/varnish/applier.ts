@@ -1,0 +1,63 @@
+import { execa } from 'execa';
+import { ExitCode, UserError } from '../../errors.js';
+import { printable } from '../../model/validate.js';
+import { reloadPlan, type Applier, type ApplyOutcome, type ApplyPlan, type DesiredRender } from '../applier.js';
+import type { HaproxyApplied } from '../haproxy/plan.js';
+
+/**
+ * Varnish: load the new VCL under a fresh name, switch to it (`vcl.load` + `vcl.use` through
+ * varnishadm), check it is the active one, and discard our older VCLs except the previous.
+ * render does not start varnishd; it attaches to one by its -n working directory.
+ */
+export interface VarnishApplierOptions {
+  config: string;
+  /** varnishd's -n (working directory or instance name). */
+  instance?: string;
+  bin?: string;
+}
+
+export function parseVclList(text: string): Array<{ status: string; name: string }> {
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 4 && /^(active|available)$/.test(f[0]!))
+    .map((f) => ({ status: f[0]!, name: f.at(-1)! }));
+}
+
+export class VarnishApplier implements Applier {
+  readonly proxy = 'varnish' as const;
+  readonly paths = {};
+  private seq = 0;
+
+  constructor(private readonly opts: VarnishApplierOptions) {}
+
+  plan(last: HaproxyApplied | undefined, desired: DesiredRender): ApplyPlan {
+    return reloadPlan(last, desired);
+  }
+
+  private async adm(...args: string[]): Promise<string> {
+    const base = this.opts.instance ? ['-n', this.opts.instance] : [];
+    const r = await execa(this.opts.bin ?? 'varnishadm', [...base, ...args], { reject: false, stdin: 'ignore', all: true, timeout: 30_000 });
+    if (r.exitCode !== 0) {
+      throw new UserError(`varnishadm ${args[0]} failed: ${printable(String(r.all ?? r.shortMessage ?? '').trim().split('\n').slice(0, 3).join(' '), 240)}`, 'is varnishd running with this -n (--varnish-name)?', ExitCode.refused);
+    }
+    return String(r.all ?? '');
+  }
+
+  async alive(): Promise<boolean> {
+    return this.adm('ping').then(() => true, () => false);
+  }
+
+  async apply(plan: ApplyPlan, desired: DesiredRender): Promise<ApplyOutcome> {
+    const t0 = performance.now();
+    if (plan.action === 'none') return { action: 'none', ops: 0, reason: plan.reason, ms: 0 };
+    const name = `elastic_${desired.configHash}_${Date.now().toString(36)}${this.seq++}`;
+    await this.adm('vcl.load', name, this.opts.config);
+    await this.adm('vcl.use', name);
+    const list = parseVclList(await this.adm('vcl.list'));
+    if (list.find((v) => v.status === 'active')?.name !== name) throw new UserError(`varnish did not switch to ${name}`, 'check varnishadm vcl.list', ExitCode.refused);
+    const ours = list.filter((v) => v.status === 'available' && v.name.startsWith('elastic_'));
+    for (const old of ours.slice(0, -1)) await this.adm('vcl.discard', old.name).catch(() => '');
+    return { action: 'reload', ops: 0, reason: plan.reason, ms: Math.round(performance.now() - t0) };
+  }
+}

@@ -1,0 +1,218 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { discoverOnce, discoverWatch } from './discover.js';
+import type { BackendSet } from './model/backend.js';
+import { ExitCode, UserError, describeError } from './errors.js';
+import { nullLogger, type Logger } from './runtime/logger.js';
+import { runDir, stateDir } from './runtime/paths.js';
+import { FileStateStore, type StateStore } from './runtime/state-store.js';
+import { SyncRunner } from './runtime/runner.js';
+import { StatusServer, requestStatus } from './runtime/status.js';
+import type { Applier } from './frontends/applier.js';
+import { CommandApplier } from './frontends/command-applier.js';
+import type { Guardrails } from './frontends/guardrails.js';
+import { HaproxyApplier } from './frontends/haproxy/applier.js';
+import type { ProxyKind } from './frontends/model.js';
+import { NginxApplier } from './frontends/nginx/applier.js';
+import { Renderer, type RenderResult } from './frontends/renderer.js';
+import type { RenderService } from './frontends/services.js';
+import { renderStatus } from './frontends/status.js';
+import { compileTemplate, loadTemplate } from './frontends/template.js';
+import { VarnishApplier } from './frontends/varnish/applier.js';
+
+/**
+ * `render` as engine entry points: one pass (`renderOnce`), the live form (`renderWatch`), and
+ * the drain request other features (deploy, top) send to a running `render --watch`.
+ */
+export interface RenderOptions {
+  instance: string;
+  proxy: ProxyKind;
+  services: readonly RenderService[];
+  output?: string;
+  template?: string;
+  /** Start the proxy when it is not running (and restart it under --watch). */
+  start?: boolean;
+  haproxy?: { statsSocket?: string; masterSocket?: string; pidFile?: string; bin?: string };
+  nginx?: { pidFile?: string; errorLog?: string; bin?: string };
+  varnish?: { instance?: string };
+  reloadCommand?: readonly string[];
+  guard: Guardrails;
+  store?: StateStore;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+const DEFAULT_FILE: Record<ProxyKind, string> = { haproxy: 'haproxy.cfg', nginx: 'nginx.conf', varnish: 'default.vcl' };
+
+/** Where things live by default: the config under the state dir, sockets and pids under the run dir. */
+export function defaultPaths(instance: string, proxy: ProxyKind, env: NodeJS.ProcessEnv = process.env) {
+  const run = join(runDir(env), `render-${instance}`); // a subdirectory: not mistaken for status sockets
+  return {
+    output: join(stateDir(env), `render-${instance}`, DEFAULT_FILE[proxy]),
+    statsSocket: join(run, 'haproxy.sock'),
+    masterSocket: join(run, 'haproxy-master.sock'),
+    pidFile: join(run, `${proxy}.pid`),
+    errorLog: join(run, 'nginx-error.log'),
+  };
+}
+
+const SAFE_PATH = /^\/[A-Za-z0-9_.\/@+-]{1,200}$/;
+
+export async function buildRenderer(opts: RenderOptions): Promise<Renderer> {
+  const d = defaultPaths(opts.instance, opts.proxy, opts.env);
+  const output = resolve(opts.output ?? d.output);
+  const paths = {
+    statsSocket: resolve(opts.haproxy?.statsSocket ?? d.statsSocket),
+    masterSocket: resolve(opts.haproxy?.masterSocket ?? d.masterSocket),
+    pidFile: resolve((opts.proxy === 'nginx' ? opts.nginx?.pidFile : opts.haproxy?.pidFile) ?? d.pidFile),
+    errorLog: resolve(opts.nginx?.errorLog ?? d.errorLog),
+  };
+  for (const [k, p] of Object.entries({ output, ...paths })) {
+    // These are printed into configs unquoted: keep them to a plain character set.
+    if (!SAFE_PATH.test(p)) throw new UserError(`path for ${k} has characters a config cannot carry: ${p.slice(0, 80)}`, 'use a path of letters, digits and /._@+-', ExitCode.usage);
+  }
+  for (const dir of new Set([dirname(output), dirname(paths.statsSocket), dirname(paths.pidFile)])) await mkdir(dir, { recursive: true, mode: 0o700 });
+  const log = opts.logger ?? nullLogger;
+  let applier: Applier;
+  if (opts.reloadCommand?.length) applier = new CommandApplier(opts.proxy, opts.reloadCommand, output, opts.proxy === 'nginx' ? { pidFile: paths.pidFile, errorLog: paths.errorLog } : opts.proxy === 'haproxy' ? { statsSocket: paths.statsSocket } : {});
+  else if (opts.proxy === 'haproxy') applier = new HaproxyApplier({ config: output, ...paths, manage: Boolean(opts.start), bin: opts.haproxy?.bin, logger: log.child('haproxy') });
+  else if (opts.proxy === 'nginx') applier = new NginxApplier({ config: output, pidFile: paths.pidFile, errorLog: paths.errorLog, manage: Boolean(opts.start), bin: opts.nginx?.bin });
+  else applier = new VarnishApplier({ config: output, instance: opts.varnish?.instance });
+  const tpl = await loadTemplate(opts.proxy, opts.template);
+  return new Renderer({
+    instance: opts.instance,
+    output,
+    specs: opts.services.map((s) => s.spec),
+    template: compileTemplate(opts.proxy, tpl.source, tpl.file),
+    applier,
+    guard: opts.guard,
+    store: opts.store ?? new FileStateStore(stateDir(opts.env)),
+    logger: log,
+  });
+}
+
+async function discoverAll(opts: RenderOptions): Promise<Record<string, BackendSet>> {
+  const sets = await Promise.all(opts.services.map((s) => discoverOnce({ ...s.discover, logger: opts.logger })));
+  return Object.fromEntries(opts.services.map((s, i) => [s.spec.name, sets[i]!.backends.map((b) => ({ ...b, service: s.spec.name }))]));
+}
+
+/** One pass: discover, render, validate, swap, apply (or --check / --dry-run). Refusals throw. */
+export async function renderOnce(opts: RenderOptions, mode: { dryRun?: boolean; check?: boolean } = {}): Promise<RenderResult> {
+  const renderer = await buildRenderer(opts);
+  return renderer.sync(await discoverAll(opts), { ...mode, throwOnRefusal: true });
+}
+
+export interface WatchOptions {
+  waitMinMs: number;
+  waitMaxMs: number;
+  /** Full re-render at least this often (drift repair). */
+  resyncMs?: number;
+  /** How often to check that a managed proxy is alive. */
+  monitorMs?: number;
+  statusDir?: string;
+  onResult?: (r: RenderResult) => void;
+}
+
+/** The live form: follow discovery, debounce with --wait, serve the status socket, restart a dead proxy. */
+export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: AbortSignal): Promise<void> {
+  const log = opts.logger ?? nullLogger;
+  const renderer = await buildRenderer(opts);
+  const applier = renderer.opts.applier;
+  const latest = new Map<string, BackendSet>();
+  const runner = new SyncRunner(
+    async (reason) => {
+      if (latest.size < opts.services.length) return; // wait until every service has been listed once
+      const r = await renderer.sync(Object.fromEntries(latest), {});
+      if (r.action === 'refused') status.event('refused', r.reason);
+      else if (r.action !== 'none') status.event(r.action === 'runtime' ? 'runtime' : r.action, `${r.reason} (${reason}, ${r.ms} ms)`);
+      w.onResult?.(r);
+    },
+    {
+      minIntervalMs: w.waitMinMs,
+      maxIntervalMs: w.resyncMs ?? 60_000,
+      onError: (err) => {
+        log.error('render failed; the last good config keeps serving', { error: describeError(err) });
+        status.event('error', describeError(err));
+      },
+    },
+  );
+  const status = new StatusServer({
+    kind: 'render',
+    name: opts.instance,
+    dir: w.statusDir,
+    config: { proxy: opts.proxy, output: renderer.opts.output, services: opts.services.map((s) => s.spec.name), wait: `${w.waitMinMs}ms:${w.waitMaxMs}ms`, guard: opts.guard },
+    services: () => renderStatus(renderer),
+    actions: {
+      drain: async (args) => {
+        const r = await drainLocal(renderer, String(args.service ?? ''), String(args.backend ?? ''), Number(args.timeoutMs ?? 30_000), signal);
+        status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'timed out'} after ${r.ms} ms`, String(args.service));
+        runner.request('drain');
+        return r;
+      },
+    },
+  });
+  await status.listen();
+
+  // Debounce: apply once discovery is quiet for waitMin, or waitMax after the first change.
+  let timer: NodeJS.Timeout | null = null;
+  let firstAt = 0;
+  const poke = (reason: string) => {
+    const now = Date.now();
+    if (timer === null) firstAt = now;
+    else clearTimeout(timer);
+    const delay = Math.max(0, Math.min(w.waitMinMs, firstAt + w.waitMaxMs - now));
+    timer = setTimeout(() => {
+      timer = null;
+      runner.request(reason);
+    }, delay);
+  };
+
+  const monitor = setInterval(() => {
+    if (!opts.start || !applier.alive) return;
+    void applier.alive().then((up) => {
+      if (up || signal.aborted) return;
+      log.error(`${opts.proxy} is not running; restarting it`);
+      status.event('error', `${opts.proxy} is not running; restarting it`);
+      runner.request('proxy died');
+    });
+  }, w.monitorMs ?? 1000);
+
+  const watchers = opts.services.map(async (s) => {
+    for await (const u of discoverWatch({ ...s.discover, logger: log }, signal)) {
+      latest.set(s.spec.name, u.backends.map((b) => ({ ...b, service: s.spec.name })));
+      poke(`${s.spec.name}: ${u.reason}`);
+    }
+  });
+  try {
+    runner.start();
+    await Promise.race([Promise.all(watchers), new Promise((r) => signal.addEventListener('abort', r, { once: true }))]);
+  } finally {
+    clearInterval(monitor);
+    if (timer) clearTimeout(timer);
+    runner.stop();
+    await runner.idle();
+    await status.close();
+    await Promise.allSettled(watchers);
+  }
+}
+
+/** Find a rendered backend by id, name or address:port, and drain its slot. */
+async function drainLocal(renderer: Renderer, service: string, backend: string, timeoutMs: number, signal: AbortSignal) {
+  const applier = renderer.opts.applier;
+  if (!applier.drain) throw new UserError(`drain needs the HAProxy runtime API (this render uses ${applier.proxy})`, 'for nginx/Varnish, remove the backend from discovery instead', ExitCode.usage);
+  const slots = (await renderer.state())?.applied.slots[service];
+  if (!slots) throw new UserError(`service ${service} is not rendered here`, 'check the service name', ExitCode.usage);
+  const i = slots.findIndex((s) => s && (s.id === backend || `${s.address}:${s.port}` === backend));
+  if (i < 0) throw new UserError(`backend ${backend} is not in service ${service}`, 'pass its id or ADDRESS:PORT', ExitCode.usage);
+  renderer.drained.add(slots[i]!.id);
+  const r = await applier.drain(service, `s${i + 1}`, timeoutMs, signal);
+  return { backend: slots[i]!.id, server: `s${i + 1}`, ...r };
+}
+
+/**
+ * For deploy/top: ask a running `render --watch` to take a backend out of rotation and answer
+ * when its sessions reached 0 (or the timeout passed).
+ */
+export async function requestDrain(statusSocket: string, service: string, backend: string, timeoutMs = 30_000): Promise<{ ok: boolean; drained?: boolean; sessions?: number; ms?: number; error?: string }> {
+  return requestStatus(statusSocket, { op: 'action', action: 'drain', args: { service, backend, timeoutMs } }, timeoutMs + 5000);
+}
