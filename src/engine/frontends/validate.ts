@@ -56,7 +56,7 @@ export async function validateConfig(proxy: ProxyKind, file: string, text: strin
   const bin = opts.bin ?? BINARIES[proxy];
   let args: string[];
   let scratch: string | null = null;
-  if (proxy === 'haproxy') args = ['-c', '-q', '-f', file];
+  if (proxy === 'haproxy') args = ['-c', '-f', file];
   else if (proxy === 'nginx') args = ['-t', '-q', '-c', file];
   else {
     // varnishd -C compiles in a working directory; give it a private one.

@@ -1,0 +1,77 @@
+import { execa, type ResultPromise } from 'execa';
+import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:net';
+
+/**
+ * Local HTTP backends for render tests: busybox httpd processes on 127.0.0.1, each serving
+ * /id with its own name. Only the pids started here are ever killed.
+ */
+export class LocalBackends {
+  private readonly procs: ResultPromise[] = [];
+  private dir = '';
+
+  async start(ports: number[]): Promise<void> {
+    this.dir ||= await mkdtemp(join(tmpdir(), 'elastic-render-www-'));
+    for (const port of ports) {
+      const www = join(this.dir, String(port));
+      await mkdir(www, { recursive: true });
+      await writeFile(join(www, 'id'), `b${port}\n`);
+      const p = execa('busybox', ['httpd', '-f', '-p', `127.0.0.1:${port}`, '-h', www], { reject: false, stdin: 'ignore' });
+      this.procs.push(p);
+      await waitPort(port);
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.procs) if (p.pid) p.kill('SIGTERM');
+    await Promise.allSettled(this.procs);
+    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function waitPort(port: number, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), r(true)));
+      s.once('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port}`);
+}
+
+/** GET a path, resolving to the body (or throwing). */
+export async function httpGet(port: number, path = '/id', timeoutMs = 2000): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(timeoutMs), headers: { connection: 'close' } });
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return (await res.text()).trim();
+}
+
+/** wrk's summary: requests, non-2xx/3xx and socket errors. */
+export interface WrkResult {
+  requests: number;
+  non2xx: number;
+  socketErrors: number;
+  raw: string;
+}
+
+export function parseWrk(out: string): WrkResult {
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const m = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socketErrors = m ? Number(m[1]) + Number(m[2]) + Number(m[3]) + Number(m[4]) : 0;
+  return { requests, non2xx, socketErrors, raw: out };
+}
+
+/** A bounded wrk run (time and connections) against 127.0.0.1. */
+export function wrk(port: number, seconds: number, connections = 10, path = '/id'): Promise<WrkResult> {
+  return execa('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', `http://127.0.0.1:${port}${path}`], { reject: false, timeout: (seconds + 20) * 1000, stdin: 'ignore' }).then((r) => {
+    if (r.exitCode !== 0) throw new Error(`wrk failed: ${r.stderr || r.shortMessage}`);
+    return parseWrk(String(r.stdout));
+  });
+}
