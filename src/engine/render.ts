@@ -123,6 +123,10 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
     async (reason) => {
       if (latest.size < opts.services.length) return; // wait until every service has been listed once
       const r = await renderer.sync(Object.fromEntries(latest), {});
+      if (r.action === 'start' && renderer.counters.starts > 1) {
+        log.error(`${opts.proxy} was not running; restarted it from the live config`);
+        status.event('error', `${opts.proxy} was not running; restarted it`);
+      }
       if (r.action === 'refused') status.event('refused', r.reason);
       else if (r.action !== 'none') status.event(r.action === 'runtime' ? 'runtime' : r.action, `${r.reason} (${reason}, ${r.ms} ms)`);
       w.onResult?.(r);
