@@ -16,6 +16,7 @@ import {
   endpointKey,
   mappingId,
   sameSpec,
+  sameTarget,
   type DataplaneKind,
   type MappingBackend,
   type MappingEntry,
@@ -132,11 +133,12 @@ function conflict(existing: MappingSpec): UserError {
 /** The pure state change of a sync: this mapping now has these backends (drains kept while present). */
 export function upsertMapping(state: MappingsState, spec: MappingSpec, backends: readonly MappingBackend[]): MappingsState {
   const old = state.mappings.find((m) => m.spec.id === spec.id);
-  if (old && !sameSpec(old.spec, spec)) throw conflict(old.spec);
+  if (old && !sameTarget(old.spec, spec)) throw conflict(old.spec);
+  const keepSpec = old !== undefined && sameSpec(old.spec, spec);
   const present = new Set(backends.map((b) => endpointKey(b.address, b.port)));
   const draining = (old?.draining ?? []).filter((d) => present.has(d));
-  if (old && sameBackends(old.backends, backends) && draining.length === old.draining.length) return state;
-  const entry: MappingEntry = { spec: old?.spec ?? spec, backends: [...backends], draining, updated: new Date().toISOString() };
+  if (old && keepSpec && sameBackends(old.backends, backends) && draining.length === old.draining.length) return state;
+  const entry: MappingEntry = { spec: keepSpec ? old.spec : { ...spec, created: old?.spec.created ?? spec.created }, backends: [...backends], draining, updated: new Date().toISOString() };
   const mappings = [...state.mappings.filter((m) => m.spec.id !== spec.id), entry].sort((a, b) => (a.spec.id < b.spec.id ? -1 : 1));
   return { ...state, mappings };
 }
@@ -154,7 +156,7 @@ export function removeMapping(state: MappingsState, id: string): MappingsState {
 
 export async function assertNoConflict(spec: MappingSpec, store: StateStore): Promise<void> {
   const existing = (await readMappings(store)).mappings.find((m) => m.spec.id === spec.id);
-  if (existing && !sameSpec(existing.spec, spec)) throw conflict(existing.spec);
+  if (existing && !sameTarget(existing.spec, spec)) throw conflict(existing.spec);
 }
 
 /** One-shot: discover, wait for a first container if there is none, program, exit. */
@@ -272,6 +274,22 @@ export async function stopMapping(port: number, protocol: Protocol, opts: { stor
   }
   await new MappingsApplier({ store, env: opts.env, logger: opts.logger }).update((s) => removeMapping(s, id), { full: true });
   return { v: 1, stopped: id, backends: entry.backends.length, via: 'direct' };
+}
+
+/**
+ * Remove every mapping and every kernel object elastic owns (ELASTIC-* chains, hook rules, the
+ * nft table), even ones a lost state file no longer knows about. Running watchers are asked to stop first.
+ */
+export async function stopAllMappings(opts: { store?: StateStore; env?: NodeJS.ProcessEnv; logger?: Logger } = {}): Promise<StopResult[]> {
+  await requireNetAdmin();
+  const store = storeOf(opts);
+  const out: StopResult[] = [];
+  for (const m of (await readMappings(store)).mappings) {
+    if ((await watcherPid(m.spec.id, opts.env)) !== null) out.push(await stopMapping(m.spec.port, m.spec.protocol, opts));
+    else out.push({ v: 1, stopped: m.spec.id, backends: m.backends.length, via: 'direct' });
+  }
+  await new MappingsApplier({ store, env: opts.env, logger: opts.logger }).update((s) => ({ ...s, mappings: [] }), { full: true });
+  return out;
 }
 
 export interface DrainResult {

@@ -104,7 +104,15 @@ export function toRuleMapping(entry: Pick<MappingEntry, 'spec' | 'backends' | 'd
   return { id: spec.id, protocol: spec.protocol, port: spec.port, address: spec.address, targets };
 }
 
-/** Two specs declare the same mapping (re-running the same command reconciles instead of failing). */
+/**
+ * Two specs map the same port to the same thing: a re-declaration updates it (static backends,
+ * address, network, data plane) instead of failing as "already mapped".
+ */
+export function sameTarget(a: MappingSpec, b: MappingSpec): boolean {
+  return a.id === b.id && a.image === b.image && a.containerPort === b.containerPort;
+}
+
+/** Two specs declare exactly the same mapping (re-running the same command reconciles). */
 export function sameSpec(a: MappingSpec, b: MappingSpec): boolean {
   return (
     a.id === b.id &&

@@ -112,7 +112,9 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
     }
   }
 
-  opts.onListening?.(await status.listen());
+  // (not `opts.onListening?.(await status.listen())`: optional call skips evaluating its argument)
+  const socket = await status.listen();
+  opts.onListening?.(socket);
   log.info(`watching containers of ${printable(spec.image, 80)} for ${spec.port}/${spec.protocol}`, { dataplane: spec.dataplane, socket: status.path });
   let waitingSaid = false;
   try {
