@@ -71,7 +71,9 @@ export async function buildRenderer(opts: RenderOptions): Promise<Renderer> {
     // These are printed into configs unquoted: keep them to a plain character set.
     if (!SAFE_PATH.test(p)) throw new UserError(`path for ${k} has characters a config cannot carry: ${p.slice(0, 80)}`, 'use a path of letters, digits and /._@+-', ExitCode.usage);
   }
-  for (const dir of new Set([dirname(output), dirname(paths.statsSocket), dirname(paths.pidFile)])) await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Sockets and pids are private; the config directory is not (varnishd reads VCL as its own user).
+  for (const dir of new Set([dirname(paths.statsSocket), dirname(paths.pidFile)])) await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdir(dirname(output), { recursive: true });
   const log = opts.logger ?? nullLogger;
   let applier: Applier;
   if (opts.reloadCommand?.length) applier = new CommandApplier(opts.proxy, opts.reloadCommand, output, opts.proxy === 'nginx' ? { pidFile: paths.pidFile, errorLog: paths.errorLog } : opts.proxy === 'haproxy' ? { statsSocket: paths.statsSocket } : {});

@@ -58,6 +58,9 @@ export interface TemplateData {
   readonly instance: string;
   readonly proxy: ProxyKind;
   readonly services: readonly TemplateService[];
+  /** Whether any service is in this mode (nginx needs an http {} and/or a stream {} block). */
+  readonly hasHttp: boolean;
+  readonly hasTcp: boolean;
   /** Proxy-specific paths the applier relies on (stats socket, pid file...). */
   readonly paths: Readonly<Record<string, string>>;
 }
@@ -143,7 +146,8 @@ export function buildTemplateData(input: BuildInput): { data: TemplateData; slot
       slots: assigned.map((id, i) => ({ name: `s${i + 1}`, backend: id === null ? null : byId.get(id)! })),
     };
   });
-  return { data: { instance: input.instance, proxy: input.proxy, services, paths: input.paths ?? {} }, slots: slotMap };
+  const hasMode = (m: Mode) => services.some((s) => s.mode === m);
+  return { data: { instance: input.instance, proxy: input.proxy, services, hasHttp: hasMode('http'), hasTcp: hasMode('tcp'), paths: input.paths ?? {} }, slots: slotMap };
 }
 
 /** The same data with every slot empty: rendering it gives the config's structure only. */

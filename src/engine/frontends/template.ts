@@ -114,7 +114,7 @@ export function compileTemplate(proxy: ProxyKind, source: string, file: string):
   let tpl: HandlebarsTemplateDelegate;
   try {
     tpl = hb.compile(source, { noEscape: true, strict: true, knownHelpersOnly: false });
-    tpl({ instance: 'x', proxy, services: [], paths: {} }); // surface syntax errors now
+    tpl({ instance: 'x', proxy, services: [], hasHttp: false, hasTcp: false, paths: {} }); // surface syntax errors now
   } catch (err) {
     if (!/is not defined in|not defined in \[object/.test(String((err as Error).message))) throw templateError(err, file);
   }

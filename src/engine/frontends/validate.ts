@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExitCode, UserError } from '../errors.js';
@@ -61,6 +61,7 @@ export async function validateConfig(proxy: ProxyKind, file: string, text: strin
   else {
     // varnishd -C compiles in a working directory; give it a private one.
     scratch = await mkdtemp(join(tmpdir(), 'elastic-vcc-'));
+    await chmod(scratch, 0o755); // the VCC runs as varnishd's unprivileged user
     args = ['-C', '-f', file, '-n', scratch];
   }
   try {
