@@ -37,13 +37,13 @@ describe('RateSeries: rates from counter deltas', () => {
   });
 
   it.each([
-    [[0, 1, 2, 3, 4, 5, 6, 7], 8, '▁▂▃▄▅▆▇█'],
-    [[5, 5, 5, 5], 4, '████'],
-    [[0, 0, 0], 3, '▁▁▁'],
-    [[NaN, 0, NaN, 10], 4, ' ▁ █'],
-    [[0, 10, 0, 10], 2, '██'], // two values per cell are averaged
+    [[0, 1, 2, 3, 4, 5, 6, 7], 8, '▁▂▃▄▅▆▇█', false],
+    [[5, 5, 5, 5], 4, '████', false],
+    [[0, 0, 0], 3, '▁▁▁', false],
+    [[NaN, 0, NaN, 10], 4, ' ▁ █', false],
+    [[0, 10, 0, 10], 2, '██', false], // two values per cell are averaged
     [[0, 10], 2, '_#', true],
-  ] as const)('sparkline %j width %i -> %s', (values, width, want, ascii = false) => {
+  ] as Array<[number[], number, string, boolean]>)('sparkline %j width %i -> %s', (values, width, want, ascii) => {
     expect(sparkline(values, width, ascii)).toBe(want);
   });
 });
