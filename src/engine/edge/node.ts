@@ -1,0 +1,323 @@
+import { connect, createServer, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
+import type { Logger } from '../runtime/logger.js';
+import { backoffMs } from '../runtime/clock.js';
+import { authPayload, encodeFrame, FrameReader, FrameType, ProtocolError, verifyWelcome, type FrameReader as Reader } from './protocol.js';
+import { drop, splice } from './pipe.js';
+import { terminate } from './process.js';
+
+/**
+ * The node: starts the app (PORT in its environment), waits until it accepts connections, then
+ * keeps `concurrency` pull connections open to the edge. Each carries one client at a time: a
+ * slot opens its next pull connection only after its client is done, so the app never sees more
+ * than `concurrency` connections from us. Stops (TERM, then KILL after the grace period) when
+ * the edge says STOP, after its own idle timeout, when the edge is gone too long, or on a signal.
+ */
+export interface NodeConfig {
+  edgeHost: string;
+  edgePort: number;
+  route: string;
+  concurrency: number;
+  token: Buffer;
+  command: readonly string[];
+  appHost: string;
+  /** 0: pick a free port. */
+  appPort: number;
+  startTimeoutMs: number;
+  /** 0: only the edge decides (STOP). */
+  idleTimeoutMs: number;
+  /** Exit when no pull connection reached the edge for this long (0: never). */
+  orphanTimeoutMs: number;
+  graceMs: number;
+  handshakeTimeoutMs: number;
+  instance?: string;
+  logger: Logger;
+  onEvent?: (type: string, message: string) => void;
+}
+
+export interface NodeView {
+  route: string;
+  edge: string;
+  state: 'starting' | 'serving' | 'draining' | 'stopping' | 'stopped';
+  concurrency: number;
+  active: number;
+  idle: number;
+  served: number;
+  appPid: number | null;
+  appPort: number;
+  appFailures: number;
+  edgeFailures: number;
+  idleForMs: number;
+}
+
+export interface NodeExit {
+  reason: string;
+  /** Non-zero when the node stopped because something is wrong (app died, token refused). */
+  code: number;
+}
+
+/** The edge refused us for a reason a retry will not fix. */
+class FatalRefusal extends Error {}
+
+export class EdgeNode {
+  readonly id = randomBytes(8).toString('hex');
+  private state: NodeView['state'] = 'starting';
+  private active = 0;
+  private served = 0;
+  private appFailures = 0;
+  private edgeFailures = 0;
+  private idleSince = Date.now();
+  private lastEdgeContact = Date.now();
+  private readonly idle = new Set<Socket>();
+  private app: { pid: number; exited: Promise<unknown> } | null = null;
+  private appPort = 0;
+  private ticker: NodeJS.Timeout | null = null;
+  private undrained: { promise: Promise<void>; resolve: () => void } | null = null;
+  private finish!: (e: NodeExit) => void;
+  readonly done: Promise<NodeExit> = new Promise((r) => (this.finish = r));
+  private readonly log: Logger;
+
+  constructor(private readonly cfg: NodeConfig) {
+    this.log = cfg.logger;
+  }
+
+  /** Start the app and the pull connections; resolves once the app accepts connections. */
+  async start(): Promise<void> {
+    this.appPort = this.cfg.appPort || (await freePort(this.cfg.appHost));
+    const child = execa(this.cfg.command[0]!, this.cfg.command.slice(1), {
+      env: { PORT: String(this.appPort) },
+      stdin: 'ignore',
+      stdout: 2,
+      stderr: 2,
+      reject: false,
+      buffer: false,
+    });
+    if (child.pid === undefined) {
+      await child;
+      throw new Error(`cannot start ${this.cfg.command[0]}`);
+    }
+    const exited = child.then((r) => r);
+    this.app = { pid: child.pid, exited };
+    void exited.then((r) => {
+      if (this.state !== 'stopping' && this.state !== 'stopped') {
+        this.log.error('app exited', { pid: child.pid, code: r.exitCode, signal: r.signal });
+        void this.stop(`app exited (${r.exitCode ?? r.signal})`, 1);
+      }
+    });
+    const started = Date.now();
+    await waitForPort(this.cfg.appHost, this.appPort, this.cfg.startTimeoutMs, () => this.state !== 'starting');
+    if (this.state !== 'starting') return; // the app died while starting
+    this.log.info('app accepts connections', { pid: child.pid, port: this.appPort, ms: Date.now() - started });
+    this.state = 'serving';
+    this.idleSince = this.lastEdgeContact = Date.now();
+    for (let i = 0; i < this.cfg.concurrency; i++) void this.slot();
+    this.ticker = setInterval(() => this.tick(), 250);
+  }
+
+  view(): NodeView {
+    return {
+      route: this.cfg.route,
+      edge: `${this.cfg.edgeHost}:${this.cfg.edgePort}`,
+      state: this.state,
+      concurrency: this.cfg.concurrency,
+      active: this.active,
+      idle: this.idle.size,
+      served: this.served,
+      appPid: this.app?.pid ?? null,
+      appPort: this.appPort,
+      appFailures: this.appFailures,
+      edgeFailures: this.edgeFailures,
+      idleForMs: this.active ? 0 : Date.now() - this.idleSince,
+    };
+  }
+
+  /** Stop taking clients; resolves when none is left or at the timeout. */
+  async drain(timeoutMs: number): Promise<{ drained: boolean; remaining: number }> {
+    if (this.state === 'serving') {
+      this.state = 'draining';
+      let resolve!: () => void;
+      this.undrained = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+      for (const s of this.idle) drop(s);
+    }
+    const deadline = Date.now() + timeoutMs;
+    while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    return { drained: this.active === 0, remaining: this.active };
+  }
+
+  undrain(): void {
+    if (this.state !== 'draining') return;
+    this.state = 'serving';
+    this.undrained?.resolve();
+    this.undrained = null;
+  }
+
+  /** Close the pull connections, let active clients finish (up to the grace), stop the app. */
+  async stop(reason: string, code = 0): Promise<NodeExit> {
+    if (this.state === 'stopping' || this.state === 'stopped') return this.done;
+    this.log.info('stopping', { reason, active: this.active });
+    this.cfg.onEvent?.('stop', reason);
+    this.state = 'stopping';
+    this.undrained?.resolve();
+    if (this.ticker) clearInterval(this.ticker);
+    for (const s of this.idle) drop(s);
+    const deadline = Date.now() + this.cfg.graceMs;
+    while (this.active > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    if (this.app) {
+      const how = await terminate(this.app.pid, this.cfg.graceMs, this.app.exited);
+      if (how === 'kill') this.log.warn('app did not stop after TERM; killed', { pid: this.app.pid });
+    }
+    this.state = 'stopped';
+    this.finish({ reason, code });
+    return this.done;
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    if (this.idle.size + this.active > 0) this.lastEdgeContact = now;
+    if (this.state !== 'serving') return;
+    if (this.cfg.idleTimeoutMs > 0 && this.active === 0 && now - this.idleSince >= this.cfg.idleTimeoutMs) {
+      void this.stop(`idle for ${Math.round((now - this.idleSince) / 1000)} s`);
+    } else if (this.cfg.orphanTimeoutMs > 0 && this.active === 0 && now - this.lastEdgeContact >= this.cfg.orphanTimeoutMs) {
+      void this.stop('edge unreachable', 1);
+    }
+  }
+
+  /** One slot: a pull connection, a client, the next pull connection. */
+  private async slot(): Promise<void> {
+    let failures = 0;
+    while (this.state === 'serving' || this.state === 'draining') {
+      if (this.state === 'draining') {
+        await this.undrained?.promise;
+        continue;
+      }
+      let conn: { sock: Socket; reader: Reader };
+      try {
+        conn = await this.connectEdge();
+        failures = 0;
+      } catch (err) {
+        if (err instanceof FatalRefusal) {
+          void this.stop(err.message, 1);
+          return;
+        }
+        const busy = err instanceof Error && err.message === 'busy';
+        if (!busy) {
+          this.edgeFailures++;
+          if (failures++ === 0) this.log.warn('cannot reach the edge; retrying', { edge: `${this.cfg.edgeHost}:${this.cfg.edgePort}`, error: (err as Error).message });
+        }
+        await new Promise((r) => setTimeout(r, busy ? 20 : backoffMs(failures, 100, 5000)));
+        continue;
+      }
+      const { sock, reader } = conn;
+      if (this.state !== 'serving') {
+        drop(sock);
+        continue;
+      }
+      this.idle.add(sock);
+      let frame;
+      try {
+        frame = await reader.next();
+      } catch {
+        this.idle.delete(sock);
+        drop(sock);
+        continue; // the edge closed it (restart, drain): open another
+      } finally {
+        this.idle.delete(sock);
+      }
+      if (frame.type === FrameType.stop) {
+        drop(sock);
+        void this.stop('the edge stopped this idle node');
+        return;
+      }
+      if (frame.type !== FrameType.client || this.state !== 'serving') {
+        drop(sock);
+        continue;
+      }
+      this.active++;
+      await this.serve(sock, reader);
+      this.active--;
+      if (this.active === 0) this.idleSince = Date.now();
+    }
+  }
+
+  /** Connect to the app, say READY, then the pull connection is a plain pipe to the app. */
+  private serve(sock: Socket, reader: Reader): Promise<void> {
+    const rest = reader.detach();
+    return new Promise<void>((resolve) => {
+      const app = connect({ host: this.cfg.appHost, port: this.appPort, noDelay: true, allowHalfOpen: true });
+      app.on('error', () => {});
+      const failed = () => {
+        // Nothing reached the app: the edge gives the client to another node.
+        this.appFailures++;
+        drop(sock);
+        resolve();
+      };
+      app.once('error', failed);
+      app.once('connect', () => {
+        app.off('error', failed);
+        this.served++;
+        sock.write(encodeFrame(FrameType.ready));
+        if (rest.length) app.write(rest);
+        splice(sock, app, resolve);
+      });
+    });
+  }
+
+  private async connectEdge(): Promise<{ sock: Socket; reader: Reader }> {
+    const sock = connect({ host: this.cfg.edgeHost, port: this.cfg.edgePort, noDelay: true, allowHalfOpen: true, keepAlive: true, keepAliveInitialDelay: 10_000 });
+    sock.on('error', () => {});
+    const reader = new FrameReader(sock);
+    try {
+      const challenge = await reader.next(this.cfg.handshakeTimeoutMs);
+      if (challenge.type !== FrameType.challenge || challenge.payload.length !== 32) throw new ProtocolError('expected CHALLENGE', 'unexpected');
+      const meta = { node: this.id, route: this.cfg.route, concurrency: this.cfg.concurrency, pid: process.pid, instance: this.cfg.instance, app: `${this.cfg.appHost}:${this.appPort}` };
+      const { payload, nodeNonce } = authPayload(this.cfg.token, challenge.payload, meta);
+      sock.write(encodeFrame(FrameType.auth, payload));
+      const answer = await reader.next(this.cfg.handshakeTimeoutMs);
+      if (answer.type === FrameType.refused) {
+        const why = answer.payload.toString('latin1', 0, 40);
+        if (why === 'busy') throw new Error('busy');
+        if (why === 'stopping') throw new FatalRefusal('the edge is stopping this node');
+        throw new FatalRefusal(why === 'auth' ? 'the edge refused our token (check ELASTIC_EDGE_TOKEN)' : `the edge refused this node: ${why.replace(/[^\x20-\x7e]/g, '?')}`);
+      }
+      if (answer.type !== FrameType.welcome || !verifyWelcome(this.cfg.token, nodeNonce, challenge.payload, answer.payload)) {
+        throw new FatalRefusal('the edge did not prove it knows the token');
+      }
+      return { sock, reader };
+    } catch (err) {
+      reader.detach();
+      drop(sock);
+      throw err;
+    }
+  }
+}
+
+async function freePort(host: string): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.listen(0, host, () => resolve());
+  });
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Poll until something accepts connections on host:port. */
+export async function waitForPort(host: string, port: number, timeoutMs: number, abort: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (abort()) return;
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host, port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`the app did not accept connections on ${host}:${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -1,0 +1,286 @@
+import { ExitCode, UserError } from './errors.js';
+import { isIdent, printable } from './model/validate.js';
+import { nullLogger, type Logger } from './runtime/logger.js';
+import { StatusServer } from './runtime/status.js';
+import { EdgeServer, type EdgeConfig, type EdgeListener } from './edge/server.js';
+import { EdgeNode, type NodeConfig, type NodeExit } from './edge/node.js';
+import { generateToken, loadToken } from './edge/token.js';
+import type { ScalePolicy } from './edge/policy.js';
+
+/**
+ * Engine entry points of `elastic proxy edge` and `elastic proxy node`: configuration checks,
+ * the token, the status socket, and a clean stop on the abort signal. The machinery is in
+ * src/engine/edge/ (see docs/proxy.md).
+ */
+export type { EdgeListener } from './edge/server.js';
+export type { RouteView } from './edge/route.js';
+export type { NodeView, NodeExit } from './edge/node.js';
+
+export const DEFAULT_POLICY: ScalePolicy = {
+  minInstances: 0,
+  maxInstances: 8,
+  idleTimeoutMs: 60_000,
+  waitThresholdMs: 1000,
+  startBurst: 4,
+  startRatePerSec: 1,
+};
+
+export interface EdgeOptions {
+  address?: string;
+  listeners: EdgeListener[];
+  hosts?: Record<string, string>;
+  defaultRoute?: string;
+  nodeAddress?: string;
+  nodePort?: number;
+  tokenFile?: string;
+  env?: NodeJS.ProcessEnv;
+  maxQueue?: number;
+  queueTimeoutMs?: number;
+  retryAfterS?: number;
+  headerTimeoutMs?: number;
+  headerMaxBytes?: number;
+  handshakeTimeoutMs?: number;
+  readyTimeoutMs?: number;
+  policy?: Partial<ScalePolicy>;
+  startCommand?: string[];
+  startTimeoutMs?: number;
+  stopGraceMs?: number;
+  /** Status socket name (default: the first client port). */
+  name?: string;
+  /** Serve a status socket (default true). */
+  status?: boolean;
+  logger?: Logger;
+}
+
+export interface RunningEdge {
+  readonly server: EdgeServer;
+  readonly status: StatusServer | null;
+  readonly clientPorts: number[];
+  readonly nodePort: number;
+  /** The token text (generated when none was configured: only started instances know it). */
+  readonly token: string;
+  close(): Promise<void>;
+}
+
+/** Check the options, resolve the token, listen, serve the status socket. */
+export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
+  const logger = opts.logger ?? nullLogger;
+  if (opts.listeners.length === 0) throw new UserError('no client port', 'give one with -p PORT (or --http-port / --tls-port)', ExitCode.usage);
+  const hosts = new Map<string, string>();
+  for (const [h, r] of Object.entries(opts.hosts ?? {})) hosts.set(h.toLowerCase(), r);
+  const routes = [...opts.listeners.map((l) => l.route ?? 'default'), ...hosts.values(), ...(opts.defaultRoute ? [opts.defaultRoute] : [])];
+  for (const r of routes) if (!isIdent(r)) throw new UserError(`invalid route name "${printable(r, 60)}"`, 'use letters, digits, "_", "." and "-"', ExitCode.usage);
+  if (opts.listeners.some((l) => l.kind !== 'tcp') && hosts.size === 0 && !opts.defaultRoute) {
+    throw new UserError('Host/SNI routing needs routes', 'add --host NAME=ROUTE or --default-route ROUTE', ExitCode.usage);
+  }
+  const policy = { ...DEFAULT_POLICY, ...opts.policy };
+  if (policy.minInstances > policy.maxInstances) throw new UserError('--min-instances is above --max-instances', 'lower --min-instances or raise --max-instances', ExitCode.usage);
+  if (policy.minInstances > 0 && !opts.startCommand?.length) throw new UserError('--min-instances needs a start command', 'add the command after --', ExitCode.usage);
+  let loaded = await loadToken({ file: opts.tokenFile, env: opts.env });
+  let tokenText: string;
+  if (loaded) {
+    tokenText = loaded.token.toString('utf8');
+  } else if (opts.startCommand?.length) {
+    tokenText = generateToken();
+    loaded = { token: Buffer.from(tokenText), from: 'generated' };
+    logger.warn('no ELASTIC_EDGE_TOKEN or --token-file: generated a token for the instances this edge starts; other nodes cannot join');
+  } else {
+    throw new UserError('no token for the node port', 'set ELASTIC_EDGE_TOKEN or --token-file (the nodes need the same token)', ExitCode.config);
+  }
+  let status: StatusServer | null = null;
+  const cfg: EdgeConfig = {
+    address: opts.address ?? '127.0.0.1',
+    listeners: opts.listeners,
+    hosts,
+    defaultRoute: opts.defaultRoute,
+    nodeAddress: opts.nodeAddress ?? '127.0.0.1',
+    nodePort: opts.nodePort ?? 0,
+    token: loaded.token,
+    tokenText,
+    maxQueue: opts.maxQueue ?? 1000,
+    queueTimeoutMs: opts.queueTimeoutMs ?? 30_000,
+    retryAfterS: opts.retryAfterS ?? 5,
+    headerTimeoutMs: opts.headerTimeoutMs ?? 10_000,
+    headerMaxBytes: opts.headerMaxBytes ?? 16 * 1024,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 5000,
+    readyTimeoutMs: opts.readyTimeoutMs ?? 5000,
+    policy,
+    startCommand: opts.startCommand,
+    startTimeoutMs: opts.startTimeoutMs ?? 30_000,
+    stopGraceMs: opts.stopGraceMs ?? 10_000,
+    logger,
+    onEvent: (type, msg, route) => status?.event(type, msg, route),
+  };
+  const server = new EdgeServer(cfg);
+  try {
+    await server.start();
+  } catch (err) {
+    await server.close();
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') {
+      throw new UserError(`cannot listen: ${e.message}`, 'pick another port or address', e.code === 'EACCES' ? ExitCode.permission : ExitCode.unavailable);
+    }
+    throw err;
+  }
+  const counters = server.counters;
+  if (opts.status !== false) {
+    status = new StatusServer({
+      kind: 'edge',
+      name: opts.name ?? String(server.clientPorts[0]),
+      config: {
+        clients: opts.listeners.map((l, i) => ({ kind: l.kind, address: cfg.address, port: server.clientPorts[i], route: l.route })),
+        nodes: `${cfg.nodeAddress}:${server.nodePort}`,
+        hosts: Object.fromEntries(hosts),
+        policy,
+        maxQueue: cfg.maxQueue,
+        queueTimeoutMs: cfg.queueTimeoutMs,
+        startCommand: opts.startCommand?.map((a) => printable(a, 100)),
+        counters, // live: the same object the edge updates
+      },
+      services: () => server.view(),
+      actions: {
+        drain: async (args) => server.drain(drainMatch(args), timeoutOf(args)),
+        undrain: async (args) => server.drain(drainMatch(args), 0, true),
+      },
+    });
+    try {
+      await status.listen();
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+  }
+  logger.info('edge listening', { clients: server.clientPorts.map((p) => `${cfg.address}:${p}`).join(','), nodes: `${cfg.nodeAddress}:${server.nodePort}`, token: loaded.from });
+  return {
+    server,
+    status,
+    clientPorts: server.clientPorts,
+    nodePort: server.nodePort,
+    token: tokenText,
+    close: async () => {
+      await server.close();
+      await status?.close();
+    },
+  };
+}
+
+function drainMatch(args: Record<string, unknown>): { node?: string; app?: string } {
+  if (typeof args.node === 'string') return { node: args.node };
+  if (typeof args.address === 'string' && (typeof args.port === 'number' || typeof args.port === 'string')) return { app: `${args.address}:${args.port}` };
+  throw new Error('drain needs {node} or {address, port}');
+}
+
+function timeoutOf(args: Record<string, unknown>): number {
+  const t = Number(args.timeoutMs);
+  return Number.isFinite(t) && t >= 0 ? Math.min(t, 3_600_000) : 30_000;
+}
+
+/** Run until the signal aborts; then stop the instances this edge started. */
+export async function runEdge(opts: EdgeOptions, signal: AbortSignal, onListening?: (edge: RunningEdge) => void): Promise<void> {
+  const edge = await startEdge(opts);
+  onListening?.(edge);
+  await untilAborted(signal);
+  (opts.logger ?? nullLogger).info('stopping edge');
+  await edge.close();
+}
+
+export interface NodeOptions {
+  edge?: string;
+  route?: string;
+  concurrency?: number;
+  command: string[];
+  tokenFile?: string;
+  env?: NodeJS.ProcessEnv;
+  appHost?: string;
+  appPort?: number;
+  startTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  orphanTimeoutMs?: number;
+  graceMs?: number;
+  status?: boolean;
+  logger?: Logger;
+}
+
+export interface RunningNode {
+  readonly node: EdgeNode;
+  readonly status: StatusServer | null;
+}
+
+export async function startNode(opts: NodeOptions): Promise<RunningNode> {
+  const env = opts.env ?? process.env;
+  const logger = opts.logger ?? nullLogger;
+  if (opts.command.length === 0) throw new UserError('no app command', 'put the command that starts the app after --, e.g. -- node server.js', ExitCode.usage);
+  const edgeText = opts.edge ?? env.ELASTIC_EDGE;
+  if (!edgeText) throw new UserError('no edge address', 'give --edge HOST:PORT (the edge passes ELASTIC_EDGE to the instances it starts)', ExitCode.usage);
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(edgeText) ?? /^([A-Za-z0-9.-]{1,253}):(\d{1,5})$/.exec(edgeText);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UserError(`invalid edge address "${printable(edgeText, 80)}"`, 'write it as HOST:PORT, e.g. 127.0.0.1:7070', ExitCode.usage);
+  const route = opts.route ?? env.ELASTIC_ROUTE ?? 'default';
+  if (!isIdent(route)) throw new UserError(`invalid route name "${printable(route, 60)}"`, 'use letters, digits, "_", "." and "-"', ExitCode.usage);
+  const loaded = await loadToken({ file: opts.tokenFile, env });
+  if (!loaded) throw new UserError('no token for the edge', 'set ELASTIC_EDGE_TOKEN or --token-file (the same token as the edge)', ExitCode.config);
+  const instance = env.ELASTIC_INSTANCE && isIdent(env.ELASTIC_INSTANCE) ? env.ELASTIC_INSTANCE : undefined;
+  let status: StatusServer | null = null;
+  const cfg: NodeConfig = {
+    edgeHost: m[1]!,
+    edgePort: Number(m[2]),
+    route,
+    concurrency: opts.concurrency ?? 1,
+    token: loaded.token,
+    command: opts.command,
+    appHost: opts.appHost ?? '127.0.0.1',
+    appPort: opts.appPort ?? 0,
+    startTimeoutMs: opts.startTimeoutMs ?? 30_000,
+    idleTimeoutMs: opts.idleTimeoutMs ?? 0,
+    // A node the edge started is orphaned when the edge is gone: do not keep the app forever.
+    orphanTimeoutMs: opts.orphanTimeoutMs ?? (instance ? 30_000 : 0),
+    graceMs: opts.graceMs ?? 10_000,
+    handshakeTimeoutMs: 5000,
+    instance,
+    logger,
+    onEvent: (type, msg) => status?.event(type, msg, route),
+  };
+  const node = new EdgeNode(cfg);
+  if (opts.status !== false) {
+    status = new StatusServer({
+      kind: 'node',
+      name: `${route}-${process.pid}`,
+      config: { edge: edgeText, route, concurrency: cfg.concurrency, command: opts.command.map((a) => printable(a, 100)), instance },
+      services: () => ({ [route]: node.view() }),
+      actions: {
+        drain: async (args) => node.drain(timeoutOf(args)),
+        undrain: async () => (node.undrain(), { undrained: true }),
+        stop: async () => (void node.stop('asked on the status socket'), { stopping: true }),
+      },
+    });
+    await status.listen();
+  }
+  try {
+    await node.start();
+  } catch (err) {
+    await node.stop(`start failed: ${(err as Error).message}`, 1);
+    await status?.close();
+    throw new UserError((err as Error).message, 'check that the app listens on $PORT (127.0.0.1) and starts within --start-timeout', ExitCode.unavailable);
+  }
+  return { node, status };
+}
+
+/** Run until the node stops by itself (STOP, idle, app exit) or the signal aborts. */
+export async function runNode(opts: NodeOptions, signal: AbortSignal): Promise<NodeExit> {
+  const { node, status } = await startNode(opts);
+  const onAbort = () => void node.stop('signal');
+  signal.addEventListener('abort', onAbort, { once: true });
+  if (signal.aborted) onAbort();
+  try {
+    return await node.done;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    await status?.close();
+  }
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
