@@ -52,6 +52,7 @@ export interface EdgeConfig {
 export interface EdgeCounters {
   nodeHandshakes: number;
   authFailures: number;
+  handshakeTimeouts: number;
   garbled: number;
   nodesRefused: number;
   headerTimeouts: number;
@@ -63,7 +64,7 @@ const MAX_ATTEMPTS = 5;
 
 export class EdgeServer {
   readonly routes = new Map<string, RouteState>();
-  readonly counters: EdgeCounters = { nodeHandshakes: 0, authFailures: 0, garbled: 0, nodesRefused: 0, headerTimeouts: 0, badRequests: 0, noRoute: 0 };
+  readonly counters: EdgeCounters = { nodeHandshakes: 0, authFailures: 0, handshakeTimeouts: 0, garbled: 0, nodesRefused: 0, headerTimeouts: 0, badRequests: 0, noRoute: 0 };
   private readonly servers: Server[] = [];
   private nodeServer: Server | null = null;
   private instances: Instances | null = null;
@@ -356,6 +357,7 @@ export class EdgeServer {
       const e = err instanceof ProtocolError ? err : new ProtocolError(String(err), 'garbled');
       reader.detach();
       if (e.reason === 'auth') this.counters.authFailures++;
+      else if (e.reason === 'timeout') this.counters.handshakeTimeouts++;
       else if (e.reason !== 'closed') this.counters.garbled++;
       if (e.reason === 'auth' || e.reason === 'garbled' || e.reason === 'version') {
         this.log.warn('refused a node connection', { from: sock.remoteAddress, reason: e.message });

@@ -1,0 +1,70 @@
+import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** Shared pieces of the proxy tests: fixture apps and a plain HTTP client (a new connection per request). */
+export const SLOW_APP = fileURLToPath(new URL('../fixtures/proxy/slow-app.mjs', import.meta.url));
+export const FAST_APP = fileURLToPath(new URL('../fixtures/proxy/fast-app.mjs', import.meta.url));
+export const TEST_TOKEN = 'proxy-test-token-0123456789abcdef';
+
+/** argv for an app with extra environment, without a shell: /usr/bin/env VAR=... node app. */
+export function appCommand(app: string, env: Record<string, string | number> = {}): string[] {
+  return ['/usr/bin/env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, app];
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+export function get(port: number, opts: { host?: string; timeoutMs?: number; path?: string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path: opts.path ?? '/', agent: false, headers: opts.host ? { host: opts.host } : {}, timeout: opts.timeoutMs ?? 20_000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('client timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Open a raw connection; resolves once connected. */
+export function rawConnect(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Everything the peer sends until it closes (or the timeout). */
+export function readAll(s: Socket, timeoutMs = 10_000): Promise<{ data: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    let data = '';
+    const t = setTimeout(() => resolve({ data, closed: false }), timeoutMs);
+    s.setEncoding('utf8');
+    s.on('data', (c: string) => (data += c));
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearTimeout(t);
+      resolve({ data, closed: true });
+    });
+  });
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
