@@ -43,6 +43,8 @@ export function filterRows<R>(rows: readonly R[], text: string, fields: Readonly
   );
 }
 
+const collator = new Intl.Collator('en', { numeric: true });
+
 export function sortRows<R extends { key: string }>(rows: readonly R[], get: FieldGetter<R>, reverse: boolean): R[] {
   const decorated = rows.map((r) => ({ r, v: get(r) }));
   decorated.sort((a, b) => {
@@ -50,9 +52,10 @@ export function sortRows<R extends { key: string }>(rows: readonly R[], get: Fie
     const bn = b.v === null || b.v === '' || (typeof b.v === 'number' && Number.isNaN(b.v));
     if (an !== bn) return an ? 1 : -1;
     let c = 0;
-    if (!an) c = typeof a.v === 'number' && typeof b.v === 'number' ? a.v - b.v : String(a.v).localeCompare(String(b.v), 'en', { numeric: true });
+    if (!an) c = typeof a.v === 'number' && typeof b.v === 'number' ? a.v - b.v : collator.compare(String(a.v), String(b.v));
     if (reverse) c = -c;
-    return c !== 0 ? c : a.r.key < b.r.key ? -1 : a.r.key > b.r.key ? 1 : 0;
+    // Ties in key order, numbers compared as numbers: 198.18.1.2 before 198.18.1.10.
+    return c !== 0 ? c : collator.compare(a.r.key, b.r.key);
   });
   return decorated.map((d) => d.r);
 }

@@ -81,7 +81,12 @@ export function TopApp(props: TopAppProps): React.ReactElement {
     onKey(input, key);
   });
 
+  // Ink may call an input handler from an earlier render: read the latest rows through a ref.
+  const latest = useRef({ rows, count, tableH });
+  latest.current = { rows, count, tableH };
+
   function onKey(input: string, key: KeyInfo): void {
+    const { rows, count, tableH } = latest.current;
     const cur = uiRef.current;
     const at = Math.min(cur.cursor[cur.view], Math.max(0, count - 1));
     const service = cur.view === 'overview' ? rows.services[at] : cur.view === 'service' ? rows.drill : undefined;
@@ -103,7 +108,7 @@ export function TopApp(props: TopAppProps): React.ReactElement {
   const sortView = ui.view === 'timeline' ? null : ui.view;
   const sortText = sortView ? `sort ${ui.sort[sortView].col} ${ui.sort[sortView].reverse ? 'desc' : 'asc'}` : '';
   const footer = ui.confirm
-    ? `${ui.confirm.question} [y/N]`
+    ? `${fit(ui.confirm.question, Math.max(10, width - 6)).trimEnd()} [y/N]`
     : ui.editing
       ? `/${ui.filter}_   (Enter keep, Esc clear)`
       : (message ?? HINTS[ui.view]);
