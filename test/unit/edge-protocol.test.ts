@@ -101,7 +101,7 @@ describe('HMAC challenge-response', () => {
     expect(verifyAuth(Buffer.from('another-token-of-enough-length'), edgeNonce, payload)).toBeNull();
     expect(verifyAuth(token, newNonce(), payload)).toBeNull(); // replayed against a new challenge
     const tampered = Buffer.from(payload);
-    tampered[tampered.length - 2] ^= 1;
+    tampered[tampered.length - 2] = tampered[tampered.length - 2]! ^ 1;
     expect(verifyAuth(token, edgeNonce, tampered)).toBeNull();
     expect(verifyAuth(token, edgeNonce, payload.subarray(0, 40))).toBeNull();
     // A fake edge that does not know the token cannot answer the node's nonce.
