@@ -11,7 +11,7 @@ describe('top adapters: one per kind, Snapshot -> SourceSample', () => {
     // kind, service, role, backends, first backend key, its counters, sessions, queued, service numbers
     ['map-image', 'tcp-18710', 'mapping', 2, '198.18.1.1:80', { packets: 10, bytes: 1000 }, undefined, undefined, {}],
     ['render', 'web', 'frontend', 2, '198.18.1.1:80', { hits: 1 }, 0, 2, {}],
-    ['edge', 'api', 'route', 1, '127.0.0.1:18712', {}, 7, undefined, { queued: 3, active: 7, capacity: 16, nodes: 1, waitP50Ms: 12, waitP99Ms: 250 }],
+    ['edge', 'api', 'route', 1, '127.0.0.1:18712', { hits: 50 }, 7, undefined, { queued: 3, active: 7, capacity: 16, nodes: 1, waitP50Ms: 12, waitP99Ms: 250 }],
     ['deploy', 'shop', 'deploy', 2, '198.18.0.21:80', {}, undefined, undefined, { replicas: 2, desired: 2 }],
     ['discover', 'web', 'service', 2, '198.18.1.1:80', {}, undefined, undefined, {}],
   ] as const)('%s', (kind, service, role, count, key, counters, sessions, queued, numbers) => {
@@ -39,13 +39,25 @@ describe('top adapters: one per kind, Snapshot -> SourceSample', () => {
     expect(svc.backends[0]!.health).toBe('-'); // the kernel does not know health
   });
 
+  it('node: the process is one backend (its app), capacity is its concurrency', () => {
+    const s = adaptSnapshot(snap('node')).services[0]!;
+    expect([s.service, s.role, s.capacity, s.active, s.counters.hits]).toEqual(['api', 'route', 16, 7, 50]);
+    expect(s.backends.map((b) => [b.key, b.health, b.state, b.sessions, b.counters.hits])).toEqual([['127.0.0.1:18712', 'healthy', 'running', 7, 50]]);
+    expect(s.detail).toMatchObject({ state: 'serving', edge: '127.0.0.1:18713' });
+  });
+
+  it('deploy: replicas and the last autoscaler decision', () => {
+    const s = adaptSnapshot(snap('deploy')).services[0]!;
+    expect(s.detail).toEqual({ image: 'elastic-test/web:1', phase: 'steady', 'last decision': '2->2 stable: at target: needs 1.6 replicas' });
+  });
+
   it('render: HAProxy status words become health and state', () => {
     const raw = fixtureSnapshot('render', { backends: 3, t: 5, draining: new Set(['198.18.1.3:80']) }) as Snapshot;
     const b = adaptSnapshot(raw).services[0]!.backends;
     expect(b.map((x) => [x.health, x.state])).toEqual([
       ['healthy', 'running'],
       ['unhealthy', 'running'],
-      ['-', 'draining'],
+      ['healthy', 'draining'], // render lists drained backend ids; HAProxy still says UP
     ]);
   });
 

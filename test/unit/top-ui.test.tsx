@@ -72,7 +72,7 @@ describe('top dashboard (ink-testing-library, 80x23 frame)', () => {
     const f = await press('2', '[2 Backends]');
     expect(f.slice(2, 12)).toEqual([
       '  ADDRESS         SERVICE     SOURCE HEALTH     PKT/S BYTES/S  SESS QUEUE  REQ/S',
-      '> 127.0.0.1:18712 api         edge   -              -       -     7     -      -',
+      '> 127.0.0.1:18712 api         edge   -              -       -     7     -     50',
       '  198.18.0.21:80  shop        docker healthy        -       -     -     -      -',
       '  198.18.0.22:80  shop        docker starting       -       -     -     -      -',
       '  198.18.1.1:80   tcp-18710   kernel healthy       10   1000B     -     -      -',

@@ -58,16 +58,16 @@ function splitAddress(text: string): { address: string; port: number | null } {
 /** A backend from any kind's list item; undefined when it has neither an address nor an id. */
 export function sampleBackend(item: unknown, kind: string): BackendSample | undefined {
   if (!isObj(item)) return undefined;
-  const rawAddr = str(pick(item, 'address', 'addr', 'host', 'ip'), 64);
+  const rawAddr = str(pick(item, 'address', 'addr', 'app', 'endpoint', 'host', 'ip'), 64);
   let address = rawAddr ?? '';
   let port = num(item.port) ?? null;
   if (rawAddr && port === null) ({ address, port } = splitAddress(rawAddr));
-  const id = str(pick(item, 'id', 'server', 'name'), 80) ?? '';
+  const id = str(pick(item, 'id', 'backend', 'server', 'name'), 80) ?? '';
   if (!address && !id) return undefined;
   const counters: Counters = {};
   const packets = pickNum(item, 'packets', 'counters.packets');
   const bytes = pickNum(item, 'bytes', 'counters.bytes', 'bytesIn');
-  const hits = pickNum(item, 'hits', 'stot', 'sessionsTotal', 'requests', 'total');
+  const hits = pickNum(item, 'hits', 'stot', 'served', 'sessionsTotal', 'requests', 'total');
   if (packets !== undefined) counters.packets = packets;
   if (bytes !== undefined) counters.bytes = bytes;
   if (hits !== undefined) counters.hits = hits;
@@ -87,9 +87,12 @@ export function sampleBackend(item: unknown, kind: string): BackendSample | unde
   };
 }
 
+/** Where each kind keeps its list (render: `servers`, since its `backends` is a count; edge: `nodeList`). */
+const LIST_KEYS = ['backends', 'servers', 'nodeList', 'nodes', 'containers', 'replicas', 'instances'];
+
 function backendList(content: Obj, kind: string): BackendSample[] {
-  const list = pick(content, 'backends', 'servers', 'nodes', 'containers', 'replicas');
-  if (!Array.isArray(list)) return [];
+  const list = LIST_KEYS.map((k) => content[k]).find(Array.isArray);
+  if (!list) return [];
   const out: BackendSample[] = [];
   const seen = new Set<string>();
   for (const item of list) {
@@ -112,14 +115,14 @@ function scalarDetail(content: Obj, skip: ReadonlySet<string>): Record<string, s
   return out;
 }
 
-const CONSUMED = new Set(['backends', 'servers', 'nodes', 'containers', 'replicas', 'queued', 'active', 'capacity', 'requests', 'hits', 'timeouts', 'starts', 'desired']);
+const CONSUMED = new Set([...LIST_KEYS, 'queued', 'active', 'capacity', 'concurrency', 'requests', 'hits', 'served', 'timeouts', 'starts', 'desired', 'waitP50Ms', 'waitP99Ms']);
 
 /** The shared reading: backends plus the service-level numbers any kind may carry. */
 function genericService(service: string, content: unknown, kind: string, role: string): ServiceSample {
   const c = isObj(content) ? content : {};
   const backends = backendList(c, kind);
   const counters: ServiceSample['counters'] = {};
-  const hits = pickNum(c, 'requests', 'hits', 'stot', 'counters.requests');
+  const hits = pickNum(c, 'requests', 'served', 'hits', 'stot', 'counters.requests');
   const timeouts = pickNum(c, 'timeouts', 'counters.timeouts');
   const starts = pickNum(c, 'starts', 'counters.starts');
   if (hits !== undefined) counters.hits = hits;
@@ -133,7 +136,7 @@ function genericService(service: string, content: unknown, kind: string, role: s
     counters,
     queued: pickNum(c, 'queued', 'queue', 'qcur'),
     active: pickNum(c, 'active', 'scur', 'sessions', 'connections'),
-    capacity: pickNum(c, 'capacity', 'maxActive'),
+    capacity: pickNum(c, 'capacity', 'concurrency', 'maxActive'),
     nodes: Array.isArray(nodesRaw) ? nodesRaw.length : num(nodesRaw),
     replicas: Array.isArray(pick(c, 'replicas')) ? (pick(c, 'replicas') as unknown[]).length : pickNum(c, 'replicas', 'running', 'current'),
     desired: pickNum(c, 'desired', 'target', 'wanted'),
@@ -165,13 +168,67 @@ const mapImage: ServiceAdapter = (service, content) => {
   return { ...s, detail };
 };
 
-/** render: per frontend, HAProxy per-server stats (sessions, queue, status, hits). */
-const render: ServiceAdapter = (service, content) => genericService(service, content, 'proxy', 'frontend');
-/** edge / node: per route, queued/active/capacity/nodes/starts/timeouts/wait p50/p99. */
-const edge: ServiceAdapter = (service, content) => genericService(service, content, 'edge', 'route');
-const node: ServiceAdapter = (service, content) => genericService(service, content, 'node', 'route');
-/** deploy: replicas and autoscaler decisions. */
-const deploy: ServiceAdapter = (service, content) => genericService(service, content, 'docker', 'deploy');
+/** Facts for the drill-down, from dotted paths; absent ones are left out. */
+function facts(c: Obj, entries: ReadonlyArray<[string, string]>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [label, path] of entries) {
+    const t = str(pick(c, path), 80);
+    if (t !== undefined) out[label] = t;
+  }
+  return out;
+}
+
+/**
+ * render (src/engine/frontends/status.ts): per service `{ proxy, bind, backends: <count>, slots,
+ * drained: [backend ids], counters: {reloads, refusals...}, lastError, servers: [{ server,
+ * backend, address: "ip:port", status, sessions, queue, hits, rate, errors5xx }], statsError }`.
+ */
+const render: ServiceAdapter = (service, content) => {
+  const s = genericService(service, content, 'proxy', 'frontend');
+  const c = isObj(content) ? content : {};
+  const drained = new Set(Array.isArray(c.drained) ? c.drained.filter((x): x is string => typeof x === 'string') : []);
+  const backends = s.backends.map((b) => (drained.has(b.id) && b.state === 'running' ? { ...b, state: 'draining' } : b));
+  const detail = facts(c, [
+    ['proxy', 'proxy'],
+    ['bind', 'bind'],
+    ['slots', 'slots'],
+    ['reloads', 'counters.reloads'],
+    ['runtime ops', 'counters.runtimeOps'],
+    ['refusals', 'counters.refusals'],
+    ['last error', 'lastError'],
+    ['stats', 'statsError'],
+  ]);
+  return { ...s, backends, detail };
+};
+
+/** edge (src/engine/edge/route.ts RouteView): queued/active/capacity/nodes/starts/timeouts/served/wait p50 p99, nodeList. */
+const edge: ServiceAdapter = (service, content) => {
+  const s = genericService(service, content, 'edge', 'route');
+  const c = isObj(content) ? content : {};
+  return { ...s, detail: facts(c, [['idle', 'idle'], ['instances', 'instances'], ['pending', 'pending'], ['rejected', 'rejected'], ['requeued', 'requeued'], ['start failures', 'startFailures']]) };
+};
+
+/** node (src/engine/edge/node.ts NodeView): one process serving a route; shown as one backend, its app. */
+const node: ServiceAdapter = (service, content) => {
+  const s = genericService(service, content, 'node', 'route');
+  const c = isObj(content) ? content : {};
+  const appPort = num(c.appPort);
+  const self = appPort
+    ? sampleBackend({ id: `node:${service}`, name: `app pid ${String(c.appPid ?? '-')}`, address: '127.0.0.1', port: appPort, active: c.active, served: c.served, state: c.state === 'serving' ? 'running' : c.state, health: c.state === 'serving' ? 'healthy' : c.state === 'starting' ? 'starting' : undefined }, 'node')
+    : undefined;
+  return { ...s, backends: self ? [self] : s.backends, detail: facts(c, [['state', 'state'], ['edge', 'edge'], ['idle', 'idle'], ['app failures', 'appFailures'], ['edge failures', 'edgeFailures']]) };
+};
+
+/** deploy: replicas and the autoscaler's last decision. */
+const deploy: ServiceAdapter = (service, content) => {
+  const s = genericService(service, content, 'docker', 'deploy');
+  const c = isObj(content) ? content : {};
+  const d = pick(c, 'autoscale.last', 'autoscaler.last', 'decision');
+  const detail = { ...s.detail, ...facts(c, [['phase', 'phase'], ['revision', 'revision'], ['image', 'image']]) };
+  if (isObj(d)) detail['last decision'] = printable(`${String(d.from ?? '?')}->${String(d.to ?? '?')} ${String(d.mode ?? '')}: ${String(d.reason ?? '')}`, 100);
+  else if (typeof d === 'string') detail['last decision'] = printable(d, 100);
+  return { ...s, detail };
+};
 /** discover --watch: `{ [service]: { backends: Backend[] } }`. */
 const discover: ServiceAdapter = (service, content) => genericService(service, content, 'discover', 'service');
 

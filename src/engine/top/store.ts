@@ -38,6 +38,8 @@ export interface BackendRow {
   readonly sourceId: string;
   readonly kind: string;
   readonly service: string;
+  /** The backend's id as its source knows it (container id, edge node id, HAProxy server). */
+  readonly id: string;
   readonly name: string;
   readonly endpoint: string;
   readonly address: string;
@@ -317,6 +319,7 @@ function backendRow(key: string, serviceKey: string, sid: string, kind: string, 
     sourceId: sid,
     kind,
     service,
+    id: b.id,
     name: b.name,
     endpoint: b.key,
     address: b.address,

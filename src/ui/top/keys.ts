@@ -141,11 +141,13 @@ export function reduceKey(ui: UiState, input: string, key: KeyInfo, ctx: KeyCont
 /** d: drain (wait for connections), x: disable (out now, no wait), u: undrain, +/-: scale a deploy. */
 function actionFor(ui: UiState, input: string, ctx: KeyContext): PendingAction | null {
   const b = ui.view === 'backends' || ui.view === 'service' ? ctx.backend : undefined;
-  if (b && b.port !== null && (input === 'd' || input === 'x' || input === 'u')) {
+  if (b && (b.port !== null || b.id) && (input === 'd' || input === 'x' || input === 'u')) {
     const where = `${b.endpoint} (${b.service} in ${b.sourceId})`;
-    if (input === 'd') return { sourceId: b.sourceId, action: 'drain', args: { address: b.address, port: b.port, timeoutMs: 30_000 }, question: `Drain ${where}: no new connections, wait up to 30s for open ones?` };
-    if (input === 'x') return { sourceId: b.sourceId, action: 'drain', args: { address: b.address, port: b.port, timeoutMs: 0 }, question: `Disable ${where} now (open connections are not waited for)?` };
-    return { sourceId: b.sourceId, action: 'undrain', args: { address: b.address, port: b.port }, question: `Put ${where} back in rotation?` };
+    // The drain contract names a backend by address and port; an edge node without an app address by its id.
+    const target = b.port !== null && b.address ? { address: b.address, port: b.port } : { node: b.id };
+    if (input === 'd') return { sourceId: b.sourceId, action: 'drain', args: { ...target, timeoutMs: 30_000 }, question: `Drain ${where}: no new connections, wait up to 30s for open ones?` };
+    if (input === 'x') return { sourceId: b.sourceId, action: 'drain', args: { ...target, timeoutMs: 0 }, question: `Disable ${where} now (open connections are not waited for)?` };
+    return { sourceId: b.sourceId, action: 'undrain', args: target, question: `Put ${where} back in rotation?` };
   }
   const s = ui.view === 'overview' || ui.view === 'service' ? ctx.service : undefined;
   if (s && (input === '+' || input === '-') && (s.kind === 'deploy' || s.replicas !== null)) {
