@@ -45,8 +45,8 @@ afterAll(async () => {
 describe('elastic top (not a terminal)', () => {
   it('prints one snapshot as tables, with rates from two samples', async () => {
     const r = await elastic(['top', '--interval', '0.5', '--no-docker'], { env: env() });
-    expect(r.exitCode, r.stderr).toBe(0);
-    const out = r.stdout;
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    const out = String(r.stdout);
     expect(out).toMatch(/^SOURCE\s+KIND\s+PID\s+STATUS$/m);
     for (const id of ['map-image.tcp-18720', 'render.top18721', 'edge.18722', 'node.api-1']) expect(out).toMatch(new RegExp(`^${id.replace('.', '\\.')}\\s+\\S+\\s+${process.pid}\\s+live$`, 'm'));
     expect(out).toMatch(/^SERVICE\s+KIND\s+SOURCE\s+BACKENDS\s+HEALTHY\s+RATE\/S/m);
@@ -61,8 +61,8 @@ describe('elastic top (not a terminal)', () => {
 
   it('--json: one snapshot in the documented shape', async () => {
     const r = await elastic(['top', '--json', '--interval', '0.3', '--no-docker'], { env: env() });
-    expect(r.exitCode, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout);
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    const j = JSON.parse(String(r.stdout));
     expect(j.v).toBe(1);
     expect(j.sources.map((s: { id: string }) => s.id).sort()).toEqual(['edge.18722', 'map-image.tcp-18720', 'node.api-1', 'render.top18721']);
     const svc = j.services.find((s: { sourceId: string }) => s.sourceId === 'map-image.tcp-18720');
@@ -99,9 +99,9 @@ describe('elastic top (not a terminal)', () => {
     const empty = await mkdtemp(join(tmpdir(), 'elastic-top-empty-'));
     try {
       const r = await elastic(['top', '--once', '--no-docker'], { env: { ELASTIC_RUN_DIR: empty, ELASTIC_STATE_DIR: stateDir } });
-      expect(r.exitCode, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/^note: nothing configured: start e\.g\. "elastic map-image 80 IMAGE 80 --watch"/);
-      expect(r.stdout).toContain('no sources');
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      expect(String(r.stdout)).toMatch(/^note: nothing configured: start e\.g\. "elastic map-image 80 IMAGE 80 --watch"/);
+      expect(String(r.stdout)).toContain('no sources');
     } finally {
       await rm(empty, { recursive: true, force: true });
     }
@@ -110,6 +110,6 @@ describe('elastic top (not a terminal)', () => {
   it('a bad --interval is a usage error', async () => {
     const r = await elastic(['top', '--interval', 'soon'], { env: env() });
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/^error: invalid --interval "soon"\. try: give seconds/);
+    expect(String(r.stderr)).toMatch(/^error: invalid --interval "soon"\. try: give seconds/);
   });
 });
