@@ -2,7 +2,7 @@ import type { BackendSet } from '../model/backend.js';
 import { ExitCode, UserError, describeError } from '../errors.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 import type { StateStore } from '../runtime/state-store.js';
-import type { Applier, ApplyOutcome, DesiredRender } from './applier.js';
+import type { Applier, ApplyOutcome, ApplyPlan, DesiredRender } from './applier.js';
 import { semanticDiff, textDiff, type SemanticDiff } from './diff.js';
 import { discardStaged, readIfExists, restore, stage, swapIn } from './files.js';
 import { checkGuardrails, type Guardrails, type Refusal } from './guardrails.js';
@@ -130,26 +130,70 @@ export class Renderer {
     if (mode.dryRun) {
       return result('dry-run', plan.reason, { refusals, diff: semanticDiff(last ? state?.backends : undefined, ids, plan), textDiff: textDiff(live ?? '', desired.text) });
     }
-    const staged = await stage(output, desired.text);
+    const alive = !applier.alive || mode.check || (await applier.alive());
+    if (plan.action === 'none' && alive && !mode.check) return result('none', 'unchanged');
+    let outcome: ApplyOutcome;
+    // Membership only: the runtime API checks each command itself and the file's structure is
+    // the validated live one, so serve first (milliseconds) and persist the file after.
+    const fast = plan.action === 'runtime' && alive && last && !mode.check ? await this.applyRuntimeFirst(plan, desired, last) : null;
+    if (fast) outcome = fast;
+    else {
+      await this.stageAndValidate(desired.text);
+      if (mode.check) {
+        await discardStaged(output);
+        return result('checked', `${applier.proxy} accepts the rendered config`);
+      }
+      const previous = await swapIn(output);
+      const slow = plan.action === 'runtime' ? { action: 'reload' as const, ops: [], reason: `runtime change failed; ${plan.reason}` } : plan;
+      outcome = await this.applyOrRestore(slow, desired, previous, state);
+    }
+    await this.opts.store.put<RenderState>(this.stateKey, { v: 1, proxy: applier.proxy, output, applied: { configHash: desired.configHash, skeletonHash: desired.skeletonHash, slots: desired.slots }, backends: ids, time: new Date().toISOString() });
+    if (outcome.action === 'reload') this.counters.reloads++;
+    if (outcome.action === 'start') this.counters.starts++;
+    this.counters.runtimeOps += outcome.ops;
+    this.counters.lastApply = { time: new Date().toISOString(), action: outcome.action, reason: outcome.reason, ms: outcome.ms };
+    this.log.info(`applied: ${outcome.action}`, { reason: outcome.reason, ops: outcome.ops, ms: outcome.ms });
+    return result(outcome.action, outcome.reason, { ops: outcome.ops });
+  }
+
+  private async stageAndValidate(text: string): Promise<void> {
+    const staged = await stage(this.opts.output, text);
     try {
-      await validateConfig(applier.proxy, staged, desired.text, { displayPath: output, bin: this.opts.validateBin });
+      await validateConfig(this.opts.applier.proxy, staged, text, { displayPath: this.opts.output, bin: this.opts.validateBin });
     } catch (err) {
-      await discardStaged(output);
+      await discardStaged(this.opts.output);
       throw err;
     }
-    if (mode.check) {
-      await discardStaged(output);
-      return result('checked', `${applier.proxy} accepts the rendered config`);
-    }
-    if (plan.action === 'none' && (!applier.alive || (await applier.alive()))) {
-      await discardStaged(output);
-      return result('none', 'unchanged');
-    }
+  }
 
-    const previous = await swapIn(output);
+  /**
+   * Runtime ops first, then the file (validated, swapped). A refused runtime change falls back to
+   * the validated reload path; a refused file undoes the runtime ops. null: fall back.
+   */
+  private async applyRuntimeFirst(plan: ApplyPlan, desired: DesiredRender, last: HaproxyApplied): Promise<ApplyOutcome | null> {
+    const { applier } = this.opts;
     let outcome: ApplyOutcome;
     try {
       outcome = await applier.apply(plan, desired);
+    } catch (err) {
+      this.log.warn('runtime API change failed; reloading with the validated file instead', { error: describeError(err) });
+      return null;
+    }
+    try {
+      await this.stageAndValidate(desired.text);
+    } catch (err) {
+      const undo = applier.plan(desired, { ...last, configHash: `${last.configHash}-undo`, text: '' });
+      await applier.apply(undo, { ...last, text: '' }).catch((e) => this.log.error('undoing runtime changes failed', { error: describeError(e) }));
+      throw err;
+    }
+    await swapIn(this.opts.output);
+    return outcome;
+  }
+
+  private async applyOrRestore(plan: ApplyPlan, desired: DesiredRender, previous: string | null, state: RenderState | undefined): Promise<ApplyOutcome> {
+    const { output, applier } = this.opts;
+    try {
+      return await applier.apply(plan, desired);
     } catch (err) {
       this.counters.failures++;
       this.counters.lastError = { time: new Date().toISOString(), message: describeError(err) };
@@ -161,12 +205,5 @@ export class Renderer {
       const msg = describeError(err);
       throw new UserError(`apply failed, last good config restored: ${err instanceof UserError ? err.message : msg}`, err instanceof UserError ? err.hint : undefined, err instanceof UserError ? err.exitCode : ExitCode.failure, { cause: err });
     }
-    await this.opts.store.put<RenderState>(this.stateKey, { v: 1, proxy: applier.proxy, output, applied: { configHash: desired.configHash, skeletonHash: desired.skeletonHash, slots: desired.slots }, backends: ids, time: new Date().toISOString() });
-    if (outcome.action === 'reload') this.counters.reloads++;
-    if (outcome.action === 'start') this.counters.starts++;
-    this.counters.runtimeOps += outcome.ops;
-    this.counters.lastApply = { time: new Date().toISOString(), action: outcome.action, reason: outcome.reason, ms: outcome.ms };
-    this.log.info(`applied: ${outcome.action}`, { reason: outcome.reason, ops: outcome.ops, ms: outcome.ms });
-    return result(outcome.action, outcome.reason, { ops: outcome.ops });
   }
 }

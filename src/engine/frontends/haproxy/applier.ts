@@ -1,4 +1,4 @@
-import { ExitCode, UserError, describeError } from '../../errors.js';
+import { ExitCode, UserError } from '../../errors.js';
 import { nullLogger, type Logger } from '../../runtime/logger.js';
 import { sleep } from '../../runtime/clock.js';
 import type { Applier, ApplyOutcome, ApplyPlan, DesiredRender } from '../applier.js';
@@ -48,7 +48,10 @@ export class HaproxyApplier implements Applier {
   }
 
   async alive(): Promise<boolean> {
-    return (await this.process.alive()) || (await this.direct.alive());
+    // HAProxy we manage must have its master (reloads go through it); one we attach to may be
+    // a plain process with only a stats socket.
+    if (this.opts.manage) return this.process.alive();
+    return (await this.direct.alive()) || (await this.process.alive());
   }
 
   async start(): Promise<void> {
@@ -58,6 +61,16 @@ export class HaproxyApplier implements Applier {
   async apply(plan: ApplyPlan, desired: DesiredRender): Promise<ApplyOutcome> {
     const t0 = performance.now();
     const done = (action: ApplyOutcome['action'], ops: number, reason: string): ApplyOutcome => ({ action, ops, reason, ms: Math.round(performance.now() - t0) });
+    if (plan.action === 'runtime') {
+      // The caller has just seen HAProxy alive; a refusal here makes it fall back to a reload.
+      let n = 0;
+      for (const op of plan.ops) for (const cmd of opCommands(op)) {
+        await this.direct.set(cmd);
+        n++;
+      }
+      await this.verify(desired, this.direct);
+      return done('runtime', n, plan.reason);
+    }
     if (!(await this.alive())) {
       if (!this.opts.manage) {
         throw new UserError(`HAProxy is not running (no answer on ${this.opts.statsSocket} or ${this.opts.masterSocket})`, 'start it, or pass --start to let render start and manage it', ExitCode.unavailable);
@@ -68,24 +81,6 @@ export class HaproxyApplier implements Applier {
     }
     if (plan.action === 'none') {
       return done('none', 0, plan.reason);
-    }
-    if (plan.action === 'runtime') {
-      const api = await this.api();
-      try {
-        let n = 0;
-        for (const op of plan.ops) for (const cmd of opCommands(op)) {
-          await api.set(cmd);
-          n++;
-        }
-        await this.verify(desired, api);
-        return done('runtime', n, plan.reason);
-      } catch (err) {
-        // The live file already holds the desired state: a reload puts it in force anyway.
-        this.log.warn('runtime API change failed, reloading instead', { error: describeError(err) });
-        await this.reload();
-        await this.verify(desired, this.viaMaster);
-        return done('reload', 0, `runtime change failed (${describeError(err)}); reloaded`);
-      }
     }
     await this.reload();
     await this.verify(desired, this.viaMaster);
