@@ -61,10 +61,10 @@ describe('render --watch', () => {
     await waitFor(async () => (await served(6)).has(h3), 'the new container served', 20_000, 100);
     const sock = join(env.ELASTIC_RUN_DIR!, 'render.rw.sock');
     // The new backend is served before the pass ends (runtime API first, then the file is written).
-    const snap = await waitFor(async () => {
+    const snap = (await waitFor(async (): Promise<Snapshot | undefined> => {
       const s = await requestStatus<Snapshot>(sock);
-      return (s.services.rw as { counters: { runtimeOps: number } }).counters.runtimeOps > 0 ? s : null;
-    }, 'the runtime pass recorded', 10_000, 50);
+      return (s.services.rw as { counters: { runtimeOps: number } }).counters.runtimeOps > 0 ? s : undefined;
+    }, 'the runtime pass recorded', 10_000, 50))!;
     const svc = snap.services.rw as { counters: { reloads: number; runtimeOps: number; starts: number }; servers: Array<{ backend: string | null; hits: number; status: string }> };
     expect(snap.kind).toBe('render');
     expect(svc.counters.runtimeOps).toBeGreaterThan(0);
