@@ -1,5 +1,5 @@
 import { ExitCode, UserError } from '../../errors.js';
-import { nullLogger, type Logger } from '../../runtime/logger.js';
+import type { Logger } from '../../runtime/logger.js';
 import { sleep } from '../../runtime/clock.js';
 import type { Applier, ApplyOutcome, ApplyPlan, DesiredRender } from '../applier.js';
 import { backendName, opCommands, planHaproxy, type HaproxyApplied } from './plan.js';
@@ -28,14 +28,12 @@ export class HaproxyApplier implements Applier {
   readonly process: HaproxyProcess;
   private readonly direct: HaproxyRuntime;
   private readonly viaMaster: HaproxyRuntime;
-  private readonly log: Logger;
 
   constructor(private readonly opts: HaproxyApplierOptions) {
     this.paths = { statsSocket: opts.statsSocket, masterSocket: opts.masterSocket, pidFile: opts.pidFile };
     this.process = new HaproxyProcess({ config: opts.config, masterSocket: opts.masterSocket, pidFile: opts.pidFile, bin: opts.bin });
     this.direct = new HaproxyRuntime({ socket: opts.statsSocket });
     this.viaMaster = new HaproxyRuntime({ socket: opts.masterSocket, prefix: '@1 ' });
-    this.log = opts.logger ?? nullLogger;
   }
 
   plan(last: HaproxyApplied | undefined, desired: DesiredRender): ApplyPlan {
