@@ -97,10 +97,10 @@ afterAll(async () => {
 describe('elastic top in tmux (80x24) against map-image --watch and proxy edge', () => {
   it('shows the mapping, the route and the backends; counters move under traffic', async () => {
     onTestFailed(() => console.error(`last captured pane:\n${lastPane}`));
-    let text = await waitFor(async () => {
+    let text = String(await waitFor(async () => {
       const t = await pane();
       return t.includes(`tcp-${MAP_PORT}`) && /^[> ] app\s+edge/m.test(t) ? t : null;
-    }, 'the overview with the mapping and the edge route', 20_000, 200);
+    }, 'the overview with the mapping and the edge route', 20_000, 200));
     const lines = text.split('\n');
     expect(lines[0]).toMatch(/^elastic top {2}2 sources {2}2 services {2}2 backends/);
     expect(row(text, `tcp-${MAP_PORT}`).slice(0, 3)).toEqual([`tcp-${MAP_PORT}`, 'map-image', '2']);
@@ -109,18 +109,18 @@ describe('elastic top in tmux (80x24) against map-image --watch and proxy edge',
     // Traffic through the kernel mapping (to this host's docker bridge address) and the edge.
     const stop = { done: false };
     const load = Promise.all([traffic('198.18.0.1', MAP_PORT, 4000, 25_000, stop), traffic('127.0.0.1', EDGE_PORT, 2000, 25_000, stop)]);
-    text = await waitFor(async () => {
+    text = String(await waitFor(async () => {
       const t = await pane();
       const map = row(t, `tcp-${MAP_PORT}`);
       const route = row(t, 'app');
       return map[3] && map[3] !== '-' && map[3] !== '0' && route[3] && route[3] !== '-' && route[3] !== '0' ? t : null;
-    }, 'packet and request rates above zero', 15_000, 200);
+    }, 'packet and request rates above zero', 15_000, 200));
     expect(row(text, `tcp-${MAP_PORT}`)[4]).toBe('pkt');
     expect(row(text, 'app')[4]).toBe('req');
 
     // The backends view: both containers with moving packet counters.
     await execa('tmux', ['send-keys', '-t', session, '2']);
-    text = await waitFor(async () => {
+    text = String(await waitFor(async () => {
       const t = await pane();
       return ips.every((ip) => {
         const r = row(t, `${ip}:80`);
@@ -128,7 +128,7 @@ describe('elastic top in tmux (80x24) against map-image --watch and proxy edge',
       })
         ? t
         : null;
-    }, `both containers (${ips.join(', ')}) with packets/s`, 15_000, 200);
+    }, `both containers (${ips.join(', ')}) with packets/s`, 15_000, 200));
     expect(text.split('\n')[1]).toMatch(/\[2 Backends\]/);
     stop.done = true;
     const [okMap, okEdge] = await load;
