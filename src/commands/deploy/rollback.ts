@@ -1,0 +1,29 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../../base-command.js';
+import { deployRollback } from '../../engine/deploy.js';
+import { progressLine, resultText } from '../../ui/deploy.js';
+
+export default class DeployRollback extends BaseCommand {
+  static override summary = 'Roll a service back to its previous revision';
+  static override description = `A rolling update to the revision before the current one (kept in the state file), with the same
+health gate, surge/unavailable budget and drain as any rollout. Its image must still be on the host.`;
+  static override examples = ['<%= config.bin %> deploy rollback web'];
+  static override enableJsonFlag = true;
+  static override args = { service: Args.string({ description: 'service name', required: true }) };
+  static override flags = { 'docker-host': Flags.string({ description: 'Docker daemon (default $DOCKER_HOST)' }) };
+
+  async run() {
+    const { args, flags } = await this.parse(DeployRollback);
+    const result = await deployRollback(args.service, {
+      host: flags['docker-host'],
+      logger: this.makeLogger(flags, 'deploy'),
+      signal: this.shutdownSignal,
+      onEvent: (e) => {
+        const line = progressLine(e);
+        if (line) process.stderr.write(`${line}\n`);
+      },
+    });
+    if (!this.jsonEnabled()) process.stdout.write(resultText(result));
+    return result;
+  }
+}

@@ -1,0 +1,54 @@
+import { endpoint } from '../model/backend.js';
+import { printable } from '../model/validate.js';
+import { nullLogger, type Logger } from '../runtime/logger.js';
+import { listStatusSockets, requestStatus } from '../runtime/status.js';
+
+/**
+ * The drain contract (docs/ARCHITECTURE.md), deploy's side: before an old replica is stopped, every
+ * load balancer elastic runs on this host (map-image, render, edge status sockets) is asked, in
+ * parallel, to take it out and answer once its connections are gone or the timeout passed.
+ * A socket that does not know the backend, does not know `drain`, or does not answer in time is
+ * logged and counted as "not ours": a drain never blocks a rollout forever.
+ */
+export const LB_KINDS = ['map-image', 'render', 'edge'] as const;
+
+export interface DrainOutcome {
+  readonly socket: string; // kind.name
+  readonly outcome: 'drained' | 'timeout' | 'not ours' | 'no answer';
+  readonly remaining?: number;
+  readonly detail?: string;
+}
+
+export interface DrainTarget {
+  readonly service: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+export async function drainEverywhere(t: DrainTarget, timeoutMs: number, opts: { runDir?: string; logger?: Logger } = {}): Promise<DrainOutcome[]> {
+  const log = opts.logger ?? nullLogger;
+  const sockets = (await listStatusSockets(opts.runDir)).filter((s) => (LB_KINDS as readonly string[]).includes(s.kind));
+  const ep = endpoint(t);
+  // A superset of the arguments each kind reads: map-image {address, port}, render {service,
+  // backend}, edge {app}; each ignores the rest.
+  const args = { address: t.address, port: t.port, timeoutMs, service: t.service, backend: ep, app: ep };
+  return Promise.all(
+    sockets.map(async (s): Promise<DrainOutcome> => {
+      const socket = `${s.kind}.${s.name}`;
+      let out: DrainOutcome;
+      try {
+        const r = await requestStatus<Record<string, unknown>>(s.path, { op: 'action', action: 'drain', args }, timeoutMs + 3000);
+        if (r.ok !== true) out = { socket, outcome: 'not ours', detail: printable(String(r.error ?? 'refused'), 120) };
+        else if (r.nodes === 0 || (Array.isArray(r.mappings) && r.mappings.length === 0)) out = { socket, outcome: 'not ours', detail: 'backend not served there' };
+        else {
+          const remaining = typeof r.remaining === 'number' ? r.remaining : typeof r.sessions === 'number' ? r.sessions : undefined;
+          out = { socket, outcome: r.drained === false ? 'timeout' : 'drained', remaining };
+        }
+      } catch (err) {
+        out = { socket, outcome: 'no answer', detail: printable((err as Error).message, 120) };
+      }
+      log[out.outcome === 'drained' || out.outcome === 'not ours' ? 'debug' : 'warn'](`drain ${ep} at ${socket}: ${out.outcome}`, { detail: out.detail, remaining: out.remaining });
+      return out;
+    }),
+  );
+}

@@ -1,0 +1,184 @@
+import { describeError, ExitCode, UserError } from '../errors.js';
+import { nullLogger, type Logger } from '../runtime/logger.js';
+import type { StateStore } from '../runtime/state-store.js';
+import type { DeployDocker, ImageFacts } from './docker-ops.js';
+import { drainEverywhere, type DrainOutcome } from './drain.js';
+import { describeCheck, resolveGate, waitGate } from './gate.js';
+import { isAvailableOld, planStep, type Replica, type RemoveReason } from './plan.js';
+import { resolveBudget } from './spec.js';
+import { saveState, type DeployState, type Phase, type RevisionRecord } from './state.js';
+
+/**
+ * The rollout executor: observe the service's containers, ask the planner for the next step, do
+ * it (creates and health gates, drains and removals, in parallel), and again until converged.
+ * Failures of the health gate are counted; at the threshold the rollout turns around to the
+ * previous revision. Docker going away stops it where it is, with the state saved as
+ * `interrupted`: the next run re-reads the containers and carries on.
+ */
+export type ReplicaPhase = 'existing' | 'creating' | 'starting' | 'healthy' | 'ready' | 'failed' | 'draining' | 'stopping' | 'removed';
+
+export type RolloutEvent =
+  | { readonly type: 'replica'; readonly id: string; readonly name: string; readonly revision: string; readonly index: number; readonly phase: ReplicaPhase; readonly detail?: string }
+  | { readonly type: 'phase'; readonly phase: Phase; readonly message: string }
+  | { readonly type: 'drain'; readonly id: string; readonly outcomes: readonly DrainOutcome[] };
+
+export interface ExecutorOptions {
+  readonly ops: DeployDocker;
+  readonly store: StateStore;
+  readonly logger?: Logger;
+  readonly signal?: AbortSignal;
+  readonly runDir?: string;
+  readonly onEvent?: (e: RolloutEvent) => void;
+  /** Images by revision (the target's, and the previous one's for a rollback). */
+  readonly image: (rec: RevisionRecord) => Promise<ImageFacts>;
+  readonly gatePollMs?: number;
+}
+
+export interface ConvergeResult {
+  readonly state: DeployState;
+  readonly replicas: readonly Replica[];
+  readonly created: number;
+  readonly removed: number;
+  readonly failed: number;
+  readonly rolledBack: boolean;
+}
+
+export async function converge(initial: DeployState, opts: ExecutorOptions): Promise<ConvergeResult> {
+  const log = opts.logger ?? nullLogger;
+  const emit = opts.onEvent ?? (() => {});
+  let state = initial;
+  const service = state.service;
+  let target = state.current;
+  let gates = { ready: new Set<string>(), failed: new Set<string>() };
+  let failures = 0;
+  let created = 0;
+  let removed = 0;
+  let totalFailed = 0;
+  let rolledBack = false;
+  const reasons: string[] = [];
+  const seen = new Set<string>();
+  const setPhase = async (phase: Phase, message: string, extra: Partial<DeployState> = {}) => {
+    state = await saveState(opts.store, { ...state, ...extra, phase, message });
+    emit({ type: 'phase', phase, message });
+    log.debug(message, { service, phase });
+  };
+  const portOf = (revision: string) => (revision === state.previous?.revision ? state.previous.spec.container.port : undefined) ?? target.spec.container.port;
+
+  try {
+    for (let round = 0; ; round++) {
+      if (opts.signal?.aborted) throw new UserError(`deploy of ${service} stopped by a signal`, 're-run the same command to carry on from where it stopped', ExitCode.failure);
+      const observed = await opts.ops.replicas(service);
+      for (const r of observed) {
+        if (!seen.has(r.id)) emit({ type: 'replica', id: r.id, name: r.name, revision: r.revision, index: r.index, phase: 'existing', detail: `${r.state}${r.health !== 'none' ? ` (${r.health})` : ''}` });
+        seen.add(r.id);
+      }
+      const spec = target.spec;
+      const budget = resolveBudget(spec.rollout, spec.replicas);
+      const step = planStep(observed, { revision: target.revision, replicas: spec.replicas, ...budget }, gates);
+      if (step.done) {
+        const phase: Phase = rolledBack ? 'rolled back' : 'steady';
+        const msg = rolledBack
+          ? `rolled back ${service} to ${target.revision}: ${state.failedRevision} failed its health gate (${reasons[0] ?? 'see log'})`
+          : `${service} converged: ${spec.replicas} replica(s) of ${target.revision}`;
+        if (state.phase !== phase || round > 0) await setPhase(phase, msg);
+        return { state, replicas: observed, created, removed, failed: totalFailed, rolledBack };
+      }
+      if (round === 0 && state.phase !== 'rolling back') await setPhase('rolling', `${service}: ${step.note}`);
+      else log.info(step.note, { service });
+
+      const image = await opts.image(target);
+      const check = resolveGate(spec.container.health, image, spec.container.port);
+      const gateOne = async (r: Pick<Replica, 'id' | 'name' | 'revision' | 'index'>) => {
+        const ev = (phase: ReplicaPhase, detail?: string) => emit({ type: 'replica', id: r.id, name: r.name, revision: r.revision, index: r.index, phase, detail });
+        ev('starting', describeCheck(check));
+        const res = await waitGate(opts.ops, r.id, {
+          check,
+          network: spec.container.network,
+          minHealthyMs: spec.rollout.minHealthyMs,
+          deadlineMs: spec.rollout.deadlineMs,
+          pollMs: opts.gatePollMs,
+          signal: opts.signal,
+          onState: (s, d) => ev(s, d),
+        });
+        if (res.ok) {
+          gates.ready.add(r.id);
+          ev('ready', `${res.ms} ms`);
+        } else {
+          gates.failed.add(r.id);
+          failures++;
+          totalFailed++;
+          reasons.push(res.reason);
+          ev('failed', res.reason);
+          log.warn(`replica ${r.name} failed its health gate: ${res.reason}`, { service, revision: r.revision });
+        }
+      };
+      const retire = async (r: Replica, reason: RemoveReason) => {
+        const ev = (phase: ReplicaPhase, detail?: string) => emit({ type: 'replica', id: r.id, name: r.name, revision: r.revision, index: r.index, phase, detail });
+        const port = portOf(r.revision);
+        if (isAvailableOld(r) && r.address && port && (reason === 'old revision' || reason === 'scale down')) {
+          ev('draining', `${r.address}:${port}`);
+          const outcomes = await drainEverywhere({ service, address: r.address, port }, spec.rollout.drainTimeoutMs, { runDir: opts.runDir, logger: log });
+          emit({ type: 'drain', id: r.id, outcomes });
+        }
+        ev('stopping', reason);
+        await opts.ops.stop(r.id, spec.rollout.stopTimeoutS);
+        await opts.ops.remove(r.id);
+        removed++;
+        gates.ready.delete(r.id);
+        ev('removed', reason);
+      };
+      const createOne = async (index: number) => {
+        const r = await opts.ops.create(service, target.revision, index, spec.container, target.imageId, spec.rollout.stopTimeoutS);
+        seen.add(r.id);
+        created++;
+        emit({ type: 'replica', id: r.id, name: r.name, revision: r.revision, index, phase: 'creating' });
+        await gateOne(r);
+      };
+      const results = await Promise.allSettled([...step.remove.map((x) => retire(x.replica, x.reason)), ...step.create.map(createOne), ...step.gate.map(gateOne)]);
+      const failedOp = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failedOp) throw failedOp.reason;
+
+      if (failures >= spec.rollout.failureThreshold) {
+        const prev = state.previous;
+        if (!rolledBack && state.phase !== 'rolling back' && prev && prev.revision !== target.revision) {
+          const failed = target;
+          await setPhase('rolling back', `${failures} new replica(s) of ${failed.revision} failed their health gate (${reasons[0]}): rolling back to ${prev.revision}`, {
+            current: prev,
+            previous: failed,
+            failedRevision: failed.revision,
+          });
+          target = prev;
+          rolledBack = true;
+          gates = { ready: new Set(), failed: new Set() };
+          failures = 0;
+          continue;
+        }
+        // Nothing to go back to (a first deploy), or the rollback itself fails: stop, clean up.
+        const leftovers = (await opts.ops.replicas(service)).filter((r) => gates.failed.has(r.id));
+        await Promise.all(leftovers.map((r) => retire(r, 'failed')));
+        const what = rolledBack ? `the rollback of ${service} to ${target.revision} failed too` : `revision ${target.revision} of ${service} failed its health gate on ${failures} replica(s)`;
+        await setPhase('failed', `${what}: ${reasons[reasons.length - 1]}`);
+        throw new UserError(
+          `${what}: ${reasons[reasons.length - 1]}`,
+          reasons.some((r) => r.startsWith('health deadline'))
+            ? 'the replicas did not become healthy in time: check the health gate (--health-*), raise --health-deadline, or look at `docker logs`'
+            : 'check the image, its command and health check (`docker logs` of a failed replica); the failed replicas were removed',
+          ExitCode.refused,
+        );
+      }
+    }
+  } catch (err) {
+    if (err instanceof UserError && err.exitCode === ExitCode.unavailable) {
+      const msg = `Docker lost in the middle of the rollout of ${service}: ${err.message}`;
+      await setPhase('interrupted', msg).catch(() => {});
+      throw new UserError(
+        msg,
+        `nothing more was changed; when Docker is back, re-run the same command (or \`elastic deploy scale ${service} --replicas N\`): it resumes from the containers that exist`,
+        ExitCode.unavailable,
+        { cause: err },
+      );
+    }
+    if (!(err instanceof UserError) || err.exitCode !== ExitCode.refused) await setPhase('interrupted', `rollout of ${service} stopped: ${describeError(err)}`).catch(() => {});
+    throw err;
+  }
+}
