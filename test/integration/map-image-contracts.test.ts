@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,11 @@ beforeAll(async () => {
   for (let i = 0; i < 2; i++) await tc.run({ image, name: `mapimg-${tc.runId}-${i}` });
   ns = await createClientNamespace({ name: 'mapimg-ctr', prefix: '198.19.3', index: 1 });
   before = await snapshotRuleset();
+});
+
+// A failed test must not leave a mapping for the next one: remove every mapping and elastic object.
+afterEach(async () => {
+  await stopAllMappings().catch(() => {});
 });
 
 afterAll(async () => {

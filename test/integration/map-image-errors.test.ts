@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +24,11 @@ beforeAll(async () => {
   process.env.ELASTIC_STATE_DIR = stateDir;
   process.env.ELASTIC_RUN_DIR = runDir;
   before = await snapshotRuleset();
+});
+
+// A failed test must not leave a mapping for the next one: remove every mapping and elastic object.
+afterEach(async () => {
+  await stopAllMappings().catch(() => {});
 });
 
 afterAll(async () => {

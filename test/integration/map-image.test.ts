@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -73,6 +73,12 @@ beforeAll(async () => {
   await docker.getImage(TEST_IMAGE).tag({ repo: `mapimg-web-${tc.runId}`, tag: '1' });
   ns = await createClientNamespace({ name: 'mapimg-cli', prefix: '198.19.3', index: 0 });
   before = await snapshotRuleset();
+});
+
+// A failed test must not leave a mapping for the next one: remove every mapping and elastic object.
+afterEach(async () => {
+  for (const c of children) if (c.exitCode === null && c.pid) await Promise.resolve().then(() => process.kill(c.pid!, 'SIGKILL')).catch(() => {});
+  await stopAllMappings().catch(() => {});
 });
 
 afterAll(async () => {

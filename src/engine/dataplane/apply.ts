@@ -2,7 +2,7 @@ import { ExitCode, UserError, describeError } from '../errors.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 import type { StateStore } from '../runtime/state-store.js';
 import { applyTransaction, readTool, type ToolEnv } from './exec.js';
-import { deleteFlows, listFlows } from './conntrack.js';
+import { deleteFlows, deleteMappingFlows, listFlows, liveFlows } from './conntrack.js';
 import { forwardHookChain, parseIptablesSave, planIptables, renderIptables, type IptKernel, type IptRuleset } from './iptables.js';
 import { NFT_TABLE, nftKernelFrom, parseNftJson, planNft, renderNft, type NftKernel, type NftRuleset } from './nft.js';
 import { toRuleMapping, type MappingsState, type RuleMapping } from './model.js';
@@ -164,9 +164,14 @@ export class MappingsApplier {
       if (gone.length === 0) continue;
       const { protocol, port } = old.spec;
       try {
+        if (!now) {
+          await deleteMappingFlows(protocol, port, { env: this.opts.env }); // the whole mapping: one call
+          continue;
+        }
         const flows = await listFlows(protocol, port, { env: this.opts.env });
         for (const t of gone) {
-          if (flows.some((f) => f.address === t.address && f.targetPort === t.port)) await deleteFlows(protocol, port, t.address, t.port, { env: this.opts.env });
+          // TIME_WAIT/CLOSE entries carry nothing more: only live flows are worth a delete.
+          if (liveFlows(flows, t.address, t.port) > 0) await deleteFlows(protocol, port, t.address, t.port, { env: this.opts.env });
         }
       } catch (err) {
         this.log.debug('could not clean conntrack entries: flows to removed backends end by timeout', { error: describeError(err) });

@@ -40,3 +40,9 @@ export async function deleteFlows(protocol: Protocol, port: number, address: str
   // exit 1 means "none matched": fine
   await runTool('conntrack', ['-D', '-p', protocol, '--orig-port-dst', String(port), '--reply-src', address, '--reply-port-src', String(targetPort)], opts);
 }
+
+/** Delete every DNATed flow of a mapped port (the mapping is gone). */
+export async function deleteMappingFlows(protocol: Protocol, port: number, opts: ToolEnv = {}): Promise<void> {
+  if (!isPort(port)) throw new Error('invalid port');
+  await runTool('conntrack', ['-D', '-p', protocol, '--orig-port-dst', String(port), '--dst-nat'], opts);
+}
