@@ -80,7 +80,7 @@ describe('elastic proxy edge / node (built binary)', () => {
         const v = await routeOf(port);
         return v.nodes === 2 && v.capacity === 4 ? v : null;
       }, 'two instances', 20_000);
-      pids = r.nodeList.map((n) => n.pid);
+      pids = r!.nodeList.map((n) => n.pid);
       const reply = await get(port);
       expect(reply.status).toBe(200);
       pids.push(Number(reply.body.split(' ')[1]));

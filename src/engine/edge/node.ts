@@ -248,13 +248,22 @@ export class EdgeNode {
       app.on('error', () => {});
       const failed = () => {
         // Nothing reached the app: the edge gives the client to another node.
+        sock.off('close', gone);
         this.appFailures++;
         drop(sock);
         resolve();
       };
+      // The client left while we were connecting: do not keep an app connection for nobody.
+      const gone = () => {
+        app.off('error', failed);
+        drop(app);
+        resolve();
+      };
+      sock.once('close', gone);
       app.once('error', failed);
       app.once('connect', () => {
         app.off('error', failed);
+        sock.off('close', gone);
         this.served++;
         sock.write(encodeFrame(FrameType.ready));
         if (rest.length) app.write(rest);

@@ -7,6 +7,12 @@ import type { Socket } from 'node:net';
  * allocation, logging or framing.
  */
 export function splice(a: Socket, b: Socket, onDone?: () => void): void {
+  if (a.destroyed || b.destroyed) {
+    a.destroy();
+    b.destroy();
+    onDone?.();
+    return;
+  }
   oneWay(a, b);
   oneWay(b, a);
   let closed = 0;
