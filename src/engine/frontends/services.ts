@@ -4,7 +4,7 @@ import type { DiscoverOptions } from '../discover.js';
 import { ExitCode, UserError } from '../errors.js';
 import { isIdent, parseEndpoint, parsePort, printable } from '../model/validate.js';
 import type { Logger } from '../runtime/logger.js';
-import { toDiscoverOptions, type SelectorFlagValues } from '../../flags.js';
+import { toDiscoverOptions, type SelectorFlagValues } from '../discover-options.js';
 import type { Balance, LbCheck, Mode, ServiceSpec } from './model.js';
 import { isUrlPath } from './template.js';
 
