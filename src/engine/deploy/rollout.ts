@@ -168,8 +168,10 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
       }
     }
   } catch (err) {
-    if (err instanceof UserError && err.exitCode === ExitCode.unavailable) {
-      const msg = `Docker lost in the middle of the rollout of ${service}: ${err.message}`;
+    // A daemon shutting down answers 500s before it stops answering at all: ask it once more.
+    const lost = (err instanceof UserError && err.exitCode === ExitCode.unavailable) || (!opts.signal?.aborted && !(await opts.ops.ping().then(() => true, () => false)));
+    if (lost) {
+      const msg = `Docker lost in the middle of the rollout of ${service}: ${describeError(err)}`;
       await setPhase('interrupted', msg).catch(() => {});
       throw new UserError(
         msg,
