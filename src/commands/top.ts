@@ -56,8 +56,10 @@ See docs/top.md.`;
       return;
     }
     const color = !process.env.NO_COLOR && process.env.TERM !== 'dumb';
-    // chalk (inside Ink) decides its colour level when first imported: tell it before.
+    // chalk (inside Ink) decides its colour level when first imported: tell it before. React's
+    // development build (the default without NODE_ENV) is several times slower and heavier.
     if (!color) process.env.FORCE_COLOR = '0';
+    process.env.NODE_ENV ??= 'production';
     const { runDashboard } = await import('../ui/top/run.js');
     await runDashboard(
       { ...opts, color, maxFps: flags['max-fps'], initial: { view: flags.view, filter: flags.filter, sort: flags.sort, reverse: flags.reverse } },
