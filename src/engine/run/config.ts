@@ -8,7 +8,7 @@ import type { CheckSpec } from '../health/checker.js';
 import { parseCheck } from '../health/checker.js';
 import { printable } from '../model/validate.js';
 import type { Logger } from '../runtime/logger.js';
-import { toDiscoverOptions, type SelectorFlagValues } from '../../flags.js';
+import { toDiscoverOptions, type SelectorFlagValues } from '../discover-options.js';
 import { CONFIG_SCHEMA } from './schema.js';
 import { formatPath, validate, type Path, type SchemaError } from './schema-dsl.js';
 

@@ -1,0 +1,54 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../base-command.js';
+import { checkRunConfig, ConfigError, runDaemon, runOnce, type CheckResult, type OnceResult } from '../engine/run.js';
+import { checkText, onceText } from '../ui/run.js';
+
+export default class Run extends BaseCommand {
+  static override summary = 'Run the daemon of an LB host: every service of elastic.yaml kept in sync, an ELB-compatible API and metrics';
+  static override description = `Reads one declarative config (sources, services and how each is served: kernel DNAT, HAProxy,
+nginx, Varnish, the pull edge; optional deploys, metrics, ELB API) and keeps everything in
+sync: one discovery watch per source, health checks and guardrails per service, one coalescing
+sync runner per applier. SIGHUP re-reads the config (validated first: a bad one is refused and
+the old one keeps running). SIGTERM stops cleanly; DNAT rules and proxies stay and keep serving.
+Serves the status socket run.<name>.sock. --check validates only (exit 5 with file:line: path on
+error); --once syncs once and exits (cron). See docs/run.md; the schema is docs/elastic.schema.json.`;
+  static override examples = [
+    '<%= config.bin %> run -c /etc/elastic/elastic.yaml',
+    '<%= config.bin %> run -c elastic.yaml --check',
+    '<%= config.bin %> run -c elastic.yaml --once --json',
+    'kill -HUP $(pidof elastic)   # re-read the config',
+  ];
+  static override enableJsonFlag = true;
+  static override flags = {
+    config: Flags.string({ char: 'c', description: 'the config file', default: '/etc/elastic/elastic.yaml' }),
+    check: Flags.boolean({ description: 'validate the config and exit (exit 5 on error)', exclusive: ['once'] }),
+    once: Flags.boolean({ description: 'sync every service once and exit' }),
+    'once-timeout': Flags.integer({ description: '--once: seconds to wait for every source to answer', default: 60, min: 1 }),
+  };
+
+  async run(): Promise<CheckResult | OnceResult | void> {
+    const { flags } = await this.parse(Run);
+    const logger = this.makeLogger(flags, 'run');
+    const json = this.jsonEnabled();
+    if (flags.check) {
+      let result: CheckResult;
+      try {
+        result = await checkRunConfig(flags.config);
+      } catch (err) {
+        // Every problem on stderr (the error line carries the first one).
+        if (err instanceof ConfigError && err.problems.length > 1 && !json) for (const p of err.problems) process.stderr.write(`${p}\n`);
+        throw err;
+      }
+      if (!json) process.stdout.write(checkText(result));
+      return result;
+    }
+    if (flags.once) {
+      const result = await runOnce({ file: flags.config, logger }, this.shutdownSignal, flags['once-timeout'] * 1000);
+      if (!json) process.stdout.write(onceText(result));
+      return result;
+    }
+    await runDaemon({ file: flags.config, logger }, this.shutdownSignal, (d) => {
+      process.on('SIGHUP', () => void d.reload());
+    });
+  }
+}

@@ -1,0 +1,43 @@
+import { loadConfig, configSummary } from './run/config.js';
+import { RunDaemon, type DaemonOptions } from './run/daemon.js';
+
+/**
+ * `elastic run` as engine entry points: validate a config (--check), sync once (--once), or run
+ * the daemon until the signal aborts, re-reading the config on every `reload()` (SIGHUP).
+ */
+export { RunDaemon, type DaemonOptions } from './run/daemon.js';
+export { ConfigError, loadConfig, parseConfig, type RunConfig } from './run/config.js';
+
+export interface CheckResult {
+  readonly v: 1;
+  readonly ok: true;
+  readonly config: Record<string, unknown>;
+}
+
+/** Validate only: the file, its references and its secrets. Throws a ConfigError (exit 5). */
+export async function checkRunConfig(file: string, env?: NodeJS.ProcessEnv): Promise<CheckResult> {
+  const c = await loadConfig(file, { env });
+  return { v: 1, ok: true, config: configSummary(c) };
+}
+
+export interface OnceResult {
+  readonly v: 1;
+  readonly config: string;
+  readonly appliers: Record<string, string>;
+}
+
+export async function runOnce(opts: DaemonOptions, signal: AbortSignal, timeoutMs?: number): Promise<OnceResult> {
+  const d = new RunDaemon({ ...opts, once: true });
+  await d.start();
+  const appliers = await d.runOnce(signal, timeoutMs);
+  return { v: 1, config: d.current.hash, appliers };
+}
+
+/** Run until `signal` aborts; `onStarted` gets the daemon (for reload on SIGHUP). */
+export async function runDaemon(opts: DaemonOptions, signal: AbortSignal, onStarted?: (d: RunDaemon) => void): Promise<void> {
+  const d = new RunDaemon(opts);
+  await d.start();
+  onStarted?.(d);
+  if (!signal.aborted) await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+  await d.stop();
+}

@@ -1,0 +1,344 @@
+import type { BackendSet } from '../model/backend.js';
+import type { Logger } from '../runtime/logger.js';
+import type { StateStore } from '../runtime/state-store.js';
+import type { ServiceSpec } from '../frontends/model.js';
+import { buildRenderer } from '../render.js';
+import type { Renderer } from '../frontends/renderer.js';
+import { renderStatus } from '../frontends/status.js';
+import { parseLbCheck } from '../frontends/services.js';
+import { MappingsApplier } from '../dataplane/apply.js';
+import { readMappings } from '../dataplane/store.js';
+import { readBackendCounters } from '../dataplane/counters.js';
+import { mappingId } from '../dataplane/model.js';
+import { drainBackend, removeMapping, resolveSpec, toMappingBackends, upsertMapping, viewOf } from '../map-image.js';
+import type { MappingSpec } from '../dataplane/model.js';
+import { startEdge, type RunningEdge } from '../proxy.js';
+import type { EdgeServe, MapImageServe, ProxyName, ProxyServe } from './config.js';
+import type { MetricsRegistry } from './metrics.js';
+
+/**
+ * The daemon hosts the other features through one small interface per applier kind. The daemon
+ * owns the backend streams (one discovery watch per source, health, guardrails) and one
+ * coalescing SyncRunner per applier; an applier only turns "these services now have these
+ * backends" into its data plane, level-triggered, and reports status and metrics.
+ *
+ * `close()` never tears the data plane down: DNAT rules and the proxies stay and keep serving
+ * when the daemon stops (the edge is the exception: it lives in this process).
+ */
+export interface SyncOutcome {
+  readonly action: string; // none, runtime, reload, start, applied, refused
+  readonly reason: string;
+  readonly reloads?: number;
+  readonly runtimeOps?: number;
+}
+
+export interface RunApplier {
+  readonly name: string;
+  readonly kind: 'haproxy' | 'nginx' | 'varnish' | 'map-image' | 'edge';
+  /** The services it serves (for routing source updates to its runner). */
+  services(): readonly string[];
+  sync(backends: Readonly<Record<string, BackendSet>>, reason: string): Promise<SyncOutcome>;
+  status(): Promise<Record<string, unknown>>;
+  /** The drain contract (docs/ARCHITECTURE.md): take address:port out, answer when it is idle. */
+  drain?(args: { address: string; port: number; timeoutMs: number; service?: string }, signal: AbortSignal): Promise<Record<string, unknown>>;
+  collect?(m: MetricsRegistry): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ApplierContext {
+  readonly store: StateStore;
+  readonly logger: Logger;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** A service as a render spec (the render feature's model). */
+export function toServiceSpec(name: string, s: ProxyServe): ServiceSpec {
+  return { name, bind: { address: s.address, port: s.port }, mode: s.mode, balance: s.balance, check: parseLbCheck(s.lbCheck), minSlots: s.slots };
+}
+
+/**
+ * HAProxy, nginx or Varnish through the render feature's engine: one proxy process for every
+ * service served by that kind (config services and, for HAProxy, the ELB API's listeners).
+ * The renderer is rebuilt when the set of specs changes (its slots live in the state store, so
+ * backends keep their servers across a rebuild).
+ */
+export class RenderApplier implements RunApplier {
+  readonly name: string;
+  private renderer: Renderer | null = null;
+  private specsKey = '';
+  private specs: ServiceSpec[] = [];
+  private readonly totals = { reloads: 0, runtimeOps: 0, starts: 0, refusals: 0, failures: 0 };
+  private base = { ...this.totals };
+
+  constructor(
+    readonly kind: ProxyName,
+    private readonly instance: string,
+    private readonly ctx: ApplierContext,
+    private readonly opts: { bin?: string; varnishInstance?: string } = {},
+  ) {
+    this.name = kind;
+  }
+
+  setSpecs(specs: readonly ServiceSpec[]): void {
+    this.specs = [...specs].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  services(): readonly string[] {
+    return this.specs.map((s) => s.name);
+  }
+
+  private async current(): Promise<Renderer> {
+    const key = JSON.stringify(this.specs);
+    if (this.renderer && key === this.specsKey) return this.renderer;
+    if (this.renderer) this.base = this.counters();
+    this.renderer = await buildRenderer({
+      instance: this.instance,
+      proxy: this.kind,
+      services: this.specs.map((spec) => ({ spec, discover: {} })),
+      start: true,
+      haproxy: this.kind === 'haproxy' ? { bin: this.opts.bin } : undefined,
+      nginx: this.kind === 'nginx' ? { bin: this.opts.bin } : undefined,
+      varnish: this.kind === 'varnish' ? { instance: this.opts.varnishInstance } : undefined,
+      // Guardrails are applied by the daemon per service, before any applier sees a set.
+      guard: { minBackends: 0, maxChangePct: 100, force: true },
+      store: this.ctx.store,
+      logger: this.ctx.logger.child(this.kind),
+      env: this.ctx.env,
+    });
+    this.specsKey = key;
+    return this.renderer;
+  }
+
+  /** Cumulative across renderer rebuilds (counters are per Renderer object). */
+  counters(): typeof this.totals {
+    const c = this.renderer?.counters;
+    return {
+      reloads: this.base.reloads + (c?.reloads ?? 0),
+      runtimeOps: this.base.runtimeOps + (c?.runtimeOps ?? 0),
+      starts: this.base.starts + (c?.starts ?? 0),
+      refusals: this.base.refusals + (c?.refusals ?? 0),
+      failures: this.base.failures + (c?.failures ?? 0),
+    };
+  }
+
+  async sync(backends: Readonly<Record<string, BackendSet>>): Promise<SyncOutcome> {
+    if (this.specs.length === 0) return { action: 'none', reason: 'no services' };
+    const r = await (await this.current()).sync(Object.fromEntries(this.specs.map((s) => [s.name, (backends[s.name] ?? []).map((b) => ({ ...b, service: s.name }))])));
+    return { action: r.action, reason: r.reason };
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    return this.renderer ? renderStatus(this.renderer) : {};
+  }
+
+  async drain(args: { address: string; port: number; timeoutMs: number; service?: string }, signal: AbortSignal) {
+    const renderer = this.renderer;
+    const applier = renderer?.opts.applier;
+    if (!renderer || !applier?.drain) return { drained: false, remaining: 0, note: `${this.kind} cannot drain` };
+    const slots = (await renderer.state())?.applied.slots ?? {};
+    let drained = true;
+    let remaining = 0;
+    for (const [service, list] of Object.entries(slots)) {
+      if (args.service && service !== args.service) continue;
+      const i = list.findIndex((s) => s && s.address === args.address && s.port === args.port);
+      if (i < 0) continue;
+      renderer.drained.add(list[i]!.id);
+      const r = await applier.drain(service, `s${i + 1}`, args.timeoutMs, signal);
+      drained &&= r.drained;
+      remaining += r.sessions;
+    }
+    return { drained, remaining };
+  }
+
+  async collect(m: MetricsRegistry): Promise<void> {
+    const c = this.counters();
+    m.counter('elastic_proxy_reloads_total', 'proxy reloads (and starts) by kind', ['proxy']).set({ proxy: this.kind }, c.reloads + c.starts);
+    m.counter('elastic_proxy_runtime_ops_total', 'HAProxy runtime API operations (server changes without reload)', ['proxy']).set({ proxy: this.kind }, c.runtimeOps);
+    m.counter('elastic_proxy_failures_total', 'proxy applies that failed (last good config restored)', ['proxy']).set({ proxy: this.kind }, c.failures);
+    const applier = this.renderer?.opts.applier;
+    if (this.kind !== 'haproxy' || !applier?.stats) return;
+    const stats = await applier.stats();
+    const sessions = m.gauge('elastic_haproxy_sessions', 'current sessions per HAProxy server', ['service', 'server', 'address']);
+    const queue = m.gauge('elastic_haproxy_queue', 'requests queued per HAProxy server', ['service', 'server', 'address']);
+    const total = m.counter('elastic_haproxy_sessions_total', 'sessions served per HAProxy server', ['service', 'server', 'address']);
+    for (const f of [sessions, queue, total]) f.clear();
+    for (const s of stats) {
+      if (s.status === 'MAINT' || !s.backend.startsWith('be_')) continue;
+      const labels = { service: s.backend.slice(3), server: s.server, address: s.address };
+      sessions.set(labels, s.scur);
+      queue.set(labels, s.qcur);
+      total.set(labels, s.stot);
+    }
+  }
+
+  async close(): Promise<void> {
+    // HAProxy/nginx/Varnish run daemonised: they keep serving the last applied config.
+  }
+}
+
+/**
+ * Kernel DNAT (map-image) for every service with `map_image:`: one MappingsApplier, one atomic
+ * transaction per sync. The mappings this daemon declared are remembered (state key
+ * `run-<name>-mappings`) so a mapping removed from the config is removed from the kernel.
+ */
+export class MapImageApplier implements RunApplier {
+  readonly name = 'map-image';
+  readonly kind = 'map-image';
+  private readonly applier: MappingsApplier;
+  private specs = new Map<string, MappingSpec>();
+
+  constructor(
+    private readonly daemon: string,
+    private readonly ctx: ApplierContext,
+  ) {
+    this.applier = new MappingsApplier({ store: ctx.store, logger: ctx.logger.child('map-image'), env: ctx.env });
+  }
+
+  private get ownedKey(): string {
+    return `run-${this.daemon}-mappings`;
+  }
+
+  /** Resolve (root, data plane) every declared mapping; nothing is written. */
+  async setServices(services: ReadonlyArray<{ name: string; serve: MapImageServe }>): Promise<void> {
+    const next = new Map<string, MappingSpec>();
+    for (const s of services) {
+      const spec = await resolveSpec({ port: s.serve.port, protocol: s.serve.protocol, address: s.serve.address, dataplane: s.serve.dataplane, image: `run:${s.name}`, containerPort: 0, staticBackends: [], env: this.ctx.env });
+      next.set(s.name, spec);
+    }
+    this.specs = next;
+  }
+
+  services(): readonly string[] {
+    return [...this.specs.keys()];
+  }
+
+  async sync(backends: Readonly<Record<string, BackendSet>>): Promise<SyncOutcome> {
+    const owned = (await this.ctx.store.get<string[]>(this.ownedKey)) ?? [];
+    const wanted = [...this.specs.values()].map((s) => s.id);
+    const r = await this.applier.update((state) => {
+      let s = state;
+      for (const id of owned) if (!wanted.includes(id)) s = removeMapping(s, id);
+      for (const [service, spec] of this.specs) s = upsertMapping(s, spec, toMappingBackends(backends[service] ?? []));
+      return s;
+    });
+    if (owned.join() !== wanted.join()) await this.ctx.store.put(this.ownedKey, wanted);
+    return { action: r.transactions > 0 ? 'applied' : 'none', reason: `${r.transactions} transaction(s)${r.full ? ', full' : ''}` };
+  }
+
+  /** Periodic resync reads the kernel again (drift repair). */
+  invalidate(): void {
+    this.applier.invalidate();
+  }
+
+  private async countersNow() {
+    const state = await readMappings(this.ctx.store);
+    const ids = new Set([...this.specs.values()].map((s) => s.id));
+    const mine = { ...state, mappings: state.mappings.filter((m) => ids.has(m.spec.id)) };
+    return { mine, counters: await readBackendCounters(mine, { env: this.ctx.env }).catch(() => undefined) };
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const { mine, counters } = await this.countersNow();
+    const out: Record<string, unknown> = {};
+    for (const [service, spec] of this.specs) {
+      const entry = mine.mappings.find((m) => m.spec.id === spec.id);
+      out[service] = entry ? viewOf(entry, counters?.get(spec.id)) : { id: spec.id, backends: [] };
+    }
+    return out;
+  }
+
+  async drain(args: { address: string; port: number; timeoutMs: number }, signal: AbortSignal) {
+    const r = await drainBackend({ address: args.address, port: args.port }, { timeoutMs: args.timeoutMs, store: this.ctx.store, env: this.ctx.env, applier: this.applier, signal });
+    return { drained: r.drained, remaining: r.remaining, mappings: r.mappings };
+  }
+
+  async collect(m: MetricsRegistry): Promise<void> {
+    const { mine, counters } = await this.countersNow();
+    const packets = m.counter('elastic_dnat_packets_total', 'packets DNATed to each backend (kernel counters)', ['mapping', 'backend']);
+    const bytes = m.counter('elastic_dnat_bytes_total', 'bytes DNATed to each backend (kernel counters)', ['mapping', 'backend']);
+    packets.clear();
+    bytes.clear();
+    for (const entry of mine.mappings) {
+      for (const b of viewOf(entry, counters?.get(entry.spec.id)).backends) {
+        if (b.packets !== null) packets.set({ mapping: entry.spec.id, backend: b.endpoint }, b.packets);
+        if (b.bytes !== null) bytes.set({ mapping: entry.spec.id, backend: b.endpoint }, b.bytes);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    // The rules stay in the kernel and keep serving.
+  }
+}
+
+export const mappingIdOf = (s: MapImageServe) => mappingId(s.protocol, s.port);
+
+/**
+ * The pull edge for one service: it lives in this process (nodes connect to it), so it is the one
+ * part that stops with the daemon. Backends from discovery are not used: nodes register themselves.
+ */
+export class EdgeApplier implements RunApplier {
+  readonly kind = 'edge';
+  readonly name: string;
+  private edge: RunningEdge | null = null;
+
+  constructor(
+    private readonly service: string,
+    readonly serve: EdgeServe,
+    private readonly ctx: ApplierContext,
+  ) {
+    this.name = `edge:${service}`;
+  }
+
+  services(): readonly string[] {
+    return [this.service];
+  }
+
+  async start(): Promise<void> {
+    const s = this.serve;
+    this.edge = await startEdge({
+      address: s.address,
+      listeners: [{ kind: 'tcp', port: s.port, route: this.service }],
+      nodeAddress: s.nodeAddress,
+      nodePort: s.nodePort,
+      tokenFile: s.tokenFile,
+      env: this.ctx.env,
+      maxQueue: s.maxQueue,
+      queueTimeoutMs: s.queueTimeoutMs,
+      policy: { minInstances: s.minInstances, maxInstances: s.maxInstances, idleTimeoutMs: s.idleTimeoutMs },
+      startCommand: s.command ? [...s.command] : undefined,
+      status: false,
+      logger: this.ctx.logger.child(this.name),
+    });
+  }
+
+  async sync(): Promise<SyncOutcome> {
+    return { action: 'none', reason: 'nodes register themselves' };
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    return { [this.service]: { clientPort: this.edge?.clientPorts[0] ?? null, nodePort: this.edge?.nodePort ?? null, routes: this.edge?.server.view() ?? {} } };
+  }
+
+  async drain(args: { address: string; port: number; timeoutMs: number }) {
+    if (!this.edge) return { drained: false, remaining: 0 };
+    return { ...(await this.edge.server.drain({ app: `${args.address}:${args.port}` }, args.timeoutMs)) };
+  }
+
+  async collect(m: MetricsRegistry): Promise<void> {
+    for (const [route, v] of Object.entries(this.edge?.server.view() ?? {})) {
+      const labels = { service: this.service, route };
+      m.gauge('elastic_edge_queued', 'clients waiting in the edge queue', ['service', 'route']).set(labels, v.queued);
+      m.gauge('elastic_edge_active', 'client connections being served through the edge', ['service', 'route']).set(labels, v.active);
+      m.gauge('elastic_edge_nodes', 'nodes connected to the edge', ['service', 'route']).set(labels, v.nodes);
+      m.gauge('elastic_edge_wait_seconds', 'client wait for a node (p50 and p99 of recent clients)', ['service', 'route', 'q']).set({ ...labels, q: 'p50' }, v.waitP50Ms / 1000);
+      m.gauge('elastic_edge_wait_seconds', 'client wait for a node (p50 and p99 of recent clients)', ['service', 'route', 'q']).set({ ...labels, q: 'p99' }, v.waitP99Ms / 1000);
+      m.counter('elastic_edge_timeouts_total', 'clients that waited past the queue timeout', ['service', 'route']).set(labels, v.timeouts);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.edge?.close();
+    this.edge = null;
+  }
+}

@@ -1,0 +1,346 @@
+import { discoverWatch } from '../discover.js';
+import { describeError, ExitCode, UserError } from '../errors.js';
+import type { BackendSet } from '../model/backend.js';
+import { nullLogger, type Logger } from '../runtime/logger.js';
+import { stateDir } from '../runtime/paths.js';
+import { FileStateStore, type StateStore } from '../runtime/state-store.js';
+import { StatusServer } from '../runtime/status.js';
+import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
+import { configSummary, loadConfig, servedBy, type RunConfig } from './config.js';
+import { ElbService } from './elb/actions.js';
+import type { ElbState } from './elb/model.js';
+import { startElbServer, type RunningElbServer } from './elb/server.js';
+import { elbBackends, elbSpecs, findContainer, instanceHealth } from './elb-host.js';
+import { MetricsRegistry, serveMetrics, StatsdEmitter } from './metrics.js';
+import { Pipeline } from './pipeline.js';
+
+/**
+ * `elastic run`: one process per LB host that keeps every mapping, rendered proxy and edge of
+ * `elastic.yaml` in sync. Lifecycle: start (config -> pipeline, status socket, metrics, API),
+ * reload (SIGHUP: a new config is validated first; a bad one is refused and the old keeps
+ * running), stop (SIGTERM: watches and runners stop; DNAT rules and proxies stay and serve).
+ */
+export interface DaemonOptions {
+  file: string;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+  store?: StateStore;
+  statusDir?: string;
+  /** --once: sync once and stop. */
+  once?: boolean;
+}
+
+export class RunDaemon {
+  private config!: RunConfig;
+  private pipeline: Pipeline | null = null;
+  private appliers: RunApplier[] = [];
+  private status: StatusServer | null = null;
+  private metricsServer: { port: number; close(): Promise<void> } | null = null;
+  private statsd: StatsdEmitter | null = null;
+  private elbServer: RunningElbServer | null = null;
+  private elb: ElbService | null = null;
+  private elbState: ElbState = { v: 1, loadBalancers: [] };
+  private containers: BackendSet = [];
+  private containersWatch: AbortController | null = null;
+  private reloading: Promise<void> = Promise.resolve();
+  readonly metrics: MetricsRegistry;
+  readonly store: StateStore;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.log = opts.logger ?? nullLogger;
+    this.store = opts.store ?? new FileStateStore(stateDir(opts.env));
+    this.metrics = new MetricsRegistry(this.log.child('metrics'));
+  }
+
+  get current(): RunConfig {
+    return this.config;
+  }
+  get metricsPort(): number | null {
+    return this.metricsServer?.port ?? null;
+  }
+  get apiPort(): number | null {
+    return this.elbServer?.port ?? null;
+  }
+
+  async start(): Promise<void> {
+    this.config = await loadConfig(this.opts.file, { env: this.opts.env, logger: this.log });
+    this.metrics.gauge('elastic_config_info', 'the config in force (value 1)', ['name', 'hash']).set({ name: this.config.name, hash: this.config.hash }, 1);
+    if (!this.opts.once) {
+      this.status = new StatusServer({
+        kind: 'run',
+        name: this.config.name,
+        dir: this.opts.statusDir,
+        config: configSummary(this.config),
+        services: () => this.statusServices(),
+        actions: {
+          reload: async () => ({ reloaded: await this.reload() }),
+          sync: async () => {
+            this.pipeline?.requestAll('status action');
+            return { requested: true };
+          },
+          drain: async (args) => this.drain(args),
+        },
+      });
+      await this.status.listen(); // also the lock: a second daemon of this name is refused
+    }
+    try {
+      await this.startEdges();
+      await this.startMetrics();
+      await this.startApi();
+      await this.buildPipeline(this.config);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.log.info('running', { config: this.config.file, hash: this.config.hash, services: this.config.services.length, sources: Object.keys(this.config.sources).length });
+  }
+
+  /** --once: every applier synced once from a full listing; nothing keeps running. */
+  async runOnce(signal: AbortSignal, timeoutMs = 60_000): Promise<Record<string, string>> {
+    try {
+      return await this.pipeline!.syncOnce(signal, timeoutMs);
+    } finally {
+      await this.stop();
+    }
+  }
+
+  private async buildAppliers(c: RunConfig): Promise<RunApplier[]> {
+    const ctx = { store: this.store, logger: this.log, env: this.opts.env };
+    const out: RunApplier[] = [];
+    for (const kind of ['haproxy', 'nginx', 'varnish'] as const) {
+      const specs = c.services.filter((s) => s[kind]).map((s) => toServiceSpec(s.name, s[kind]!));
+      if (kind === 'haproxy' && c.api) specs.push(...elbSpecs(this.elbState, c.api.haproxy));
+      if (specs.length === 0 && !(kind === 'haproxy' && c.api)) continue;
+      const p = c.proxies[kind];
+      const a = new RenderApplier(kind, p.instance, ctx, { bin: 'bin' in p ? p.bin : undefined, varnishInstance: 'varnishInstance' in p ? p.varnishInstance : undefined });
+      a.setSpecs(specs);
+      out.push(a);
+    }
+    const mapped = c.services.filter((s) => s.mapImage).map((s) => ({ name: s.name, serve: s.mapImage! }));
+    if (mapped.length) {
+      const a = new MapImageApplier(c.name, ctx);
+      await a.setServices(mapped);
+      out.push(a);
+    }
+    return out;
+  }
+
+  private async buildPipeline(c: RunConfig): Promise<void> {
+    const appliers = await this.buildAppliers(c);
+    const edges = this.appliers.filter((a) => a.kind === 'edge');
+    const pipeline = new Pipeline(c, [...appliers, ...edges], {
+      store: this.store,
+      logger: this.log,
+      metrics: this.metrics,
+      once: this.opts.once,
+      hooks: {
+        event: (type, message, service) => this.status?.event(type, message, service),
+        extraBackends: () => (c.api ? elbBackends(this.elbState, this.containers) : {}),
+      },
+    });
+    await pipeline.start();
+    this.pipeline = pipeline;
+    this.appliers = [...appliers, ...edges];
+    this.metricsCollectors();
+    // ELB services have no source: sync them now (and whenever the API or Docker changes them).
+    if (c.api && this.elbState.loadBalancers.length) pipeline.runners.get('haproxy')?.request('elb');
+  }
+
+  private collectorsOff: Array<() => void> = [];
+  private metricsCollectors(): void {
+    for (const off of this.collectorsOff) off();
+    this.collectorsOff = this.appliers.filter((a) => a.collect).map((a) => this.metrics.addCollector(a.name, () => a.collect!(this.metrics)));
+  }
+
+  /** The edge lives in this process: (re)started only when its settings change. */
+  private async startEdges(): Promise<void> {
+    const wanted = this.opts.once ? [] : this.config.services.filter((s) => s.edge);
+    const keep: RunApplier[] = [];
+    for (const a of this.appliers.filter((x): x is EdgeApplier => x instanceof EdgeApplier)) {
+      const s = wanted.find((w) => `edge:${w.name}` === a.name);
+      if (s && JSON.stringify(s.edge) === JSON.stringify(a.serve)) keep.push(a);
+      else await a.close();
+    }
+    for (const s of wanted) {
+      if (keep.some((a) => a.name === `edge:${s.name}`)) continue;
+      const a = new EdgeApplier(s.name, s.edge!, { store: this.store, logger: this.log, env: this.opts.env });
+      await a.start();
+      keep.push(a);
+    }
+    this.appliers = [...this.appliers.filter((a) => a.kind !== 'edge'), ...keep];
+  }
+
+  private async startMetrics(previous?: RunConfig): Promise<void> {
+    const p = this.config.metrics.prometheus;
+    if (this.opts.once) return;
+    if (JSON.stringify(previous?.metrics.prometheus) !== JSON.stringify(p) || !previous) {
+      await this.metricsServer?.close();
+      this.metricsServer = p ? await serveMetrics(this.metrics, p).catch((err) => Promise.reject(listenError('metrics', p, err))) : null;
+    }
+    const s = this.config.metrics.statsd;
+    if (JSON.stringify(previous?.metrics.statsd) !== JSON.stringify(s) || !previous) {
+      await this.statsd?.close();
+      this.statsd = s ? new StatsdEmitter(this.metrics, s, this.log.child('statsd')) : null;
+      this.statsd?.start();
+    }
+  }
+
+  private async startApi(previous?: RunConfig): Promise<void> {
+    const api = this.config.api;
+    if (this.opts.once && !api) return;
+    this.elb ??= new ElbService(this.store, {
+      reservedPorts: () => reservedPorts(this.config),
+      unknownInstances: async (ids) => ids.filter((id) => !/^\d{1,3}(\.\d{1,3}){3}(:\d+)?$/.test(id) && !findContainer(this.containers, id)),
+      health: async (lb) => instanceHealth(lb, this.containers, await this.haproxyServers()),
+      dnsName: () => this.config.api?.haproxy.address ?? '127.0.0.1',
+      onChange: (state) => this.onElbChange(state),
+    });
+    this.elbState = await this.elb.state();
+    if (api && !this.containersWatch) this.watchContainers();
+    if (this.opts.once || JSON.stringify(previous?.api) === JSON.stringify(api)) return;
+    await this.elbServer?.close();
+    this.elbServer = null;
+    if (!api) return;
+    const requests = this.metrics.counter('elastic_api_requests_total', 'ELB API requests by action and result code', ['action', 'code']);
+    this.elbServer = await startElbServer({ ...api, service: this.elb, logger: this.log.child('api'), onRequest: (action, code) => requests.inc({ action, code }) }).catch((err) => Promise.reject(listenError('api', api, err)));
+  }
+
+  /** Containers ELB instances may name: every running container (address only is used). */
+  private watchContainers(): void {
+    const ac = new AbortController();
+    this.containersWatch = ac;
+    void (async () => {
+      try {
+        for await (const u of discoverWatch({ docker: { selector: { labels: [], includeUnhealthy: true, service: 'elb', port: 1 } }, logger: this.log.child('elb.docker') }, ac.signal)) {
+          this.containers = u.backends;
+          if (this.elbState.loadBalancers.length) this.pipeline?.runners.get('haproxy')?.request('containers changed');
+        }
+      } catch (err) {
+        if (!ac.signal.aborted) this.log.error('container watch for the ELB API stopped', { error: describeError(err) });
+      }
+    })();
+  }
+
+  private onElbChange(state: ElbState): void {
+    this.elbState = state;
+    const haproxy = this.appliers.find((a): a is RenderApplier => a instanceof RenderApplier && a.kind === 'haproxy');
+    if (!haproxy || !this.config.api) return;
+    haproxy.setSpecs([...this.config.services.filter((s) => s.haproxy).map((s) => toServiceSpec(s.name, s.haproxy!)), ...elbSpecs(state, this.config.api.haproxy)]);
+    this.status?.event('api', `${state.loadBalancers.length} load balancer(s)`);
+    this.pipeline?.runners.get('haproxy')?.request('elb api');
+  }
+
+  private async haproxyServers() {
+    const h = this.appliers.find((a) => a.kind === 'haproxy');
+    const services = h ? ((await h.status()) as Record<string, { servers?: Array<{ address: string; status: string }> }>) : {};
+    return Object.entries(services).flatMap(([service, v]) =>
+      (v.servers ?? []).map((s) => {
+        const i = s.address.lastIndexOf(':');
+        return { service, address: s.address.slice(0, i), port: Number(s.address.slice(i + 1)), status: s.status };
+      }),
+    );
+  }
+
+  /**
+   * SIGHUP: read and validate the file; a bad one is refused (logged, event, metric) and the old
+   * config keeps running. A good one replaces the pipeline; the data plane is reconciled, not
+   * rebuilt (unchanged proxies see an unchanged config and do nothing).
+   */
+  reload(): Promise<boolean> {
+    const run = this.reloading.then(async () => {
+      const results = this.metrics.counter('elastic_config_reloads_total', 'config reloads by result', ['result']);
+      let next: RunConfig;
+      try {
+        next = await loadConfig(this.opts.file, { env: this.opts.env, logger: this.log });
+        if (next.name !== this.config.name) throw new UserError(`name changed from ${this.config.name} to ${next.name}`, 'a new name needs a restart', ExitCode.config);
+      } catch (err) {
+        results.inc({ result: 'refused' });
+        this.log.error('new config refused; the old one keeps running', { error: describeError(err) });
+        this.status?.event('refused', `config refused: ${describeError(err)}`);
+        return false;
+      }
+      const previous = this.config;
+      if (next.hash === previous.hash) {
+        results.inc({ result: 'unchanged' });
+        this.pipeline?.requestAll('reload');
+        return true;
+      }
+      const old = this.pipeline;
+      await old?.stop();
+      this.config = next;
+      await this.startEdges();
+      await this.startMetrics(previous);
+      await this.startApi(previous);
+      await this.buildPipeline(next);
+      this.metrics.gauge('elastic_config_info', 'the config in force (value 1)', ['name', 'hash']).clear();
+      this.metrics.gauge('elastic_config_info', 'the config in force (value 1)', ['name', 'hash']).set({ name: next.name, hash: next.hash }, 1);
+      results.inc({ result: 'applied' });
+      this.log.info('config reloaded', { hash: next.hash });
+      this.status?.event('reload', `config ${next.hash} in force`);
+      return true;
+    });
+    this.reloading = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  private async drain(args: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const address = String(args.address ?? '');
+    const port = Number(args.port);
+    const timeoutMs = Number(args.timeoutMs) || 30_000;
+    const signal = AbortSignal.timeout(timeoutMs + 5000);
+    const results = await Promise.all(this.appliers.filter((a) => a.drain).map(async (a) => [a.name, await a.drain!({ address, port, timeoutMs }, signal)] as const));
+    const drained = results.every(([, r]) => r.drained !== false);
+    const remaining = results.reduce((n, [, r]) => n + (Number(r.remaining) || 0), 0);
+    this.status?.event('drain', `${address}:${port} ${drained ? 'drained' : `${remaining} connection(s) remain`}`);
+    return { drained, remaining, appliers: Object.fromEntries(results) };
+  }
+
+  /** Status socket content per service: what it gets, what is served, and each applier's view. */
+  private async statusServices(): Promise<Record<string, unknown>> {
+    const byApplier = await Promise.all(this.appliers.map(async (a) => [a.name, await a.status().catch((err) => ({ error: describeError(err) }))] as const));
+    const out: Record<string, unknown> = {};
+    const names = [...this.config.services.map((s) => s.name), ...elbSpecs(this.elbState, this.config.api?.haproxy ?? { address: '127.0.0.1', slots: 8 }).map((s) => s.name)];
+    for (const name of names) {
+      const cfg = this.config.services.find((s) => s.name === name);
+      const view = this.pipeline?.serviceView(name);
+      out[name] = {
+        sources: cfg?.sources ?? ['elb-api'],
+        servedBy: cfg ? servedBy(cfg) : ['haproxy'],
+        discovered: view?.discovered ?? null,
+        backends: cfg ? (this.pipeline?.acceptedOf(name) ?? []).map((b) => ({ id: b.id, name: b.name, address: b.address, port: b.port, health: b.health })) : (elbBackends(this.elbState, this.containers)[name] ?? []).map((b) => ({ id: b.id, name: b.name, address: b.address, port: b.port, health: b.health })),
+        refused: view?.refused ?? null,
+        appliers: Object.fromEntries(byApplier.filter(([, v]) => (v as Record<string, unknown>)[name] !== undefined).map(([k, v]) => [k, (v as Record<string, unknown>)[name]])),
+      };
+    }
+    return out;
+  }
+
+  /** SIGTERM: stop watching and applying. Rules and proxies stay; the edge (in-process) stops. */
+  async stop(): Promise<void> {
+    this.containersWatch?.abort();
+    await this.pipeline?.stop();
+    for (const a of this.appliers) await a.close().catch(() => {});
+    await this.elbServer?.close();
+    await this.metricsServer?.close();
+    await this.statsd?.close();
+    await this.status?.close();
+    this.log.info('stopped; the data plane keeps serving');
+  }
+}
+
+function reservedPorts(c: RunConfig): Set<number> {
+  const ports = new Set<number>();
+  for (const s of c.services) for (const p of [s.haproxy?.port, s.nginx?.port, s.varnish?.port, s.mapImage?.port, s.edge?.port, s.edge?.nodePort]) if (p) ports.add(p);
+  if (c.metrics.prometheus) ports.add(c.metrics.prometheus.port);
+  if (c.api) ports.add(c.api.port);
+  return ports;
+}
+
+function listenError(what: string, b: { address: string; port: number }, err: unknown): UserError {
+  const code = (err as NodeJS.ErrnoException).code;
+  return new UserError(`cannot listen for ${what} on ${b.address}:${b.port}: ${code ?? describeError(err)}`, 'pick another port in the config, or stop what uses it', code === 'EACCES' ? ExitCode.permission : ExitCode.unavailable);
+}
