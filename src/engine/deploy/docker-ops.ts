@@ -117,13 +117,17 @@ export class DeployDocker {
       : spec.health.kind === 'none'
         ? { Test: ['NONE'] }
         : undefined;
+    const tagged = await this.docker.getImage(spec.image).inspect().then((i) => i.Id, () => '');
+    const ref = tagged === imageId ? spec.image : imageId;
     for (let attempt = 0; ; attempt++) {
       const name = containerName(service, revision);
       try {
         const c = await this.docker.createContainer({
           name,
-          // The image by ID: the revision is exactly what runs, even if the tag moves meanwhile.
-          Image: imageId,
+          // By reference, as an operator would (so `discover --image` and `map-image IMAGE`
+          // match by tag) while the tag still names the revision's image; else by ID (a rollback
+          // after the tag moved). Checked right after.
+          Image: ref,
           Cmd: spec.cmd ? [...spec.cmd] : undefined,
           Env: [...spec.env],
           Labels: { ...labelsFor(service, revision, index, spec.labels), 'elastic.image': spec.image },
@@ -137,6 +141,10 @@ export class DeployDocker {
             NanoCpus: spec.cpus ? Math.round(spec.cpus * 1e9) : undefined,
           },
         });
+        if ((await c.inspect()).Image !== imageId) {
+          await c.remove({ force: true }).catch(() => {});
+          throw new UserError(`the tag ${printable(spec.image, 100)} moved to another image during the deploy`, 're-run the deploy: it rolls out the image the tag points to now', ExitCode.refused);
+        }
         await c.start();
         return { id: c.id.slice(0, 12), name, revision, index, state: 'running', health: 'starting', created: new Date().toISOString() };
       } catch (err) {

@@ -1,7 +1,7 @@
 import { endpoint } from '../model/backend.js';
 import { printable } from '../model/validate.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
-import { listStatusSockets, requestStatus } from '../runtime/status.js';
+import { listStatusSockets, requestStatus, type Snapshot } from '../runtime/status.js';
 
 /**
  * The drain contract (docs/ARCHITECTURE.md), deploy's side: before an old replica is stopped, every
@@ -32,8 +32,18 @@ export async function drainEverywhere(t: DrainTarget, timeoutMs: number, opts: {
   // A superset of the arguments each kind reads: map-image {address, port}, render {service,
   // backend}, edge {app}; each ignores the rest.
   const args = { address: t.address, port: t.port, timeoutMs, service: t.service, backend: ep, app: ep };
+  const requests = (
+    await Promise.all(
+      sockets.map(async (s) => {
+        if (s.kind !== 'render') return [{ s, args }];
+        // render drains per frontend service: find the ones serving this endpoint.
+        const services = await renderServicesOf(s.path, ep);
+        return services.length ? services.map((service) => ({ s, args: { ...args, service } })) : [{ s, args }];
+      }),
+    )
+  ).flat();
   return Promise.all(
-    sockets.map(async (s): Promise<DrainOutcome> => {
+    requests.map(async ({ s, args }): Promise<DrainOutcome> => {
       const socket = `${s.kind}.${s.name}`;
       let out: DrainOutcome;
       try {
@@ -51,4 +61,15 @@ export async function drainEverywhere(t: DrainTarget, timeoutMs: number, opts: {
       return out;
     }),
   );
+}
+
+async function renderServicesOf(path: string, ep: string): Promise<string[]> {
+  try {
+    const snap = await requestStatus<Snapshot>(path, { op: 'snapshot' }, 1500);
+    return Object.entries(snap.services ?? {})
+      .filter(([, c]) => Array.isArray((c as { servers?: unknown }).servers) && (c as { servers: Array<{ address?: unknown }> }).servers.some((x) => x?.address === ep))
+      .map(([name]) => name);
+  } catch {
+    return [];
+  }
 }
