@@ -1,4 +1,5 @@
 import type { DeployResult } from '../engine/deploy.js';
+import type { Ec2DeployResult } from '../engine/deploy/ec2.js';
 import type { RolloutEvent } from '../engine/deploy/rollout.js';
 import type { ServiceView } from '../engine/deploy/view.js';
 import { printable } from '../engine/model/validate.js';
@@ -59,4 +60,9 @@ export function statusText(services: readonly ServiceView[]): string {
       return `${head}${msg}${auto}\n${replicaTable(s.replicas)}`;
     })
     .join('\n');
+}
+
+export function ec2Text(r: Ec2DeployResult): string {
+  const head = `${r.service}: ${r.instances.length} instance(s) of ${r.revision}; launched ${r.launched.length}, terminated ${r.terminated.length}\n`;
+  return head + renderTable(['INSTANCE', 'STATE', 'REVISION', 'ADDRESS', 'LAUNCHED'], r.instances.map((i) => [i.instanceId, i.state, i.revision, i.address ?? '-', i.launched]));
 }
