@@ -51,6 +51,10 @@ describe('top adapters: one per kind, Snapshot -> SourceSample', () => {
     expect(s.detail).toEqual({ image: 'elastic-test/web:1', phase: 'steady', 'last decision': '2->2 stable: at target: needs 1.6 replicas' });
   });
 
+  it('render: facts for the drill-down, errors by their message', () => {
+    expect(adaptSnapshot(snap('render')).services[0]!.detail).toEqual({ proxy: 'haproxy', bind: '127.0.0.1:18711', slots: '4', reloads: '1', 'runtime ops': '4', refusals: '0', 'last error': 'HAProxy refused "set server": no such server' });
+  });
+
   it('render: HAProxy status words become health and state', () => {
     const raw = fixtureSnapshot('render', { backends: 3, t: 5, draining: new Set(['198.18.1.3:80']) }) as Snapshot;
     const b = adaptSnapshot(raw).services[0]!.backends;

@@ -165,7 +165,7 @@ describe('top dashboard (ink-testing-library, 80x23 frame)', () => {
     expect(actions).toEqual([]);
     await press('x', 'Disable 198.18.1.2:80');
     f = await press('y', 'drain ok');
-    expect(actions).toEqual([{ sourceId: 'map-image.tcp-18710', action: 'drain', args: { address: '198.18.1.2', port: 80, timeoutMs: 0 }, question: expect.stringMatching(/^Disable/) }]);
+    expect(actions).toEqual([{ sourceId: 'map-image.tcp-18710', action: 'drain', args: { address: '198.18.1.2', port: 80, service: 'tcp-18710', backend: 'docker:abc000000001', timeoutMs: 0 }, question: expect.stringMatching(/^Disable/) }]);
     expect(f[22]).toBe('drain ok');
   });
 

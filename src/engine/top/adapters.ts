@@ -203,7 +203,8 @@ const render: ServiceAdapter = (service, content) => {
     ['reloads', 'counters.reloads'],
     ['runtime ops', 'counters.runtimeOps'],
     ['refusals', 'counters.refusals'],
-    ['last error', 'lastError'],
+    ['last error', 'lastError.message'],
+    ['last refusal', 'lastRefusal.message'],
     ['stats', 'statsError'],
   ]);
   return { ...s, backends, detail };

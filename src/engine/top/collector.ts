@@ -96,6 +96,7 @@ export class Collector {
   private async scanOnce(): Promise<void> {
     if (this.stopped) return;
     const found = await listStatusSockets(this.dir);
+    if (this.stopped) return; // stopped while listing: start nothing new
     const seen = new Set<string>();
     for (const s of found) {
       const id = `${s.kind}.${s.name}`;
@@ -118,7 +119,7 @@ export class Collector {
 
   private async follow(f: Follow): Promise<void> {
     let backoff = 250;
-    while (!f.abort.signal.aborted) {
+    while (!f.abort.signal.aborted && !this.stopped) {
       let got = false;
       try {
         for await (const snap of streamStatus(f.path, this.opts.intervalMs, f.abort.signal)) {

@@ -143,8 +143,9 @@ function actionFor(ui: UiState, input: string, ctx: KeyContext): PendingAction |
   const b = ui.view === 'backends' || ui.view === 'service' ? ctx.backend : undefined;
   if (b && (b.port !== null || b.id) && (input === 'd' || input === 'x' || input === 'u')) {
     const where = `${b.endpoint} (${b.service} in ${b.sourceId})`;
-    // The drain contract names a backend by address and port; an edge node without an app address by its id.
-    const target = b.port !== null && b.address ? { address: b.address, port: b.port } : { node: b.id };
+    // The drain contract names a backend by address and port (an edge node without an app address
+    // by its id); render wants {service, backend}. Each reads what it knows and ignores the rest.
+    const target = { ...(b.port !== null && b.address ? { address: b.address, port: b.port } : { node: b.id }), service: b.service, backend: b.id || b.endpoint };
     if (input === 'd') return { sourceId: b.sourceId, action: 'drain', args: { ...target, timeoutMs: 30_000 }, question: `Drain ${where}: no new connections, wait up to 30s for open ones?` };
     if (input === 'x') return { sourceId: b.sourceId, action: 'drain', args: { ...target, timeoutMs: 0 }, question: `Disable ${where} now (open connections are not waited for)?` };
     return { sourceId: b.sourceId, action: 'undrain', args: target, question: `Put ${where} back in rotation?` };
