@@ -1,0 +1,64 @@
+/**
+ * Benchmark: programming a mapping of N backends, from the engine call to the kernel, and adding
+ * one backend to it; beside it the same rules loaded the old way (one `iptables` process per rule).
+ * Run inside a fresh network namespace so the host's tables are not touched (run.sh does it):
+ *
+ *   ip netns exec mapimg-bp npx tsx bench/map-image/program.ts nft|iptables [N=1000] [adds=30]
+ */
+import { execa } from 'execa';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MappingsApplier } from '../../src/engine/dataplane/apply.js';
+import { FileStateStore } from '../../src/engine/runtime/state-store.js';
+import { removeMapping, upsertMapping } from '../../src/engine/map-image.js';
+import { renderIptables } from '../../src/engine/dataplane/iptables.js';
+import { toRuleMapping, type MappingBackend, type MappingSpec } from '../../src/engine/dataplane/model.js';
+import { percentile } from '../stats.js';
+
+const plane = (process.argv[2] ?? 'nft') as 'nft' | 'iptables';
+const N = Number(process.argv[3] ?? 1000);
+const ADDS = Number(process.argv[4] ?? 30);
+const dir = mkdtempSync(join(tmpdir(), 'mapimg-bench-'));
+const store = new FileStateStore(dir);
+const applier = new MappingsApplier({ store });
+const spec: MappingSpec = { id: 'tcp-18390', protocol: 'tcp', port: 18390, image: 'bench', containerPort: 80, staticBackends: [], dataplane: plane, created: new Date().toISOString() };
+const backend = (i: number): MappingBackend => ({ id: `static:${i}`, name: `b${i}`, address: '198.19.3.14', port: 20000 + i });
+const set = (n: number) => Array.from({ length: n }, (_, i) => backend(i));
+
+const t0 = performance.now();
+await applier.update((s) => upsertMapping(s, spec, set(N)));
+const programMs = performance.now() - t0;
+
+const adds: number[] = [];
+for (let i = 0; i < ADDS; i++) {
+  const a = performance.now();
+  await applier.update((s) => upsertMapping(s, spec, set(N + 1)));
+  adds.push(performance.now() - a);
+  await applier.update((s) => upsertMapping(s, spec, set(N)));
+}
+await applier.update((s) => removeMapping(s, spec.id), { full: true });
+
+let oldWayMs: number | null = null;
+if (plane === 'iptables') {
+  // The same rules, one process per chain and per rule (how Flaxton did it).
+  const m = toRuleMapping({ spec: { ...spec, id: 'tcp-18391', port: 18391 }, backends: set(N), draining: [] });
+  const rs = renderIptables([m], [], undefined);
+  const split = (r: string) => [...r.matchAll(/"([^"]*)"|(\S+)/g)].map((x) => x[1] ?? x[2]!);
+  const a = performance.now();
+  for (const chain of rs.nat.keys()) await execa('iptables', ['-t', 'nat', '-N', chain]);
+  for (const [chain, rules] of rs.nat) for (const r of rules) await execa('iptables', ['-t', 'nat', '-A', chain, ...split(r)]);
+  oldWayMs = performance.now() - a;
+  for (const chain of rs.nat.keys()) await execa('iptables', ['-t', 'nat', '-F', chain]);
+  for (const chain of rs.nat.keys()) await execa('iptables', ['-t', 'nat', '-X', chain]);
+}
+rmSync(dir, { recursive: true, force: true });
+console.log(
+  JSON.stringify({
+    plane,
+    backends: N,
+    programMs: +programMs.toFixed(1),
+    addOneMs: { p50: +percentile(adds, 50).toFixed(1), p95: +percentile(adds, 95).toFixed(1), n: adds.length },
+    ...(oldWayMs !== null ? { oneProcessPerRuleMs: +oldWayMs.toFixed(0), ratio: +(oldWayMs / programMs).toFixed(0) } : {}),
+  }),
+);
