@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Readable } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { docker, requireDocker, TEST_IMAGE } from '../support/docker.js';
+import { docker, requireDocker, TEST_IMAGE, waitFor } from '../support/docker.js';
 import { DeployFixture, FAST } from '../support/deploy.js';
+import { requestStatus, type Snapshot } from '../../src/engine/runtime/status.js';
 
 /**
  * `elastic deploy` against the real dockerd, through the built binary: replicas up and
@@ -188,6 +189,44 @@ describe('elastic deploy (real dockerd)', () => {
     expect(String(r.stderr)).toMatch(/error: revision .* failed its health gate .*health deadline passed/);
     expect(String(r.stderr)).toMatch(/try: .*--health-deadline/);
     expect(await fx.containers(svc)).toHaveLength(0);
+  });
+
+  it('--watch: serves its status socket, takes scale requests (deploy scale, top) and replaces a crashed replica', async () => {
+    const svc = fx.service('watch');
+    const child = fx.run(['deploy', TEST_IMAGE, '--name', svc, '-r', '1', '--port', '80', '--watch', ...FAST], { timeout: 120_000 });
+    try {
+      await waitFor(async () => (await fx.containers(svc, false)).length === 1, 'the first replica', 20_000, 100);
+      const sock = join(fx.runDir, `deploy.${svc}.sock`);
+      await waitFor(() => existsSync(sock), 'the status socket', 10_000, 50);
+      const snap = await waitFor(async () => {
+        const x = await requestStatus<Snapshot>(sock);
+        return (x.services[svc] as { phase?: string })?.phase === 'steady' ? x : undefined;
+      }, 'the deploy steady', 15_000, 100);
+      expect(snap.kind).toBe('deploy');
+      expect(snap.services[svc]).toMatchObject({ service: svc, desired: 1, phase: 'steady' });
+
+      const scaled = await fx.run(['deploy', 'scale', svc, '--replicas', '2']);
+      expect(scaled.exitCode, String(scaled.stderr)).toBe(0);
+      expect(String(scaled.stdout)).toMatch(/sent to the running deploy/);
+      await waitFor(async () => (await fx.containers(svc, false)).length === 2, 'two replicas', 20_000, 100);
+      // top's action: {"op":"action","action":"scale","args":{service, replicas}}
+      expect(await requestStatus(sock, { op: 'action', action: 'scale', args: { service: svc, replicas: 3 } })).toMatchObject({ ok: true, replicas: 3 });
+      await waitFor(async () => (await fx.containers(svc, false)).length === 3, 'three replicas', 20_000, 100);
+      expect(await requestStatus(sock, { op: 'action', action: 'scale', args: { replicas: -1 } })).toMatchObject({ ok: false });
+
+      // A replica removed behind its back is replaced (level-triggered).
+      const victim = (await fx.containers(svc, false))[0]!;
+      await docker.getContainer(victim.Id).remove({ force: true });
+      await waitFor(async () => {
+        const list = await fx.containers(svc, false);
+        return list.length === 3 && !list.some((c) => c.Id === victim.Id);
+      }, 'the replica replaced', 20_000, 100);
+      const rm = await fx.run(['deploy', 'rm', svc]);
+      expect(rm.exitCode).toBe(6); // refused while the deploy runs
+    } finally {
+      child.kill('SIGTERM');
+      await child;
+    }
   });
 
   it('bad input: image not present, negative replicas, a clashing container elastic does not own', async () => {
