@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Collector, collectRound } from './top/collector.js';
+import { Collector, collectRound, sleep } from './top/collector.js';
 import type { DockerFallback } from './top/docker.js';
 import { TopStore, type BackendRow, type ServiceRow, type SourceInfo, type TopState } from './top/store.js';
 import type { Logger } from './runtime/logger.js';
@@ -53,7 +53,7 @@ export async function topOnce(opts: TopOptions, signal?: AbortSignal): Promise<T
   const store = new TopStore();
   const live = await collectRound(store, { dir: opts.dir, docker: opts.docker });
   if (live > 0 && !signal?.aborted) {
-    await new Promise((r) => setTimeout(r, opts.intervalMs));
+    await sleep(opts.intervalMs, signal ?? new AbortController().signal);
     await collectRound(store, { dir: opts.dir, docker: null });
   }
   return store.state();
@@ -107,15 +107,7 @@ export async function* topWatch(opts: TopOptions, signal: AbortSignal): AsyncGen
   const live = await startTop(opts, signal);
   try {
     while (!signal.aborted) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, opts.intervalMs);
-        function done() {
-          clearTimeout(t);
-          signal.removeEventListener('abort', done);
-          resolve();
-        }
-        signal.addEventListener('abort', done, { once: true });
-      });
+      await sleep(opts.intervalMs, signal);
       if (signal.aborted) break;
       yield live.store.state();
     }

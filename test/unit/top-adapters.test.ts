@@ -48,7 +48,15 @@ describe('top adapters: one per kind, Snapshot -> SourceSample', () => {
 
   it('deploy: replicas and the last autoscaler decision', () => {
     const s = adaptSnapshot(snap('deploy')).services[0]!;
-    expect(s.detail).toEqual({ image: 'elastic-test/web:1', phase: 'steady', 'last decision': '2->2 stable: at target: needs 1.6 replicas' });
+    expect([s.replicas, s.desired, s.backends.map((b) => [b.key, b.health])]).toEqual([2, 2, [['198.18.0.21:80', 'healthy'], ['198.18.0.22:80', 'starting']]]);
+    expect(s.detail).toEqual({
+      image: 'elastic-test/web:1',
+      revision: '0123456789ab-cafebabe',
+      phase: 'steady',
+      ready: '1',
+      autoscale: '1..4 on edge-queue target 10',
+      'last decision': '2->2 stable: at target: needs 1.6 replicas',
+    });
   });
 
   it('render: facts for the drill-down, errors by their message', () => {

@@ -228,12 +228,18 @@ const node: ServiceAdapter = (service, content) => {
   return { ...s, backends: self ? [self] : s.backends, detail: facts(c, [['state', 'state'], ['edge', 'edge'], ['idle', 'idle'], ['app failures', 'appFailures'], ['edge failures', 'edgeFailures']]) };
 };
 
-/** deploy: replicas and the autoscaler's last decision. */
+/**
+ * deploy (src/engine/deploy/view.ts ServiceView): `{ image, revision, phase, message, desired,
+ * ready, replicas: [{id, name, phase, state, health, address, port}], autoscale: {min, max,
+ * metric, target, last: Decision} }`.
+ */
 const deploy: ServiceAdapter = (service, content) => {
   const s = genericService(service, content, 'docker', 'deploy');
   const c = isObj(content) ? content : {};
   const d = pick(c, 'autoscale.last', 'autoscaler.last', 'decision');
-  const detail = { ...s.detail, ...facts(c, [['phase', 'phase'], ['revision', 'revision'], ['image', 'image']]) };
+  const detail = facts(c, [['image', 'image'], ['revision', 'revision'], ['phase', 'phase'], ['ready', 'ready'], ['message', 'message'], ['failed revision', 'failedRevision']]);
+  const a = pick(c, 'autoscale');
+  if (isObj(a) && a.min !== undefined) detail.autoscale = printable(`${String(a.min)}..${String(a.max)} on ${String(a.metric ?? '?')} target ${String(a.target ?? '?')}`, 80);
   if (isObj(d)) detail['last decision'] = printable(`${String(d.from ?? '?')}->${String(d.to ?? '?')} ${String(d.mode ?? '')}: ${String(d.reason ?? '')}`, 100);
   else if (typeof d === 'string') detail['last decision'] = printable(d, 100);
   return { ...s, detail };
