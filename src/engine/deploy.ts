@@ -114,11 +114,14 @@ export async function deployUp(spec: DeploySpec, ctx: DeployContext & { dryRun?:
   const view = new DeployView(state, auto);
   view.observe(observed);
   if (ctx.watch || ctx.autoscale) return deployWatch(state, s, ctx, view, ctx.autoscale);
-  const server = await serveStatus(spec.service, () => view, ctx);
+  return convergeServed(state, s, ctx, view);
+}
+
+/** One converge of a saved state, with the service's status socket served meanwhile. */
+async function convergeServed(state: DeployState, s: Session, ctx: DeployContext, view = new DeployView(state)): Promise<DeployResult> {
+  const server = await serveStatus(state.service, () => view, ctx);
   try {
-    const saved = await saveState(s.store, state);
-    const r = await runConverge(saved, s, ctx, view);
-    return resultOf(r, view);
+    return resultOf(await runConverge(await saveState(s.store, state), s, ctx, view), view);
   } finally {
     await server.close();
   }
@@ -225,14 +228,7 @@ export async function deployScale(service: string, replicas: number, ctx: Deploy
   const s = session(ctx);
   const old = await loadState(s.store, service);
   if (!old) throw noDeploy(service);
-  const state: DeployState = { ...old, current: { ...old.current, spec: { ...old.current.spec, replicas } } };
-  const view = new DeployView(state);
-  const server = await serveStatus(service, () => view, ctx);
-  try {
-    return resultOf(await runConverge(await saveState(s.store, state), s, ctx, view), view);
-  } finally {
-    await server.close();
-  }
+  return convergeServed({ ...old, current: { ...old.current, spec: { ...old.current.spec, replicas } } }, s, ctx);
 }
 
 /** Go back to the previous revision (a rolling update the other way). */
@@ -243,14 +239,7 @@ export async function deployRollback(service: string, ctx: DeployContext): Promi
   if (!old) throw noDeploy(service);
   if (!old.previous) throw new UserError(`${service} has no previous revision to roll back to`, 'deploy the revision you want with elastic deploy IMAGE --name ...', ExitCode.usage);
   await s.ops.image(old.previous.imageId);
-  const state: DeployState = { ...old, current: { ...old.previous, spec: { ...old.previous.spec, replicas: old.current.spec.replicas } }, previous: old.current, phase: 'rolling back', message: `rolling back to ${old.previous.revision}` };
-  const view = new DeployView(state);
-  const server = await serveStatus(service, () => view, ctx);
-  try {
-    return resultOf(await runConverge(await saveState(s.store, state), s, ctx, view), view);
-  } finally {
-    await server.close();
-  }
+  return convergeServed({ ...old, current: { ...old.previous, spec: { ...old.previous.spec, replicas: old.current.spec.replicas } }, previous: old.current, phase: 'rolling back', message: `rolling back to ${old.previous.revision}` }, s, ctx);
 }
 
 /** Remove the service: every replica drained, stopped and removed; its state forgotten. */

@@ -25,6 +25,12 @@ export function progressLine(e: RolloutEvent): string | null {
   }
 }
 
+/** The plain progress display: one stderr line per event worth a line. */
+export function writeProgress(e: RolloutEvent): void {
+  const line = progressLine(e);
+  if (line) process.stderr.write(`${line}\n`);
+}
+
 export function resultText(r: DeployResult): string {
   const lines: string[] = [];
   if (r.plan) {

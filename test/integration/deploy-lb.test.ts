@@ -82,12 +82,14 @@ describe('elastic deploy: rolling update under load through map-image and render
 
     // Under load: HAProxy with keep-alive clients; DNAT with a new connection per request (an
     // established TCP flow cannot move to another backend, and map-image drains new flows only).
-    const wrkRender = execa('wrk', ['-t1', '-c8', '-d25s', renderUrl], { reject: false, timeout: 60_000 });
-    const wrkMap = execa('ip', ['netns', 'exec', 'dpl-lb', 'wrk', '-t1', '-c8', '-d25s', '-H', 'Connection: close', mapUrl], { reject: false, timeout: 60_000 });
+    // Bounded: at most 90 s, stopped with SIGINT (wrk then prints its summary) once the rollout is done.
+    const wrkRender = execa('wrk', ['-t1', '-c8', '-d90s', renderUrl], { reject: false, timeout: 120_000 });
+    const wrkMap = execa('ip', ['netns', 'exec', 'dpl-lb', 'wrk', '-t1', '-c8', '-d90s', '-H', 'Connection: close', mapUrl], { reject: false, timeout: 120_000 });
     await new Promise((r) => setTimeout(r, 1000));
-    const t0 = Date.now();
     const progress = await deploy('2');
-    expect(Date.now() - t0).toBeLessThan(22_000); // the rollout ends while wrk still runs
+    await new Promise((r) => setTimeout(r, 1000));
+    wrkRender.kill('SIGINT');
+    wrkMap.kill('SIGINT');
     const [r1, r2] = await Promise.all([wrkRender, wrkMap]);
     log.push(`wrk render:\n${r1.stdout}\n${r1.stderr}`, `wrk map-image:\n${r2.stdout}\n${r2.stderr}`);
 

@@ -198,10 +198,10 @@ describe('elastic deploy (real dockerd)', () => {
       await waitFor(async () => (await fx.containers(svc, false)).length === 1, 'the first replica', 20_000, 100);
       const sock = join(fx.runDir, `deploy.${svc}.sock`);
       await waitFor(() => existsSync(sock), 'the status socket', 10_000, 50);
-      const snap = await waitFor(async () => {
+      const snap = await waitFor(async (): Promise<Snapshot | undefined> => {
         const x = await requestStatus<Snapshot>(sock);
         return (x.services[svc] as { phase?: string })?.phase === 'steady' ? x : undefined;
-      }, 'the deploy steady', 15_000, 100);
+      }, 'the deploy steady', 15_000, 100) as Snapshot;
       expect(snap.kind).toBe('deploy');
       expect(snap.services[svc]).toMatchObject({ service: svc, desired: 1, phase: 'steady' });
 

@@ -3,7 +3,7 @@ import { BaseCommand } from '../../base-command.js';
 import { ExitCode } from '../../engine/errors.js';
 import { deployUp, type DeployResult } from '../../engine/deploy.js';
 import { buildAutoscale, buildSpec } from '../../engine/deploy/options.js';
-import { progressLine, resultText } from '../../ui/deploy.js';
+import { resultText, writeProgress } from '../../ui/deploy.js';
 
 const h = (group: string) => ({ helpGroup: group });
 
@@ -84,10 +84,7 @@ crashed replicas, answers scale requests, and autoscales. IMAGE must be on the D
         dryRun: flags['dry-run'],
         watch: flags.watch,
         autoscale,
-        onEvent: progress?.onEvent ?? ((e) => {
-          const line = progressLine(e);
-          if (line) process.stderr.write(`${line}\n`);
-        }),
+        onEvent: progress?.onEvent ?? writeProgress,
       });
       progress?.stop();
       if (!this.jsonEnabled()) process.stdout.write(resultText(result));

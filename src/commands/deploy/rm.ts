@@ -1,7 +1,7 @@
-import { Args, Flags } from '@oclif/core';
+import { dockerHostFlag, serviceArg } from '../../deploy-flags.js';
 import { BaseCommand } from '../../base-command.js';
 import { deployRm } from '../../engine/deploy.js';
-import { progressLine } from '../../ui/deploy.js';
+import { writeProgress } from '../../ui/deploy.js';
 
 export default class DeployRm extends BaseCommand {
   static override summary = 'Remove a deployed service: drain, stop and remove every replica, forget its state';
@@ -9,8 +9,8 @@ export default class DeployRm extends BaseCommand {
 file goes too. Only containers labelled elastic.managed=true for the service are touched.`;
   static override examples = ['<%= config.bin %> deploy rm web'];
   static override enableJsonFlag = true;
-  static override args = { service: Args.string({ description: 'service name', required: true }) };
-  static override flags = { 'docker-host': Flags.string({ description: 'Docker daemon (default $DOCKER_HOST)' }) };
+  static override args = { service: serviceArg };
+  static override flags = { 'docker-host': dockerHostFlag };
 
   async run() {
     const { args, flags } = await this.parse(DeployRm);
@@ -18,10 +18,7 @@ file goes too. Only containers labelled elastic.managed=true for the service are
       host: flags['docker-host'],
       logger: this.makeLogger(flags, 'deploy'),
       signal: this.shutdownSignal,
-      onEvent: (e) => {
-        const line = progressLine(e);
-        if (line) process.stderr.write(`${line}\n`);
-      },
+      onEvent: writeProgress,
     });
     if (!this.jsonEnabled()) process.stdout.write(`${result.service}: removed ${result.removed} container(s)\n`);
     return result;

@@ -1,7 +1,7 @@
-import { Args, Flags } from '@oclif/core';
+import { dockerHostFlag, serviceArg } from '../../deploy-flags.js';
 import { BaseCommand } from '../../base-command.js';
 import { deployRollback } from '../../engine/deploy.js';
-import { progressLine, resultText } from '../../ui/deploy.js';
+import { writeProgress, resultText } from '../../ui/deploy.js';
 
 export default class DeployRollback extends BaseCommand {
   static override summary = 'Roll a service back to its previous revision';
@@ -9,8 +9,8 @@ export default class DeployRollback extends BaseCommand {
 health gate, surge/unavailable budget and drain as any rollout. Its image must still be on the host.`;
   static override examples = ['<%= config.bin %> deploy rollback web'];
   static override enableJsonFlag = true;
-  static override args = { service: Args.string({ description: 'service name', required: true }) };
-  static override flags = { 'docker-host': Flags.string({ description: 'Docker daemon (default $DOCKER_HOST)' }) };
+  static override args = { service: serviceArg };
+  static override flags = { 'docker-host': dockerHostFlag };
 
   async run() {
     const { args, flags } = await this.parse(DeployRollback);
@@ -18,10 +18,7 @@ health gate, surge/unavailable budget and drain as any rollout. Its image must s
       host: flags['docker-host'],
       logger: this.makeLogger(flags, 'deploy'),
       signal: this.shutdownSignal,
-      onEvent: (e) => {
-        const line = progressLine(e);
-        if (line) process.stderr.write(`${line}\n`);
-      },
+      onEvent: writeProgress,
     });
     if (!this.jsonEnabled()) process.stdout.write(resultText(result));
     return result;

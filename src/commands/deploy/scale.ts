@@ -1,7 +1,8 @@
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
+import { dockerHostFlag, serviceArg } from '../../deploy-flags.js';
 import { BaseCommand } from '../../base-command.js';
 import { deployScale } from '../../engine/deploy.js';
-import { progressLine, resultText } from '../../ui/deploy.js';
+import { writeProgress, resultText } from '../../ui/deploy.js';
 
 export default class DeployScale extends BaseCommand {
   static override summary = 'Change the number of replicas of a deployed service';
@@ -10,10 +11,10 @@ from elastic's load balancers, stopped and removed. When a long-running deploy o
 running (--watch or autoscaling), the request goes to it. Also resumes an interrupted rollout.`;
   static override examples = ['<%= config.bin %> deploy scale web --replicas 5', '<%= config.bin %> deploy scale web -r 0'];
   static override enableJsonFlag = true;
-  static override args = { service: Args.string({ description: 'service name', required: true }) };
+  static override args = { service: serviceArg };
   static override flags = {
     replicas: Flags.integer({ char: 'r', description: 'replica count', required: true }),
-    'docker-host': Flags.string({ description: 'Docker daemon (default $DOCKER_HOST)' }),
+    'docker-host': dockerHostFlag,
   };
 
   async run() {
@@ -22,10 +23,7 @@ running (--watch or autoscaling), the request goes to it. Also resumes an interr
       host: flags['docker-host'],
       logger: this.makeLogger(flags, 'deploy'),
       signal: this.shutdownSignal,
-      onEvent: (e) => {
-        const line = progressLine(e);
-        if (line) process.stderr.write(`${line}\n`);
-      },
+      onEvent: writeProgress,
     });
     if (!this.jsonEnabled()) process.stdout.write('replicas' in result ? resultText(result) : `${result.service}: scale to ${result.desired} sent to the ${result.via}\n`);
     return result;

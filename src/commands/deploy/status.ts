@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core';
+import { Args } from '@oclif/core';
+import { dockerHostFlag } from '../../deploy-flags.js';
 import { BaseCommand } from '../../base-command.js';
 import { deployStatus } from '../../engine/deploy.js';
 import { statusText } from '../../ui/deploy.js';
@@ -12,7 +13,7 @@ the running deploy's status socket when there is one, else from the state file a
   static override examples = ['<%= config.bin %> deploy status', '<%= config.bin %> deploy status web --json'];
   static override enableJsonFlag = true;
   static override args = { service: Args.string({ description: 'service name (default: all)' }) };
-  static override flags = { 'docker-host': Flags.string({ description: 'Docker daemon (default $DOCKER_HOST)' }) };
+  static override flags = { 'docker-host': dockerHostFlag };
 
   async run() {
     const { args, flags } = await this.parse(DeployStatus);
