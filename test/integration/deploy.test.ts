@@ -52,7 +52,7 @@ describe('elastic deploy (real dockerd)', () => {
 
   it('3 replicas up and discoverable; scale 3 -> 5 -> 1; rm leaves nothing behind', async () => {
     const svc = fx.service('web');
-    const up = await fx.run(['deploy', TEST_IMAGE, '--name', svc, '--replicas', '3', '--port', '80', ...FAST, '--json']);
+    const up = await fx.run(['deploy', TEST_IMAGE, '--name', svc, '--replicas', '3', '--port', '80', '--env', 'GREETING=hi there', '--label', 'team=web', '--memory', '64m', '--cpus', '0.5', ...FAST, '--json']);
     expect(up.exitCode, String(up.stderr)).toBe(0);
     const res = JSON.parse(String(up.stdout));
     expect(res).toMatchObject({ v: 1, service: svc, phase: 'steady', desired: 3, created: 3 });
@@ -60,8 +60,11 @@ describe('elastic deploy (real dockerd)', () => {
 
     const list = await fx.containers(svc);
     expect(list).toHaveLength(3);
+    const info = await docker.getContainer(list[0]!.Id).inspect();
+    expect(info.Config.Env).toContain('GREETING=hi there');
+    expect(info.HostConfig).toMatchObject({ Memory: 64 * 1024 * 1024, NanoCpus: 500_000_000, RestartPolicy: { Name: 'unless-stopped' } });
     for (const c of list) {
-      expect(c.Labels).toMatchObject({ 'elastic.managed': 'true', 'elastic.service': svc, 'elastic.revision': res.revision });
+      expect(c.Labels).toMatchObject({ 'elastic.managed': 'true', 'elastic.service': svc, 'elastic.revision': res.revision, team: 'web' });
       expect(c.Names[0]).toMatch(new RegExp(`^/${svc}-[0-9a-f]{8}-[0-9a-f]{6}$`));
     }
 

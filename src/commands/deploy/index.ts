@@ -71,10 +71,11 @@ crashed replicas, answers scale requests, and autoscales. IMAGE must be on the D
 
   async run(): Promise<DeployResult> {
     const { args, flags } = await this.parse(Deploy);
-    const logger = this.makeLogger(flags, 'deploy');
     const spec = buildSpec({ ...flags, image: args.image });
     const autoscale = buildAutoscale({ ...flags, image: args.image });
     const live = !flags['dry-run'] && !this.jsonEnabled() && Boolean(process.stderr.isTTY) && !process.env.CI;
+    // The live view owns stderr: info lines would tear it (warnings and --debug still print).
+    const logger = this.makeLogger(live && !flags.debug && flags['log-level'] === 'info' ? { ...flags, 'log-level': 'warn' } : flags, 'deploy');
     const progress = live ? (await import('../../ui/deploy-progress.js')).startProgress(spec.service) : null;
     try {
       const result = await deployUp(spec, {
