@@ -1,23 +1,8 @@
 import { createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { parseExposition } from '../fixtures/run/exposition.js';
 import { MetricsRegistry, StatsdEmitter, escapeLabelValue, serveMetrics, statsdPart } from '../../src/engine/run/metrics.js';
-
-/** A small Prometheus text parser (what a scraper does): series -> value, plus TYPE lines. */
-export function parseExposition(text: string): { samples: Map<string, number>; types: Map<string, string> } {
-  const samples = new Map<string, number>();
-  const types = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    const t = /^# TYPE (\S+) (\S+)$/.exec(line);
-    if (t) types.set(t[1]!, t[2]!);
-    if (line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`bad exposition line: ${JSON.stringify(line)}`);
-    samples.set(`${m[1]}${m[2] ?? ''}`, m[3] === '+Inf' ? Infinity : Number(m[3]));
-  }
-  return { samples, types };
-}
 
 describe('metrics registry', () => {
   it('exposes counters, gauges and histograms in the Prometheus text format', async () => {

@@ -144,7 +144,7 @@ export class RunDaemon {
     this.appliers = [...appliers, ...edges];
     this.metricsCollectors();
     // ELB services have no source: sync them now (and whenever the API or Docker changes them).
-    if (c.api && this.elbState.loadBalancers.length) pipeline.runners.get('haproxy')?.request('elb');
+    if (c.api && this.elbState.loadBalancers.length) pipeline.requestApplier('haproxy', 'elb');
   }
 
   private collectorsOff: Array<() => void> = [];
@@ -197,7 +197,10 @@ export class RunDaemon {
       onChange: (state) => this.onElbChange(state),
     });
     this.elbState = await this.elb.state();
-    if (api && !this.containersWatch) this.watchContainers();
+    if (api && !this.containersWatch) {
+      const first = this.watchContainers();
+      if (this.opts.once) await first;
+    }
     if (this.opts.once || JSON.stringify(previous?.api) === JSON.stringify(api)) return;
     await this.elbServer?.close();
     this.elbServer = null;
@@ -206,20 +209,29 @@ export class RunDaemon {
     this.elbServer = await startElbServer({ ...api, service: this.elb, logger: this.log.child('api'), onRequest: (action, code) => requests.inc({ action, code }) }).catch((err) => Promise.reject(listenError('api', api, err)));
   }
 
-  /** Containers ELB instances may name: every running container (address only is used). */
-  private watchContainers(): void {
+  /**
+   * Containers ELB instances may name: every running container (only the address is used). The
+   * daemon follows them; --once waits for the first listing.
+   */
+  private watchContainers(): Promise<void> {
     const ac = new AbortController();
     this.containersWatch = ac;
+    let listed: () => void = () => {};
+    const first = new Promise<void>((r) => (listed = r));
     void (async () => {
       try {
         for await (const u of discoverWatch({ docker: { selector: { labels: [], includeUnhealthy: true, service: 'elb', port: 1 } }, logger: this.log.child('elb.docker') }, ac.signal)) {
           this.containers = u.backends;
-          if (this.elbState.loadBalancers.length) this.pipeline?.runners.get('haproxy')?.request('containers changed');
+          listed();
+          if (this.elbState.loadBalancers.length) this.pipeline?.requestApplier('haproxy', 'containers changed');
         }
       } catch (err) {
         if (!ac.signal.aborted) this.log.error('container watch for the ELB API stopped', { error: describeError(err) });
+      } finally {
+        listed();
       }
     })();
+    return first;
   }
 
   private onElbChange(state: ElbState): void {
@@ -228,7 +240,7 @@ export class RunDaemon {
     if (!haproxy || !this.config.api) return;
     haproxy.setSpecs([...this.config.services.filter((s) => s.haproxy).map((s) => toServiceSpec(s.name, s.haproxy!)), ...elbSpecs(state, this.config.api.haproxy)]);
     this.status?.event('api', `${state.loadBalancers.length} load balancer(s)`);
-    this.pipeline?.runners.get('haproxy')?.request('elb api');
+    this.pipeline?.requestApplier('haproxy', 'elb api');
   }
 
   private async haproxyServers() {

@@ -170,7 +170,25 @@ export class Pipeline {
     return out;
   }
 
-  private async syncApplier(a: RunApplier, reason: string): Promise<void> {
+  /** Syncs in flight: stop() waits for these (SyncRunner.idle() never resolves once stopped with a request pending). */
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  private syncApplier(a: RunApplier, reason: string): Promise<void> {
+    const p = this.syncApplierNow(a, reason);
+    this.inflight.add(p);
+    void p.then(
+      () => this.inflight.delete(p),
+      () => this.inflight.delete(p),
+    );
+    return p;
+  }
+
+  /** Request one applier's runner (not under --once). */
+  requestApplier(name: string, reason: string): void {
+    if (!this.ctx.once) this.runners.get(name)?.request(reason);
+  }
+
+  private async syncApplierNow(a: RunApplier, reason: string): Promise<void> {
     const backends = this.backendsFor(a);
     if (!backends) return;
     const r = await a.sync(backends, reason);
@@ -186,7 +204,7 @@ export class Pipeline {
     const settledChecks = () => this.config.services.every((s) => !s.health || this.accepted.has(s.name) || this.views.get(s.name)?.refused);
     while (!signal.aborted && Date.now() < end && !(this.config.services.every((s) => this.ready(s)) && settledChecks())) await new Promise((r) => setTimeout(r, 25));
     for (const r of this.runners.values()) r.stop();
-    await Promise.all([...this.runners.values()].map((r) => r.idle()));
+    await Promise.allSettled([...this.inflight]);
     const out: Record<string, string> = {};
     for (const a of this.appliers) {
       const backends = this.backendsFor(a);
@@ -204,7 +222,7 @@ export class Pipeline {
     this.abort.abort();
     for (const c of this.checkers.values()) c.stop();
     for (const r of this.runners.values()) r.stop();
-    await Promise.all([...this.runners.values()].map((r) => r.idle()));
+    await Promise.allSettled([...this.inflight]);
     await Promise.allSettled(this.watches);
   }
 }
