@@ -177,6 +177,22 @@ export class DeployDocker {
     };
   }
 
+  /**
+   * Send the container its stop signal (SIGTERM unless the image says otherwise) and return: from
+   * here it is on its way out. `stop()` then waits for it and kills it after the timeout.
+   */
+  async signalStop(id: string): Promise<void> {
+    try {
+      const c = this.docker.getContainer(id);
+      const sig = ((await c.inspect()).Config as { StopSignal?: string } | undefined)?.StopSignal || 'SIGTERM';
+      await c.kill({ signal: /^(SIG)?[A-Z0-9+-]{2,12}$/.test(sig) ? sig : 'SIGTERM' });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code === 304 || code === 404 || code === 409) return; // not running / gone
+      throw dockerError(err, this.target);
+    }
+  }
+
   async stop(id: string, timeoutS: number): Promise<void> {
     try {
       await this.docker.getContainer(id).stop({ t: timeoutS });

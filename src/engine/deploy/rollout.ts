@@ -57,6 +57,9 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
   let rolledBack = false;
   const reasons: string[] = [];
   const seen = new Set<string>();
+  /** Old replicas signalled to stop, being waited for and removed in the background. */
+  const retiring = new Map<string, Promise<void>>();
+  const backgroundErrors: unknown[] = [];
   const setPhase = async (phase: Phase, message: string, extra: Partial<DeployState> = {}) => {
     state = await saveState(opts.store, { ...state, ...extra, phase, message });
     emit({ type: 'phase', phase, message });
@@ -67,7 +70,8 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
   try {
     for (let round = 0; ; round++) {
       if (opts.signal?.aborted) throw new UserError(`deploy of ${service} stopped by a signal`, 're-run the same command to carry on from where it stopped', ExitCode.failure);
-      const observed = await opts.ops.replicas(service);
+      if (backgroundErrors.length) throw backgroundErrors[0];
+      const observed = (await opts.ops.replicas(service)).filter((r) => !retiring.has(r.id));
       for (const r of observed) {
         if (!seen.has(r.id)) emit({ type: 'replica', id: r.id, name: r.name, revision: r.revision, index: r.index, phase: 'existing', detail: `${r.state}${r.health !== 'none' ? ` (${r.health})` : ''}` });
         seen.add(r.id);
@@ -75,6 +79,10 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
       const spec = target.spec;
       const budget = resolveBudget(spec.rollout, spec.replicas);
       const step = planStep(observed, { revision: target.revision, replicas: spec.replicas, ...budget }, gates);
+      if (step.done && retiring.size > 0) {
+        await Promise.all(retiring.values()); // then look again
+        continue;
+      }
       if (step.done) {
         const phase: Phase = rolledBack ? 'rolled back' : 'steady';
         const msg = rolledBack
@@ -121,11 +129,19 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
           emit({ type: 'drain', id: r.id, outcomes });
         }
         ev('stopping', reason);
-        await opts.ops.stop(r.id, spec.rollout.stopTimeoutS);
-        await opts.ops.remove(r.id);
-        removed++;
-        gates.ready.delete(r.id);
-        ev('removed', reason);
+        // Once signalled it no longer counts (as Kubernetes treats terminating pods): the wait for
+        // it to exit overlaps the next step instead of holding the rollout up.
+        await opts.ops.signalStop(r.id);
+        const done = (async () => {
+          await opts.ops.stop(r.id, spec.rollout.stopTimeoutS);
+          await opts.ops.remove(r.id);
+          removed++;
+          gates.ready.delete(r.id);
+          ev('removed', reason);
+        })()
+          .catch((err: unknown) => void backgroundErrors.push(err))
+          .finally(() => retiring.delete(r.id));
+        retiring.set(r.id, done);
       };
       const createOne = async (index: number) => {
         const r = await opts.ops.create(service, target.revision, index, spec.container, target.imageId, spec.rollout.stopTimeoutS);
@@ -154,8 +170,9 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
           continue;
         }
         // Nothing to go back to (a first deploy), or the rollback itself fails: stop, clean up.
-        const leftovers = (await opts.ops.replicas(service)).filter((r) => gates.failed.has(r.id));
+        const leftovers = (await opts.ops.replicas(service)).filter((r) => gates.failed.has(r.id) && !retiring.has(r.id));
         await Promise.all(leftovers.map((r) => retire(r, 'failed')));
+        await Promise.all(retiring.values());
         const what = rolledBack ? `the rollback of ${service} to ${target.revision} failed too` : `revision ${target.revision} of ${service} failed its health gate on ${failures} replica(s)`;
         await setPhase('failed', `${what}: ${reasons[reasons.length - 1]}`);
         throw new UserError(
@@ -168,6 +185,7 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
       }
     }
   } catch (err) {
+    await Promise.allSettled(retiring.values());
     // A daemon shutting down answers 500s before it stops answering at all: ask it once more.
     const lost = (err instanceof UserError && err.exitCode === ExitCode.unavailable) || (!opts.signal?.aborted && !(await opts.ops.ping().then(() => true, () => false)));
     if (lost) {
