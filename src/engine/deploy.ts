@@ -137,9 +137,10 @@ function planText(step: Step) {
  * is logged and retried; only a signal ends it.
  */
 async function deployWatch(initial: DeployState, s: Session, ctx: DeployContext, view: DeployView, auto?: AutoscaleSpec): Promise<DeployResult> {
-  let state = await saveState(s.store, initial);
+  let state = initial;
   let wake: (() => void) | null = null;
   let requested: number | null = null;
+  // The socket first: it is also the lock, so a second deploy of the service writes nothing.
   const server = await serveStatus(state.service, () => view, ctx, {
     scale: async (args) => {
       const n = checkReplicas(Number(args.replicas));
@@ -150,6 +151,12 @@ async function deployWatch(initial: DeployState, s: Session, ctx: DeployContext,
     },
   });
   let scaler: ScalerState = initialScalerState;
+  try {
+    state = await saveState(s.store, initial);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
   const totals = { created: 0, removed: 0, failed: 0, rolledBack: false };
   const tick = auto?.intervalMs ?? 2_000;
   ctx.signal?.addEventListener('abort', () => wake?.(), { once: true });

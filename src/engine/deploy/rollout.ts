@@ -199,6 +199,9 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
       );
     }
     if (!(err instanceof UserError) || err.exitCode !== ExitCode.refused) await setPhase('interrupted', `rollout of ${service} stopped: ${describeError(err)}`).catch(() => {});
+    if (opts.signal?.aborted && !(err instanceof UserError)) {
+      throw new UserError(`deploy of ${service} stopped by a signal in the middle of the rollout`, 're-run the same command to carry on from where it stopped', ExitCode.failure, { cause: err });
+    }
     throw err;
   }
 }
