@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import type { Logger } from '../runtime/logger.js';
 import { backoffMs } from '../runtime/clock.js';
-import { authPayload, encodeFrame, FrameReader, FrameType, ProtocolError, verifyWelcome, type FrameReader as Reader } from './protocol.js';
-import { drop, splice } from './pipe.js';
+import { authPayload, encodeFrame, FrameReader, FrameType, ProtocolError, verifyWelcome } from './protocol.js';
+import { drop } from './pipe.js';
+import { Link, relay } from './link.js';
 import { terminate } from './process.js';
 
 /**
@@ -183,96 +184,119 @@ export class EdgeNode {
     }
   }
 
-  /** One slot: a pull connection, a client, the next pull connection. */
+  /** One slot: a pull connection that carries one client after the other (reconnected when lost). */
   private async slot(): Promise<void> {
     let failures = 0;
+    let link: Link | null = null;
     while (this.state === 'serving' || this.state === 'draining') {
       if (this.state === 'draining') {
+        if (link) drop(link.sock);
+        link = null;
         await this.undrained?.promise;
         continue;
       }
-      let conn: { sock: Socket; reader: Reader };
-      try {
-        conn = await this.connectEdge();
-        failures = 0;
-      } catch (err) {
-        if (err instanceof FatalRefusal) {
-          void this.stop(err.message, 1);
-          return;
+      if (!link || link.closed) {
+        try {
+          link = await this.connectEdge();
+          failures = 0;
+        } catch (err) {
+          link = null;
+          if (err instanceof FatalRefusal) {
+            void this.stop(err.message, 1);
+            return;
+          }
+          const busy = err instanceof Error && err.message === 'busy';
+          if (!busy) {
+            this.edgeFailures++;
+            if (failures++ === 0) this.log.warn('cannot reach the edge; retrying', { edge: `${this.cfg.edgeHost}:${this.cfg.edgePort}`, error: (err as Error).message });
+          }
+          await new Promise((r) => setTimeout(r, busy ? 20 : backoffMs(failures, 100, 5000)));
+          continue;
         }
-        const busy = err instanceof Error && err.message === 'busy';
-        if (!busy) {
-          this.edgeFailures++;
-          if (failures++ === 0) this.log.warn('cannot reach the edge; retrying', { edge: `${this.cfg.edgeHost}:${this.cfg.edgePort}`, error: (err as Error).message });
-        }
-        await new Promise((r) => setTimeout(r, busy ? 20 : backoffMs(failures, 100, 5000)));
-        continue;
       }
-      const { sock, reader } = conn;
       if (this.state !== 'serving') {
-        drop(sock);
+        drop(link.sock);
+        link = null;
         continue;
       }
-      this.idle.add(sock);
+      const idleSock = link.sock;
+      this.idle.add(idleSock);
       let frame;
       try {
-        frame = await reader.next();
+        frame = await link.next();
       } catch {
-        this.idle.delete(sock);
-        drop(sock);
+        drop(link.sock);
+        link = null;
         continue; // the edge closed it (restart, drain): open another
       } finally {
-        this.idle.delete(sock);
+        this.idle.delete(idleSock);
       }
       if (frame.type === FrameType.stop) {
-        drop(sock);
+        drop(link.sock);
         void this.stop('the edge stopped this idle node');
         return;
       }
       if (frame.type !== FrameType.client || this.state !== 'serving') {
-        drop(sock);
+        drop(link.sock);
+        link = null;
         continue;
       }
       this.active++;
-      await this.serve(sock, reader);
+      const reusable = await this.serve(link);
       this.active--;
       if (this.active === 0) this.idleSince = Date.now();
+      if (!reusable) {
+        drop(link.sock);
+        link = null;
+      }
     }
+    if (link) drop(link.sock);
   }
 
-  /** Connect to the app, say READY, then the pull connection is a plain pipe to the app. */
-  private serve(sock: Socket, reader: Reader): Promise<void> {
-    const rest = reader.detach();
-    return new Promise<void>((resolve) => {
+  /**
+   * Connect to the app, say READY, then relay between the link and the app. Resolves true when
+   * the session ended cleanly and the link can carry the next client.
+   */
+  private serve(link: Link): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      // The client's first bytes arrive with CLIENT: kept until the app accepts (the edge bounds them).
+      const early: Buffer[] = [];
+      link.attach({
+        onData: (chunk) => early.push(chunk),
+        onFrame: () => drop(link.sock), // only DATA may come before READY
+      });
       const app = connect({ host: this.cfg.appHost, port: this.appPort, noDelay: true, allowHalfOpen: true });
       app.on('error', () => {});
       const failed = () => {
         // Nothing reached the app: the edge gives the client to another node.
-        sock.off('close', gone);
+        link.sock.off('close', gone);
+        link.release();
         this.appFailures++;
-        drop(sock);
-        resolve();
+        drop(link.sock);
+        resolve(false);
       };
       // The client left while we were connecting: do not keep an app connection for nobody.
       const gone = () => {
         app.off('error', failed);
+        link.release();
         drop(app);
-        resolve();
+        resolve(false);
       };
-      sock.once('close', gone);
+      link.sock.once('close', gone);
       app.once('error', failed);
       app.once('connect', () => {
         app.off('error', failed);
-        sock.off('close', gone);
+        link.sock.off('close', gone);
+        link.release();
         this.served++;
-        sock.write(encodeFrame(FrameType.ready));
-        if (rest.length) app.write(rest);
-        splice(sock, app, resolve);
+        link.sendFrame(FrameType.ready);
+        for (const chunk of early) app.write(chunk);
+        relay(link, app, resolve);
       });
     });
   }
 
-  private async connectEdge(): Promise<{ sock: Socket; reader: Reader }> {
+  private async connectEdge(): Promise<Link> {
     const sock = connect({ host: this.cfg.edgeHost, port: this.cfg.edgePort, noDelay: true, allowHalfOpen: true, keepAlive: true, keepAliveInitialDelay: 10_000 });
     sock.on('error', () => {});
     const reader = new FrameReader(sock);
@@ -292,7 +316,7 @@ export class EdgeNode {
       if (answer.type !== FrameType.welcome || !verifyWelcome(this.cfg.token, nodeNonce, challenge.payload, answer.payload)) {
         throw new FatalRefusal('the edge did not prove it knows the token');
       }
-      return { sock, reader };
+      return new Link(sock, reader.detach());
     } catch (err) {
       reader.detach();
       drop(sock);

@@ -2,10 +2,11 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 
 /**
- * The edge <-> node wire protocol (version 1). Only the control part is framed; after a handoff
- * the pull connection is a plain byte pipe.
+ * The edge <-> node wire protocol (version 2). Control frames and, during a client session,
+ * DATA/END frames; a pull connection carries one client at a time and is reused (link.ts).
  *
- * Frame: version (u8) | type (u8) | payload length (u16 BE) | payload (<= MAX_PAYLOAD bytes).
+ * Frame: version (u8) | type (u8) | payload length (u16 BE) | payload (<= MAX_PAYLOAD bytes; DATA
+ * up to 65535).
  *
  *   node connects to the edge's node port
  *   edge -> CHALLENGE  edgeNonce(32)
@@ -13,13 +14,19 @@ import type { Socket } from 'node:net';
  *   edge -> WELCOME    mac(32)                                  mac = HMAC(token, "edge", nodeNonce, edgeNonce)
  *      or  REFUSED     reason text, then close
  *   ... the connection waits, idle, in the edge's pool ...
- *   edge -> CLIENT     client JSON, then raw client bytes        (or STOP: the node should exit)
- *   node -> READY      once it is connected to the app; raw app bytes follow
+ *   edge -> CLIENT     client JSON, then DATA frames of the client's bytes   (or STOP: the node should exit)
+ *   node -> READY      once it is connected to the app; DATA frames of the app's bytes follow
+ *   both -> END        after the last DATA of that direction (a FIN); when both sides sent END
+ *                      and closed their socket, the connection is idle again for the next CLIENT.
+ *                      An abort (reset, error) closes the pull connection instead.
  *
  * A pull connection that dies before READY has forwarded nothing to the app, so the edge can
  * hand its client to another node (it keeps the client's bytes until READY).
+ *
+ * Version 1 had no DATA/END: after READY the connection was a raw byte pipe, closed with the
+ * client, so every client cost the node a new TCP connection and a challenge round trip.
  */
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 export const MAX_PAYLOAD = 4096;
 export const NONCE_BYTES = 32;
 const MAC_BYTES = 32;
@@ -32,6 +39,8 @@ export const FrameType = {
   client: 5,
   ready: 6,
   stop: 7,
+  data: 8,
+  end: 9,
 } as const;
 export type FrameTypeValue = (typeof FrameType)[keyof typeof FrameType];
 

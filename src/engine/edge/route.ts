@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { NodeMeta } from './protocol.js';
+import type { Link } from './link.js';
 import type { ScalePolicy, StartBucket } from './policy.js';
 import { BoundedQueue, type QueueLink } from './queue.js';
 import { WaitReservoir } from './stats.js';
@@ -22,6 +23,8 @@ export interface Client extends QueueLink {
 /** One authenticated pull connection of a node. */
 export interface PullConn {
   readonly sock: Socket;
+  /** The framed stream over `sock`, reused client after client. */
+  readonly link: Link;
   readonly node: NodeRec;
   state: 'idle' | 'held' | 'busy';
   /** Position in the route's idle stack, -1 when not in it. */

@@ -2,8 +2,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../runtime/logger.js';
 import { printable } from '../model/validate.js';
 import { decideScale, type ScalePolicy } from './policy.js';
-import { encodeFrame, encodeJson, FrameReader, FrameType, newNonce, ProtocolError, verifyAuth, welcomePayload, type NodeMeta } from './protocol.js';
-import { drop, splice } from './pipe.js';
+import { encodeFrame, encodeJson, FrameReader, FrameType, newNonce, ProtocolError, verifyAuth, welcomePayload, type Frame, type NodeMeta } from './protocol.js';
+import { drop } from './pipe.js';
+import { Link, relay } from './link.js';
 import { RouteState, type Client, type NodeRec, type PullConn, type RouteView } from './route.js';
 import { matchHost, sniffHttp, sniffTls, type Sniff } from './sniff.js';
 import { Instances, type Instance } from './instances.js';
@@ -243,62 +244,83 @@ export class EdgeServer {
     c.sock.pause();
   }
 
-  /** Hand a client to a pull connection: CLIENT frame plus the bytes so far; pipe after READY. */
+  /**
+   * Hand a client to a pull connection: CLIENT plus the bytes so far as DATA; relay after READY.
+   * Until READY the client's bytes are kept: a link that fails by then re-queues the client.
+   */
   private handoff(c: Client, conn: PullConn): void {
     const r = c.route!;
     const node = conn.node;
+    const link = conn.link;
     this.unwatch(c);
-    conn.sock.removeAllListeners('data');
     conn.state = 'busy';
     node.active++;
     r.active++;
-    const head = encodeJson(FrameType.client, { id: c.id, remote: c.remote, route: r.name });
-    conn.sock.write(c.bytes ? Buffer.concat([head, ...c.chunks]) : head);
+    link.sock.cork();
+    link.sendFrame(FrameType.client, Buffer.from(JSON.stringify({ id: c.id, remote: c.remote, route: r.name })));
+    for (const chunk of c.chunks) link.sendData(chunk);
+    link.sock.uncork();
     const sock = c.sock;
     const onData = (chunk: Buffer) => {
       c.chunks.push(chunk);
       c.bytes += chunk.length;
-      conn.sock.write(chunk);
+      link.sendData(chunk);
       if (c.bytes >= this.cfg.headerMaxBytes * 4) sock.pause();
     };
-    const onClose = () => drop(conn.sock);
+    const onClose = () => drop(link.sock);
+    const settle = () => {
+      clearTimeout(timer);
+      link.release();
+      link.sock.off('close', onLinkClose);
+      sock.off('data', onData);
+      sock.off('close', onClose);
+      sock.pause();
+    };
+    const fail = (err: ProtocolError) => {
+      settle();
+      drop(link.sock);
+      if (sock.destroyed) return;
+      if (err.reason !== 'closed' && err.reason !== 'timeout') this.counters.garbled++;
+      r.requeued++;
+      this.log.debug('handoff failed before any byte reached the app; client re-queued', { route: r.name, node: node.id, reason: err.message });
+      if (++c.attempts >= MAX_ATTEMPTS) return this.refuse(c, 'no node could take it');
+      // Back to the front, keeping what is left of its queue time.
+      r.queue.unshift(c);
+      this.watchQueued(c, Math.max(1, this.cfg.queueTimeoutMs - (Date.now() - c.arrived)));
+      queueMicrotask(() => this.serveQueued(r));
+    };
+    const onLinkClose = () => fail(new ProtocolError('connection closed', 'closed'));
+    const timer = setTimeout(() => fail(new ProtocolError(`no READY within ${this.cfg.readyTimeoutMs} ms`, 'timeout')), this.cfg.readyTimeoutMs);
     sock.on('data', onData);
     sock.once('close', onClose);
-    sock.resume();
-    const reader = new FrameReader(conn.sock);
-    reader.next(this.cfg.readyTimeoutMs).then(
-      (frame) => {
-        if (frame.type !== FrameType.ready) throw new ProtocolError(`unexpected frame ${frame.type}`, 'unexpected');
-        const rest = reader.detach();
-        sock.off('data', onData);
-        sock.off('close', onClose);
-        sock.pause();
-        if (sock.destroyed) return drop(conn.sock);
+    link.sock.once('close', onLinkClose);
+    link.attach({
+      onData: () => fail(new ProtocolError('data before READY', 'unexpected')),
+      onFrame: (frame: Frame) => {
+        if (frame.type !== FrameType.ready) return fail(new ProtocolError(`unexpected frame ${frame.type}`, 'unexpected'));
+        settle();
+        if (sock.destroyed) return drop(link.sock);
         c.chunks = [];
         r.served++;
         node.served++;
         r.wait.add(Date.now() - c.arrived);
-        if (rest.length) sock.write(rest);
-        if (sock.readableEnded) conn.sock.end();
-        splice(sock, conn.sock);
+        relay(link, sock, (reusable) => {
+          if (reusable) this.sessionDone(conn);
+        });
       },
-      (err: Error) => {
-        reader.detach();
-        drop(conn.sock);
-        sock.off('data', onData);
-        sock.off('close', onClose);
-        sock.pause();
-        if (sock.destroyed) return;
-        if (err instanceof ProtocolError && err.reason !== 'closed' && err.reason !== 'timeout') this.counters.garbled++;
-        r.requeued++;
-        this.log.debug('handoff failed before any byte reached the app; client re-queued', { route: r.name, node: node.id, reason: err.message });
-        if (++c.attempts >= MAX_ATTEMPTS) return this.refuse(c, 'no node could take it');
-        // Back to the front, keeping what is left of its queue time.
-        r.queue.unshift(c);
-        this.watchQueued(c, Math.max(1, this.cfg.queueTimeoutMs - (Date.now() - c.arrived)));
-        queueMicrotask(() => this.serveQueued(r));
-      },
-    );
+    });
+    sock.resume();
+  }
+
+  /** The client is done and the link is clean: the pull connection serves the next one. */
+  private sessionDone(conn: PullConn): void {
+    if (conn.sock.destroyed || conn.state !== 'busy') return;
+    const node = conn.node;
+    conn.state = 'held';
+    node.active--;
+    node.route.active--;
+    if (node.active === 0) node.idleSince = Date.now();
+    this.offer(conn);
   }
 
   /** Pair queued clients with idle pull connections (after capacity appeared). */
@@ -381,14 +403,13 @@ export class EdgeServer {
     if (node.conns.size >= node.meta.concurrency) return refuse('busy');
     sock.write(encodeFrame(FrameType.welcome, welcomePayload(this.cfg.token, nodeNonce, edgeNonce)));
     const rest = reader.detach();
-    const conn: PullConn = { sock, node, state: 'held', slot: -1 };
+    const conn: PullConn = { sock, link: new Link(sock), node, state: 'held', slot: -1 };
     node.conns.add(conn);
     sock.once('close', () => this.connClosed(conn));
     if (rest.length) {
       this.counters.garbled++;
       return drop(sock);
     }
-    sock.resume();
     this.offer(conn);
   }
 
@@ -418,21 +439,23 @@ export class EdgeServer {
   private offer(conn: PullConn): void {
     const node = conn.node;
     const r = node.route;
-    conn.sock.removeAllListeners('data');
+    if (this.closing) return drop(conn.sock);
+    // Nothing may arrive on a pull connection that carries no client: anything that does is a broken node.
+    const broken = () => {
+      this.counters.garbled++;
+      drop(conn.sock);
+    };
+    conn.link.attach({ onFrame: broken, onData: broken });
     if (node.draining || node.stopping) {
       conn.state = 'held';
-      conn.sock.on('data', () => drop(conn.sock));
+      // A link back from its client while the node is being stopped: it gets the STOP now.
+      if (node.stopping) conn.sock.write(encodeJson(FrameType.stop, { reason: 'stopping' }));
       return;
     }
     for (let c = r.queue.shift(); c; c = r.queue.shift()) {
       if (!c.sock.destroyed) return this.handoff(c, conn);
     }
     r.pushIdle(conn);
-    // Nothing may arrive on an idle pull connection: anything that does is a broken node.
-    conn.sock.on('data', () => {
-      this.counters.garbled++;
-      drop(conn.sock);
-    });
   }
 
   private connClosed(conn: PullConn): void {
