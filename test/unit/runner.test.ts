@@ -72,3 +72,24 @@ describe('SyncRunner', () => {
     await runner.idle();
   });
 });
+
+describe('SyncRunner stop and idle', () => {
+  it('idle() resolves after stop(), with a request pending or a failed run in flight', async () => {
+    const { clock, runner } = setup({ min: 1000, fail: () => true });
+    runner.request('a');
+    await clock.advance(0); // failed; a retry is pending
+    runner.request('b');
+    runner.stop();
+    await expect(runner.idle()).resolves.toBeUndefined();
+
+    const clock2 = new FakeClock();
+    let release!: () => void;
+    const r2 = new SyncRunner(() => new Promise<void>((_res, rej) => (release = () => rej(new Error('x')))), { minIntervalMs: 10, clock: clock2 });
+    r2.request();
+    await clock2.advance(0);
+    const idle = r2.idle();
+    r2.stop();
+    release();
+    await expect(idle).resolves.toBeUndefined();
+  });
+});

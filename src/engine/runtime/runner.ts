@@ -53,15 +53,17 @@ export class SyncRunner {
     this.schedule(Math.max(0, earliest - this.clock.now()));
   }
 
+  /** No more runs. A run in flight finishes; idle() waiters resolve when it does (or now). */
   stop(): void {
     this.stopped = true;
+    this.pendingReason = null;
     this.cancelTimer();
-    this.notifyIdle();
+    if (!this.running) this.notifyIdle();
   }
 
   /** Resolves when no run is in flight and none is pending (tests, graceful shutdown). */
   idle(): Promise<void> {
-    if (!this.running && this.pendingReason === null) return Promise.resolve();
+    if (!this.running && (this.pendingReason === null || this.stopped)) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
@@ -107,13 +109,19 @@ export class SyncRunner {
       this.running = false;
       this.runs++;
       this.opts.onRun?.({ ms: this.clock.now() - this.lastStart, ok, reason });
-      if (!this.stopped) this.schedule(delay);
+      if (this.stopped) {
+        this.pendingReason = null;
+        this.notifyIdle();
+      } else this.schedule(delay);
       return;
     }
     this.running = false;
     this.runs++;
     this.opts.onRun?.({ ms: this.clock.now() - this.lastStart, ok, reason });
-    if (this.stopped) return this.notifyIdle();
+    if (this.stopped) {
+      this.pendingReason = null;
+      return this.notifyIdle();
+    }
     if (this.pendingReason !== null) {
       this.schedule(Math.max(0, this.lastStart + this.opts.minIntervalMs - this.clock.now()));
     } else {
