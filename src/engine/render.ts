@@ -149,11 +149,19 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
     config: { proxy: opts.proxy, output: renderer.opts.output, services: opts.services.map((s) => s.spec.name), wait: `${w.waitMinMs}ms:${w.waitMaxMs}ms`, guard: opts.guard },
     services: () => renderStatus(renderer),
     actions: {
+      // {service, backend} (backend: id or ADDR:PORT), or the shared contract {address, port}:
+      // every rendered service that serves that address is drained.
       drain: async (args) => {
-        const r = await drainLocal(renderer, String(args.service ?? ''), String(args.backend ?? ''), Number(args.timeoutMs ?? 30_000), signal);
-        status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'timed out'} after ${r.ms} ms`, String(args.service));
+        const timeoutMs = Number(args.timeoutMs ?? 30_000);
+        const targets = args.service
+          ? [{ service: String(args.service), backend: String(args.backend ?? '') }]
+          : await servicesServing(renderer, String(args.address ?? ''), Number(args.port));
+        if (targets.length === 0) return { drained: true, remaining: 0, services: [] };
+        const results = await Promise.all(targets.map((t) => drainLocal(renderer, t.service, t.backend, timeoutMs, signal)));
+        for (const [i, r] of results.entries()) status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'timed out'} after ${r.ms} ms`, targets[i]!.service);
         runner.request('drain');
-        return r;
+        const first = results[0]!;
+        return { ...first, drained: results.every((r) => r.drained), services: targets.map((t) => t.service) };
       },
     },
   });
@@ -213,6 +221,14 @@ async function drainLocal(renderer: Renderer, service: string, backend: string, 
   renderer.drained.add(slots[i]!.id);
   const r = await applier.drain(service, `s${i + 1}`, timeoutMs, signal);
   return { backend: slots[i]!.id, server: `s${i + 1}`, ...r };
+}
+
+async function servicesServing(renderer: Renderer, address: string, port: number): Promise<Array<{ service: string; backend: string }>> {
+  const slots = (await renderer.state())?.applied.slots ?? {};
+  const ep = `${address}:${port}`;
+  return Object.entries(slots)
+    .filter(([, list]) => list.some((s) => s && `${s.address}:${s.port}` === ep))
+    .map(([service]) => ({ service, backend: ep }));
 }
 
 /**

@@ -76,6 +76,10 @@ describe('render --watch', () => {
     const drained = await requestDrain(sock, 'rw', `docker:${await hostname(c1)}`, 10_000);
     expect(drained).toMatchObject({ ok: true, drained: true });
     expect((await served(9)).has(await hostname(c1))).toBe(false);
+    // The shared drain contract (deploy, top): {address, port}, no service name needed.
+    const byAddress = await requestStatus(sock, { op: 'action', action: 'drain', args: { address: await tc.ip(c2), port: 80, timeoutMs: 10_000 } });
+    expect(byAddress).toMatchObject({ ok: true, drained: true, services: ['rw'] });
+    expect((await served(9)).has(await hostname(c2))).toBe(false);
 
     // Let the sync that follows the drain finish, so the restart below is the monitor's doing.
     await waitFor(async () => (await requestStatus<Snapshot>(sock)).events.at(-1)?.type === 'runtime', 'the post-drain sync', 10_000, 50);
