@@ -24,13 +24,15 @@ export interface OnceResult {
   readonly v: 1;
   readonly config: string;
   readonly appliers: Record<string, string>;
+  /** The config's deploys, reconciled before the sync (state ok or failed, with the error). */
+  readonly deploys: ReturnType<RunDaemon['deployStatus']>;
 }
 
 export async function runOnce(opts: DaemonOptions, signal: AbortSignal, timeoutMs?: number): Promise<OnceResult> {
   const d = new RunDaemon({ ...opts, once: true });
   await d.start();
   const appliers = await d.runOnce(signal, timeoutMs);
-  return { v: 1, config: d.current.hash, appliers };
+  return { v: 1, config: d.current.hash, appliers, deploys: d.deployStatus() };
 }
 
 /** Run until `signal` aborts; `onStarted` gets the daemon (for reload on SIGHUP). */

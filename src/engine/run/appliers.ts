@@ -87,9 +87,23 @@ export class RenderApplier implements RunApplier {
     return this.specs.map((s) => s.name);
   }
 
+  /** The renderer being built: a drain and the first sync may ask for it at the same time. */
+  private building: { key: string; renderer: Promise<Renderer> } | null = null;
+
   private async current(): Promise<Renderer> {
     const key = JSON.stringify(this.specs);
     if (this.renderer && key === this.specsKey) return this.renderer;
+    if (this.building?.key === key) return this.building.renderer;
+    const renderer = this.build(key);
+    this.building = { key, renderer };
+    try {
+      return await renderer;
+    } finally {
+      if (this.building?.renderer === renderer) this.building = null;
+    }
+  }
+
+  private async build(key: string): Promise<Renderer> {
     if (this.renderer) this.base = this.counters();
     this.renderer = await buildRenderer({
       instance: this.instance,
@@ -132,7 +146,8 @@ export class RenderApplier implements RunApplier {
   }
 
   async drain(args: { address: string; port: number; timeoutMs: number; service?: string }, signal: AbortSignal) {
-    const renderer = this.renderer;
+    // Right after a reload the new applier has not synced yet: its slots are in the state store.
+    const renderer = this.renderer ?? (this.specs.length ? await this.current() : null);
     const applier = renderer?.opts.applier;
     if (!renderer || !applier?.drain) return { drained: false, remaining: 0, note: `${this.kind} cannot drain` };
     const slots = (await renderer.state())?.applied.slots ?? {};

@@ -7,6 +7,7 @@ import { FileStateStore, type StateStore } from '../runtime/state-store.js';
 import { StatusServer } from '../runtime/status.js';
 import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
 import { configSummary, loadConfig, servedBy, type RunConfig } from './config.js';
+import { DaemonDeploys } from './deploys.js';
 import { ElbService } from './elb/actions.js';
 import type { ElbState } from './elb/model.js';
 import { startElbServer, type RunningElbServer } from './elb/server.js';
@@ -43,6 +44,11 @@ export class RunDaemon {
   private containers: BackendSet = [];
   private containersWatch: AbortController | null = null;
   private reloading: Promise<void> = Promise.resolve();
+  /** The config's deploys:, reconciled at start, on SIGHUP and under --once. */
+  private readonly deploys: DaemonDeploys;
+  private readonly deploysAbort = new AbortController();
+  /** A `render`-kind alias of this daemon's drain action: see serveDrainAlias(). */
+  private drainAlias: StatusServer | null = null;
   readonly metrics: MetricsRegistry;
   readonly store: StateStore;
   private readonly log: Logger;
@@ -51,6 +57,15 @@ export class RunDaemon {
     this.log = opts.logger ?? nullLogger;
     this.store = opts.store ?? new FileStateStore(stateDir(opts.env));
     this.metrics = new MetricsRegistry(this.log.child('metrics'));
+    this.deploys = new DaemonDeploys({
+      store: this.store,
+      logger: this.log,
+      env: opts.env,
+      runDir: opts.statusDir,
+      signal: this.deploysAbort.signal,
+      event: (type, message, service) => this.status?.event(type, message, service),
+      changed: () => this.pipeline?.requestAll('deploy'),
+    });
   }
 
   get current(): RunConfig {
@@ -88,7 +103,14 @@ export class RunDaemon {
       await this.startEdges();
       await this.startMetrics();
       await this.startApi();
+      // --once: deploy first, so the one sync that follows lists the containers it created.
+      if (this.opts.once) await this.deploys.reconcile(this.config.deploys);
       await this.buildPipeline(this.config);
+      if (!this.opts.once) {
+        await this.serveDrainAlias();
+        // In the background: a rollout takes minutes, the data plane must follow meanwhile.
+        void this.deploys.reconcile(this.config.deploys);
+      }
     } catch (err) {
       await this.stop();
       throw err;
@@ -103,6 +125,31 @@ export class RunDaemon {
     } finally {
       await this.stop();
     }
+  }
+
+  /** Deploy state per deploy (also in the status socket, under the service of the same name). */
+  deployStatus() {
+    return this.deploys.status();
+  }
+
+  /**
+   * deploy drains old replicas through the status-socket registry, asking the load-balancer kinds
+   * (map-image, render, edge) — not `run`. So the daemon also answers `drain` on
+   * `render.run-<name>.sock`, calling its own drain function in-process: a deploy run inside the
+   * daemon (or a standalone `elastic deploy` on this host) takes old replicas out of the daemon's
+   * HAProxy, nginx, map-image and edge before they stop. The socket server answers concurrently
+   * with the rollout awaiting it, so the daemon never waits on itself.
+   */
+  private async serveDrainAlias(): Promise<void> {
+    this.drainAlias = new StatusServer({
+      kind: 'render',
+      name: `run-${this.config.name}`,
+      dir: this.opts.statusDir,
+      config: { aliasOf: `run.${this.config.name}` },
+      services: () => ({}),
+      actions: { drain: async (args) => this.drain(args) },
+    });
+    await this.drainAlias.listen();
   }
 
   private async buildAppliers(c: RunConfig): Promise<RunApplier[]> {
@@ -268,7 +315,7 @@ export class RunDaemon {
         if (next.name !== this.config.name) throw new UserError(`name changed from ${this.config.name} to ${next.name}`, 'a new name needs a restart', ExitCode.config);
       } catch (err) {
         results.inc({ result: 'refused' });
-        this.log.error('new config refused; the old one keeps running', { error: describeError(err) });
+        this.log.error('new config refused; the old one keeps running (deploys unchanged)', { error: describeError(err) });
         this.status?.event('refused', `config refused: ${describeError(err)}`);
         return false;
       }
@@ -276,6 +323,7 @@ export class RunDaemon {
       if (next.hash === previous.hash) {
         results.inc({ result: 'unchanged' });
         this.pipeline?.requestAll('reload');
+        void this.deploys.reconcile(next.deploys); // level-triggered: a SIGHUP re-checks the containers
         return true;
       }
       const old = this.pipeline;
@@ -290,6 +338,7 @@ export class RunDaemon {
       results.inc({ result: 'applied' });
       this.log.info('config reloaded', { hash: next.hash });
       this.status?.event('reload', `config ${next.hash} in force`);
+      void this.deploys.reconcile(next.deploys);
       return true;
     });
     this.reloading = run.then(
@@ -328,17 +377,26 @@ export class RunDaemon {
         appliers: Object.fromEntries(byApplier.filter(([, v]) => (v as Record<string, unknown>)[name] !== undefined).map(([k, v]) => [k, (v as Record<string, unknown>)[name]])),
       };
     }
+    // Deploy state under the service of the same name, or on its own entry (served by nothing).
+    for (const [name, d] of Object.entries(this.deploys.status())) {
+      const entry = out[name] as Record<string, unknown> | undefined;
+      out[name] = entry ? { ...entry, deploy: d } : { sources: [], servedBy: [], discovered: null, backends: [], refused: null, appliers: {}, deploy: d };
+    }
     return out;
   }
 
   /** SIGTERM: stop watching and applying. Rules and proxies stay; the edge (in-process) stops. */
   async stop(): Promise<void> {
+    // A rollout stops where it is (state `interrupted`); the next start carries on from the containers.
+    this.deploysAbort.abort();
+    await Promise.race([this.deploys.idle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
     this.containersWatch?.abort();
     await this.pipeline?.stop();
     for (const a of this.appliers) await a.close().catch(() => {});
     await this.elbServer?.close();
     await this.metricsServer?.close();
     await this.statsd?.close();
+    await this.drainAlias?.close();
     await this.status?.close();
     this.log.info('stopped; the data plane keeps serving');
   }

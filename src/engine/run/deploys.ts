@@ -1,0 +1,164 @@
+import { deployUp, type DeployResult } from '../deploy.js';
+import { buildSpec } from '../deploy/options.js';
+import type { RolloutEvent } from '../deploy/rollout.js';
+import type { DeploySpec } from '../deploy/spec.js';
+import { describeError } from '../errors.js';
+import { nullLogger, type Logger } from '../runtime/logger.js';
+import type { StateStore } from '../runtime/state-store.js';
+import type { DeployConfig } from './config.js';
+
+/**
+ * The config's `deploys:` run by the daemon: each one reconciled through deploy's engine
+ * (`deployUp`: create, scale, rolling update with health gate, drain and rollback) at start, on
+ * every accepted SIGHUP, and under --once. Deploys are independent: one failing is logged and
+ * shown in status, and never stops the daemon or the others. Reconciles never overlap: a reload
+ * during a rollout queues one more pass (coalesced) that starts when the running one is done.
+ */
+export interface DeployStatus {
+  readonly service: string;
+  readonly image: string;
+  readonly desired: number;
+  /** pending (queued), reconciling, ok, failed. */
+  state: 'pending' | 'reconciling' | 'ok' | 'failed';
+  /** deploy's own phase (steady, rolling, rolling back, rolled back, interrupted, failed). */
+  phase: string | null;
+  message: string | null;
+  revision: string | null;
+  error: string | null;
+  started: string | null;
+  finished: string | null;
+  replicas: Record<string, { name: string; revision: string; phase: string; detail?: string }>;
+  last: Pick<DeployResult, 'created' | 'removed' | 'failed' | 'rolledBack'> | null;
+}
+
+export interface DaemonDeploysOptions {
+  readonly store: StateStore;
+  readonly logger?: Logger;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly runDir?: string;
+  readonly signal: AbortSignal;
+  /** Timeline events of the daemon's status socket. */
+  readonly event?: (type: string, message: string, service?: string) => void;
+  /** A deploy finished a pass (containers changed): the appliers may want a sync. */
+  readonly changed?: (service: string) => void;
+}
+
+/** `deploys:` entry -> the spec `elastic deploy` builds from its flags (same checks, same defaults). */
+export function toDeploySpec(d: DeployConfig): DeploySpec {
+  const h = d.health;
+  return buildSpec({
+    image: d.image,
+    name: d.service,
+    replicas: d.replicas,
+    port: d.port === undefined ? undefined : String(d.port),
+    env: [...d.env],
+    network: d.network,
+    'health-http': h === 'http' ? '/' : h.startsWith('http:') ? h.slice('http:'.length) : undefined,
+    'health-tcp': h === 'tcp' || undefined,
+    'no-health': h === 'none' || undefined,
+    'max-surge': d.maxSurge,
+    'max-unavailable': d.maxUnavailable,
+  });
+}
+
+export class DaemonDeploys {
+  private readonly states = new Map<string, DeployStatus>();
+  private running: Promise<void> | null = null;
+  private queued: readonly DeployConfig[] | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: DaemonDeploysOptions) {
+    this.log = (opts.logger ?? nullLogger).child('deploy');
+  }
+
+  /**
+   * Reconcile every deploy of `deploys` (in parallel). Resolves when this pass (or the pass it was
+   * coalesced into) is done; never rejects: failures are in status().
+   */
+  reconcile(deploys: readonly DeployConfig[]): Promise<void> {
+    for (const d of deploys) {
+      const old = this.states.get(d.service);
+      this.states.set(d.service, { ...(old ?? emptyStatus(d)), service: d.service, image: d.image, desired: d.replicas, state: old?.state === 'reconciling' ? 'reconciling' : 'pending' });
+    }
+    for (const name of [...this.states.keys()]) {
+      if (!deploys.some((d) => d.service === name) && this.states.get(name)!.state !== 'reconciling') {
+        this.states.delete(name);
+        this.log.warn(`deploy ${name} left the config: its containers are left running`, { service: name, hint: `remove them with elastic deploy rm ${name}` });
+        this.opts.event?.('deploy', `${name} left the config; its containers keep running (elastic deploy rm ${name})`, name);
+      }
+    }
+    if (this.running) {
+      this.queued = deploys;
+      return this.running;
+    }
+    const pass = async (list: readonly DeployConfig[]) => {
+      let next: readonly DeployConfig[] | null = list;
+      while (next && !this.opts.signal.aborted) {
+        this.queued = null;
+        await Promise.all(next.map(async (d) => this.one(d)));
+        next = this.queued;
+      }
+    };
+    this.running = pass(deploys).finally(() => (this.running = null));
+    return this.running;
+  }
+
+  /** Wait for the pass in flight (stop). */
+  async idle(): Promise<void> {
+    await this.running;
+  }
+
+  status(): Record<string, DeployStatus> {
+    return Object.fromEntries([...this.states.entries()].map(([k, v]) => [k, { ...v, replicas: { ...v.replicas } }]));
+  }
+
+  private async one(d: DeployConfig): Promise<void> {
+    const st = this.states.get(d.service) ?? emptyStatus(d);
+    this.states.set(d.service, st);
+    Object.assign(st, { state: 'reconciling', error: null, started: new Date().toISOString(), finished: null });
+    const log = this.log.child(d.service);
+    try {
+      const spec = toDeploySpec(d);
+      log.info(`reconciling ${d.service}: ${d.replicas} replica(s) of ${d.image}`);
+      const r = await deployUp(spec, {
+        env: this.opts.env,
+        store: this.opts.store,
+        logger: log,
+        signal: this.opts.signal,
+        runDir: this.opts.runDir,
+        onEvent: (e) => this.onEvent(st, e),
+      });
+      Object.assign(st, { state: 'ok', phase: r.phase, message: r.message, revision: r.revision, last: { created: r.created, removed: r.removed, failed: r.failed, rolledBack: r.rolledBack } });
+      st.replicas = Object.fromEntries(r.replicas.map((x) => [x.id, { name: x.name, revision: x.revision, phase: x.phase, detail: x.detail }]));
+      const what = `${r.replicas.length} replica(s) of ${r.revision}${r.created || r.removed ? ` (+${r.created} -${r.removed})` : ''}${r.rolledBack ? ', rolled back' : ''}`;
+      log.info(`${d.service}: ${what}`);
+      this.opts.event?.('deploy', `${d.service}: ${what}`, d.service);
+    } catch (err) {
+      const msg = describeError(err);
+      Object.assign(st, { state: 'failed', error: msg });
+      if (!this.opts.signal.aborted) {
+        log.error(`deploy ${d.service} failed; the daemon and the other services carry on`, { error: msg });
+        this.opts.event?.('deploy-failed', `${d.service}: ${msg}`, d.service);
+      }
+    } finally {
+      st.finished = new Date().toISOString();
+      this.opts.changed?.(d.service);
+    }
+  }
+
+  private onEvent(st: DeployStatus, e: RolloutEvent): void {
+    if (e.type === 'phase') {
+      st.phase = e.phase;
+      st.message = e.message;
+    } else if (e.type === 'replica') {
+      if (e.phase === 'removed') delete st.replicas[e.id];
+      else st.replicas[e.id] = { name: e.name, revision: e.revision, phase: e.phase, detail: e.detail };
+      // A replica came or went: let the appliers look now rather than at the next resync.
+      if (e.phase === 'ready' || e.phase === 'removed') this.opts.changed?.(st.service);
+    }
+  }
+}
+
+function emptyStatus(d: DeployConfig): DeployStatus {
+  return { service: d.service, image: d.image, desired: d.replicas, state: 'pending', phase: null, message: null, revision: null, error: null, started: null, finished: null, replicas: {}, last: null };
+}
