@@ -23,20 +23,28 @@ const dir = mkdtempSync(join(tmpdir(), 'mapimg-bench-'));
 const store = new FileStateStore(dir);
 const applier = new MappingsApplier({ store });
 const spec: MappingSpec = { id: 'tcp-18390', protocol: 'tcp', port: 18390, image: 'bench', containerPort: 80, staticBackends: [], dataplane: plane, created: new Date().toISOString() };
-const backend = (i: number): MappingBackend => ({ id: `static:${i}`, name: `b${i}`, address: '198.19.3.14', port: 20000 + i });
+// 250 addresses x 4 ports: rule text only (a private namespace, no traffic), but a realistic
+// hairpin set (one element per address) next to the 1,000-slot spread.
+const backend = (i: number): MappingBackend => ({ id: `static:${i}`, name: `b${i}`, address: `198.19.3.${1 + (i % 250)}`, port: 20000 + i });
 const set = (n: number) => Array.from({ length: n }, (_, i) => backend(i));
 
 const t0 = performance.now();
-await applier.update((s) => upsertMapping(s, spec, set(N)));
+const first = await applier.update((s) => upsertMapping(s, spec, set(N)));
 const programMs = performance.now() - t0;
 
 const adds: number[] = [];
+const addPhases: Array<Readonly<Record<string, number>>> = [];
 for (let i = 0; i < ADDS; i++) {
   const a = performance.now();
-  await applier.update((s) => upsertMapping(s, spec, set(N + 1)));
+  const r = await applier.update((s) => upsertMapping(s, spec, set(N + 1)));
   adds.push(performance.now() - a);
+  if (r.phases) addPhases.push(r.phases);
   await applier.update((s) => upsertMapping(s, spec, set(N)));
 }
+const round = (o: Readonly<Record<string, number>> | undefined) => (o ? Object.fromEntries(Object.entries(o).map(([k, v]) => [k, +v.toFixed(1)])) : undefined);
+const medianPhases = addPhases.length
+  ? Object.fromEntries(Object.keys(addPhases[0]!).map((k) => [k, +percentile(addPhases.map((p) => p[k] ?? 0), 50).toFixed(1)]))
+  : undefined;
 await applier.update((s) => removeMapping(s, spec.id), { full: true });
 
 let oldWayMs: number | null = null;
@@ -58,7 +66,9 @@ console.log(
     plane,
     backends: N,
     programMs: +programMs.toFixed(1),
+    programPhases: round(first.phases),
     addOneMs: { p50: +percentile(adds, 50).toFixed(1), p95: +percentile(adds, 95).toFixed(1), n: adds.length },
+    addOnePhasesP50: medianPhases,
     ...(oldWayMs !== null ? { oneProcessPerRuleMs: +oldWayMs.toFixed(0), ratio: +(oldWayMs / programMs).toFixed(0) } : {}),
   }),
 );

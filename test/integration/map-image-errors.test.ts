@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { BIN, elastic } from '../support/cli.js';
 import { requireDocker } from '../support/docker.js';
 import { elasticTraces, snapshotRuleset, type RulesetSnapshot } from '../support/ruleset.js';
-import { backendHash } from '../../src/engine/dataplane/model.js';
+import { nftSvc } from '../../src/engine/dataplane/nft.js';
 import { stopAllMappings } from '../../src/engine/map-image.js';
 
 /**
@@ -106,11 +106,11 @@ describe('the kernel refusing a transaction', () => {
   it('nft: reports the failing line, keeps the previous rules and state', async () => {
     expect((await elastic(['map-image', '18343', none, '80', '--backend', '198.19.3.211:80', '--dataplane', 'nft'], { env })).exitCode).toBe(0);
     const good = await snapshotRuleset();
-    // A chain with the name the next backend will get, but of the filter type: DNAT is refused there.
-    const chain = `be_${backendHash('tcp-18343', '198.19.3.212', 80)}`;
+    // A chain with the name the next mapping's spread chain will get, but a filter base chain: DNAT is refused there.
+    const chain = nftSvc('tcp-18345');
     await execa('nft', ['add', 'chain', 'ip', 'elastic', chain, '{ type filter hook forward priority 0; policy accept; }']);
     try {
-      const r = await elastic(['map-image', '18343', none, '80', '--backend', '198.19.3.211:80', '--backend', '198.19.3.212:80', '--dataplane', 'nft'], { env });
+      const r = await elastic(['map-image', '18345', none, '80', '--backend', '198.19.3.212:80', '--dataplane', 'nft'], { env });
       expect(r.exitCode).toBe(6);
       // (the kernel refuses the first rule that meets the filter-type chain: the jump to it, or its DNAT)
       expect(String(r.stderr)).toMatch(new RegExp(`kernel refused the nft transaction at line \\d+ \\(add rule ip elastic .*${chain}.*\\): .*Operation not supported`));
@@ -118,6 +118,7 @@ describe('the kernel refusing a transaction', () => {
       // The rollback reconciled to the previous state: the stray chain of ours is gone, the rest is as it was.
       expect(await snapshotRuleset()).toEqual(good);
       const listed = JSON.parse(String((await elastic(['map-image', 'list', '--json'], { env })).stdout));
+      expect(listed.mappings.map((m: { id: string }) => m.id)).toEqual(['tcp-18343']);
       expect(listed.mappings[0].backends.map((b: { endpoint: string }) => b.endpoint)).toEqual(['198.19.3.211:80']);
     } finally {
       await execa('nft', ['delete', 'chain', 'ip', 'elastic', chain], { reject: false });

@@ -47,11 +47,14 @@ async function programmed(plane: string, port: number): Promise<{ targets: strin
   if (plane === 'nft') {
     const r = await execa('nft', ['list', 'table', 'ip', 'elastic'], { reject: false });
     const text = r.exitCode === 0 ? r.stdout : '';
-    const targets = [...text.matchAll(new RegExp(`dnat to \\S+ comment "elastic:${id} (\\S+)"`, 'g'))].map((m) => m[1]!);
-    const svc = new RegExp(`chain svc_tcp_${port} \\{\\n([^}]*(?:\\{[^}]*\\}[^}]*)?)\\}`).exec(text)?.[1] ?? '';
-    const spread = /mod (\d+) vmap/.exec(svc) ? Number(/mod (\d+) vmap/.exec(svc)![1]) : /jump be_/.test(svc) ? 1 : 0;
+    // The spread map: slot -> address . port; every slot 0..N-1 present once, N = the rule's `mod N`.
+    const map = new RegExp(`map spread_tcp_${port} \\{[^}]*elements = \\{([^}]*)\\}`).exec(text)?.[1] ?? '';
+    const slots = [...map.matchAll(/(\d+) : (\S+) \. (\d+)/g)].map((m) => ({ slot: Number(m[1]), target: `${m[2]}:${m[3]}` }));
+    const svc = new RegExp(`chain svc_tcp_${port} \\{\\n([^}]*)\\}`).exec(text)?.[1] ?? '';
+    const mod = /mod (\d+) map/.exec(svc) ? Number(/mod (\d+) map/.exec(svc)![1]) : 0;
+    expect(slots.map((s) => s.slot).sort((a, b) => a - b)).toEqual(Array.from({ length: mod }, (_, i) => i));
     const pre = /chain prerouting \{([^}]*)\}/.exec(text)?.[1] ?? '';
-    return { targets: targets.sort(), spread, hooks: pre.split('\n').filter((l) => l.includes(`elastic:${id}"`)).length };
+    return { targets: slots.map((s) => s.target).sort(), spread: mod, hooks: pre.split('\n').filter((l) => l.includes(`elastic:${id}"`)).length };
   }
   const text = (await execa('iptables-save', ['-t', 'nat'])).stdout;
   const targets = [...text.matchAll(new RegExp(`--comment "elastic:${id} (\\S+)" .*-j DNAT`, 'g'))].map((m) => m[1]!);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { toRuleMapping, type MappingEntry } from '../../src/engine/dataplane/model.js';
 import { planIptables, renderIptables } from '../../src/engine/dataplane/iptables.js';
-import { planNft, renderNft } from '../../src/engine/dataplane/nft.js';
+import { EMPTY_NFT_KERNEL, planNft, renderNft } from '../../src/engine/dataplane/nft.js';
 import { toMappingBackends, upsertMapping } from '../../src/engine/map-image.js';
 import { EMPTY_STATE } from '../../src/engine/dataplane/model.js';
 import type { Backend } from '../../src/engine/model/backend.js';
@@ -48,7 +48,7 @@ function rulesFor(backends: Backend[], image: string): { ipt: string; nft: strin
   const state = upsertMapping(EMPTY_STATE, spec, toMappingBackends(backends));
   const rm = state.mappings.map((e: MappingEntry) => toRuleMapping(e));
   const ipt = planIptables({ desired: renderIptables(rm, rm, 'DOCKER-USER'), kernel: { chains: { nat: new Map(), filter: new Map() }, hooks: new Map(), counters: new Map() } });
-  const nft = planNft(renderNft(rm), { exists: false, chains: new Set(), counters: new Map() });
+  const nft = planNft(renderNft(rm), EMPTY_NFT_KERNEL);
   return { ipt, nft };
 }
 
@@ -69,7 +69,7 @@ describe('hostile container names, labels and images', () => {
           expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/);
         }
         for (const line of real.ipt.trim().split('\n')) expect(line).toMatch(/^(\*nat|\*filter|COMMIT|:ELASTIC-[A-Za-z0-9-]+ - \[0:0\]|-A ELASTIC-[A-Za-z0-9-]+ |-I (PREROUTING|OUTPUT|POSTROUTING|DOCKER-USER) 1 -m comment --comment "elastic:hook" -j ELASTIC-)/);
-        for (const line of real.nft.trim().split('\n')) expect(line).toMatch(/^(add|flush|delete) (table|chain|rule|counter) ip elastic( [a-z0-9_]+)?( |$)/);
+        for (const line of real.nft.trim().split('\n')) expect(line).toMatch(/^(add|flush|delete) (table|chain|rule|counter|map|set|element) ip elastic( [a-z0-9_]+)?( |$)/);
       }),
       { numRuns: 300 },
     );

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { backendHash, toRuleMapping, type MappingEntry, type MappingSpec } from '../../src/engine/dataplane/model.js';
+import { backendHash, toRuleMapping, type MappingEntry, type MappingSpec, type RuleMapping } from '../../src/engine/dataplane/model.js';
 import {
   EMPTY_IPT,
   backendChain,
@@ -9,7 +10,7 @@ import {
   renderIptables,
   type IptKernel,
 } from '../../src/engine/dataplane/iptables.js';
-import { EMPTY_NFT, nftKernelFrom, parseNftJson, planNft, renderNft } from '../../src/engine/dataplane/nft.js';
+import { EMPTY_NFT, EMPTY_NFT_KERNEL, assignSlots, nftKernelFrom, nftTarget, parseNftJson, planNft, renderNft } from '../../src/engine/dataplane/nft.js';
 import { refusal } from '../../src/engine/dataplane/exec.js';
 
 const spec = (port: number, extra: Partial<MappingSpec> = {}): MappingSpec => ({
@@ -131,64 +132,100 @@ describe('iptables render', () => {
 });
 
 describe('nft render', () => {
-  it('golden: numgen vmap over per-backend chains with named counters, --address match', () => {
+  const k = (m: RuleMapping) => nftTarget(m.targets[0]!.address, m.targets[0]!.port);
+  it('golden: numgen over a named map of backend address . port, counter and hairpin sets, --address match', () => {
     const m = toRuleMapping(entry(18301, [2, 3], { id: 'tcp-18301', address: '198.18.0.1' }));
-    const text = planNft(renderNft([m]), { exists: false, chains: new Set(), counters: new Map() });
-    const hs = m.targets.map((t) => t.hash);
+    const text = planNft(renderNft([m]), EMPTY_NFT_KERNEL);
+    const ts = m.targets.map((t) => `${t.address} . ${t.port}`);
     expect(text.split('\n')[0]).toBe('add table ip elastic');
-    expect(text).toContain(`add rule ip elastic svc_tcp_18301 numgen random mod 2 vmap { 0 : jump be_${hs[0]}, 1 : jump be_${hs[1]} } comment "elastic:tcp-18301"`);
-    expect(text).toContain(`add rule ip elastic be_${backendHash('tcp-18301', '198.18.0.2', 80)} meta l4proto tcp counter name "be_${backendHash('tcp-18301', '198.18.0.2', 80)}" dnat to 198.18.0.2:80 comment "elastic:tcp-18301 198.18.0.2:80"`);
+    expect(text).toContain('add map ip elastic spread_tcp_18301 { typeof numgen random mod 2 : ip daddr . tcp dport; }');
+    expect(text).toContain(`add element ip elastic spread_tcp_18301 { 0 : ${ts[0]}, 1 : ${ts[1]} }`);
+    expect(text).toContain('add rule ip elastic svc_tcp_18301 meta l4proto tcp dnat ip to numgen random mod 2 map @spread_tcp_18301 comment "elastic:tcp-18301"');
+    expect(text).toContain('add set ip elastic cnt_tcp_18301 { type ipv4_addr . inet_service; counter; }');
+    expect(text).toContain('add element ip elastic cnt_tcp_18301 { 198.18.0.2 . 80, 198.18.0.3 . 80 }');
+    expect(text).toContain('add rule ip elastic hp_tcp_18301 ip daddr . tcp dport @cnt_tcp_18301 comment "elastic:tcp-18301"');
+    expect(text).toContain('add set ip elastic hp_tcp_18301 { type ipv4_addr . ipv4_addr; }');
+    expect(text).toContain('add element ip elastic hp_tcp_18301 { 198.18.0.2 . 198.18.0.2, 198.18.0.3 . 198.18.0.3 }');
+    expect(text).toContain('add rule ip elastic hp_tcp_18301 ip saddr . ip daddr @hp_tcp_18301 masquerade comment "elastic:tcp-18301"');
     expect(text).toContain('add rule ip elastic prerouting ip daddr 198.18.0.1 tcp dport 18301 jump svc_tcp_18301 comment "elastic:tcp-18301"');
     expect(text).toContain('add chain ip elastic prerouting { type nat hook prerouting priority -101; policy accept; }');
-    // chains are declared before any rule jumps to them
+    // chains and sets are declared before any element or rule refers to them
     const lines = text.split('\n');
-    const lastChain = Math.max(...lines.map((l, i) => (l.startsWith('add chain') ? i : -1)));
-    const firstRule = lines.findIndex((l) => l.startsWith('add rule'));
-    expect(lastChain).toBeLessThan(firstRule);
-    for (const line of text.trim().split('\n')) expect(line).toMatch(/^(add|flush|delete) (table|chain|rule|counter) ip elastic\b/);
+    const lastDecl = Math.max(...lines.map((l, i) => (/^add (chain|map|set) /.test(l) ? i : -1)));
+    const firstRule = lines.findIndex((l) => /^add rule /.test(l));
+    expect(lastDecl).toBeLessThan(firstRule);
+    for (const line of text.trim().split('\n')) expect(line).toMatch(/^(add|flush|delete) (table|chain|rule|counter|map|set|element) ip elastic\b/);
   });
 
-  it('cache path: one more backend = its counter, chain and the svc/hairpin rewrite; the rest untouched', () => {
+  it('cache path: one more backend = one element in each set and a new mod; no chain, no large object replaced', () => {
     const before = renderNft([toRuleMapping(entry(18300, [2, 3]))]);
-    const after = renderNft([toRuleMapping(entry(18300, [2, 3, 4]))]);
-    const text = planNft(after, nftKernelFrom(before), before);
-    const h4 = `be_${backendHash('tcp-18300', '198.18.0.4', 80)}`;
-    expect(text.split('\n').filter(Boolean)).toEqual([
-      `add counter ip elastic ${h4}`,
-      `add chain ip elastic ${h4}`,
+    const after = renderNft([toRuleMapping(entry(18300, [2, 3, 4]))], nftKernelFrom(before));
+    expect(planNft(after, nftKernelFrom(before), before).split('\n').filter(Boolean)).toEqual([
+      'add element ip elastic spread_tcp_18300 { 2 : 198.18.0.4 . 80 }',
+      'add element ip elastic cnt_tcp_18300 { 198.18.0.4 . 80 }',
+      'add element ip elastic hp_tcp_18300 { 198.18.0.4 . 198.18.0.4 }',
       'flush chain ip elastic svc_tcp_18300',
-      expect.stringMatching(/^add rule ip elastic svc_tcp_18300 numgen random mod 3 vmap/),
-      'flush chain ip elastic hp_tcp_18300',
-      expect.stringMatching(/^add rule ip elastic hp_tcp_18300 ip saddr \. ip daddr/),
-      expect.stringMatching(new RegExp(`^add rule ip elastic ${h4} meta l4proto tcp counter name`)),
+      'add rule ip elastic svc_tcp_18300 meta l4proto tcp dnat ip to numgen random mod 3 map @spread_tcp_18300 comment "elastic:tcp-18300"',
     ]);
   });
 
-  it('removing a backend flushes and deletes its chain and counter; no mapping deletes the table', () => {
-    const before = renderNft([toRuleMapping(entry(18300, [2, 3]))]);
-    const after = renderNft([toRuleMapping(entry(18300, [2]))]);
-    const h3 = `be_${backendHash('tcp-18300', '198.18.0.3', 80)}`;
+  it('cache path: removing a backend moves the last slot into its hole (slots stay 0..n-1)', () => {
+    const before = renderNft([toRuleMapping(entry(18300, [2, 3, 4]))]);
+    const slots = before.sets.get('spread_tcp_18300')!.elements;
+    const n = Number(/198\.18\.0\.(\d+)/.exec(slots[0]!)![1]);
+    const after = renderNft([toRuleMapping(entry(18300, [2, 3, 4].filter((i) => i !== n)))], nftKernelFrom(before));
+    expect(after.sets.get('spread_tcp_18300')!.elements).toEqual([slots[2], slots[1]]);
     const text = planNft(after, nftKernelFrom(before), before);
-    expect(text).toMatch(new RegExp(`flush chain ip elastic ${h3}\ndelete chain ip elastic ${h3}\ndelete counter ip elastic ${h3}\n$`));
+    expect(text).toContain(`delete element ip elastic spread_tcp_18300 { 0, 2 }\nadd element ip elastic spread_tcp_18300 { 0 : ${slots[2]} }\n`);
+    expect(text).toContain(`delete element ip elastic cnt_tcp_18300 { 198.18.0.${n} . 80 }`);
+    expect(text).toContain(`delete element ip elastic hp_tcp_18300 { 198.18.0.${n} . 198.18.0.${n} }`);
     expect(planNft(EMPTY_NFT, nftKernelFrom(before))).toBe('delete table ip elastic\n');
-    expect(planNft(EMPTY_NFT, { exists: false, chains: new Set(), counters: new Map() })).toBe('');
+    expect(planNft(EMPTY_NFT, EMPTY_NFT_KERNEL)).toBe('');
   });
 
-  it('reads chains and counters from nft -j', () => {
-    const k = parseNftJson(
-      JSON.stringify({
-        nftables: [
-          { metainfo: {} },
-          { table: { family: 'ip', name: 'elastic' } },
-          { chain: { family: 'ip', table: 'elastic', name: 'svc_tcp_1' } },
-          { chain: { family: 'ip', table: 'other', name: 'x' } },
-          { counter: { family: 'ip', table: 'elastic', name: 'be_1', packets: 3, bytes: 180 } },
-        ],
+  it('full path: reads the kernel (chains, maps with slots, sets with counters) and diffs elements, strays of the first layout deleted', () => {
+    const text = JSON.stringify({
+      nftables: [
+        { metainfo: {} },
+        { table: { family: 'ip', name: 'elastic' } },
+        { chain: { family: 'ip', table: 'elastic', name: 'svc_tcp_18300' } },
+        { chain: { family: 'ip', table: 'elastic', name: 'be_0123' } },
+        { chain: { family: 'ip', table: 'other', name: 'x' } },
+        { counter: { family: 'ip', table: 'elastic', name: 'be_0123', packets: 3, bytes: 180 } },
+        { map: { family: 'ip', table: 'elastic', name: 'spread_tcp_18300', elem: [[1, { concat: ['198.18.0.2', 80] }], [0, { concat: ['198.18.0.9', 80] }]] } },
+        { set: { family: 'ip', table: 'elastic', name: 'cnt_tcp_18300', elem: [{ elem: { val: { concat: ['198.18.0.2', 80] }, counter: { packets: 7, bytes: 420 } } }, { elem: { val: { concat: ['198.18.0.9', 80] }, counter: { packets: 1, bytes: 60 } } }] } },
+        { set: { family: 'ip', table: 'elastic', name: 'hp_tcp_9', elem: [{ concat: ['198.18.0.2', '198.18.0.2'] }] } },
+      ],
+    });
+    const kernel = parseNftJson(text);
+    expect(kernel.exists).toBe(true);
+    expect([...kernel.chains]).toEqual(['svc_tcp_18300', 'be_0123']);
+    expect(kernel.sets.get('spread_tcp_18300')!.elements).toEqual(['198.18.0.9 . 80', '198.18.0.2 . 80']);
+    expect(kernel.counters.get('cnt_tcp_18300')!.get('198.18.0.2 . 80')).toEqual({ packets: 7, bytes: 420 });
+    const m = toRuleMapping(entry(18300, [2, 3]));
+    expect(k(m)).toMatch(/^198\.18\.0\.[23] \. 80$/);
+    const plan = planNft(renderNft([m], kernel), kernel);
+    // 198.18.0.2 keeps slot 1; 0.9 leaves slot 0 to 0.3; its counter element goes, 0.2's stays (and keeps its count)
+    expect(plan).toContain('delete element ip elastic spread_tcp_18300 { 0 }\nadd element ip elastic spread_tcp_18300 { 0 : 198.18.0.3 . 80 }');
+    expect(plan).toContain('delete element ip elastic cnt_tcp_18300 { 198.18.0.9 . 80 }\nadd element ip elastic cnt_tcp_18300 { 198.18.0.3 . 80 }');
+    expect(plan).toContain('delete set ip elastic hp_tcp_9');
+    expect(plan).toContain('flush chain ip elastic be_0123\n');
+    expect(plan).toContain('delete chain ip elastic be_0123\n');
+    expect(plan).toContain('delete counter ip elastic be_0123\n');
+  });
+
+  it('assignSlots: a dense permutation of the wanted targets that keeps every kept target where it was when it can', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { maxLength: 30 }), fc.uniqueArray(fc.integer({ min: 0, max: 40 }), { maxLength: 30 }), (a, b) => {
+        const prev = assignSlots(undefined, a.map(String));
+        const next = assignSlots(prev, b.map(String));
+        expect([...next].sort()).toEqual(b.map(String).sort());
+        const moved = next.filter((c, i) => prev.includes(c) && prev[i] !== c).length;
+        // only targets from above the new length move (into holes), at most one per removed target
+        expect(moved).toBeLessThanOrEqual(prev.filter((c) => !b.map(String).includes(c)).length);
       }),
+      { numRuns: 300 },
     );
-    expect(k.exists).toBe(true);
-    expect([...k.chains]).toEqual(['svc_tcp_1']);
-    expect(k.counters.get('be_1')).toEqual({ packets: 3, bytes: 180 });
   });
 });
 

@@ -4,7 +4,7 @@ import type { StateStore } from '../runtime/state-store.js';
 import { applyTransaction, readTool, type ToolEnv } from './exec.js';
 import { deleteFlows, deleteMappingFlows, listFlows, liveFlows } from './conntrack.js';
 import { forwardHookChain, parseIptablesSave, planIptables, renderIptables, type IptKernel, type IptRuleset } from './iptables.js';
-import { NFT_TABLE, nftKernelFrom, parseNftJson, planNft, renderNft, type NftKernel, type NftRuleset } from './nft.js';
+import { EMPTY_NFT_KERNEL, NFT_TABLE, nftKernelFrom, parseNftJson, planNft, renderNft, type NftKernel, type NftRuleset } from './nft.js';
 import { toRuleMapping, type MappingsState, type RuleMapping } from './model.js';
 import { readMappings, withMappingsLock, writeMappings } from './store.js';
 
@@ -31,6 +31,12 @@ export interface UpdateResult {
   readonly transactions: number;
   readonly full: boolean;
   readonly ms: number;
+  /**
+   * Where the time went (ms): lock, stateRead, stateWrite (the kernel read runs beside it:
+   * kernelReadOwn is its own duration, kernelReadWait what was left after the write), plan
+   * (render + plan), apply (the transactions), conntrack.
+   */
+  readonly phases: Readonly<Record<string, number>>;
 }
 
 interface Cache {
@@ -62,21 +68,40 @@ export class MappingsApplier {
 
   async update(mutate: (s: MappingsState) => MappingsState, opts: { full?: boolean } = {}): Promise<UpdateResult> {
     const t0 = performance.now();
+    const phases: Record<string, number> = {};
+    let mark = t0;
+    const lap = (name: string) => {
+      const now = performance.now();
+      phases[name] = (phases[name] ?? 0) + (now - mark);
+      mark = now;
+    };
     return withMappingsLock(this.opts.store, async () => {
+      lap('lock');
       const before = await readMappings(this.opts.store);
       const mutated = mutate(before);
       const after: MappingsState = mutated === before ? before : { ...mutated, generation: before.generation + 1 };
       if (opts.full || this.cache?.generation !== before.generation) this.cache = null;
+      lap('stateRead');
+      // The kernel read (full path) runs while the intent is written: both must finish before
+      // anything is applied, neither depends on the other.
+      const needNft = after.mappings.some((e) => e.spec.dataplane === 'nft');
+      const readStart = performance.now();
+      const kernelRead = this.cache === null ? this.readKernel(needNft).finally(() => (phases.kernelReadOwn = performance.now() - readStart)) : null;
+      kernelRead?.catch(() => {}); // awaited below; a write failure must not leave it unhandled
       if (after !== before) await writeMappings(this.opts.store, after);
+      lap('stateWrite');
+      const kernel = kernelRead ? await kernelRead : null;
+      lap('kernelReadWait');
       let transactions: number;
       const full = this.cache === null;
       try {
-        transactions = await this.reconcile(before, after);
+        transactions = await this.reconcile(before, after, kernel, lap);
       } catch (err) {
         this.cache = null;
         if (after !== before) {
-          await writeMappings(this.opts.store, { ...before, generation: after.generation + 1 });
-          await this.reconcile(after, { ...before, generation: after.generation + 1 }).catch((again) => {
+          const restored = { ...before, generation: after.generation + 1 };
+          await writeMappings(this.opts.store, restored);
+          await (async () => this.reconcile(after, restored, await this.readKernel(true), () => {}))().catch((again) => {
             this.cache = null;
             this.log.error('could not restore the previous rules', { error: describeError(again) });
           });
@@ -84,38 +109,39 @@ export class MappingsApplier {
         throw err;
       }
       await this.cleanFlows(before, after);
-      return { before, after, transactions, full, ms: performance.now() - t0 };
+      lap('conntrack');
+      return { before, after, transactions, full, ms: performance.now() - t0, phases };
     });
   }
 
+  /** Only our objects: iptables-save (ours are picked out) and our own nft table, read side by side. */
   private async readKernel(needNft: boolean): Promise<KernelView> {
     const env = { env: this.opts.env };
-    let ipt: IptKernel | undefined;
-    let iptables = true;
-    try {
-      const text = await readTool('iptables-save', ['-c'], env);
-      ipt = parseIptablesSave(text ?? '');
-    } catch (err) {
-      if (!(err instanceof UserError) || err.exitCode !== ExitCode.unavailable || !/not found/.test(err.message)) throw err;
-      iptables = false;
-    }
-    let nft: NftKernel | undefined;
-    try {
-      const text = await readTool('nft', ['-j', 'list', 'table', 'ip', NFT_TABLE], env);
-      nft = text ? parseNftJson(text) : { exists: false, chains: new Set(), counters: new Map() };
-    } catch (err) {
-      if (needNft || !(err instanceof UserError) || !/not found/.test(err.message)) throw err;
-    }
-    return { ipt, nft, iptables };
+    const ipt = readTool('iptables-save', ['-c'], env).then(
+      (text) => ({ ipt: parseIptablesSave(text ?? ''), iptables: true }),
+      (err) => {
+        if (!(err instanceof UserError) || err.exitCode !== ExitCode.unavailable || !/not found/.test(err.message)) throw err;
+        return { ipt: undefined, iptables: false };
+      },
+    );
+    const nft = readTool('nft', ['-j', 'list', 'table', 'ip', NFT_TABLE], env).then(
+      (text) => (text ? parseNftJson(text) : EMPTY_NFT_KERNEL),
+      (err) => {
+        if (needNft || !(err instanceof UserError) || !/not found/.test(err.message)) throw err;
+        return undefined;
+      },
+    );
+    const [i, n] = await Promise.all([ipt, nft]);
+    return { ...i, nft: n };
   }
 
-  private async reconcile(before: MappingsState, after: MappingsState): Promise<number> {
+  private async reconcile(before: MappingsState, after: MappingsState, kernel: KernelView | null, lap: (phase: string) => void): Promise<number> {
     const entries = after.mappings;
     const rule = (kind: 'iptables' | 'nft') => entries.filter((e) => e.spec.dataplane === kind).map(toRuleMapping);
     const all: RuleMapping[] = entries.map(toRuleMapping);
     const needNft = entries.some((e) => e.spec.dataplane === 'nft');
-    const cache = this.cache;
-    const kernel = cache ? null : await this.readKernel(needNft);
+    const cache = kernel ? null : this.cache;
+    if (!cache && !kernel) throw new Error('reconcile: neither a cache nor a kernel view');
     const iptables = cache ? cache.iptables : kernel!.iptables;
     if (!iptables && entries.some((e) => e.spec.dataplane === 'iptables')) {
       throw new UserError('iptables-save was not found in PATH', 'install iptables, or use --dataplane nft', ExitCode.unavailable);
@@ -123,7 +149,8 @@ export class MappingsApplier {
     const forwardHook = cache ? cache.forwardHook : kernel!.ipt ? forwardHookChain(kernel!.ipt.filterChains) : undefined;
     if (!iptables && needNft) this.log.warn('iptables is not installed: no FORWARD accept is added (fine unless a FORWARD policy drops)');
     const ipt = renderIptables(rule('iptables'), all, forwardHook);
-    const nft = renderNft(rule('nft'));
+    const nftKernel = cache ? nftKernelFrom(cache.nft) : kernel!.nft;
+    const nft = renderNft(rule('nft'), nftKernel);
 
     const iptKernel: Pick<IptKernel, 'chains' | 'hooks' | 'counters'> | undefined = cache
       ? {
@@ -132,7 +159,6 @@ export class MappingsApplier {
           counters: new Map(),
         }
       : kernel!.ipt;
-    const nftKernel = cache ? nftKernelFrom(cache.nft) : kernel!.nft;
     const iptText = iptables && iptKernel ? planIptables({ desired: ipt, previous: cache?.ipt, kernel: iptKernel }) : '';
     const nftText = nftKernel ? planNft(nft, nftKernel, cache?.nft) : '';
 
@@ -144,6 +170,7 @@ export class MappingsApplier {
     const steps: Array<['iptables' | 'nft', string]> = removing
       ? [['nft', nftText], ['iptables', natIpt], ['iptables', filterIpt]]
       : [['iptables', filterIpt], ['iptables', natIpt], ['nft', nftText]];
+    lap('plan');
     let transactions = 0;
     for (const [kind, text] of steps) {
       if (!text) continue;
@@ -151,6 +178,7 @@ export class MappingsApplier {
       await applyTransaction(kind, text, { env: this.opts.env });
       transactions++;
     }
+    lap('apply');
     this.cache = { generation: after.generation, ipt, nft, forwardHook, iptables };
     return transactions;
   }
@@ -160,6 +188,7 @@ export class MappingsApplier {
     for (const old of before.mappings) {
       const now = after.mappings.find((m) => m.spec.id === old.spec.id);
       const kept = new Set(now ? now.backends.map((b) => `${b.address}:${b.port}`) : []);
+      if (old.backends.every((b) => kept.has(`${b.address}:${b.port}`))) continue;
       const gone = toRuleMapping(old).targets.filter((t) => !kept.has(`${t.address}:${t.port}`));
       if (gone.length === 0) continue;
       const { protocol, port } = old.spec;

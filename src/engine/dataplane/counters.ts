@@ -1,12 +1,13 @@
 import { readTool, type ToolEnv } from './exec.js';
 import { backendChain, parseIptablesSave } from './iptables.js';
-import { NFT_TABLE, nftBackend, parseNftJson } from './nft.js';
+import { NFT_TABLE, nftCounters, nftTarget, parseNftJson } from './nft.js';
 import { endpointKey, toRuleMapping, type MappingsState } from './model.js';
 
 /**
  * Per-backend packet and byte counters, straight from the kernel: the DNAT rule of each backend's
- * own chain (iptables) or its named counter (nft). Counts are of the packets that went through
- * the nat hooks: for TCP, the first packet of each connection (so packets = connections).
+ * own chain (iptables) or its element of the mapping's counter set (nft, counted in nat
+ * postrouting). Counts are of the packets that went through the nat hooks: for TCP, the first
+ * packet of each connection (so packets = connections).
  */
 export interface BackendCounters {
   readonly packets: number;
@@ -20,12 +21,12 @@ export async function readBackendCounters(state: MappingsState, opts: ToolEnv = 
   const out: CountersByMapping = new Map();
   const wants = (kind: string) => state.mappings.some((m) => m.spec.dataplane === kind);
   const ipt = wants('iptables') ? parseIptablesSave((await readTool('iptables-save', ['-c', '-t', 'nat'], opts)) ?? '') : undefined;
-  const nftText = wants('nft') ? await readTool('nft', ['-j', 'list', 'counters', 'table', 'ip', NFT_TABLE], opts) : null;
+  const nftText = wants('nft') ? await readTool('nft', ['-j', 'list', 'table', 'ip', NFT_TABLE], opts) : null;
   const nft = nftText ? parseNftJson(nftText) : undefined;
   for (const entry of state.mappings) {
     const per = new Map<string, BackendCounters>();
     for (const t of toRuleMapping(entry).targets) {
-      const c = entry.spec.dataplane === 'nft' ? nft?.counters.get(nftBackend(t.hash)) : ipt?.counters.get(backendChain(t.hash));
+      const c = entry.spec.dataplane === 'nft' ? nft?.counters.get(nftCounters(entry.spec.id))?.get(nftTarget(t.address, t.port)) : ipt?.counters.get(backendChain(t.hash));
       if (c) per.set(endpointKey(t.address, t.port), c);
     }
     out.set(entry.spec.id, per);

@@ -89,6 +89,18 @@ export interface RuleMapping {
  * state file edited by hand (or a bug upstream) cannot put anything else into a rule.
  */
 export function toRuleMapping(entry: Pick<MappingEntry, 'spec' | 'backends' | 'draining'>): RuleMapping {
+  // Entries are immutable: one sync asks for the same entry's targets several times (nat, the
+  // FORWARD accept, conntrack cleanup), and each costs a hash per backend.
+  const known = ruleMappings.get(entry);
+  if (known) return known;
+  const r = computeRuleMapping(entry);
+  ruleMappings.set(entry, r);
+  return r;
+}
+
+const ruleMappings = new WeakMap<object, RuleMapping>();
+
+function computeRuleMapping(entry: Pick<MappingEntry, 'spec' | 'backends' | 'draining'>): RuleMapping {
   const { spec } = entry;
   if (!isMappingId(spec.id) || spec.id !== mappingId(spec.protocol, spec.port)) throw new Error(`invalid mapping id ${JSON.stringify(spec.id)}`);
   if (spec.address !== undefined && isIP(spec.address) !== 4) throw new Error(`invalid mapping address for ${spec.id}`);

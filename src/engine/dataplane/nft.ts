@@ -4,11 +4,18 @@ import { COMMENT_PREFIX, type RuleMapping } from './model.js';
  * The nftables data plane, as pure functions. Everything lives in one table, `ip elastic`, that
  * only elastic writes; it is deleted whole when the last mapping goes.
  *
- *   chain prerouting/output   (nat hooks, priority -101: before iptables-nft's nat)  -> svc_<id>
- *   chain svc_tcp_18300       numgen random mod N vmap { 0 : jump be_<hash>, ... }  (O(1) per connection)
- *   chain be_<hash>           one DNAT rule counting into the named counter be_<hash>
- *   counter be_<hash>         per-backend packets/bytes; a named object, so rewriting rules keeps it
- *   chain postrouting -> hp_<id>  hairpin masquerade (a backend reaching itself through the mapping)
+ *   chain prerouting/output  (nat hooks, priority -101: before iptables-nft's nat)  -> svc_<id>
+ *   chain svc_tcp_18300      dnat ip to numgen random mod N map @spread_tcp_18300   (O(1) per connection)
+ *   map spread_tcp_18300     slot -> backend address . port (slots 0..N-1, stable across syncs)
+ *   chain postrouting -> hp_<id>:
+ *     ip daddr . tcp dport @cnt_<id>          per-backend counters (set elements with counters)
+ *     ip saddr . ip daddr @hp_<id> masquerade  hairpin (a backend reaching itself through the mapping)
+ *
+ * Backends are elements, never chains or rules: adding one to a thousand is `add element` to
+ * three sets and a new `mod N` in one one-rule chain. Replacing a rule that holds a 1,000-entry
+ * anonymous map makes the kernel free the whole map, and every per-backend chain or named
+ * counter is one more object nft fetches into its cache on each run; both were the cost of the
+ * first layout (a verdict map of per-backend chains).
  *
  * The FORWARD accept (Docker's DROP policy) is not here: a drop in another table's base chain
  * cannot be overridden from ours, so it stays in iptables' DOCKER-USER (see iptables.ts).
@@ -22,21 +29,40 @@ export interface NftChain {
   readonly rules: readonly string[];
 }
 
+export type NftSetKind = 'map' | 'set';
+
+/** A named map or set. For a map `elements[slot]` is the value of key `slot` (holes: drift). */
+export interface NftSet {
+  readonly kind: NftSetKind;
+  readonly decl: string;
+  readonly elements: ReadonlyArray<string | undefined>;
+}
+
 export interface NftRuleset {
   readonly chains: ReadonlyMap<string, NftChain>;
-  readonly counters: ReadonlySet<string>;
+  readonly sets: ReadonlyMap<string, NftSet>;
 }
 
 export interface NftKernel {
   readonly exists: boolean;
   readonly chains: ReadonlySet<string>;
-  readonly counters: ReadonlyMap<string, { packets: number; bytes: number }>;
+  /** Maps and sets with their elements (as our text spells them). */
+  readonly sets: ReadonlyMap<string, { kind: NftSetKind; elements: ReadonlyArray<string | undefined> }>;
+  /** Named counter objects (none in this layout: strays of the first one, to delete). */
+  readonly objects: ReadonlySet<string>;
+  /** Per-element counters of the `cnt_<id>` sets: set -> `address . port` -> counters. */
+  readonly counters: ReadonlyMap<string, ReadonlyMap<string, { packets: number; bytes: number }>>;
 }
 
-export const EMPTY_NFT: NftRuleset = { chains: new Map(), counters: new Set() };
-export const nftSvc = (id: string) => `svc_${id.replace('-', '_')}`;
-export const nftHairpin = (id: string) => `hp_${id.replace('-', '_')}`;
-export const nftBackend = (hash: string) => `be_${hash}`;
+export const EMPTY_NFT: NftRuleset = { chains: new Map(), sets: new Map() };
+export const EMPTY_NFT_KERNEL: NftKernel = { exists: false, chains: new Set(), sets: new Map(), objects: new Set(), counters: new Map() };
+const part = (id: string) => id.replace('-', '_');
+export const nftSvc = (id: string) => `svc_${part(id)}`;
+export const nftHairpin = (id: string) => `hp_${part(id)}`;
+export const nftSpread = (id: string) => `spread_${part(id)}`;
+export const nftCounters = (id: string) => `cnt_${part(id)}`;
+/** An `address:port` target as a set element. */
+export const nftTarget = (address: string, port: number) => `${address} . ${port}`;
 const comment = (text: string) => `comment "${text}"`;
 
 const BASE = {
@@ -45,10 +71,31 @@ const BASE = {
   postrouting: 'type nat hook postrouting priority 99; policy accept;',
 } as const;
 
-export function renderNft(mappings: readonly RuleMapping[]): NftRuleset {
+/**
+ * Slot i of the spread map for each wanted target, changing as few slots as possible from the
+ * previous assignment: kept targets keep their slot, new ones fill holes then append, and when
+ * the map shrinks the highest slots move down into the holes (so slots stay 0..n-1 for `mod n`).
+ */
+export function assignSlots(previous: ReadonlyArray<string | undefined> | undefined, wanted: readonly string[]): string[] {
+  if (!previous) return [...wanted];
+  const want = new Set(wanted);
+  const seen = new Set<string>();
+  const slots: Array<string | undefined> = previous.map((c) => (c !== undefined && want.has(c) && !seen.has(c) ? (seen.add(c), c) : undefined));
+  const fresh = wanted.filter((c) => !seen.has(c));
+  for (let i = 0; i < slots.length && fresh.length > 0; i++) if (slots[i] === undefined) slots[i] = fresh.shift();
+  slots.push(...fresh);
+  for (let hole = slots.indexOf(undefined); hole >= 0; hole = slots.indexOf(undefined)) {
+    const last = slots.pop();
+    if (last !== undefined && hole < slots.length) slots[hole] = last;
+  }
+  return slots as string[];
+}
+
+/** Desired objects; `kernel` (what is programmed, read or remembered) keeps the spread slots stable. */
+export function renderNft(mappings: readonly RuleMapping[], kernel?: NftKernel): NftRuleset {
   const chains = new Map<string, NftChain>();
-  const counters = new Set<string>();
-  if (mappings.length === 0) return { chains, counters };
+  const sets = new Map<string, NftSet>();
+  if (mappings.length === 0) return { chains, sets };
   const pre: string[] = [];
   const out: string[] = [];
   const post: string[] = [];
@@ -63,81 +110,130 @@ export function renderNft(mappings: readonly RuleMapping[]): NftRuleset {
       pre.push(`${match} fib daddr type local jump ${svc} ${c}`);
       out.push(`ip daddr != 127.0.0.0/8 ${match} fib daddr type local jump ${svc} ${c}`);
     }
-    post.push(`meta l4proto ${m.protocol} ct status dnat ct original proto-dst ${m.port} jump ${nftHairpin(m.id)} ${c}`);
+    const hp = nftHairpin(m.id);
+    const cnt = nftCounters(m.id);
+    const spread = nftSpread(m.id);
+    post.push(`meta l4proto ${m.protocol} ct status dnat ct original proto-dst ${m.port} jump ${hp} ${c}`);
     const n = m.targets.length;
-    const svcRules =
-      n === 0
-        ? []
-        : n === 1
-          ? [`jump ${nftBackend(m.targets[0]!.hash)} ${c}`]
-          : [`numgen random mod ${n} vmap { ${m.targets.map((t, i) => `${i} : jump ${nftBackend(t.hash)}`).join(', ')} } ${c}`];
-    chains.set(svc, { rules: svcRules });
-    chains.set(nftHairpin(m.id), {
-      rules: n === 0 ? [] : [`ip saddr . ip daddr { ${m.targets.map((t) => `${t.address} . ${t.address}`).join(', ')} } masquerade ${c}`],
-    });
-    for (const t of m.targets) {
-      const name = nftBackend(t.hash);
-      counters.add(name);
-      chains.set(name, {
-        rules: [`meta l4proto ${m.protocol} counter name "${name}" dnat to ${t.address}:${t.port} ${comment(`${COMMENT_PREFIX}${m.id} ${t.address}:${t.port}`)}`],
-      });
-    }
+    const targets = m.targets.map((t) => nftTarget(t.address, t.port));
+    sets.set(spread, { kind: 'map', decl: `typeof numgen random mod 2 : ip daddr . ${m.protocol} dport;`, elements: assignSlots(kernel?.sets.get(spread)?.elements, targets) });
+    sets.set(cnt, { kind: 'set', decl: 'type ipv4_addr . inet_service; counter;', elements: [...targets].sort() });
+    sets.set(hp, { kind: 'set', decl: 'type ipv4_addr . ipv4_addr;', elements: [...new Set(m.targets.map((t) => `${t.address} . ${t.address}`))].sort() });
+    chains.set(svc, { rules: n === 0 ? [] : [`meta l4proto ${m.protocol} dnat ip to numgen random mod ${n} map @${spread} ${c}`] });
+    // Postrouting sees the first packet of each DNATed connection: count it against its backend.
+    chains.set(hp, { rules: [`ip daddr . ${m.protocol} dport @${cnt} ${c}`, `ip saddr . ip daddr @${hp} masquerade ${c}`] });
   }
   chains.set('prerouting', { base: BASE.prerouting, rules: pre });
   chains.set('output', { base: BASE.output, rules: out });
   chains.set('postrouting', { base: BASE.postrouting, rules: post });
-  return { chains, counters };
+  return { chains, sets };
 }
 
 /**
- * The `nft -f` text from the current state to the desired one ('' when nothing changes): one
- * transaction. Changed chains are flushed and refilled (so the same command run twice never
- * duplicates a rule); removed chains are flushed first and deleted after, so references between
- * them do not matter; counters of kept backends are never touched.
+ * The `nft -f` text from the kernel's state to the desired one ('' when nothing changes): one
+ * transaction. Chains that differ from what this process applied (`previous`; all of them
+ * without it) are flushed and refilled, so the same command run twice never duplicates a rule.
+ * Maps and sets change element by element against the kernel's elements, so a counter set keeps
+ * its counts. Removed objects go last, when nothing refers to them any more.
  */
 export function planNft(desired: NftRuleset, kernel: NftKernel, previous?: NftRuleset): string {
   if (desired.chains.size === 0) return kernel.exists ? `delete table ${T}\n` : '';
   const lines: string[] = [];
-  for (const name of desired.counters) if (!kernel.counters.has(name)) lines.push(`add counter ${T} ${name}`);
-  // Every chain exists before any rule jumps to it: declarations first, then contents.
   const write = [...desired.chains].filter(([name, chain]) => {
     const before = previous?.chains.get(name);
-    return !(kernel.chains.has(name) && before && sameChain(before, chain));
+    return !(kernel.chains.has(name) && before && before.base === chain.base && sameList(before.rules, chain.rules));
   });
+  // Everything exists before anything refers to it: declarations, elements, then rules.
   for (const [name, chain] of write) if (!kernel.chains.has(name)) lines.push(`add chain ${T} ${name}${chain.base ? ` { ${chain.base} }` : ''}`);
+  for (const [name, set] of desired.sets) {
+    const have = kernel.sets.get(name);
+    if (have && have.kind !== set.kind) throw new Error(`nft ${name} is a ${have.kind}, expected a ${set.kind}`);
+    if (!have) lines.push(`add ${set.kind} ${T} ${name} { ${set.decl} }`);
+    lines.push(...planElements(name, set, have?.elements ?? []));
+  }
   for (const [name, chain] of write) {
     if (kernel.chains.has(name)) lines.push(`flush chain ${T} ${name}`);
     for (const r of chain.rules) lines.push(`add rule ${T} ${name} ${r}`);
   }
   const gone = [...kernel.chains].filter((n) => !desired.chains.has(n));
   for (const name of gone) lines.push(`flush chain ${T} ${name}`);
+  for (const [name, have] of kernel.sets) if (!desired.sets.has(name)) lines.push(`delete ${have.kind} ${T} ${name}`);
   for (const name of gone) lines.push(`delete chain ${T} ${name}`);
-  for (const name of kernel.counters.keys()) if (!desired.counters.has(name)) lines.push(`delete counter ${T} ${name}`);
+  for (const name of kernel.objects) lines.push(`delete counter ${T} ${name}`);
   if (lines.length === 0) return '';
   return `${kernel.exists ? '' : `add table ${T}\n`}${lines.join('\n')}\n`;
 }
 
-function sameChain(a: NftChain, b: NftChain): boolean {
-  return a.base === b.base && a.rules.length === b.rules.length && a.rules.every((r, i) => r === b.rules[i]);
+/** Element changes of one map (by slot) or set (by key) from `have` to `set.elements`. */
+function planElements(name: string, set: NftSet, have: ReadonlyArray<string | undefined>): string[] {
+  const del: string[] = [];
+  const put: string[] = [];
+  if (set.kind === 'map') {
+    for (let i = 0; i < Math.max(have.length, set.elements.length); i++) {
+      if (have[i] === set.elements[i]) continue;
+      if (have[i] !== undefined) del.push(String(i));
+      if (set.elements[i] !== undefined) put.push(`${i} : ${set.elements[i]}`);
+    }
+  } else {
+    const had = new Set(have);
+    const wanted = new Set(set.elements);
+    del.push(...[...had].filter((k): k is string => k !== undefined && !wanted.has(k)));
+    put.push(...[...wanted].filter((k): k is string => k !== undefined && !had.has(k)));
+  }
+  return [...(del.length ? [`delete element ${T} ${name} { ${del.join(', ')} }`] : []), ...(put.length ? [`add element ${T} ${name} { ${put.join(', ')} }`] : [])];
 }
 
-/** Read `nft -j list table ip elastic` (chains and named counters). */
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((r, i) => r === b[i]);
+}
+
+type JsonValue = string | number | { concat?: JsonValue[]; elem?: { val: JsonValue; counter?: { packets?: number; bytes?: number } } } | JsonValue[];
+
+/** A JSON element value in our text's spelling: `198.18.0.5 . 8080`. */
+function elementText(v: JsonValue): string {
+  if (typeof v === 'string' || typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return v.map(elementText).join(' . ');
+  if (v.concat) return v.concat.map(elementText).join(' . ');
+  if (v.elem) return elementText(v.elem.val);
+  return JSON.stringify(v);
+}
+
+/** Read `nft -j list table ip elastic`: chains, maps and sets with elements, counters. */
 export function parseNftJson(text: string): NftKernel {
-  const doc = JSON.parse(text) as { nftables?: Array<Record<string, { name?: string; table?: string; family?: string; packets?: number; bytes?: number }>> };
+  type Item = { name?: string; table?: string; family?: string; elem?: JsonValue[] };
+  const doc = JSON.parse(text) as { nftables?: Array<Record<string, Item>> };
   const chains = new Set<string>();
-  const counters = new Map<string, { packets: number; bytes: number }>();
+  const sets = new Map<string, { kind: NftSetKind; elements: Array<string | undefined> }>();
+  const objects = new Set<string>();
+  const counters = new Map<string, Map<string, { packets: number; bytes: number }>>();
   let exists = false;
+  const ours = (o: Item | undefined): o is Item & { name: string } => Boolean(o?.name && o.table === NFT_TABLE && o.family === 'ip');
   for (const item of doc.nftables ?? []) {
     const table = item.table;
     if (table && table.name === NFT_TABLE && table.family === 'ip') exists = true;
-    const chain = item.chain;
-    if (chain?.name && chain.table === NFT_TABLE && chain.family === 'ip') chains.add(chain.name);
-    const counter = item.counter;
-    if (counter?.name && counter.table === NFT_TABLE && counter.family === 'ip') {
-      counters.set(counter.name, { packets: counter.packets ?? 0, bytes: counter.bytes ?? 0 });
+    if (ours(item.chain)) chains.add(item.chain.name);
+    if (ours(item.counter)) objects.add(item.counter.name);
+    for (const kind of ['map', 'set'] as const) {
+      const s = item[kind];
+      if (!ours(s)) continue;
+      const elements: Array<string | undefined> = [];
+      const per = new Map<string, { packets: number; bytes: number }>();
+      for (const e of s.elem ?? []) {
+        if (kind === 'map' && Array.isArray(e)) {
+          const slot = Number(elementText(e[0]!));
+          if (Number.isInteger(slot) && slot >= 0 && slot < 1_000_000) elements[slot] = elementText(e[1]!);
+          continue;
+        }
+        const key = elementText(e);
+        elements.push(key);
+        const c = typeof e === 'object' && !Array.isArray(e) ? e.elem?.counter : undefined;
+        if (c) per.set(key, { packets: c.packets ?? 0, bytes: c.bytes ?? 0 });
+      }
+      sets.set(s.name, { kind, elements });
+      if (per.size > 0 || s.name.startsWith('cnt_')) counters.set(s.name, per);
     }
   }
-  return { exists, chains, counters };
+  return { exists, chains, sets, objects, counters };
 }
 
 /** The kernel view implied by what this process applied last (cache path: no kernel read). */
@@ -145,6 +241,8 @@ export function nftKernelFrom(previous: NftRuleset): NftKernel {
   return {
     exists: previous.chains.size > 0,
     chains: new Set(previous.chains.keys()),
-    counters: new Map([...previous.counters].map((n) => [n, { packets: 0, bytes: 0 }])),
+    sets: new Map([...previous.sets].map(([n, s]) => [n, { kind: s.kind, elements: s.elements }])),
+    objects: new Set(),
+    counters: new Map(),
   };
 }
