@@ -7,7 +7,7 @@ import { FileStateStore, type StateStore } from '../runtime/state-store.js';
 import { StatusServer } from '../runtime/status.js';
 import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
 import { configSummary, loadConfig, servedBy, type RunConfig } from './config.js';
-import { DaemonDeploys } from './deploys.js';
+import { DaemonDeploys, serveDrainRegistry } from './deploys.js';
 import { ElbService } from './elb/actions.js';
 import type { ElbState } from './elb/model.js';
 import { startElbServer, type RunningElbServer } from './elb/server.js';
@@ -132,24 +132,9 @@ export class RunDaemon {
     return this.deploys.status();
   }
 
-  /**
-   * deploy drains old replicas through the status-socket registry, asking the load-balancer kinds
-   * (map-image, render, edge) — not `run`. So the daemon also answers `drain` on
-   * `render.run-<name>.sock`, calling its own drain function in-process: a deploy run inside the
-   * daemon (or a standalone `elastic deploy` on this host) takes old replicas out of the daemon's
-   * HAProxy, nginx, map-image and edge before they stop. The socket server answers concurrently
-   * with the rollout awaiting it, so the daemon never waits on itself.
-   */
+  /** deploy's drain registry answered for this daemon's appliers: see serveDrainRegistry(). */
   private async serveDrainAlias(): Promise<void> {
-    this.drainAlias = new StatusServer({
-      kind: 'render',
-      name: `run-${this.config.name}`,
-      dir: this.opts.statusDir,
-      config: { aliasOf: `run.${this.config.name}` },
-      services: () => ({}),
-      actions: { drain: async (args) => this.drain(args) },
-    });
-    await this.drainAlias.listen();
+    this.drainAlias = await serveDrainRegistry(this.config.name, this.opts.statusDir, (args) => this.drain(args));
   }
 
   private async buildAppliers(c: RunConfig): Promise<RunApplier[]> {
