@@ -92,6 +92,8 @@ describe('proxy edge + node (in-process, real sockets and apps)', () => {
     const replies = await Promise.all(Array.from({ length: 30 }, () => get(e.clientPorts[0]!)));
     expect(replies.every((r) => r.status === 200 && r.body.startsWith('fast '))).toBe(true);
     expect(e.server.counters.nodesRefused).toBe(0);
+    // Wire version 2: each pull connection carried client after client (no reconnect, no new handshake).
+    expect(e.server.counters.nodeHandshakes).toBe(3);
   });
 
   it('a client whose handoff dies before READY is given to another node with all its bytes', async () => {

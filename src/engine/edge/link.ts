@@ -42,6 +42,8 @@ export class Link {
     this.buf = leftover;
     sock.on('data', this.onChunk);
     sock.on('close', this.onGone);
+    // No half-close on a pull connection (END frames carry the FINs): a FIN means it is gone.
+    sock.on('end', () => sock.destroy());
   }
 
   get closed(): boolean {
