@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN } from '../support/cli.js';
+import { BIN, elastic } from '../support/cli.js';
 import { docker, requireDocker, TEST_IMAGE, waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
@@ -137,4 +137,15 @@ describe('elastic run: deploys', () => {
     // SIGTERM leaves the replicas and HAProxy serving.
     expect(await served(2)).toBe(true);
   }, 90_000);
+
+  it('--once reconciles the deploys before its one sync', async () => {
+    writeFileSync(file, config(3));
+    const r = await elastic(['run', '-c', file, '--once', '--json'], { env });
+    expect(r.exitCode).toBe(0); // the broken deploy is reported, not fatal
+    const out = JSON.parse(r.stdout) as { appliers: Record<string, string>; deploys: Record<string, { state: string; desired: number }> };
+    expect(out.deploys[SERVICE]).toMatchObject({ state: 'ok', desired: 3 });
+    expect(out.deploys['rundpl-broken']).toMatchObject({ state: 'failed' });
+    expect((await ids()).size).toBe(3);
+    expect(await served(3)).toBe(true);
+  }, 60_000);
 });
