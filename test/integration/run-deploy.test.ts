@@ -142,7 +142,7 @@ describe('elastic run: deploys', () => {
     writeFileSync(file, config(3));
     const r = await elastic(['run', '-c', file, '--once', '--json'], { env });
     expect(r.exitCode).toBe(0); // the broken deploy is reported, not fatal
-    const out = JSON.parse(r.stdout) as { appliers: Record<string, string>; deploys: Record<string, { state: string; desired: number }> };
+    const out = JSON.parse(String(r.stdout)) as { appliers: Record<string, string>; deploys: Record<string, { state: string; desired: number }> };
     expect(out.deploys[SERVICE]).toMatchObject({ state: 'ok', desired: 3 });
     expect(out.deploys['rundpl-broken']).toMatchObject({ state: 'failed' });
     expect((await ids()).size).toBe(3);
