@@ -12,6 +12,7 @@ import { detectDataplane, requireNetAdmin } from './dataplane/exec.js';
 import { readBackendCounters } from './dataplane/counters.js';
 import { listFlows, liveFlows } from './dataplane/conntrack.js';
 import { readMappings } from './dataplane/store.js';
+import { namespaceFor } from './dataplane/namespace.js';
 import {
   endpointKey,
   mappingId,
@@ -224,16 +225,18 @@ export interface ListResult {
 
 /** Counters for every mapping: the contract `top` and the status sockets use. */
 export async function readAllBackendCounters(opts: { store?: StateStore; env?: NodeJS.ProcessEnv } = {}) {
-  const state = await readMappings(storeOf(opts));
-  return { state, counters: await readBackendCounters(state, { env: opts.env }) };
+  const store = storeOf(opts);
+  const state = await readMappings(store);
+  return { state, counters: await readBackendCounters(state, { env: opts.env, ns: namespaceFor(store.location, opts.env) }) };
 }
 
 export async function listMappings(opts: { store?: StateStore; env?: NodeJS.ProcessEnv } = {}): Promise<ListResult> {
-  const state = await readMappings(storeOf(opts));
+  const store = storeOf(opts);
+  const state = await readMappings(store);
   let counters: Awaited<ReturnType<typeof readBackendCounters>> | undefined;
   let note: string | undefined;
   try {
-    counters = await readBackendCounters(state, { env: opts.env });
+    counters = await readBackendCounters(state, { env: opts.env, ns: namespaceFor(store.location, opts.env) });
   } catch (err) {
     note = `counters unavailable: ${describeError(err)}`;
   }
@@ -277,8 +280,8 @@ export async function stopMapping(port: number, protocol: Protocol, opts: { stor
 }
 
 /**
- * Remove every mapping and every kernel object elastic owns (ELASTIC-* chains, hook rules, the
- * nft table), even ones a lost state file no longer knows about. Running watchers are asked to stop first.
+ * Remove every mapping and every kernel object of this state directory's namespace (its chains,
+ * hook rules and nft table), even ones a lost state file no longer knows about. Running watchers are asked to stop first.
  */
 export async function stopAllMappings(opts: { store?: StateStore; env?: NodeJS.ProcessEnv; logger?: Logger } = {}): Promise<StopResult[]> {
   await requireNetAdmin();

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { docker, requireDocker, TEST_IMAGE, TestContainers } from '../support/docker.js';
 import { createClientNamespace, type ClientNamespace } from '../support/netns.js';
 import { snapshotRuleset, type RulesetSnapshot } from '../support/ruleset.js';
+import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
 import { drainBackend, mapImage, readAllBackendCounters, stopAllMappings, stopMapping } from '../../src/engine/map-image.js';
 import { listFlows } from '../../src/engine/dataplane/conntrack.js';
 
@@ -16,6 +17,8 @@ import { listFlows } from '../../src/engine/dataplane/conntrack.js';
 const tc = new TestContainers();
 const image = `mapimg-ctr-${tc.runId}:1`;
 const stateDir = mkdtempSync(join(tmpdir(), 'mapimg-ctr-state-'));
+// This run's own kernel objects: tests never see other state directories' (namespace.ts).
+const own = namespaceFor(stateDir);
 const runDir = mkdtempSync(join(tmpdir(), 'mapimg-ctr-run-'));
 let ns: ClientNamespace;
 let before: RulesetSnapshot;
@@ -27,7 +30,7 @@ beforeAll(async () => {
   await docker.getImage(TEST_IMAGE).tag({ repo: `mapimg-ctr-${tc.runId}`, tag: '1' });
   for (let i = 0; i < 2; i++) await tc.run({ image, name: `mapimg-${tc.runId}-${i}` });
   ns = await createClientNamespace({ name: 'mapimg-ctr', prefix: '198.19.3', index: 1 });
-  before = await snapshotRuleset();
+  before = await snapshotRuleset(own);
 });
 
 // A failed test must not leave a mapping for the next one: remove every mapping and elastic object.
@@ -80,6 +83,6 @@ describe.each(['nft', 'iptables'] as const)('drain and counters (%s)', (plane) =
     expect(per.has(`${target.address}:${target.targetPort}`)).toBe(false);
     expect([...per.values()].reduce((n, c) => n + c.packets, 0)).toBeGreaterThanOrEqual(30);
     await stopMapping(port, 'tcp');
-    expect(await snapshotRuleset()).toEqual(before);
+    expect(await snapshotRuleset(own)).toEqual(before);
   });
 });

@@ -3,6 +3,7 @@ import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
 import { BIN, elastic } from '../support/cli.js';
 import { requireDocker } from '../support/docker.js';
 import { elasticTraces, snapshotRuleset, type RulesetSnapshot } from '../support/ruleset.js';
@@ -14,6 +15,8 @@ import { stopAllMappings } from '../../src/engine/map-image.js';
  * half-applied (the ruleset is what it was, or the previous mapping is intact).
  */
 const stateDir = mkdtempSync(join(tmpdir(), 'mapimg-err-state-'));
+// This run's own kernel objects: tests never see other state directories' (namespace.ts).
+const own = namespaceFor(stateDir);
 const runDir = mkdtempSync(join(tmpdir(), 'mapimg-err-run-'));
 const env = { ELASTIC_STATE_DIR: stateDir, ELASTIC_RUN_DIR: runDir };
 const none = `mapimg-none-${process.pid}:1`;
@@ -23,7 +26,7 @@ beforeAll(async () => {
   await requireDocker();
   process.env.ELASTIC_STATE_DIR = stateDir;
   process.env.ELASTIC_RUN_DIR = runDir;
-  before = await snapshotRuleset();
+  before = await snapshotRuleset(own);
 });
 
 // A failed test must not leave a mapping for the next one: remove every mapping and elastic object.
@@ -38,8 +41,8 @@ afterAll(async () => {
 });
 
 async function expectUnchanged(): Promise<void> {
-  expect(await elasticTraces()).toEqual([]);
-  expect(await snapshotRuleset()).toEqual(before);
+  expect(await elasticTraces(own)).toEqual([]);
+  expect(await snapshotRuleset(own)).toEqual(before);
 }
 
 describe('map-image bad input', () => {
@@ -59,11 +62,11 @@ describe('map-image bad input', () => {
   it('a port already mapped to another image is refused; the first mapping stays', async () => {
     const first = await elastic(['map-image', '18340', none, '80', '--backend', '198.19.3.210:80'], { env });
     expect(first.exitCode, String(first.stderr)).toBe(0);
-    const mapped = await snapshotRuleset();
+    const mapped = await snapshotRuleset(own);
     const second = await elastic(['map-image', '18340', `${none}-other`, '80', '--backend', '198.19.3.211:80'], { env });
     expect(second.exitCode).toBe(2);
     expect(String(second.stderr)).toMatch(/port 18340\/tcp is already mapped .*try: stop it first: elastic map-image stop 18340/);
-    expect(await snapshotRuleset()).toEqual(mapped);
+    expect(await snapshotRuleset(own)).toEqual(mapped);
     expect((await elastic(['map-image', 'stop', '18340'], { env })).exitCode).toBe(0);
     await expectUnchanged();
   });
@@ -105,23 +108,23 @@ describe('map-image bad input', () => {
 describe('the kernel refusing a transaction', () => {
   it('nft: reports the failing line, keeps the previous rules and state', async () => {
     expect((await elastic(['map-image', '18343', none, '80', '--backend', '198.19.3.211:80', '--dataplane', 'nft'], { env })).exitCode).toBe(0);
-    const good = await snapshotRuleset();
+    const good = await snapshotRuleset(own);
     // A chain with the name the next mapping's spread chain will get, but a filter base chain: DNAT is refused there.
     const chain = nftSvc('tcp-18345');
-    await execa('nft', ['add', 'chain', 'ip', 'elastic', chain, '{ type filter hook forward priority 0; policy accept; }']);
+    await execa('nft', ['add', 'chain', 'ip', own.nftTable, chain, '{ type filter hook forward priority 0; policy accept; }']);
     try {
       const r = await elastic(['map-image', '18345', none, '80', '--backend', '198.19.3.212:80', '--dataplane', 'nft'], { env });
       expect(r.exitCode).toBe(6);
       // (the kernel refuses the first rule that meets the filter-type chain: the jump to it, or its DNAT)
-      expect(String(r.stderr)).toMatch(new RegExp(`kernel refused the nft transaction at line \\d+ \\(add rule ip elastic .*${chain}.*\\): .*Operation not supported`));
+      expect(String(r.stderr)).toMatch(new RegExp(`kernel refused the nft transaction at line \\d+ \\(add rule ip ${own.nftTable} .*${chain}.*\\): .*Operation not supported`));
       expect(String(r.stderr)).toMatch(/previous rules are still in force/);
       // The rollback reconciled to the previous state: the stray chain of ours is gone, the rest is as it was.
-      expect(await snapshotRuleset()).toEqual(good);
+      expect(await snapshotRuleset(own)).toEqual(good);
       const listed = JSON.parse(String((await elastic(['map-image', 'list', '--json'], { env })).stdout));
       expect(listed.mappings.map((m: { id: string }) => m.id)).toEqual(['tcp-18343']);
       expect(listed.mappings[0].backends.map((b: { endpoint: string }) => b.endpoint)).toEqual(['198.19.3.211:80']);
     } finally {
-      await execa('nft', ['delete', 'chain', 'ip', 'elastic', chain], { reject: false });
+      await execa('nft', ['delete', 'chain', 'ip', own.nftTable, chain], { reject: false });
     }
     expect((await elastic(['map-image', 'stop', '18343'], { env })).exitCode).toBe(0);
     await expectUnchanged();
@@ -129,15 +132,15 @@ describe('the kernel refusing a transaction', () => {
 
   it('iptables: a stray chain of ours still referenced elsewhere cannot be deleted: refused, old rules kept', async () => {
     expect((await elastic(['map-image', '18344', none, '80', '--backend', '198.19.3.211:80', '--dataplane', 'iptables'], { env })).exitCode).toBe(0);
-    const stray = 'ELASTIC-BE-mapimgstray00000';
+    const stray = `${own.chainPrefix}BE-mapimgstra`;
     await execa('iptables', ['-t', 'nat', '-N', stray]);
     await execa('iptables', ['-t', 'nat', '-A', 'INPUT', '-m', 'comment', '--comment', 'mapimg-test', '-j', stray]);
     try {
-      const good = await snapshotRuleset();
+      const good = await snapshotRuleset(own);
       const r = await elastic(['map-image', '18344', none, '80', '--backend', '198.19.3.211:80', '--backend', '198.19.3.212:80', '--dataplane', 'iptables'], { env });
       expect(r.exitCode).toBe(6);
-      expect(String(r.stderr)).toMatch(/kernel refused the iptables-restore transaction at line \d+ \(-X ELASTIC-BE-mapimgstray00000\)/);
-      expect(await snapshotRuleset()).toEqual(good);
+      expect(String(r.stderr)).toMatch(new RegExp(`kernel refused the iptables-restore transaction at line \\d+ \\(-X ${stray}\\)`));
+      expect(await snapshotRuleset(own)).toEqual(good);
       const listed = JSON.parse(String((await elastic(['map-image', 'list', '--json'], { env })).stdout));
       expect(listed.mappings[0].backends.map((b: { endpoint: string }) => b.endpoint)).toEqual(['198.19.3.211:80']);
     } finally {
@@ -146,5 +149,36 @@ describe('the kernel refusing a transaction', () => {
     }
     expect((await elastic(['map-image', 'stop', '18344'], { env })).exitCode).toBe(0);
     await expectUnchanged();
+  });
+});
+
+describe('two state directories on one host', () => {
+  it('each owns its own kernel objects: a sync or `stop --all` in one never touches the other', async () => {
+    const otherState = mkdtempSync(join(tmpdir(), 'mapimg-err-other-state-'));
+    const otherRun = mkdtempSync(join(tmpdir(), 'mapimg-err-other-run-'));
+    const otherEnv = { ELASTIC_STATE_DIR: otherState, ELASTIC_RUN_DIR: otherRun };
+    const other = namespaceFor(otherState);
+    expect(other.nftTable).not.toBe(own.nftTable);
+    try {
+      for (const plane of ['nft', 'iptables']) {
+        expect((await elastic(['map-image', '18346', none, '80', '--backend', '198.19.3.213:80', '--dataplane', plane], { env })).exitCode).toBe(0);
+        const mine = await snapshotRuleset(own);
+        // The other instance programs its own mapping (a full sync: it reads the kernel), then removes everything it owns.
+        const r = await elastic(['map-image', '18347', none, '80', '--backend', '198.19.3.214:80', '--dataplane', plane], { env: otherEnv });
+        expect(r.exitCode, String(r.stderr)).toBe(0);
+        expect((await elasticTraces(other)).length).toBeGreaterThan(0);
+        expect((await elastic(['map-image', 'stop', '--all'], { env: otherEnv })).exitCode).toBe(0);
+        expect(await elasticTraces(other)).toEqual([]);
+        expect(await snapshotRuleset(own)).toEqual(mine);
+        const listed = JSON.parse(String((await elastic(['map-image', 'list', '--json'], { env })).stdout));
+        expect(listed.mappings.map((m: { id: string }) => m.id)).toEqual(['tcp-18346']);
+        expect((await elastic(['map-image', 'stop', '18346'], { env })).exitCode).toBe(0);
+      }
+      await expectUnchanged();
+    } finally {
+      await elastic(['map-image', 'stop', '--all'], { env: otherEnv }).catch(() => {});
+      rmSync(otherState, { recursive: true, force: true });
+      rmSync(otherRun, { recursive: true, force: true });
+    }
   });
 });

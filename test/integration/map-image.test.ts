@@ -3,6 +3,7 @@ import { execa, type ResultPromise } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
 import { BIN, elastic } from '../support/cli.js';
 import { docker, requireDocker, TEST_IMAGE, TestContainers, waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
@@ -19,6 +20,8 @@ import { mapImage, stopMapping, stopAllMappings, type ListResult } from '../../s
 const tc = new TestContainers();
 const image = `mapimg-web-${tc.runId}:1`;
 const stateDir = mkdtempSync(join(tmpdir(), 'mapimg-state-'));
+// This run's own kernel objects: tests never see other state directories' (namespace.ts).
+const own = namespaceFor(stateDir);
 const runDir = mkdtempSync(join(tmpdir(), 'mapimg-run-'));
 const env = { ELASTIC_STATE_DIR: stateDir, ELASTIC_RUN_DIR: runDir };
 let ns: ClientNamespace;
@@ -37,15 +40,15 @@ async function list(): Promise<ListResult> {
 }
 
 async function expectRulesetRestored(): Promise<void> {
-  expect(await elasticTraces()).toEqual([]);
-  expect(await snapshotRuleset()).toEqual(before);
+  expect(await elasticTraces(own)).toEqual([]);
+  expect(await snapshotRuleset(own)).toEqual(before);
 }
 
 /** What the kernel holds for one mapping: DNAT targets, entries in the spread, hook rules. */
 async function programmed(plane: string, port: number): Promise<{ targets: string[]; spread: number; hooks: number }> {
   const id = `tcp-${port}`;
   if (plane === 'nft') {
-    const r = await execa('nft', ['list', 'table', 'ip', 'elastic'], { reject: false });
+    const r = await execa('nft', ['list', 'table', 'ip', own.nftTable], { reject: false });
     const text = r.exitCode === 0 ? r.stdout : '';
     // The spread map: slot -> address . port; every slot 0..N-1 present once, N = the rule's `mod N`.
     const map = new RegExp(`map spread_tcp_${port} \\{[^}]*elements = \\{([^}]*)\\}`).exec(text)?.[1] ?? '';
@@ -58,8 +61,8 @@ async function programmed(plane: string, port: number): Promise<{ targets: strin
   }
   const text = (await execa('iptables-save', ['-t', 'nat'])).stdout;
   const targets = [...text.matchAll(new RegExp(`--comment "elastic:${id} (\\S+)" .*-j DNAT`, 'g'))].map((m) => m[1]!);
-  const spread = text.split('\n').filter((l) => l.startsWith(`-A ELASTIC-SVC-TCP-${port} `)).length;
-  const hooks = text.split('\n').filter((l) => l.startsWith('-A ELASTIC-PREROUTING ') && l.includes(`elastic:${id}"`)).length;
+  const spread = text.split('\n').filter((l) => l.startsWith(`-A ${own.chainPrefix}SVC-TCP-${port} `)).length;
+  const hooks = text.split('\n').filter((l) => l.startsWith(`-A ${own.chainPrefix}PREROUTING `) && l.includes(`elastic:${id}"`)).length;
   const builtinHooks = text.split('\n').filter((l) => l.startsWith('-A PREROUTING ') && l.includes('elastic:hook')).length;
   expect(builtinHooks).toBeLessThanOrEqual(1);
   return { targets: targets.sort(), spread, hooks };
@@ -75,7 +78,7 @@ beforeAll(async () => {
   process.env.ELASTIC_RUN_DIR = runDir;
   await docker.getImage(TEST_IMAGE).tag({ repo: `mapimg-web-${tc.runId}`, tag: '1' });
   ns = await createClientNamespace({ name: 'mapimg-cli', prefix: '198.19.3', index: 0 });
-  before = await snapshotRuleset();
+  before = await snapshotRuleset(own);
 });
 
 // A failed test must not leave a mapping for the next one: remove every mapping and elastic object.

@@ -25,13 +25,41 @@ export function normalizeRuleset(text: string): string {
     .join('\n');
 }
 
-export async function snapshotRuleset(): Promise<RulesetSnapshot> {
+/** A state directory's kernel objects (src/engine/dataplane/namespace.ts). */
+export interface OwnNamespace {
+  readonly nftTable: string;
+  readonly chainPrefix: string;
+}
+
+/**
+ * With `mine`, the objects of other elastic namespaces (other state directories: other engineers'
+ * test runs on this host) are left out, so their activity does not show as a change of ours.
+ */
+export async function snapshotRuleset(mine?: OwnNamespace): Promise<RulesetSnapshot> {
   const [nat, filter, nft] = await Promise.all([out('iptables-save', ['-t', 'nat']), out('iptables-save', ['-t', 'filter']), out('nft', ['list', 'ruleset'])]);
-  return { nat: normalizeRuleset(nat), filter: normalizeRuleset(filter), nft: normalizeRuleset(nft) };
+  const ipt = (t: string) => (mine ? t.split('\n').filter((l) => !otherChain(l, mine)).join('\n') : t);
+  return { nat: normalizeRuleset(ipt(nat)), filter: normalizeRuleset(ipt(filter)), nft: normalizeRuleset(mine ? dropOtherTables(nft, mine) : nft) };
+}
+
+function otherChain(line: string, mine: OwnNamespace): boolean {
+  return [...line.matchAll(/ELASTIC-[0-9a-f]{6}-/g)].some((m) => m[0] !== mine.chainPrefix);
+}
+
+function dropOtherTables(text: string, mine: OwnNamespace): string {
+  const out: string[] = [];
+  let skipping = false;
+  for (const line of text.split('\n')) {
+    const table = /^table ip (elastic_[0-9a-f]{6}) \{/.exec(line);
+    if (table && table[1] !== mine.nftTable) skipping = true;
+    if (!skipping) out.push(line);
+    if (skipping && line === '}') skipping = false;
+  }
+  return out.join('\n');
 }
 
 /** Lines of the current ruleset that mention elastic's own objects (should be none after cleanup). */
-export async function elasticTraces(): Promise<string[]> {
-  const s = await snapshotRuleset();
-  return [s.nat, s.filter, s.nft].flatMap((t) => t.split('\n')).filter((l) => /ELASTIC|elastic/.test(l));
+export async function elasticTraces(mine?: OwnNamespace): Promise<string[]> {
+  const s = await snapshotRuleset(mine);
+  const ours = mine ? (l: string) => l.includes(mine.chainPrefix) || l.includes(`table ip ${mine.nftTable} `) : (l: string) => /ELASTIC|elastic/.test(l);
+  return [s.nat, s.filter, s.nft].flatMap((t) => t.split('\n')).filter(ours);
 }

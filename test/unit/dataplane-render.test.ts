@@ -12,6 +12,8 @@ import {
 } from '../../src/engine/dataplane/iptables.js';
 import { EMPTY_NFT, EMPTY_NFT_KERNEL, assignSlots, nftKernelFrom, nftTarget, parseNftJson, planNft, renderNft } from '../../src/engine/dataplane/nft.js';
 import { refusal } from '../../src/engine/dataplane/exec.js';
+import { DEFAULT_NAMESPACE, namespaceFor, namespaceOfEnv, ownsChain } from '../../src/engine/dataplane/namespace.js';
+import { stateDir } from '../../src/engine/runtime/paths.js';
 
 const spec = (port: number, extra: Partial<MappingSpec> = {}): MappingSpec => ({
   id: `tcp-${port}`,
@@ -239,5 +241,44 @@ describe('refusal', () => {
     const n = refusal('nft', 'add table ip elastic\nadd rule ip elastic nochain accept\n', '/tmp/x/rules.nft:2:21-27: Error: Could not process rule: No such file or directory');
     expect(n.message).toContain('at line 2 (add rule ip elastic nochain accept)');
     expect(n.hint).toMatch(/previous rules are still in force/);
+  });
+});
+
+describe('namespaces (one per state directory)', () => {
+  const other = namespaceFor('/tmp/mapimg-unit-state');
+  it('the default state directory keeps the documented names; another gets elastic_<h> / ELASTIC-<h>-', () => {
+    // the default is the directory elastic uses without ELASTIC_STATE_DIR, whatever the variable says now
+    expect(namespaceFor(stateDir({}), { ELASTIC_STATE_DIR: '/tmp/x' })).toBe(DEFAULT_NAMESPACE);
+    expect(namespaceOfEnv({ ELASTIC_STATE_DIR: '/tmp/mapimg-unit-state' })).toEqual(other);
+    expect(other.nftTable).toMatch(/^elastic_[0-9a-f]{6}$/);
+    expect(other.chainPrefix).toBe(`ELASTIC-${other.id}-`);
+    expect(namespaceFor('/tmp/mapimg-unit-state/')).toEqual(other);
+  });
+
+  it('every chain name fits iptables (28 characters), in every namespace', () => {
+    const m = toRuleMapping(entry(65535, [2], { id: 'udp-65535', protocol: 'udp' }));
+    for (const ns of [DEFAULT_NAMESPACE, other]) {
+      const r = renderIptables([m], [m], 'DOCKER-USER', ns);
+      for (const chain of [...r.nat.keys(), ...r.filter.keys()]) {
+        expect(chain.length).toBeLessThanOrEqual(28);
+        expect(ownsChain(ns, chain)).toBe(true);
+        expect(ownsChain(ns === other ? DEFAULT_NAMESPACE : other, chain)).toBe(false);
+      }
+    }
+  });
+
+  it('a kernel read sees only its own namespace: the other one is not a stray', () => {
+    const mine = renderIptables([toRuleMapping(entry(18300, [2]))], [], undefined, other);
+    const theirs = renderIptables([toRuleMapping(entry(18301, [3]))], [], undefined);
+    const save = ['*nat', ...[...mine.nat.keys(), ...theirs.nat.keys()].map((c) => `:${c} - [0:0]`), `-A PREROUTING -m comment --comment elastic:hook -j ${other.chainPrefix}PREROUTING`, '-A PREROUTING -m comment --comment elastic:hook -j ELASTIC-PREROUTING', 'COMMIT'].join('\n');
+    const k = parseIptablesSave(save, other);
+    expect([...k.chains.nat.keys()].sort()).toEqual([...mine.nat.keys()].sort());
+    expect([...k.hooks.keys()]).toEqual([`nat PREROUTING ${other.chainPrefix}PREROUTING`]);
+    const d = parseIptablesSave(save);
+    expect([...d.chains.nat.keys()].sort()).toEqual([...theirs.nat.keys()].sort());
+    // Removing everything of the default namespace leaves the other one alone (and vice versa).
+    expect(planIptables({ desired: EMPTY_IPT, kernel: d })).not.toContain(other.chainPrefix);
+    expect(planIptables({ desired: EMPTY_IPT, kernel: k })).not.toMatch(/ELASTIC-(?![0-9a-f]{6}-)/);
+    expect(planNft(EMPTY_NFT, { ...EMPTY_NFT_KERNEL, exists: true }, undefined, other.nftTable)).toBe(`delete table ip ${other.nftTable}\n`);
   });
 });

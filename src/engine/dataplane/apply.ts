@@ -4,8 +4,9 @@ import type { StateStore } from '../runtime/state-store.js';
 import { applyTransaction, readTool, type ToolEnv } from './exec.js';
 import { deleteFlows, deleteMappingFlows, listFlows, liveFlows } from './conntrack.js';
 import { forwardHookChain, parseIptablesSave, planIptables, renderIptables, type IptKernel, type IptRuleset } from './iptables.js';
-import { EMPTY_NFT_KERNEL, NFT_TABLE, nftKernelFrom, parseNftJson, planNft, renderNft, type NftKernel, type NftRuleset } from './nft.js';
+import { EMPTY_NFT_KERNEL, nftKernelFrom, parseNftJson, planNft, renderNft, type NftKernel, type NftRuleset } from './nft.js';
 import { toRuleMapping, type MappingsState, type RuleMapping } from './model.js';
+import { namespaceFor, type Namespace } from './namespace.js';
 import { readMappings, withMappingsLock, writeMappings } from './store.js';
 
 /**
@@ -56,9 +57,12 @@ interface KernelView {
 export class MappingsApplier {
   private cache: Cache | null = null;
   private readonly log: Logger;
+  /** The kernel objects of this state directory (namespace.ts): the only ones read or written. */
+  readonly ns: Namespace;
 
   constructor(private readonly opts: ApplierOptions) {
     this.log = opts.logger ?? nullLogger;
+    this.ns = namespaceFor(opts.store.location, opts.env ?? process.env);
   }
 
   /** Forget what was applied: the next update reads the kernel (periodic resync, after errors). */
@@ -118,14 +122,14 @@ export class MappingsApplier {
   private async readKernel(needNft: boolean): Promise<KernelView> {
     const env = { env: this.opts.env };
     const ipt = readTool('iptables-save', ['-c'], env).then(
-      (text) => ({ ipt: parseIptablesSave(text ?? ''), iptables: true }),
+      (text) => ({ ipt: parseIptablesSave(text ?? '', this.ns), iptables: true }),
       (err) => {
         if (!(err instanceof UserError) || err.exitCode !== ExitCode.unavailable || !/not found/.test(err.message)) throw err;
         return { ipt: undefined, iptables: false };
       },
     );
-    const nft = readTool('nft', ['-j', 'list', 'table', 'ip', NFT_TABLE], env).then(
-      (text) => (text ? parseNftJson(text) : EMPTY_NFT_KERNEL),
+    const nft = readTool('nft', ['-j', 'list', 'table', 'ip', this.ns.nftTable], env).then(
+      (text) => (text ? parseNftJson(text, this.ns.nftTable) : EMPTY_NFT_KERNEL),
       (err) => {
         if (needNft || !(err instanceof UserError) || !/not found/.test(err.message)) throw err;
         return undefined;
@@ -148,7 +152,7 @@ export class MappingsApplier {
     }
     const forwardHook = cache ? cache.forwardHook : kernel!.ipt ? forwardHookChain(kernel!.ipt.filterChains) : undefined;
     if (!iptables && needNft) this.log.warn('iptables is not installed: no FORWARD accept is added (fine unless a FORWARD policy drops)');
-    const ipt = renderIptables(rule('iptables'), all, forwardHook);
+    const ipt = renderIptables(rule('iptables'), all, forwardHook, this.ns);
     const nftKernel = cache ? nftKernelFrom(cache.nft) : kernel!.nft;
     const nft = renderNft(rule('nft'), nftKernel);
 
@@ -160,7 +164,7 @@ export class MappingsApplier {
         }
       : kernel!.ipt;
     const iptText = iptables && iptKernel ? planIptables({ desired: ipt, previous: cache?.ipt, kernel: iptKernel }) : '';
-    const nftText = nftKernel ? planNft(nft, nftKernel, cache?.nft) : '';
+    const nftText = nftKernel ? planNft(nft, nftKernel, cache?.nft, this.ns.nftTable) : '';
 
     // Each table is its own transaction (iptables-nft commits tables separately): order them so
     // that no moment forwards traffic we would drop, or accepts traffic nothing DNATs.

@@ -1,6 +1,7 @@
 import { readTool, type ToolEnv } from './exec.js';
 import { backendChain, parseIptablesSave } from './iptables.js';
-import { NFT_TABLE, nftCounters, nftTarget, parseNftJson } from './nft.js';
+import { nftCounters, nftTarget, parseNftJson } from './nft.js';
+import { namespaceOfEnv, type Namespace } from './namespace.js';
 import { endpointKey, toRuleMapping, type MappingsState } from './model.js';
 
 /**
@@ -17,16 +18,18 @@ export interface BackendCounters {
 /** mapping id -> `address:port` -> counters. Missing objects (drift, a crash) count as absent. */
 export type CountersByMapping = Map<string, Map<string, BackendCounters>>;
 
-export async function readBackendCounters(state: MappingsState, opts: ToolEnv = {}): Promise<CountersByMapping> {
+/** `ns`: the state directory's kernel objects (default: the one `env` points at). */
+export async function readBackendCounters(state: MappingsState, opts: ToolEnv & { ns?: Namespace } = {}): Promise<CountersByMapping> {
+  const ns = opts.ns ?? namespaceOfEnv(opts.env ?? process.env);
   const out: CountersByMapping = new Map();
   const wants = (kind: string) => state.mappings.some((m) => m.spec.dataplane === kind);
-  const ipt = wants('iptables') ? parseIptablesSave((await readTool('iptables-save', ['-c', '-t', 'nat'], opts)) ?? '') : undefined;
-  const nftText = wants('nft') ? await readTool('nft', ['-j', 'list', 'table', 'ip', NFT_TABLE], opts) : null;
-  const nft = nftText ? parseNftJson(nftText) : undefined;
+  const ipt = wants('iptables') ? parseIptablesSave((await readTool('iptables-save', ['-c', '-t', 'nat'], opts)) ?? '', ns) : undefined;
+  const nftText = wants('nft') ? await readTool('nft', ['-j', 'list', 'table', 'ip', ns.nftTable], opts) : null;
+  const nft = nftText ? parseNftJson(nftText, ns.nftTable) : undefined;
   for (const entry of state.mappings) {
     const per = new Map<string, BackendCounters>();
     for (const t of toRuleMapping(entry).targets) {
-      const c = entry.spec.dataplane === 'nft' ? nft?.counters.get(nftCounters(entry.spec.id))?.get(nftTarget(t.address, t.port)) : ipt?.counters.get(backendChain(t.hash));
+      const c = entry.spec.dataplane === 'nft' ? nft?.counters.get(nftCounters(entry.spec.id))?.get(nftTarget(t.address, t.port)) : ipt?.counters.get(backendChain(t.hash, ns));
       if (c) per.set(endpointKey(t.address, t.port), c);
     }
     out.set(entry.spec.id, per);

@@ -1,10 +1,12 @@
 import { COMMENT_PREFIX, HOOK_COMMENT, type RuleMapping } from './model.js';
+import { DEFAULT_NAMESPACE, ownsChain, type Namespace } from './namespace.js';
 
 /**
  * The iptables data plane, as pure functions: desired chains from mappings (render), the
  * `iptables-restore --noflush` text that turns the current state into the desired one (plan),
- * and the reader of `iptables-save` output (parse). Only chains named ELASTIC-* and jump rules
- * carrying the comment `elastic:hook` are ever written or deleted.
+ * and the reader of `iptables-save` output (parse). Only chains of our namespace (ELASTIC-*, or
+ * ELASTIC-<h>-* for another state directory, see namespace.ts) and jump rules to them carrying the
+ * comment `elastic:hook` are ever written or deleted.
  *
  * nat:    PREROUTING/OUTPUT/POSTROUTING -> ELASTIC-PREROUTING/-OUTPUT/-POSTROUTING (hooks)
  *         ELASTIC-SVC-TCP-18300  statistic-random probability cascade, one jump per backend
@@ -40,9 +42,10 @@ export interface IptKernel {
   readonly filterChains: ReadonlyMap<string, string>;
 }
 
-export const svcChain = (id: string) => `${CHAIN_PREFIX}SVC-${id.toUpperCase()}`;
-export const hairpinChain = (id: string) => `${CHAIN_PREFIX}HP-${id.toUpperCase()}`;
-export const backendChain = (hash: string) => `${CHAIN_PREFIX}BE-${hash}`;
+export const svcChain = (id: string, ns: Namespace = DEFAULT_NAMESPACE) => `${ns.chainPrefix}SVC-${id.toUpperCase()}`;
+export const hairpinChain = (id: string, ns: Namespace = DEFAULT_NAMESPACE) => `${ns.chainPrefix}HP-${id.toUpperCase()}`;
+/** 16 hex of the backend hash in the default namespace (27 chars); 10 in the others (28). */
+export const backendChain = (hash: string, ns: Namespace = DEFAULT_NAMESPACE) => `${ns.chainPrefix}BE-${ns.id ? hash.slice(0, 10) : hash}`;
 const comment = (text: string) => `-m comment --comment "${text}"`;
 const hookKey = (h: IptHook) => `${h.table} ${h.builtin} ${h.target}`;
 
@@ -61,7 +64,8 @@ export function probability(i: number, n: number): string {
  * Desired chains. `nat` mappings get DNAT rules; `forward` mappings (every data plane's, since the
  * FORWARD policy lives in iptables even when nft does the DNAT) get the FORWARD accept.
  */
-export function renderIptables(nat: readonly RuleMapping[], forward: readonly RuleMapping[], forwardHook?: string): IptRuleset {
+export function renderIptables(nat: readonly RuleMapping[], forward: readonly RuleMapping[], forwardHook?: string, ns: Namespace = DEFAULT_NAMESPACE): IptRuleset {
+  const P = ns.chainPrefix;
   const natChains = new Map<string, string[]>();
   const filterChains = new Map<string, string[]>();
   const hooks: IptHook[] = [];
@@ -73,7 +77,7 @@ export function renderIptables(nat: readonly RuleMapping[], forward: readonly Ru
     for (const m of sorted) {
       const c = comment(`${COMMENT_PREFIX}${m.id}`);
       const proto = `-p ${m.protocol} -m ${m.protocol} --dport ${m.port}`;
-      const svc = svcChain(m.id);
+      const svc = svcChain(m.id, ns);
       if (m.address) {
         pre.push(`-d ${m.address}/32 ${proto} ${c} -j ${svc}`);
         out.push(`-d ${m.address}/32 ${proto} ${c} -j ${svc}`);
@@ -81,41 +85,41 @@ export function renderIptables(nat: readonly RuleMapping[], forward: readonly Ru
         pre.push(`${proto} -m addrtype --dst-type LOCAL ${c} -j ${svc}`);
         out.push(`! -d 127.0.0.0/8 ${proto} -m addrtype --dst-type LOCAL ${c} -j ${svc}`);
       }
-      post.push(`-p ${m.protocol} -m conntrack --ctstate DNAT --ctorigdstport ${m.port} ${c} -j ${hairpinChain(m.id)}`);
+      post.push(`-p ${m.protocol} -m conntrack --ctstate DNAT --ctorigdstport ${m.port} ${c} -j ${hairpinChain(m.id, ns)}`);
       const n = m.targets.length;
       natChains.set(
         svc,
         m.targets.map((t, i) =>
           i < n - 1
-            ? `${c} -m statistic --mode random --probability ${probability(i, n)} -j ${backendChain(t.hash)}`
-            : `${c} -j ${backendChain(t.hash)}`,
+            ? `${c} -m statistic --mode random --probability ${probability(i, n)} -j ${backendChain(t.hash, ns)}`
+            : `${c} -j ${backendChain(t.hash, ns)}`,
         ),
       );
       natChains.set(
-        hairpinChain(m.id),
+        hairpinChain(m.id, ns),
         m.targets.map((t) => `-s ${t.address}/32 -d ${t.address}/32 ${c} -j MASQUERADE`),
       );
       for (const t of m.targets) {
-        natChains.set(backendChain(t.hash), [
+        natChains.set(backendChain(t.hash, ns), [
           `-p ${m.protocol} ${comment(`${COMMENT_PREFIX}${m.id} ${t.address}:${t.port}`)} -m ${m.protocol} -j DNAT --to-destination ${t.address}:${t.port}`,
         ]);
       }
     }
-    natChains.set(`${CHAIN_PREFIX}PREROUTING`, pre);
-    natChains.set(`${CHAIN_PREFIX}OUTPUT`, out);
-    natChains.set(`${CHAIN_PREFIX}POSTROUTING`, post);
+    natChains.set(`${P}PREROUTING`, pre);
+    natChains.set(`${P}OUTPUT`, out);
+    natChains.set(`${P}POSTROUTING`, post);
     hooks.push(
-      { table: 'nat', builtin: 'PREROUTING', target: `${CHAIN_PREFIX}PREROUTING` },
-      { table: 'nat', builtin: 'OUTPUT', target: `${CHAIN_PREFIX}OUTPUT` },
-      { table: 'nat', builtin: 'POSTROUTING', target: `${CHAIN_PREFIX}POSTROUTING` },
+      { table: 'nat', builtin: 'PREROUTING', target: `${P}PREROUTING` },
+      { table: 'nat', builtin: 'OUTPUT', target: `${P}OUTPUT` },
+      { table: 'nat', builtin: 'POSTROUTING', target: `${P}POSTROUTING` },
     );
   }
   if (forward.length > 0 && forwardHook) {
     const rules = [...forward]
       .sort((a, b) => (a.id < b.id ? -1 : 1))
       .map((m) => `-p ${m.protocol} -m conntrack --ctstate DNAT --ctorigdstport ${m.port} ${comment(`${COMMENT_PREFIX}${m.id}`)} -j ACCEPT`);
-    filterChains.set(`${CHAIN_PREFIX}FORWARD`, rules);
-    hooks.push({ table: 'filter', builtin: forwardHook, target: `${CHAIN_PREFIX}FORWARD` });
+    filterChains.set(`${P}FORWARD`, rules);
+    hooks.push({ table: 'filter', builtin: forwardHook, target: `${P}FORWARD` });
   }
   return { nat: natChains, filter: filterChains, hooks };
 }
@@ -178,7 +182,7 @@ function sameRules(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /** Read `iptables-save -c` output (one or more tables): our chains, hooks and counters. */
-export function parseIptablesSave(text: string): IptKernel {
+export function parseIptablesSave(text: string, ns: Namespace = DEFAULT_NAMESPACE): IptKernel {
   const chains: Record<IptTable, Map<string, string[]>> = { nat: new Map(), filter: new Map() };
   const counters = new Map<string, { packets: number; bytes: number }>();
   const hooks = new Map<string, number>();
@@ -194,19 +198,19 @@ export function parseIptablesSave(text: string): IptKernel {
     const decl = /^:(\S+) (\S+)/.exec(line);
     if (decl) {
       if (table === 'filter') filterChains.set(decl[1]!, decl[2]!);
-      if (decl[1]!.startsWith(CHAIN_PREFIX)) chains[table].set(decl[1]!, []);
+      if (ownsChain(ns, decl[1]!)) chains[table].set(decl[1]!, []);
       continue;
     }
     const rule = /^(?:\[(\d+):(\d+)\] )?-A (\S+) (.*)$/.exec(line);
     if (!rule) continue;
     const [, pk, by, chain, rest] = rule as unknown as [string, string | undefined, string | undefined, string, string];
-    if (chain.startsWith(CHAIN_PREFIX)) {
+    if (ownsChain(ns, chain)) {
       chains[table].get(chain)?.push(rest);
-      if (chain.startsWith(`${CHAIN_PREFIX}BE-`) && pk !== undefined) counters.set(chain, { packets: Number(pk), bytes: Number(by) });
+      if (chain.startsWith(`${ns.chainPrefix}BE-`) && pk !== undefined) counters.set(chain, { packets: Number(pk), bytes: Number(by) });
       continue;
     }
     const hook = /--comment "?elastic:hook"? -j (\S+)$/.exec(rest);
-    if (hook && hook[1]!.startsWith(CHAIN_PREFIX)) {
+    if (hook && ownsChain(ns, hook[1]!)) {
       const key = `${table} ${chain} ${hook[1]}`;
       hooks.set(key, (hooks.get(key) ?? 0) + 1);
     }

@@ -20,8 +20,8 @@ import { COMMENT_PREFIX, type RuleMapping } from './model.js';
  * The FORWARD accept (Docker's DROP policy) is not here: a drop in another table's base chain
  * cannot be overridden from ours, so it stays in iptables' DOCKER-USER (see iptables.ts).
  */
+/** The default namespace's table; another state directory's is `elastic_<h>` (namespace.ts). */
 export const NFT_TABLE = 'elastic';
-const T = `ip ${NFT_TABLE}`;
 
 export interface NftChain {
   /** Base-chain spec (`type nat hook prerouting priority -101; policy accept;`), or none. */
@@ -136,7 +136,8 @@ export function renderNft(mappings: readonly RuleMapping[], kernel?: NftKernel):
  * Maps and sets change element by element against the kernel's elements, so a counter set keeps
  * its counts. Removed objects go last, when nothing refers to them any more.
  */
-export function planNft(desired: NftRuleset, kernel: NftKernel, previous?: NftRuleset): string {
+export function planNft(desired: NftRuleset, kernel: NftKernel, previous?: NftRuleset, table = NFT_TABLE): string {
+  const T = `ip ${table}`;
   if (desired.chains.size === 0) return kernel.exists ? `delete table ${T}\n` : '';
   const lines: string[] = [];
   const write = [...desired.chains].filter(([name, chain]) => {
@@ -149,7 +150,7 @@ export function planNft(desired: NftRuleset, kernel: NftKernel, previous?: NftRu
     const have = kernel.sets.get(name);
     if (have && have.kind !== set.kind) throw new Error(`nft ${name} is a ${have.kind}, expected a ${set.kind}`);
     if (!have) lines.push(`add ${set.kind} ${T} ${name} { ${set.decl} }`);
-    lines.push(...planElements(name, set, have?.elements ?? []));
+    lines.push(...planElements(T, name, set, have?.elements ?? []));
   }
   for (const [name, chain] of write) {
     if (kernel.chains.has(name)) lines.push(`flush chain ${T} ${name}`);
@@ -165,7 +166,7 @@ export function planNft(desired: NftRuleset, kernel: NftKernel, previous?: NftRu
 }
 
 /** Element changes of one map (by slot) or set (by key) from `have` to `set.elements`. */
-function planElements(name: string, set: NftSet, have: ReadonlyArray<string | undefined>): string[] {
+function planElements(T: string, name: string, set: NftSet, have: ReadonlyArray<string | undefined>): string[] {
   const del: string[] = [];
   const put: string[] = [];
   if (set.kind === 'map') {
@@ -199,7 +200,7 @@ function elementText(v: JsonValue): string {
 }
 
 /** Read `nft -j list table ip elastic`: chains, maps and sets with elements, counters. */
-export function parseNftJson(text: string): NftKernel {
+export function parseNftJson(text: string, table = NFT_TABLE): NftKernel {
   type Item = { name?: string; table?: string; family?: string; elem?: JsonValue[] };
   const doc = JSON.parse(text) as { nftables?: Array<Record<string, Item>> };
   const chains = new Set<string>();
@@ -207,10 +208,9 @@ export function parseNftJson(text: string): NftKernel {
   const objects = new Set<string>();
   const counters = new Map<string, Map<string, { packets: number; bytes: number }>>();
   let exists = false;
-  const ours = (o: Item | undefined): o is Item & { name: string } => Boolean(o?.name && o.table === NFT_TABLE && o.family === 'ip');
+  const ours = (o: Item | undefined): o is Item & { name: string } => Boolean(o?.name && o.table === table && o.family === 'ip');
   for (const item of doc.nftables ?? []) {
-    const table = item.table;
-    if (table && table.name === NFT_TABLE && table.family === 'ip') exists = true;
+    if (item.table && item.table.name === table && item.table.family === 'ip') exists = true;
     if (ours(item.chain)) chains.add(item.chain.name);
     if (ours(item.counter)) objects.add(item.counter.name);
     for (const kind of ['map', 'set'] as const) {

@@ -60,7 +60,7 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
       const state = await readMappings(store);
       const entry = state.mappings.find((m) => m.spec.id === spec.id);
       if (!entry) return {};
-      const counters = await readBackendCounters({ ...state, mappings: [entry] }, { env: opts.env }).catch(() => undefined);
+      const counters = await readBackendCounters({ ...state, mappings: [entry] }, { env: opts.env, ns: applier.ns }).catch(() => undefined);
       return { [spec.id]: { ...viewOf(entry, counters?.get(spec.id)), syncs: runner.runs, lastSyncMs, lastError: runner.lastError } };
     },
     actions: {
