@@ -11,6 +11,27 @@ import { EMPTY, encodeFrame, FrameType, MAX_PAYLOAD, ProtocolError, WIRE_VERSION
  */
 export const MAX_DATA = 0xffff;
 
+/** Below this a payload is copied behind its header (cheaper than a writev of two buffers). */
+const COPY_MAX = 16 * 1024;
+
+function dataHeader(len: number): Buffer {
+  const head = Buffer.allocUnsafe(4);
+  head[0] = WIRE_VERSION;
+  head[1] = FrameType.data;
+  head.writeUInt16BE(len, 2);
+  return head;
+}
+
+/** A whole DATA frame in one buffer. */
+export function dataFrame(chunk: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(4 + chunk.length);
+  out[0] = WIRE_VERSION;
+  out[1] = FrameType.data;
+  out.writeUInt16BE(chunk.length, 2);
+  chunk.copy(out, 4);
+  return out;
+}
+
 export interface LinkHandlers {
   onFrame(frame: Frame): void;
   onData(chunk: Buffer): void;
@@ -77,17 +98,14 @@ export class Link {
     return this.sock.write(encodeFrame(type, payload));
   }
 
-  /** One DATA frame per chunk (split above 64 KiB), header and payload in one writev. */
+  /** One DATA frame per chunk (split above 64 KiB): one write either way. */
   sendData(chunk: Buffer): boolean {
+    if (chunk.length <= COPY_MAX) return this.sock.write(dataFrame(chunk));
     let ok = true;
-    this.sock.cork();
+    this.sock.cork(); // header and payload leave in one writev, the payload is not copied
     for (let off = 0; off < chunk.length; off += MAX_DATA) {
-      const part = off === 0 && chunk.length <= MAX_DATA ? chunk : chunk.subarray(off, off + MAX_DATA);
-      const head = Buffer.allocUnsafe(4);
-      head[0] = WIRE_VERSION;
-      head[1] = FrameType.data;
-      head.writeUInt16BE(part.length, 2);
-      this.sock.write(head);
+      const part = chunk.subarray(off, off + MAX_DATA);
+      this.sock.write(dataHeader(part.length));
       ok = this.sock.write(part);
     }
     this.sock.uncork();

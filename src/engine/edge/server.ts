@@ -4,7 +4,7 @@ import { printable } from '../model/validate.js';
 import { decideScale, type ScalePolicy } from './policy.js';
 import { encodeFrame, encodeJson, FrameReader, FrameType, newNonce, ProtocolError, verifyAuth, welcomePayload, type Frame, type NodeMeta } from './protocol.js';
 import { drop } from './pipe.js';
-import { Link, relay } from './link.js';
+import { dataFrame, Link, MAX_DATA, relay } from './link.js';
 import { RouteState, type Client, type NodeRec, type PullConn, type RouteView } from './route.js';
 import { matchHost, sniffHttp, sniffTls, type Sniff } from './sniff.js';
 import { Instances, type Instance } from './instances.js';
@@ -256,10 +256,13 @@ export class EdgeServer {
     conn.state = 'busy';
     node.active++;
     r.active++;
-    link.sock.cork();
-    link.sendFrame(FrameType.client, Buffer.from(JSON.stringify({ id: c.id, remote: c.remote, route: r.name })));
-    for (const chunk of c.chunks) link.sendData(chunk);
-    link.sock.uncork();
+    // CLIENT and the bytes read so far in one write.
+    const head = encodeJson(FrameType.client, { id: c.id, remote: c.remote, route: r.name });
+    if (c.bytes > 0 && c.bytes <= MAX_DATA) link.sock.write(Buffer.concat([head, dataFrame(c.chunks.length === 1 ? c.chunks[0]! : Buffer.concat(c.chunks))]));
+    else {
+      link.sock.write(head);
+      for (const chunk of c.chunks) link.sendData(chunk);
+    }
     const sock = c.sock;
     const onData = (chunk: Buffer) => {
       c.chunks.push(chunk);
