@@ -41,18 +41,19 @@ const nftFile = (text: string) => async () => {
 const entry = (n: number) => ({ spec, backends: set(n), draining: [], updated: 'now' });
 const at = renderNft([toRuleMapping(entry(N))]);
 const plus = renderNft([toRuleMapping(entry(N + 1))], nftKernelFrom(at));
-const addOne = planNft(plus, nftKernelFrom(at), at);
-const back = planNft(renderNft([toRuleMapping(entry(N))], nftKernelFrom(plus)), nftKernelFrom(plus), plus);
+const table = applier.ns.nftTable; // the bench's temp state dir has its own namespace
+const addOne = planNft(plus, nftKernelFrom(at), at, table);
+const back = planNft(renderNft([toRuleMapping(entry(N))], nftKernelFrom(plus)), nftKernelFrom(plus), plus, table);
 const costs = {
   spawnTrue: await median(() => execa('true')),
-  nftNoop: await median(nftFile('add table ip elastic\n')),
+  nftNoop: await median(nftFile(`add table ip ${table}\n`)),
   nftAddOneAndBack: await median(async () => {
     await nftFile(addOne)();
     await nftFile(back)();
   }),
-  nftListTableJson: await median(() => execa('nft', ['-j', 'list', 'table', 'ip', 'elastic'])),
+  nftListTableJson: await median(() => execa('nft', ['-j', 'list', 'table', 'ip', table])),
   iptablesSave: await median(() => execa('iptables-save', ['-c'])),
-  renderAndPlan: await median(async () => planNft(renderNft([toRuleMapping(entry(N + 1))], nftKernelFrom(at)), nftKernelFrom(at), at)),
+  renderAndPlan: await median(async () => planNft(renderNft([toRuleMapping(entry(N + 1))], nftKernelFrom(at)), nftKernelFrom(at), at, table)),
 };
 await applier.update((s) => removeMapping(s, spec.id), { full: true });
 rmSync(dir, { recursive: true, force: true });
