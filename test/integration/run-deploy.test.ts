@@ -103,8 +103,10 @@ describe('elastic run: deploys', () => {
     expect(broken).toMatchObject({ state: 'failed' });
     expect(broken!.error).toMatch(/rundpl-absent/);
     expect(err.lines.some((l) => l.includes('deploy rundpl-broken failed'))).toBe(true);
-    // The daemon answers deploy's drain registry for its own appliers.
-    expect((await listStatusSockets(runDir)).some((s) => s.kind === 'render' && s.name === 'run-rundpl')).toBe(true);
+    // The daemon answers deploy's drain registry (kind run) for its own appliers; no alias socket.
+    const sockets = await listStatusSockets(runDir);
+    expect(sockets.some((s) => s.kind === 'run' && s.name === 'rundpl')).toBe(true);
+    expect(sockets.some((s) => s.kind === 'render')).toBe(false);
 
     writeFileSync(file, config(3));
     process.kill(child.pid!, 'SIGHUP');

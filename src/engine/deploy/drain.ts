@@ -10,7 +10,8 @@ import { listStatusSockets, requestStatus, type Snapshot } from '../runtime/stat
  * A socket that does not know the backend, does not know `drain`, or does not answer in time is
  * logged and counted as "not ours": a drain never blocks a rollout forever.
  */
-export const LB_KINDS = ['map-image', 'render', 'edge'] as const;
+/** Kinds that run load balancers and answer `drain`; `run` hosts all of them in one daemon. */
+export const LB_KINDS = ['map-image', 'render', 'edge', 'run'] as const;
 
 export interface DrainOutcome {
   readonly socket: string; // kind.name

@@ -7,7 +7,7 @@ import { FileStateStore, type StateStore } from '../runtime/state-store.js';
 import { StatusServer } from '../runtime/status.js';
 import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
 import { configSummary, loadConfig, servedBy, type RunConfig } from './config.js';
-import { DaemonDeploys, serveDrainRegistry } from './deploys.js';
+import { DaemonDeploys } from './deploys.js';
 import { ElbService } from './elb/actions.js';
 import type { ElbState } from './elb/model.js';
 import { startElbServer, type RunningElbServer } from './elb/server.js';
@@ -47,8 +47,6 @@ export class RunDaemon {
   /** The config's deploys:, reconciled at start, on SIGHUP and under --once. */
   private readonly deploys: DaemonDeploys;
   private readonly deploysAbort = new AbortController();
-  /** A `render`-kind alias of this daemon's drain action: see serveDrainAlias(). */
-  private drainAlias: StatusServer | null = null;
   readonly metrics: MetricsRegistry;
   readonly store: StateStore;
   private readonly log: Logger;
@@ -107,7 +105,6 @@ export class RunDaemon {
       if (this.opts.once) await this.deploys.reconcile(this.config.deploys);
       await this.buildPipeline(this.config);
       if (!this.opts.once) {
-        await this.serveDrainAlias();
         // In the background: a rollout takes minutes, the data plane must follow meanwhile.
         void this.deploys.reconcile(this.config.deploys);
       }
@@ -130,11 +127,6 @@ export class RunDaemon {
   /** Deploy state per deploy (also in the status socket, under the service of the same name). */
   deployStatus() {
     return this.deploys.status();
-  }
-
-  /** deploy's drain registry answered for this daemon's appliers: see serveDrainRegistry(). */
-  private async serveDrainAlias(): Promise<void> {
-    this.drainAlias = await serveDrainRegistry(this.config.name, this.opts.statusDir, (args) => this.drain(args));
   }
 
   private async buildAppliers(c: RunConfig): Promise<RunApplier[]> {
@@ -381,7 +373,6 @@ export class RunDaemon {
     await this.elbServer?.close();
     await this.metricsServer?.close();
     await this.statsd?.close();
-    await this.drainAlias?.close();
     await this.status?.close();
     this.log.info('stopped; the data plane keeps serving');
   }

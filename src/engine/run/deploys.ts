@@ -5,7 +5,6 @@ import type { DeploySpec } from '../deploy/spec.js';
 import { describeError } from '../errors.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 import type { StateStore } from '../runtime/state-store.js';
-import { StatusServer, type ActionHandler } from '../runtime/status.js';
 import type { DeployConfig } from './config.js';
 
 /**
@@ -158,20 +157,6 @@ export class DaemonDeploys {
       if (e.phase === 'ready' || e.phase === 'removed') this.opts.changed?.(st.service);
     }
   }
-}
-
-/**
- * deploy drains old replicas through the status-socket registry, asking the load-balancer kinds
- * (map-image, render, edge) — not `run`. So the daemon also answers `drain` on
- * `render.run-<name>.sock`, calling its own drain function in-process: a deploy run inside the
- * daemon (or a standalone `elastic deploy` on this host) takes old replicas out of the daemon's
- * HAProxy, nginx, map-image and edge before they stop. The socket server answers concurrently
- * with the rollout awaiting it, so the daemon never waits on itself.
- */
-export async function serveDrainRegistry(daemon: string, dir: string | undefined, drain: ActionHandler): Promise<StatusServer> {
-  const server = new StatusServer({ kind: 'render', name: `run-${daemon}`, dir, config: { aliasOf: `run.${daemon}` }, services: () => ({}), actions: { drain } });
-  await server.listen();
-  return server;
 }
 
 function emptyStatus(d: DeployConfig): DeployStatus {
