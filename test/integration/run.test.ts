@@ -22,6 +22,7 @@ import { HaproxyProcess, pidAlive } from '../../src/engine/frontends/haproxy/pro
 import { defaultPaths } from '../../src/engine/render.js';
 import { requestStatus, type Snapshot } from '../../src/engine/runtime/status.js';
 import { parseExposition } from '../fixtures/run/exposition.js';
+import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
 
 /**
  * `elastic run` end to end: the built binary, spawned and killed by pid, with the real dockerd,
@@ -190,6 +191,7 @@ describe('elastic run', () => {
   it('kill -9: traffic keeps flowing; a restart reconciles with no duplicates', async () => {
     const haproxyPid = Number((await readFile(defaultPaths('run-run-it', 'haproxy', env).pidFile, 'utf8')).trim());
     const rulesBefore = await nftRuleCount();
+    expect(rulesBefore).toBeGreaterThan(0);
     process.kill(daemon.child.pid!, 'SIGKILL');
     await exited(daemon.child);
     expect(same(await answering(`http://127.0.0.1:${P.haproxy}/id`), ids())).toBe(true);
@@ -223,6 +225,7 @@ describe('elastic run', () => {
 
 /** Rules in our nft table that carry this mapping's id (a duplicate would add more). */
 async function nftRuleCount(): Promise<number> {
-  const r = await execa('nft', ['list', 'table', 'ip', 'elastic'], { reject: false });
+  // The daemon's state dir is a temp dir, so its kernel objects live in their own namespace.
+  const r = await execa('nft', ['list', 'table', 'ip', namespaceFor(stateDir).nftTable], { reject: false });
   return r.stdout.split('\n').filter((l) => l.includes(`tcp-${P.dnat}`)).length;
 }
