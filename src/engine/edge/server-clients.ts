@@ -1,0 +1,276 @@
+import type { Socket } from 'node:net';
+import { printable } from '../model/validate.js';
+import { encodeJson, FrameType, ProtocolError, type Frame } from './protocol.js';
+import { drop } from './pipe.js';
+import { dataFrame, MAX_DATA, relay } from './link.js';
+import type { Client, PullConn, RouteState } from './route.js';
+import { matchHost, sniffHttp, sniffTls, type Sniff } from './sniff.js';
+import { EdgeNodes } from './server-nodes.js';
+import type { EdgeListener } from './server.js';
+
+const MAX_ATTEMPTS = 5;
+
+/**
+ * The client side of the edge server: accept a client, find its route (port, Host header or
+ * SNI), hand it to an idle pull connection or queue it, and answer the ones that cannot be served.
+ */
+export abstract class EdgeClients extends EdgeNodes {
+  private nextId = 1;
+
+  protected onClient(sock: Socket, l: EdgeListener): void {
+    sock.on('error', () => {});
+    const c: Client = {
+      id: this.nextId++,
+      sock,
+      remote: `${sock.remoteAddress}:${sock.remotePort}`,
+      http: l.kind === 'http',
+      arrived: Date.now(),
+      route: null,
+      chunks: [],
+      bytes: 0,
+      timer: null,
+      attempts: 0,
+      prev: null,
+      next: null,
+      queued: false,
+    };
+    if (this.closing) return this.refuse(c, 'edge stopping');
+    if (l.kind === 'tcp') {
+      c.route = this.routes.get(l.route ?? 'default')!;
+      this.dispatch(c);
+    } else {
+      this.sniff(c, l.kind === 'http' ? sniffHttp : sniffTls);
+    }
+  }
+
+  /** Read the request head (or ClientHello) within the size limit and the read timeout. */
+  private sniff(c: Client, parse: (b: Buffer, max: number) => Sniff): void {
+    const sock = c.sock;
+    let buf: Buffer = Buffer.alloc(0);
+    const cleanup = () => {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.off('end', onEnd);
+      sock.off('close', cleanup);
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      this.counters.headerTimeouts++;
+      this.answer(c, 408, 'Request Timeout', 'request head not received in time');
+    }, this.cfg.headerTimeoutMs);
+    const onEnd = () => {
+      cleanup();
+      drop(sock);
+    };
+    const onData = (chunk: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      const r = parse(buf, this.cfg.headerMaxBytes);
+      if (r.state === 'incomplete') return;
+      cleanup();
+      sock.pause();
+      if (r.state === 'bad') {
+        this.counters.badRequests++;
+        return this.answer(c, r.status, r.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request', r.reason);
+      }
+      const name = matchHost(r.host, this.cfg.hosts, this.cfg.defaultRoute);
+      if (name === undefined) {
+        this.counters.noRoute++;
+        return this.answer(c, 404, 'Not Found', `no route for host ${printable(r.host ?? '(none)', 100)}`);
+      }
+      c.route = this.routes.get(name)!;
+      c.chunks.push(buf);
+      c.bytes = buf.length;
+      this.dispatch(c);
+    };
+    sock.on('data', onData);
+    sock.on('end', onEnd);
+    sock.once('close', cleanup);
+  }
+
+  private dispatch(c: Client): void {
+    const r = c.route!;
+    const conn = r.popIdle();
+    if (conn) return this.handoff(c, conn);
+    if (!r.queue.push(c)) {
+      r.rejected++;
+      return this.refuse(c, 'queue full');
+    }
+    this.watchQueued(c, this.cfg.queueTimeoutMs);
+    this.evaluate(r);
+  }
+
+  /** While queued: a timeout, and notice a client that gives up. TCP bytes are read (bounded). */
+  private watchQueued(c: Client, timeoutMs: number): void {
+    const r = c.route!;
+    c.timer = setTimeout(() => {
+      c.timer = null;
+      r.queue.remove(c);
+      r.timeouts++;
+      this.refuse(c, 'queue timeout');
+    }, timeoutMs);
+    const gone = () => {
+      if (!c.queued) return;
+      r.queue.remove(c);
+      if (c.timer) clearTimeout(c.timer);
+      drop(c.sock);
+    };
+    c.sock.once('close', gone);
+    if (c.http) {
+      c.sock.once('end', gone); // HTTP: a FIN while waiting is a client that gave up
+      c.sock.resume();
+    }
+    c.sock.on('data', (chunk: Buffer) => {
+      if (!c.queued) return;
+      c.chunks.push(chunk);
+      c.bytes += chunk.length;
+      if (c.bytes >= this.cfg.headerMaxBytes) c.sock.pause(); // queue memory stays bounded
+    });
+    if (!c.http && c.bytes < this.cfg.headerMaxBytes) c.sock.resume();
+  }
+
+  private unwatch(c: Client): void {
+    if (c.timer) clearTimeout(c.timer);
+    c.timer = null;
+    c.sock.removeAllListeners('data');
+    c.sock.removeAllListeners('end');
+    c.sock.removeAllListeners('close');
+    c.sock.pause();
+  }
+
+  /**
+   * Hand a client to a pull connection: CLIENT plus the bytes so far as DATA; relay after READY.
+   * Until READY the client's bytes are kept: a link that fails by then re-queues the client.
+   */
+  private handoff(c: Client, conn: PullConn): void {
+    const r = c.route!;
+    const node = conn.node;
+    const link = conn.link;
+    this.unwatch(c);
+    conn.state = 'busy';
+    node.active++;
+    r.active++;
+    // CLIENT and the bytes read so far in one write.
+    const head = encodeJson(FrameType.client, { id: c.id, remote: c.remote, route: r.name });
+    if (c.bytes > 0 && c.bytes <= MAX_DATA) link.sock.write(Buffer.concat([head, dataFrame(c.chunks.length === 1 ? c.chunks[0]! : Buffer.concat(c.chunks))]));
+    else {
+      link.sock.write(head);
+      for (const chunk of c.chunks) link.sendData(chunk);
+    }
+    const sock = c.sock;
+    const onData = (chunk: Buffer) => {
+      c.chunks.push(chunk);
+      c.bytes += chunk.length;
+      link.sendData(chunk);
+      if (c.bytes >= this.cfg.headerMaxBytes * 4) sock.pause();
+    };
+    const onClose = () => drop(link.sock);
+    const settle = () => {
+      clearTimeout(timer);
+      link.release();
+      link.sock.off('close', onLinkClose);
+      sock.off('data', onData);
+      sock.off('close', onClose);
+      sock.pause();
+    };
+    const fail = (err: ProtocolError) => {
+      settle();
+      drop(link.sock);
+      if (sock.destroyed) return;
+      if (err.reason !== 'closed' && err.reason !== 'timeout') this.counters.garbled++;
+      r.requeued++;
+      this.log.debug('handoff failed before any byte reached the app; client re-queued', { route: r.name, node: node.id, reason: err.message });
+      if (++c.attempts >= MAX_ATTEMPTS) return this.refuse(c, 'no node could take it');
+      // Back to the front, keeping what is left of its queue time.
+      r.queue.unshift(c);
+      this.watchQueued(c, Math.max(1, this.cfg.queueTimeoutMs - (Date.now() - c.arrived)));
+      queueMicrotask(() => this.serveQueued(r));
+    };
+    const onLinkClose = () => fail(new ProtocolError('connection closed', 'closed'));
+    const timer = setTimeout(() => fail(new ProtocolError(`no READY within ${this.cfg.readyTimeoutMs} ms`, 'timeout')), this.cfg.readyTimeoutMs);
+    sock.on('data', onData);
+    sock.once('close', onClose);
+    link.sock.once('close', onLinkClose);
+    link.attach({
+      onData: () => fail(new ProtocolError('data before READY', 'unexpected')),
+      onFrame: (frame: Frame) => {
+        if (frame.type !== FrameType.ready) return fail(new ProtocolError(`unexpected frame ${frame.type}`, 'unexpected'));
+        settle();
+        if (sock.destroyed) return drop(link.sock);
+        c.chunks = [];
+        r.served++;
+        node.served++;
+        r.wait.add(Date.now() - c.arrived);
+        relay(link, sock, (reusable) => {
+          if (reusable) this.sessionDone(conn);
+        });
+      },
+    });
+    sock.resume();
+  }
+
+  /** The client is done and the link is clean: the pull connection serves the next one. */
+  private sessionDone(conn: PullConn): void {
+    if (conn.sock.destroyed || conn.state !== 'busy') return;
+    const node = conn.node;
+    conn.state = 'held';
+    node.active--;
+    node.route.active--;
+    if (node.active === 0) node.idleSince = Date.now();
+    this.offer(conn);
+  }
+
+  /** Pair queued clients with idle pull connections (after capacity appeared). */
+  private serveQueued(r: RouteState): void {
+    while (r.queue.size && r.idle) {
+      const c = r.queue.shift()!;
+      if (c.sock.destroyed) continue;
+      this.handoff(c, r.popIdle()!);
+    }
+    this.evaluate(r);
+  }
+
+  /** 503 + Retry-After (HTTP) or a close (TCP): never a silent reset for an HTTP client. */
+  protected refuse(c: Client, why: string): void {
+    if (c.timer) clearTimeout(c.timer);
+    c.timer = null;
+    c.chunks = [];
+    if (c.http) this.answer(c, 503, 'Service Unavailable', `no backend available (${why})`, this.cfg.retryAfterS);
+    else drop(c.sock);
+  }
+
+  private answer(c: Client, status: number, text: string, body: string, retryAfter?: number): void {
+    const sock = c.sock;
+    if (sock.destroyed) return;
+    if (!c.http) return drop(sock);
+    const payload = `${body}\n`;
+    sock.removeAllListeners('data');
+    sock.end(
+      `HTTP/1.1 ${status} ${text}\r\n${retryAfter !== undefined ? `Retry-After: ${retryAfter}\r\n` : ''}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(payload)}\r\nConnection: close\r\n\r\n${payload}`,
+    );
+    sock.resume(); // read and discard until the client closes, so the answer is not lost to a reset
+    setTimeout(() => drop(sock), 2000).unref();
+  }
+
+  /** A pull connection is ready: serve the oldest waiting client, or keep it idle. */
+  protected override offer(conn: PullConn): void {
+    const node = conn.node;
+    const r = node.route;
+    if (this.closing) return drop(conn.sock);
+    // Nothing may arrive on a pull connection that carries no client: anything that does is a broken node.
+    const broken = () => {
+      this.counters.garbled++;
+      drop(conn.sock);
+    };
+    conn.link.attach({ onFrame: broken, onData: broken });
+    if (node.draining || node.stopping) {
+      conn.state = 'held';
+      // A link back from its client while the node is being stopped: it gets the STOP now.
+      if (node.stopping) conn.sock.write(encodeJson(FrameType.stop, { reason: 'stopping' }));
+      return;
+    }
+    for (let c = r.queue.shift(); c; c = r.queue.shift()) {
+      if (!c.sock.destroyed) return this.handoff(c, conn);
+    }
+    r.pushIdle(conn);
+  }
+}
