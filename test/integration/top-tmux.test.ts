@@ -20,6 +20,9 @@ const image = `${repo}:1`;
 const MAP_PORT = 18730;
 const EDGE_PORT = 18731;
 const session = `elastic-top-${process.pid}`;
+/** A private tmux server (its own socket), so an operator's own tmux sessions are never touched. */
+const tmuxSocket = `elastic-test-${process.pid}`;
+const tmux = (args: string[], opts: { reject?: boolean } = {}) => execa('tmux', ['-L', tmuxSocket, ...args], opts);
 const stateDir = mkdtempSync(join(tmpdir(), 'elastic-top-state-'));
 const runDir = mkdtempSync(join(tmpdir(), 'elastic-top-run-'));
 const appDir = mkdtempSync(join(tmpdir(), 'elastic-top-app-'));
@@ -29,7 +32,7 @@ let ips: string[] = [];
 
 let lastPane = '';
 async function pane(): Promise<string> {
-  lastPane = String((await execa('tmux', ['capture-pane', '-p', '-t', session])).stdout);
+  lastPane = String((await tmux(['capture-pane', '-p', '-t', session])).stdout);
   return lastPane;
 }
 
@@ -81,11 +84,12 @@ beforeAll(async () => {
     const kinds = (await listStatusSockets(runDir)).map((s) => s.kind);
     return kinds.includes('map-image') && kinds.includes('edge');
   }, 'map-image and edge status sockets', 30_000, 100);
-  await execa('tmux', ['new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-e', `ELASTIC_RUN_DIR=${runDir}`, '-e', `ELASTIC_STATE_DIR=${stateDir}`, '-e', 'LANG=C.UTF-8', `${process.execPath} ${BIN} top --interval 0.5 --no-docker`]);
+  // `env -u CI`: the test runner's CI=true would make top treat the tmux terminal as a pipe (print once, exit).
+  await tmux(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-e', `ELASTIC_RUN_DIR=${runDir}`, '-e', `ELASTIC_STATE_DIR=${stateDir}`, '-e', 'LANG=C.UTF-8', `env -u CI ${process.execPath} ${BIN} top --interval 0.5 --no-docker`]);
 });
 
 afterAll(async () => {
-  await execa('tmux', ['kill-session', '-t', session], { reject: false });
+  await tmux(['kill-session', '-t', session], { reject: false });
   for (const c of children) if (c.pid) c.kill('SIGTERM');
   await Promise.all(children.map((c) => Promise.race([c, new Promise((r) => setTimeout(r, 10_000))])));
   for (const c of children) if (c.pid && c.exitCode === undefined) c.kill('SIGKILL');
@@ -119,7 +123,7 @@ describe('elastic top in tmux (80x24) against map-image --watch and proxy edge',
     expect(row(text, 'app')[4]).toBe('req');
 
     // The backends view: both containers with moving packet counters.
-    await execa('tmux', ['send-keys', '-t', session, '2']);
+    await tmux(['send-keys', '-t', session, '2']);
     text = String(await waitFor(async () => {
       const t = await pane();
       return ips.every((ip) => {
@@ -136,7 +140,7 @@ describe('elastic top in tmux (80x24) against map-image --watch and proxy edge',
     expect(okEdge).toBeGreaterThan(0);
 
     // It follows a resize: a narrower, shorter window gets a frame that fits it.
-    await execa('tmux', ['resize-window', '-t', session, '-x', '60', '-y', '16']);
+    await tmux(['resize-window', '-t', session, '-x', '60', '-y', '16']);
     text = String(await waitFor(async () => {
       const t = await pane();
       const ls = t.split('\n');
@@ -145,7 +149,7 @@ describe('elastic top in tmux (80x24) against map-image --watch and proxy edge',
     expect(text.split('\n').filter((l) => l.trim()).length).toBeLessThanOrEqual(16);
 
     // q quits and gives the terminal back.
-    await execa('tmux', ['send-keys', '-t', session, 'q']);
-    await waitFor(async () => (await execa('tmux', ['has-session', '-t', session], { reject: false })).exitCode !== 0, 'top to exit on q', 10_000, 100);
+    await tmux(['send-keys', '-t', session, 'q']);
+    await waitFor(async () => (await tmux(['has-session', '-t', session], { reject: false })).exitCode !== 0, 'top to exit on q', 10_000, 100);
   });
 });
