@@ -23,7 +23,9 @@ const stateDir = mkdtempSync(join(tmpdir(), 'mapimg-state-'));
 // This run's own kernel objects: tests never see other state directories' (namespace.ts).
 const own = namespaceFor(stateDir);
 const runDir = mkdtempSync(join(tmpdir(), 'mapimg-run-'));
-const env = { ELASTIC_STATE_DIR: stateDir, ELASTIC_RUN_DIR: runDir };
+// TMPDIR: transaction files of the processes a test kills with -9 stay in a directory of ours.
+const scratchDir = mkdtempSync(join(tmpdir(), 'mapimg-tmp-'));
+const env = { ELASTIC_STATE_DIR: stateDir, ELASTIC_RUN_DIR: runDir, TMPDIR: scratchDir };
 let ns: ClientNamespace;
 let before: RulesetSnapshot;
 const children: ResultPromise[] = [];
@@ -95,6 +97,7 @@ afterAll(async () => {
   await ns?.cleanup();
   rmSync(stateDir, { recursive: true, force: true });
   rmSync(runDir, { recursive: true, force: true });
+  rmSync(scratchDir, { recursive: true, force: true });
 });
 
 describe.each([
@@ -190,10 +193,21 @@ describe.each([
       const child = execa(process.execPath, [BIN, ...args(sets[i % 2]!)], { reject: false, stdin: 'ignore', env: { CI: 'true', ...env } });
       children.push(child);
       await new Promise((r) => setTimeout(r, 150 + Math.random() * 350));
+      // Its own tool processes (iptables-restore, the nft session) outlive it: note them first.
+      const kids = String((await execa('pgrep', ['-P', String(child.pid)], { reject: false })).stdout).split('\n').filter(Boolean).map(Number);
       if (child.exitCode === null) process.kill(child.pid!, 'SIGKILL');
       await child;
-      // The orphaned iptables-restore/nft of the killed process finishes on its own: wait for it.
-      await waitFor(async () => (await execa('pgrep', ['-f', 'elastic-dp-'], { reject: false })).exitCode === 1, 'orphan transaction done', 10_000);
+      // The orphaned transaction finishes on its own (the session's nft reads its last line, then
+      // end of input): wait for those processes, and for any transaction file still in use.
+      const alive = (pid: number) => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      await waitFor(async () => !kids.some(alive) && (await execa('pgrep', ['-f', scratchDir], { reject: false })).exitCode === 1, 'orphan transaction done', 10_000);
       const k = await programmed(plane, port);
       expect(allowed, `iteration ${i}: ${k.targets.length} targets`).toContain(k.targets.join(','));
       expect(k.spread).toBe(k.targets.length);

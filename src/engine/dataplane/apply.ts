@@ -7,6 +7,7 @@ import { forwardHookChain, parseIptablesSave, planIptables, renderIptables, type
 import { EMPTY_NFT_KERNEL, nftKernelFrom, parseNftJson, planNft, renderNft, type NftKernel, type NftRuleset } from './nft.js';
 import { toRuleMapping, type MappingsState, type RuleMapping } from './model.js';
 import { namespaceFor, type Namespace } from './namespace.js';
+import { NftSession } from './nft-session.js';
 import { readMappings, withMappingsLock, writeMappings } from './store.js';
 
 /**
@@ -57,12 +58,20 @@ interface KernelView {
 export class MappingsApplier {
   private cache: Cache | null = null;
   private readonly log: Logger;
+  /** nft transactions go through one long-lived `nft -i` (nft-session.ts); iptables-restore runs per transaction. */
+  private readonly nft: NftSession;
   /** The kernel objects of this state directory (namespace.ts): the only ones read or written. */
   readonly ns: Namespace;
 
   constructor(private readonly opts: ApplierOptions) {
     this.log = opts.logger ?? nullLogger;
     this.ns = namespaceFor(opts.store.location, opts.env ?? process.env);
+    this.nft = new NftSession({ env: opts.env });
+  }
+
+  /** End the nft session (it also ends by itself when this process exits). */
+  close(): void {
+    this.nft.close();
   }
 
   /** Forget what was applied: the next update reads the kernel (periodic resync, after errors). */
@@ -89,6 +98,7 @@ export class MappingsApplier {
       // The kernel read (full path) runs while the intent is written: both must finish before
       // anything is applied, neither depends on the other.
       const needNft = after.mappings.some((e) => e.spec.dataplane === 'nft');
+      if (needNft || before.mappings.some((e) => e.spec.dataplane === 'nft')) this.nft.warm();
       const readStart = performance.now();
       const kernelRead = this.cache === null ? this.readKernel(needNft).finally(() => (phases.kernelReadOwn = performance.now() - readStart)) : null;
       kernelRead?.catch(() => {}); // awaited below; a write failure must not leave it unhandled
@@ -128,7 +138,10 @@ export class MappingsApplier {
         return { ipt: undefined, iptables: false };
       },
     );
-    const nft = readTool('nft', ['-j', 'list', 'table', 'ip', this.ns.nftTable], env).then(
+    const viaSession = needNft ? this.nft.listTable(this.ns.nftTable).catch(() => false as const) : Promise.resolve(false as const);
+    const nft = viaSession
+      .then((text) => (text === false ? readTool('nft', ['-j', 'list', 'table', 'ip', this.ns.nftTable], env) : text))
+      .then(
       (text) => (text ? parseNftJson(text, this.ns.nftTable) : EMPTY_NFT_KERNEL),
       (err) => {
         if (needNft || !(err instanceof UserError) || !/not found/.test(err.message)) throw err;
@@ -179,7 +192,7 @@ export class MappingsApplier {
     for (const [kind, text] of steps) {
       if (!text) continue;
       this.log.debug(`applying ${kind} transaction`, { lines: text.split('\n').length - 1 });
-      await applyTransaction(kind, text, { env: this.opts.env });
+      await applyTransaction(kind, text, { env: this.opts.env, nft: this.nft });
       transactions++;
     }
     lap('apply');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ExitCode, UserError } from '../errors.js';
 import { printable } from '../model/validate.js';
 import type { DataplaneKind } from './model.js';
+import type { NftSession } from './nft-session.js';
 
 /**
  * The only place that runs iptables/nft/conntrack: argument arrays (never a shell), errors turned
@@ -87,11 +88,21 @@ export async function readTool(bin: string, args: string[], opts: ToolEnv = {}):
 }
 
 /**
- * Apply one transaction. On refusal the kernel keeps what it had (both tools commit all or
+ * Apply one transaction (nft: through `opts.nft`, a long-lived session, when there is one). On refusal the kernel keeps what it had (both tools commit all or
  * nothing); the error names the failing line of our text, so an operator can see what was refused.
  */
-export async function applyTransaction(kind: DataplaneKind, text: string, opts: ToolEnv = {}): Promise<void> {
+export async function applyTransaction(kind: DataplaneKind, text: string, opts: ToolEnv & { nft?: NftSession } = {}): Promise<void> {
   if (!text) return;
+  if (kind === 'nft' && opts.nft) {
+    let out: string | false;
+    try {
+      out = await opts.nft.apply(text);
+    } catch (err) {
+      throw new UserError(`nft did not finish the transaction: ${printable((err as Error).message, 200)}`, 'the rules are re-read and the previous state restored; re-run, and check the nftables installation if it repeats', ExitCode.unavailable);
+    }
+    if (out === '' || (out !== false && !/Error/.test(out))) return; // committed (warnings are not errors)
+    if (out !== false) throw refusal(kind, text, out);
+  }
   const dir = await mkdtemp(join(tmpdir(), 'elastic-dp-'));
   const file = join(dir, kind === 'nft' ? 'rules.nft' : 'rules.ipt');
   try {
