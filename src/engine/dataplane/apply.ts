@@ -12,7 +12,8 @@ import { readMappings, withMappingsLock, writeMappings } from './store.js';
 
 /**
  * The applier: state in, kernel out. Every change goes through `update()`:
- *   lock -> read state -> mutate (pure) -> write state (the intent) -> render -> plan -> apply -> unlock
+ *   lock -> read state -> mutate (pure) -> write state (the intent) -> apply -> unlock
+ *                                         \-> [read kernel] -> render -> plan -/   (beside the write)
  * The state is written before the kernel so that a crash in between leaves an intent that the
  * next run reconciles to; a refused transaction puts the previous state back and reconciles to it.
  *
@@ -34,9 +35,9 @@ export interface UpdateResult {
   readonly full: boolean;
   readonly ms: number;
   /**
-   * Where the time went (ms): lock, stateRead, stateWrite (the kernel read runs beside it:
-   * kernelReadOwn is its own duration, kernelReadWait what was left after the write), plan
-   * (render + plan), apply (the transactions), conntrack.
+   * Where the time went (ms), in order: lock, stateRead, kernelReadWait (the kernel read, full
+   * path; kernelReadOwn is its own duration), plan (render + plan), stateWrite (what was left of
+   * the state write, which started with the read), apply (the transactions), conntrack.
    */
   readonly phases: Readonly<Record<string, number>>;
 }
@@ -95,23 +96,32 @@ export class MappingsApplier {
       const after: MappingsState = mutated === before ? before : { ...mutated, generation: before.generation + 1 };
       if (opts.full || this.cache?.generation !== before.generation) this.cache = null;
       lap('stateRead');
-      // The kernel read (full path) runs while the intent is written: both must finish before
-      // anything is applied, neither depends on the other.
       const needNft = after.mappings.some((e) => e.spec.dataplane === 'nft');
       if (needNft || before.mappings.some((e) => e.spec.dataplane === 'nft')) this.nft.warm();
       const readStart = performance.now();
       const kernelRead = this.cache === null ? this.readKernel(needNft).finally(() => (phases.kernelReadOwn = performance.now() - readStart)) : null;
       kernelRead?.catch(() => {}); // awaited below; a write failure must not leave it unhandled
-      if (after !== before) await writeMappings(this.opts.store, after);
-      lap('stateWrite');
-      const kernel = kernelRead ? await kernelRead : null;
+      // The intent is written while the kernel is read and the plan made (the write is I/O, the
+      // plan CPU); nothing is applied before the write is done.
+      let writeFailure: unknown = null;
+      const write = after !== before ? writeMappings(this.opts.store, after).catch((err) => Promise.reject((writeFailure = err))) : null;
+      write?.catch(() => {});
+      let kernel: KernelView | null;
+      try {
+        kernel = kernelRead ? await kernelRead : null;
+      } catch (err) {
+        await write?.catch(() => {}); // as before: the intent stays, the next run reconciles to it
+        throw writeFailure ?? err;
+      }
       lap('kernelReadWait');
       let transactions: number;
       const full = this.cache === null;
       try {
-        transactions = await this.reconcile(before, after, kernel, lap);
+        transactions = await this.reconcile(before, after, kernel, lap, write);
       } catch (err) {
         this.cache = null;
+        await write?.catch(() => {}); // a plan error can come before the write is done
+        if (writeFailure) throw writeFailure; // nothing was applied: the kernel and the state are as before
         if (after !== before) {
           const restored = { ...before, generation: after.generation + 1 };
           await writeMappings(this.opts.store, restored);
@@ -152,7 +162,7 @@ export class MappingsApplier {
     return { ...i, nft: n };
   }
 
-  private async reconcile(before: MappingsState, after: MappingsState, kernel: KernelView | null, lap: (phase: string) => void): Promise<number> {
+  private async reconcile(before: MappingsState, after: MappingsState, kernel: KernelView | null, lap: (phase: string) => void, gate?: Promise<void> | null): Promise<number> {
     const entries = after.mappings;
     const rule = (kind: 'iptables' | 'nft') => entries.filter((e) => e.spec.dataplane === kind).map(toRuleMapping);
     const all: RuleMapping[] = entries.map(toRuleMapping);
@@ -188,6 +198,10 @@ export class MappingsApplier {
       ? [['nft', nftText], ['iptables', natIpt], ['iptables', filterIpt]]
       : [['iptables', filterIpt], ['iptables', natIpt], ['nft', nftText]];
     lap('plan');
+    if (gate) {
+      await gate;
+      lap('stateWrite');
+    }
     let transactions = 0;
     for (const [kind, text] of steps) {
       if (!text) continue;
