@@ -167,9 +167,10 @@ export async function mapImage(opts: MapImageOptions, signal: AbortSignal): Prom
   const store = storeOf(opts);
   await assertNoConflict(spec, store);
   const dopts = discoverOptionsFor(spec, opts);
+  const applier = new MappingsApplier({ store, logger: log, env: opts.env });
+  if (spec.dataplane === 'nft') applier.warm(); // the nft session starts while Docker is asked
   let backends = (await discoverOnce(dopts)).backends;
   if (backends.length === 0) backends = await waitForBackends(spec, dopts, opts.waitMs ?? 60_000, signal, log);
-  const applier = new MappingsApplier({ store, logger: log, env: opts.env });
   const r = await applier.update((s) => upsertMapping(s, spec, toMappingBackends(backends)));
   const entry = r.after.mappings.find((m) => m.spec.id === spec.id)!;
   log.info(`mapped ${spec.port}/${spec.protocol} to ${entry.backends.length} backend(s)`, { dataplane: spec.dataplane, ms: Math.round(r.ms) });

@@ -70,6 +70,11 @@ export class MappingsApplier {
     this.nft = new NftSession({ env: opts.env });
   }
 
+  /** Start the nft session now, beside other work (discovery), so that the first sync does not wait for it. */
+  warm(): void {
+    this.nft.warm();
+  }
+
   /** End the nft session (it also ends by itself when this process exits). */
   close(): void {
     this.nft.close();

@@ -46,6 +46,7 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
   const store = storeOf(opts);
   await assertNoConflict(spec, store);
   const applier = new MappingsApplier({ store, logger: log, env: opts.env });
+  if (spec.dataplane === 'nft') applier.warm();
   const stopRequested = new AbortController();
   const both = AbortSignal.any([signal, stopRequested.signal]);
   let latest: BackendSet | null = null;
