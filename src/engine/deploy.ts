@@ -8,7 +8,7 @@ import { sampleLoad } from './deploy/metrics.js';
 import { simulatePlan, type Step } from './deploy/plan.js';
 import { converge, type RolloutEvent } from './deploy/rollout.js';
 import { checkReplicas, checkService, resolveBudget, revisionOf, type DeploySpec } from './deploy/spec.js';
-import { loadState, saveState, type DeployState, type RevisionRecord } from './deploy/state.js';
+import { loadState, saveState, serviceOfKey, type DeployState, type RevisionRecord } from './deploy/state.js';
 import { DeployView, type ServiceView } from './deploy/view.js';
 
 /**
@@ -272,7 +272,9 @@ export async function deployRm(service: string, ctx: DeployContext): Promise<{ v
 /** The state of one service, or of every service deployed on the Docker host. */
 export async function deployStatus(service: string | undefined, ctx: DeployContext): Promise<{ v: 1; services: ServiceView[] }> {
   const s = session(ctx);
-  const names = service ? [checkService(service)] : await s.ops.services();
+  // Without a name: every service with containers, and every one with a state file (a service
+  // scaled to 0 has no container left, but is still deployed).
+  const names = service ? [checkService(service)] : [...new Set([...(await s.ops.services()), ...(await s.store.keys()).flatMap((k) => serviceOfKey(k) ?? [])])].sort();
   const out: ServiceView[] = [];
   for (const name of names) {
     const sock = await liveSocket(name, ctx.runDir);

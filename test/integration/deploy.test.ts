@@ -88,6 +88,14 @@ describe('elastic deploy (real dockerd)', () => {
     const status = await fx.run(['deploy', 'status', svc, '--json']);
     expect(JSON.parse(String(status.stdout)).services[0]).toMatchObject({ service: svc, desired: 1, ready: 1, phase: 'steady', revision: res.revision });
 
+    // Scaled to 0, no container is left, but `deploy status` (all services) still lists it.
+    const zero = await fx.run(['deploy', 'scale', svc, '--replicas', '0', '--json']);
+    expect(zero.exitCode, String(zero.stderr)).toBe(0);
+    expect(await fx.containers(svc, false)).toHaveLength(0);
+    const all = await fx.run(['deploy', 'status', '--json']);
+    expect(all.exitCode, String(all.stderr)).toBe(0);
+    expect((JSON.parse(String(all.stdout)).services as Array<{ service: string }>).find((v) => v.service === svc)).toMatchObject({ service: svc, desired: 0, ready: 0 });
+
     const rm = await fx.run(['deploy', 'rm', svc]);
     expect(rm.exitCode, String(rm.stderr)).toBe(0);
     expect(await fx.containers(svc)).toHaveLength(0);
