@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NftSession } from '../../src/engine/dataplane/nft-session.js';
 import { applyTransaction } from '../../src/engine/dataplane/exec.js';
+import { MappingsApplier } from '../../src/engine/dataplane/apply.js';
+import { upsertMapping } from '../../src/engine/map-image.js';
+import { FileStateStore, type StateStore } from '../../src/engine/runtime/state-store.js';
 
 /**
  * The long-lived `nft -i` session against the real nft. Everything happens in a table of the
@@ -87,5 +90,22 @@ describe('NftSession (a long-lived nft -i)', () => {
     await applyTransaction('nft', `add element ${T} s { 198.18.9.3 }\n`, { env, nft: s });
     expect(await elements('s')).toEqual(expect.arrayContaining(['198.18.9.3']));
     expect(await elements('s')).not.toContain('198.18.9.2');
+  });
+});
+
+describe('MappingsApplier: the state write runs beside the kernel read and the plan', () => {
+  it('a failed state write applies nothing and is the error reported', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'elastic-applier-'));
+    const files = new FileStateStore(dir);
+    const failing: StateStore = { location: files.location, get: (k) => files.get(k), delete: (k) => files.delete(k), keys: () => files.keys(), put: async () => Promise.reject(new Error('disk full')) };
+    const applier = new MappingsApplier({ store: failing });
+    try {
+      const spec = { id: 'tcp-18399', protocol: 'tcp' as const, port: 18399, image: 'x', containerPort: 80, staticBackends: [], dataplane: 'nft' as const, created: 'now' };
+      await expect(applier.update((s) => upsertMapping(s, spec, [{ id: 'a', name: 'a', address: '198.18.9.9', port: 80 }]))).rejects.toThrow('disk full');
+      expect((await execa('nft', ['list', 'table', 'ip', applier.ns.nftTable], { reject: false })).exitCode).not.toBe(0); // no table: nothing applied
+    } finally {
+      applier.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -59,7 +59,7 @@ interface KernelView {
 export class MappingsApplier {
   private cache: Cache | null = null;
   private readonly log: Logger;
-  /** nft transactions go through one long-lived `nft -i` (nft-session.ts); iptables-restore runs per transaction. */
+  /** nft transactions and reads go through one long-lived `nft -j -i` (nft-session.ts); iptables-restore runs per transaction. */
   private readonly nft: NftSession;
   /** The kernel objects of this state directory (namespace.ts): the only ones read or written. */
   readonly ns: Namespace;
@@ -108,15 +108,13 @@ export class MappingsApplier {
       kernelRead?.catch(() => {}); // awaited below; a write failure must not leave it unhandled
       // The intent is written while the kernel is read and the plan made (the write is I/O, the
       // plan CPU); nothing is applied before the write is done.
-      let writeFailure: unknown = null;
-      const write = after !== before ? writeMappings(this.opts.store, after).catch((err) => Promise.reject((writeFailure = err))) : null;
-      write?.catch(() => {});
+      const write = after !== before ? writeMappings(this.opts.store, after) : null;
+      const writeFailure = write ? write.then(() => null, (err: unknown) => err ?? new Error('state write failed')) : Promise.resolve(null);
       let kernel: KernelView | null;
       try {
         kernel = kernelRead ? await kernelRead : null;
       } catch (err) {
-        await write?.catch(() => {}); // as before: the intent stays, the next run reconciles to it
-        throw writeFailure ?? err;
+        throw (await writeFailure) ?? err; // as before: a written intent stays, the next run reconciles to it
       }
       lap('kernelReadWait');
       let transactions: number;
@@ -125,8 +123,8 @@ export class MappingsApplier {
         transactions = await this.reconcile(before, after, kernel, lap, write);
       } catch (err) {
         this.cache = null;
-        await write?.catch(() => {}); // a plan error can come before the write is done
-        if (writeFailure) throw writeFailure; // nothing was applied: the kernel and the state are as before
+        const failed = await writeFailure; // (a plan error can come before the write is done)
+        if (failed) throw failed; // nothing was applied: the kernel and the state are as before
         if (after !== before) {
           const restored = { ...before, generation: after.generation + 1 };
           await writeMappings(this.opts.store, restored);
@@ -157,12 +155,12 @@ export class MappingsApplier {
     const nft = viaSession
       .then((text) => (text === false ? readTool('nft', ['-j', 'list', 'table', 'ip', this.ns.nftTable], env) : text))
       .then(
-      (text) => (text ? parseNftJson(text, this.ns.nftTable) : EMPTY_NFT_KERNEL),
-      (err) => {
-        if (needNft || !(err instanceof UserError) || !/not found/.test(err.message)) throw err;
-        return undefined;
-      },
-    );
+        (text) => (text ? parseNftJson(text, this.ns.nftTable) : EMPTY_NFT_KERNEL),
+        (err) => {
+          if (needNft || !(err instanceof UserError) || !/not found/.test(err.message)) throw err;
+          return undefined;
+        },
+      );
     const [i, n] = await Promise.all([ipt, nft]);
     return { ...i, nft: n };
   }

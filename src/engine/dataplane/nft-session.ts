@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { ToolEnv } from './exec.js';
 
 /**
- * One long-lived `nft -i` that runs this process's nft transactions.
+ * One long-lived `nft -j -i` that runs this process's nft transactions and reads its own table.
  *
  * Why not `nft -f` per transaction: when a transaction replaced or deleted anything (a rule, a set
  * element), the kernel frees the old objects after an RCU grace period, and every nfnetlink socket
@@ -47,9 +47,7 @@ export class NftSession {
    * mid-transaction: whether it committed is then unknown, and the caller must re-read the kernel.
    */
   apply(text: string): Promise<string | false> {
-    const run = this.tail.then(() => this.applyNow(text));
-    this.tail = run.catch(() => {});
-    return run;
+    return this.enqueue(() => this.applyNow(text));
   }
 
   /**
@@ -58,9 +56,8 @@ export class NftSession {
    */
   listTable(table: string): Promise<string | null | false> {
     if (!/^[A-Za-z0-9_]+$/.test(table)) return Promise.resolve(false);
-    const run = this.tail.then(async () => {
-      if (this.usable === false) return false;
-      if (!this.child && !(await this.start())) return false;
+    return this.enqueue(async () => {
+      if (!(await this.running())) return false;
       const r = await this.ask(`list table ip ${table}\n`, true);
       if (r.errors) {
         if (/No such file or directory/.test(r.errors)) return null;
@@ -68,8 +65,6 @@ export class NftSession {
       }
       return r.stdout;
     });
-    this.tail = run.catch(() => {});
-    return run;
   }
 
   /** The running nft's pid (tests, diagnostics). */
@@ -80,10 +75,7 @@ export class NftSession {
   /** Start the session now (beside other work) so that the first transaction does not wait for it. */
   warm(): void {
     if (this.usable === false || this.child) return;
-    const run = this.tail.then(async () => {
-      if (!this.child && this.usable !== false) await this.start();
-    });
-    this.tail = run.catch(() => {});
+    void this.enqueue(() => this.running()).catch(() => {});
   }
 
   /** End the session (nft exits on end of input). */
@@ -99,9 +91,21 @@ export class NftSession {
     if (this.usable) this.usable = null;
   }
 
-  private async applyNow(text: string): Promise<string | false> {
+  /** One request at a time, in call order. */
+  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn);
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  /** The session is up (started now if needed); false when it cannot run here. */
+  private async running(): Promise<boolean> {
     if (this.usable === false) return false;
-    if (!this.child && !(await this.start())) return false;
+    return this.child !== null || this.start();
+  }
+
+  private async applyNow(text: string): Promise<string | false> {
+    if (!(await this.running())) return false;
     // A private directory per transaction, removed right after: nothing is left behind even
     // when this process ends without closing the session.
     const dir = await mkdtemp(join(tmpdir(), 'elastic-nft-'));
@@ -143,6 +147,7 @@ export class NftSession {
       this.waiter = null;
       w?.reject(new Error(`nft -i ended (${r.exitCode ?? r.signal ?? 'failed to start'}) during a transaction: ${(this.stderr.trim() || r.shortMessage || '').split('\n')[0]}`));
       this.stderr = '';
+      this.stdout = '';
     });
     // Never keep the process alive for the session alone: an in-flight request holds a timer.
     child.unref();
