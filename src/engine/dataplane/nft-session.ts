@@ -128,6 +128,9 @@ export class NftSession {
       stdin: 'pipe',
       stdout: 'pipe',
       stderr: 'pipe',
+      // Its own process group: a Ctrl-C at the terminal reaches elastic (which then removes its
+      // rules through this session), not nft. It ends at end of input, whenever elastic ends.
+      detached: true,
     });
     this.child = child;
     child.stdout?.setEncoding('utf8');
