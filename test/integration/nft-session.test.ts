@@ -38,6 +38,10 @@ describe('NftSession (a long-lived nft -i)', () => {
     expect(await s.apply(`add table ${T}\nadd chain ${T} c\nadd set ${T} s { type ipv4_addr; }\nadd element ${T} s { 198.18.7.1 }\n`)).toBe('');
     expect(await elements('s')).toEqual(['198.18.7.1']);
     expect(s.pid).toBeGreaterThan(0);
+    // Its own process group: a Ctrl-C at elastic's terminal must not reach it.
+    const pgid = async (pid: number) => Number((await execa('ps', ['-o', 'pgid=', '-p', String(pid)])).stdout.trim());
+    expect(await pgid(s.pid!)).toBe(s.pid);
+    expect(await pgid(process.pid)).not.toBe(s.pid);
   });
 
   it('a refused transaction changes nothing and returns nft\'s error naming the line', async () => {
