@@ -9,6 +9,7 @@ import { snapshotRuleset, type RulesetSnapshot } from '../support/ruleset.js';
 import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
 import { drainBackend, mapImage, readAllBackendCounters, stopAllMappings, stopMapping } from '../../src/engine/map-image.js';
 import { listFlows } from '../../src/engine/dataplane/conntrack.js';
+import { ownedStateDir } from '../support/owned.js';
 
 /**
  * The contracts other features use: deploy's "remove this backend, tell me when drained" and the
@@ -16,7 +17,7 @@ import { listFlows } from '../../src/engine/dataplane/conntrack.js';
  */
 const tc = new TestContainers();
 const image = `mapimg-ctr-${tc.runId}:1`;
-const stateDir = mkdtempSync(join(tmpdir(), 'mapimg-ctr-state-'));
+const stateDir = ownedStateDir('mapimg-ctr-state-');
 // This run's own kernel objects: tests never see other state directories' (namespace.ts).
 const own = namespaceFor(stateDir);
 const runDir = mkdtempSync(join(tmpdir(), 'mapimg-ctr-run-'));

@@ -9,12 +9,13 @@ import { requireDocker } from '../support/docker.js';
 import { elasticTraces, snapshotRuleset, type RulesetSnapshot } from '../support/ruleset.js';
 import { nftSvc } from '../../src/engine/dataplane/nft.js';
 import { stopAllMappings } from '../../src/engine/map-image.js';
+import { ownedStateDir } from '../support/owned.js';
 
 /**
  * Bad input and refusals: each ends with a non-zero exit and a clear message, and nothing
  * half-applied (the ruleset is what it was, or the previous mapping is intact).
  */
-const stateDir = mkdtempSync(join(tmpdir(), 'mapimg-err-state-'));
+const stateDir = ownedStateDir('mapimg-err-state-');
 // This run's own kernel objects: tests never see other state directories' (namespace.ts).
 const own = namespaceFor(stateDir);
 const runDir = mkdtempSync(join(tmpdir(), 'mapimg-err-run-'));
@@ -154,7 +155,7 @@ describe('the kernel refusing a transaction', () => {
 
 describe('two state directories on one host', () => {
   it('each owns its own kernel objects: a sync or `stop --all` in one never touches the other', async () => {
-    const otherState = mkdtempSync(join(tmpdir(), 'mapimg-err-other-state-'));
+    const otherState = ownedStateDir('mapimg-err-other-state-');
     const otherRun = mkdtempSync(join(tmpdir(), 'mapimg-err-other-run-'));
     const otherEnv = { ELASTIC_STATE_DIR: otherState, ELASTIC_RUN_DIR: otherRun };
     const other = namespaceFor(otherState);

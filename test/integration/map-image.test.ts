@@ -11,6 +11,7 @@ import { createClientNamespace, type ClientNamespace } from '../support/netns.js
 import { elasticTraces, snapshotRuleset, type RulesetSnapshot } from '../support/ruleset.js';
 import { requestStatus } from '../../src/engine/runtime/status.js';
 import { mapImage, stopMapping, stopAllMappings, type ListResult } from '../../src/engine/map-image.js';
+import { ownedStateDir } from '../support/owned.js';
 
 /**
  * map-image end to end, on both data planes: a client namespace (198.19.3.0/24) -> DNAT in the
@@ -19,7 +20,7 @@ import { mapImage, stopMapping, stopAllMappings, type ListResult } from '../../s
  */
 const tc = new TestContainers();
 const image = `mapimg-web-${tc.runId}:1`;
-const stateDir = mkdtempSync(join(tmpdir(), 'mapimg-state-'));
+const stateDir = ownedStateDir('mapimg-state-');
 // This run's own kernel objects: tests never see other state directories' (namespace.ts).
 const own = namespaceFor(stateDir);
 const runDir = mkdtempSync(join(tmpdir(), 'mapimg-run-'));

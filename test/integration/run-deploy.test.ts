@@ -9,6 +9,7 @@ import { LineReader } from '../support/lines.js';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
 import { defaultPaths } from '../../src/engine/render.js';
 import { listStatusSockets, requestStatus, type Snapshot } from '../../src/engine/runtime/status.js';
+import { ownedStateDir } from '../support/owned.js';
 
 /**
  * `elastic run` with a `deploys:` section: the built binary, spawned and killed by pid, with the
@@ -16,7 +17,7 @@ import { listStatusSockets, requestStatus, type Snapshot } from '../../src/engin
  * them through a `label: elastic.service=<name>` source.
  */
 const SERVICE = 'rundpl-web';
-const stateDir = mkdtempSync(join(tmpdir(), 'rundpl-state-'));
+const stateDir = ownedStateDir('rundpl-state-');
 const runDir = mkdtempSync(join(tmpdir(), 'rundpl-run-'));
 const dir = mkdtempSync(join(tmpdir(), 'rundpl-cfg-'));
 const env = { ELASTIC_STATE_DIR: stateDir, ELASTIC_RUN_DIR: runDir };

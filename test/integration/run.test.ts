@@ -23,13 +23,14 @@ import { defaultPaths } from '../../src/engine/render.js';
 import { requestStatus, type Snapshot } from '../../src/engine/runtime/status.js';
 import { parseExposition } from '../fixtures/run/exposition.js';
 import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
+import { ownedStateDir } from '../support/owned.js';
 
 /**
  * `elastic run` end to end: the built binary, spawned and killed by pid, with the real dockerd,
  * HAProxy, the kernel's DNAT (nft) and the real AWS SDK ELB client.
  */
 const tc = new TestContainers();
-const stateDir = mkdtempSync(join(tmpdir(), 'run-state-'));
+const stateDir = ownedStateDir('run-state-');
 const runDir = mkdtempSync(join(tmpdir(), 'run-run-'));
 const dir = mkdtempSync(join(tmpdir(), 'run-cfg-'));
 const env = { ELASTIC_STATE_DIR: stateDir, ELASTIC_RUN_DIR: runDir };

@@ -7,6 +7,7 @@ import { StatusServer } from '../../src/engine/runtime/status.js';
 import { BIN, elastic } from '../support/cli.js';
 import { LineReader } from '../support/lines.js';
 import { FIXTURE_KINDS, mapImageContent, type FixtureKind } from '../fixtures/top/content.js';
+import { ownedStateDir } from '../support/owned.js';
 
 /**
  * `elastic top` without a terminal, through the built binary, against real status sockets served
@@ -28,7 +29,7 @@ const env = () => ({ ELASTIC_RUN_DIR: runDir, ELASTIC_STATE_DIR: stateDir });
 
 beforeAll(async () => {
   runDir = await mkdtemp(join(tmpdir(), 'elastic-top-run-'));
-  stateDir = await mkdtemp(join(tmpdir(), 'elastic-top-state-'));
+  stateDir = ownedStateDir('elastic-top-state-');
   for (const [kind, name] of [['map-image', 'tcp-18720'], ['render', 'top18721'], ['edge', '18722'], ['node', 'api-1']] as const) {
     const s = serve(kind, name);
     await s.listen();

@@ -7,6 +7,7 @@ import { request } from 'node:http';
 import { BIN } from '../support/cli.js';
 import { docker, requireDocker, TEST_IMAGE, TestContainers, waitFor } from '../support/docker.js';
 import { listStatusSockets } from '../../src/engine/runtime/status.js';
+import { ownedStateDir } from '../support/owned.js';
 
 /**
  * `elastic top` in a real terminal (tmux, 80x24) against real running elastic processes: a
@@ -23,7 +24,7 @@ const session = `elastic-top-${process.pid}`;
 /** A private tmux server (its own socket), so an operator's own tmux sessions are never touched. */
 const tmuxSocket = `elastic-test-${process.pid}`;
 const tmux = (args: string[], opts: { reject?: boolean } = {}) => execa('tmux', ['-L', tmuxSocket, ...args], opts);
-const stateDir = mkdtempSync(join(tmpdir(), 'elastic-top-state-'));
+const stateDir = ownedStateDir('elastic-top-state-');
 const runDir = mkdtempSync(join(tmpdir(), 'elastic-top-run-'));
 const appDir = mkdtempSync(join(tmpdir(), 'elastic-top-app-'));
 const env = { ELASTIC_STATE_DIR: stateDir, ELASTIC_RUN_DIR: runDir };

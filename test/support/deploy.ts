@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { docker as mainDocker } from './docker.js';
 import { elastic } from './cli.js';
+import { ownedStateDir } from './owned.js';
 
 /**
  * Deploy test fixture: private state and run dirs, a unique `dpl` service name per test, the CLI
@@ -19,7 +20,7 @@ export class DeployFixture {
   constructor(private readonly client: Docker = mainDocker) {}
 
   async setup(): Promise<void> {
-    this.stateDir = await mkdtemp(join(tmpdir(), 'elastic-deploy-state-'));
+    this.stateDir = ownedStateDir('elastic-deploy-state-');
     this.runDir = await mkdtemp(join(tmpdir(), 'elastic-deploy-run-'));
   }
 
