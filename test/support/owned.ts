@@ -12,8 +12,8 @@ import { BIN } from './cli.js';
  *
  * A test that gives elastic a state directory takes it from `ownedStateDir()`: the directory
  * names its owner (this process's pid). A directory whose owner is gone is swept with
- * `elastic map-image stop --all` (every kernel object of that state directory's namespace, listed
- * in its state or not), then removed. Containers labelled `elastic.test=t<pid>-...`
+ * `elastic deploy rm` for each service it deployed and `elastic map-image stop --all` (every kernel
+ * object of that state directory's namespace, listed in its state or not), then removed. Containers labelled `elastic.test=t<pid>-...`
  * (support/docker.ts) whose pid is gone are removed. Anything whose owner still runs (another
  * run on the same machine) is left alone.
  */
@@ -53,8 +53,14 @@ export async function sweepLeftovers(root = tmpdir()): Promise<Swept> {
       continue;
     }
     const runDir = mkdtempSync(join(tmpdir(), 'elastic-sweep-run-'));
+    const env = { ELASTIC_STATE_DIR: dir, ELASTIC_RUN_DIR: runDir, CI: 'true' };
     try {
-      const r = await execa(process.execPath, [BIN, 'map-image', 'stop', '--all'], { reject: false, stdin: 'ignore', timeout: 60_000, env: { ELASTIC_STATE_DIR: dir, ELASTIC_RUN_DIR: runDir, CI: 'true' } });
+      // Services a dead run deployed: their containers go with `elastic deploy rm`.
+      for (const svc of readdirSync(dir).flatMap((f) => /^deploy-([A-Za-z0-9_-]+)\.json$/.exec(f)?.[1] ?? [])) {
+        const d = await execa(process.execPath, [BIN, 'deploy', 'rm', svc], { reject: false, stdin: 'ignore', timeout: 120_000, env });
+        if (d.exitCode !== 0) out.problems.push(`${dir}: deploy rm ${svc} exited ${d.exitCode}: ${String(d.stderr).trim().split('\n')[0]}`);
+      }
+      const r = await execa(process.execPath, [BIN, 'map-image', 'stop', '--all'], { reject: false, stdin: 'ignore', timeout: 60_000, env });
       if (r.exitCode !== 0) {
         out.problems.push(`${dir}: map-image stop --all exited ${r.exitCode}: ${String(r.stderr).trim().split('\n')[0]}`);
         continue; // keep the directory: its namespace can still be swept by hand
