@@ -171,6 +171,7 @@ export function relay(link: Link, local: Socket, done: (reusable: boolean) => vo
   const finish = (reusable: boolean) => {
     if (finished) return;
     finished = true;
+    flush();
     local.off('data', onLocalData);
     local.off('end', onLocalEnd);
     local.off('close', onLocalClose);
@@ -184,7 +185,20 @@ export function relay(link: Link, local: Socket, done: (reusable: boolean) => vo
     }
     done(reusable);
   };
+  // What `local` delivers in one turn of the event loop leaves in one write: typically the app's
+  // response and its FIN (DATA + END), one syscall and one wakeup of the peer instead of two.
+  let corked = false;
+  const flush = () => {
+    if (!corked) return;
+    corked = false;
+    pull.uncork();
+  };
   const onLocalData = (chunk: Buffer) => {
+    if (!corked) {
+      corked = true;
+      pull.cork();
+      setImmediate(flush);
+    }
     if (!link.sendData(chunk)) local.pause();
   };
   const onPullDrain = () => local.resume();
