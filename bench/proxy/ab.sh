@@ -6,6 +6,7 @@
 # (run `npm run build` first). Ports 18540-18542 on 127.0.0.1; every process is ours, stopped by pid.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/proxy/nginx.sh
 OLD=${1:?usage: ab.sh OLD_COMMIT [DURATION] [ROUNDS]}
 DUR=${2:-4s}
 ROUNDS=${3:-2}
@@ -17,27 +18,14 @@ cleanup() {
   rm -rf "$T"
 }
 trap cleanup EXIT
-mkdir -p "$T/old" "$T/new" "$T/www" "$T/nginx" "$T/run" "$T/state"
+mkdir -p "$T/old" "$T/new" "$T/run" "$T/state"
 git archive "$OLD" src bin package.json tsconfig.build.json tsconfig.json | tar -x -C "$T/old"
 ln -s "$PWD/node_modules" "$T/old/node_modules"
 (cd "$T/old" && node_modules/.bin/tsc -p tsconfig.build.json --outDir dist)
 cp oclif.manifest.json "$T/old/"
 cp -r bin dist package.json oclif.manifest.json "$T/new/"
 ln -s "$PWD/node_modules" "$T/new/node_modules"
-printf 'hello\n' >"$T/www/index.html"
-cat >"$T/nginx.conf" <<CFG
-worker_processes 1;
-daemon off;
-pid $T/nginx.pid;
-error_log $T/nginx/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $T/nginx; proxy_temp_path $T/nginx; fastcgi_temp_path $T/nginx; uwsgi_temp_path $T/nginx; scgi_temp_path $T/nginx;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:18540; root $T/www; }
-}
-CFG
+write_nginx "$T" 18540
 export ELASTIC_RUN_DIR="$T/run" ELASTIC_STATE_DIR="$T/state" ELASTIC_EDGE_TOKEN=bench-token-0123456789abcdef
 w() { wrk -t1 -c"$1" -d"$DUR" --latency "${@:2}" | awk '/Requests\/sec/ {r=$2} $1=="50%" {p=$2} END {printf "%7.0f req/s p50 %-8s", r, p}'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }

@@ -10,6 +10,7 @@
 # Usage: bash bench/proxy/run.sh [DURATION=5s] [CONNS=50]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/proxy/nginx.sh
 DUR=${1:-5s}
 CONNS=${2:-50}
 NODE=$(command -v node)
@@ -119,21 +120,7 @@ start_haproxy
 [ "${SKIP_SLOW:-}" ] || run_suite slow 64 -- "$NODE" bench/proxy/cpu-app.mjs
 
 # Fast app: nginx, one worker, a 6-byte file.
-mkdir -p "$TMP/www" "$TMP/nginx"
-printf 'hello\n' >"$TMP/www/index.html"
-cat >"$TMP/nginx.conf" <<CFG
-worker_processes 1;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx; proxy_temp_path $TMP/nginx; fastcgi_temp_path $TMP/nginx; uwsgi_temp_path $TMP/nginx; scgi_temp_path $TMP/nginx;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$APP; root $TMP/www; }
-}
-CFG
+write_nginx "$TMP" "$APP"
 run_suite fast 128 -- nginx -c "$TMP/nginx.conf"
 
 # Cold start: an edge with no instance; the first request starts `elastic proxy node -- app`.

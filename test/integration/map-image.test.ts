@@ -12,6 +12,7 @@ import { elasticTraces, snapshotRuleset, type RulesetSnapshot } from '../support
 import { requestStatus } from '../../src/engine/runtime/status.js';
 import { mapImage, stopMapping, stopAllMappings, type ListResult } from '../../src/engine/map-image.js';
 import { ownedStateDir } from '../support/owned.js';
+import { pidAlive } from '../../src/engine/runtime/pid.js';
 
 /**
  * map-image end to end, on both data planes: a client namespace (198.19.3.0/24) -> DNAT in the
@@ -200,15 +201,7 @@ describe.each([
       await child;
       // The orphaned transaction finishes on its own (the session's nft reads its last line, then
       // end of input): wait for those processes, and for any transaction file still in use.
-      const alive = (pid: number) => {
-        try {
-          process.kill(pid, 0);
-          return true;
-        } catch {
-          return false;
-        }
-      };
-      await waitFor(async () => !kids.some(alive) && (await execa('pgrep', ['-f', scratchDir], { reject: false })).exitCode === 1, 'orphan transaction done', 10_000);
+      await waitFor(async () => !kids.some(pidAlive) && (await execa('pgrep', ['-f', scratchDir], { reject: false })).exitCode === 1, 'orphan transaction done', 10_000);
       const k = await programmed(plane, port);
       expect(allowed, `iteration ${i}: ${k.targets.length} targets`).toContain(k.targets.join(','));
       expect(k.spread).toBe(k.targets.length);

@@ -9,7 +9,8 @@ import type { RouteView } from '../../src/engine/proxy.js';
 import { BIN, elastic } from '../support/cli.js';
 import { waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
-import { appCommand, get, isAlive, rawConnect, SLOW_APP, FAST_APP } from '../support/proxy.js';
+import { appCommand, get, rawConnect, SLOW_APP, FAST_APP } from '../support/proxy.js';
+import { pidAlive as isAlive } from '../../src/engine/runtime/pid.js';
 
 /**
  * End to end through the built binary: brxy's demo done right, a stop that takes the started

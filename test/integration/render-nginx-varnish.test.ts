@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { staticBackend } from '../../src/engine/discovery/static/parse.js';
-import { pidAlive } from '../../src/engine/frontends/haproxy/process.js';
+import { pidAlive } from '../../src/engine/runtime/pid.js';
 import { serviceSpec } from '../../src/engine/frontends/services.js';
 import { buildRenderer, defaultPaths, type RenderOptions } from '../../src/engine/render.js';
 import { elastic } from '../support/cli.js';

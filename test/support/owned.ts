@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
+import { fileURLToPath } from 'node:url';
+import { pidAlive } from '../../src/engine/runtime/pid.js';
 import { BIN } from './cli.js';
 
 /**
@@ -18,6 +20,7 @@ import { BIN } from './cli.js';
  * run on the same machine) is left alone.
  */
 export const OWNER_FILE = '.elastic-test-owner';
+const DIST = fileURLToPath(new URL('../../dist', import.meta.url));
 
 export function ownedStateDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -25,15 +28,6 @@ export function ownedStateDir(prefix: string): string {
   return dir;
 }
 
-function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export interface Swept {
   dirs: string[];
@@ -47,8 +41,8 @@ export async function sweepLeftovers(root = tmpdir()): Promise<Swept> {
     const dir = join(root, name);
     const owner = join(dir, OWNER_FILE);
     if (!existsSync(owner)) continue;
-    if (alive(Number(readFileSync(owner, 'utf8').trim()))) continue;
-    if (!existsSync(BIN.replace(/bin\/run\.js$/, 'dist'))) {
+    if (pidAlive(Number(readFileSync(owner, 'utf8').trim()))) continue;
+    if (!existsSync(DIST)) {
       out.problems.push(`${dir}: not built, kernel objects not swept (npm run build)`);
       continue;
     }
@@ -76,7 +70,7 @@ export async function sweepLeftovers(root = tmpdir()): Promise<Swept> {
     const list = await docker.listContainers({ all: true, filters: JSON.stringify({ label: ['elastic.test'] }) });
     for (const c of list) {
       const pid = Number(/^t(\d+)-/.exec(c.Labels['elastic.test'] ?? '')?.[1]);
-      if (!pid || alive(pid)) continue;
+      if (!pid || pidAlive(pid)) continue;
       await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
       out.containers.push(c.Names[0] ?? c.Id);
     }

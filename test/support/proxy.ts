@@ -60,11 +60,3 @@ export function readAll(s: Socket, timeoutMs = 10_000): Promise<{ data: string; 
   });
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

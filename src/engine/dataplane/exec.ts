@@ -88,8 +88,9 @@ export async function readTool(bin: string, args: string[], opts: ToolEnv = {}):
 }
 
 /**
- * Apply one transaction (nft: through `opts.nft`, a long-lived session, when there is one). On refusal the kernel keeps what it had (both tools commit all or
- * nothing); the error names the failing line of our text, so an operator can see what was refused.
+ * Apply one transaction (nft: through `opts.nft`, a long-lived session, when there is one). On
+ * refusal the kernel keeps what it had (both tools commit all or nothing); the error names the
+ * failing line of our text, so an operator can see what was refused.
  */
 export async function applyTransaction(kind: DataplaneKind, text: string, opts: ToolEnv & { nft?: NftSession } = {}): Promise<void> {
   if (!text) return;
@@ -100,8 +101,11 @@ export async function applyTransaction(kind: DataplaneKind, text: string, opts: 
     } catch (err) {
       throw new UserError(`nft did not finish the transaction: ${printable((err as Error).message, 200)}`, 'the rules are re-read and the previous state restored; re-run, and check the nftables installation if it repeats', ExitCode.unavailable);
     }
-    if (out === '' || (out !== false && !/Error/.test(out))) return; // committed (warnings are not errors)
-    if (out !== false) throw refusal(kind, text, out);
+    if (out !== false) {
+      if (/Error/.test(out)) throw refusal(kind, text, out);
+      return; // committed (nft's warnings are not errors)
+    }
+    // false: no session can run here; nft -f below
   }
   const dir = await mkdtemp(join(tmpdir(), 'elastic-dp-'));
   const file = join(dir, kind === 'nft' ? 'rules.nft' : 'rules.ipt');

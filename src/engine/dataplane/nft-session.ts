@@ -110,7 +110,12 @@ export class NftSession {
     // when this process ends without closing the session.
     const dir = await mkdtemp(join(tmpdir(), 'elastic-nft-'));
     try {
-      if (!/^[A-Za-z0-9_./-]+$/.test(dir)) return false; // the path goes inside double quotes on nft's command line
+      if (!/^[A-Za-z0-9_./-]+$/.test(dir)) {
+        // The path goes inside double quotes on nft's command line: with any other TMPDIR, nft -f.
+        this.close();
+        this.usable = false;
+        return false;
+      }
       const file = join(dir, 'tx.nft');
       await writeFile(file, text, { mode: 0o600 });
       return (await this.ask(`include "${file}"\n`)).errors;
@@ -148,7 +153,8 @@ export class NftSession {
       if (this.child === child) this.child = null;
       const w = this.waiter;
       this.waiter = null;
-      w?.reject(new Error(`nft -i ended (${r.exitCode ?? r.signal ?? 'failed to start'}) during a transaction: ${(this.stderr.trim() || r.shortMessage || '').split('\n')[0]}`));
+      const how = r.exitCode !== undefined ? `exited with ${r.exitCode}` : r.signal ? `was killed (${r.signal})` : 'could not start';
+      w?.reject(new Error(`nft -j -i ${how} during a transaction${this.stderr.trim() ? `: ${this.stderr.trim().split('\n')[0]}` : ''}`));
       this.stderr = '';
       this.stdout = '';
     });
@@ -172,14 +178,14 @@ export class NftSession {
    */
   private ask(line: string, json = false, timeoutMs = this.opts.timeoutMs ?? 30_000): Promise<{ errors: string; stdout: string }> {
     const child = this.child;
-    if (!child?.stdin) return Promise.reject(new Error('nft -i is not running'));
+    if (!child?.stdin) return Promise.reject(new Error('nft -j -i is not running'));
     const token = `${this.prefix}_${++this.seq}`;
     this.stdout = '';
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = null;
         child.kill('SIGKILL');
-        reject(new Error(`nft -i did not answer within ${timeoutMs} ms`));
+        reject(new Error(`nft -j -i did not answer within ${timeoutMs} ms (killed)`));
       }, timeoutMs);
       this.waiter = {
         token,

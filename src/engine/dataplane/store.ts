@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ExitCode, UserError } from '../errors.js';
 import type { StateStore } from '../runtime/state-store.js';
 import { EMPTY_STATE, STATE_KEY, type MappingsState } from './model.js';
+import { pidAlive } from '../runtime/pid.js';
 
 /**
  * The `mappings` state key, and the lock that serialises "read state -> apply to the kernel ->
@@ -21,14 +22,6 @@ export async function writeMappings(store: StateStore, state: MappingsState): Pr
   else await store.put(STATE_KEY, state);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export async function withMappingsLock<T>(store: StateStore, fn: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
   await mkdir(store.location, { recursive: true });
@@ -43,7 +36,7 @@ export async function withMappingsLock<T>(store: StateStore, fn: () => Promise<T
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const owner = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      if (owner > 0 && !alive(owner)) {
+      if (owner > 0 && !pidAlive(owner)) {
         await rm(file, { force: true });
         continue;
       }

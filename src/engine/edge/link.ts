@@ -167,6 +167,14 @@ export function relay(link: Link, local: Socket, done: (reusable: boolean) => vo
   const pull = link.sock;
   let sentEnd = false;
   let gotEnd = false;
+  // What `local` delivers in one turn of the event loop leaves in one write: typically the app's
+  // response and its FIN (DATA + END), one syscall and one wakeup of the peer instead of two.
+  let corked = false;
+  const flush = () => {
+    if (!corked) return;
+    corked = false;
+    pull.uncork();
+  };
   let finished = false;
   const finish = (reusable: boolean) => {
     if (finished) return;
@@ -184,14 +192,6 @@ export function relay(link: Link, local: Socket, done: (reusable: boolean) => vo
       local.destroy();
     }
     done(reusable);
-  };
-  // What `local` delivers in one turn of the event loop leaves in one write: typically the app's
-  // response and its FIN (DATA + END), one syscall and one wakeup of the peer instead of two.
-  let corked = false;
-  const flush = () => {
-    if (!corked) return;
-    corked = false;
-    pull.uncork();
   };
   const onLocalData = (chunk: Buffer) => {
     if (!corked) {

@@ -4,6 +4,7 @@ import { ExitCode, UserError } from '../../errors.js';
 import { printable } from '../../model/validate.js';
 import { sleep } from '../../runtime/clock.js';
 import { sendCommand } from './runtime.js';
+import { pidAlive } from '../../runtime/pid.js';
 
 /**
  * The HAProxy process in master-worker mode: start it (daemonised, so it outlives `render`),
@@ -126,11 +127,3 @@ export class HaproxyProcess {
   }
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

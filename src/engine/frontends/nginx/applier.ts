@@ -5,7 +5,7 @@ import { printable } from '../../model/validate.js';
 import { sleep } from '../../runtime/clock.js';
 import { reloadPlan, type Applier, type ApplyOutcome, type ApplyPlan, type DesiredRender } from '../applier.js';
 import type { HaproxyApplied } from '../haproxy/plan.js';
-import { pidAlive } from '../haproxy/process.js';
+import { pidAlive } from '../../runtime/pid.js';
 
 /**
  * nginx: graceful reload (`nginx -s reload`), then proof that the new config is in force: the
