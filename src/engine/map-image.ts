@@ -13,6 +13,7 @@ import { readBackendCounters } from './dataplane/counters.js';
 import { listFlows, liveFlows } from './dataplane/conntrack.js';
 import { readMappings } from './dataplane/store.js';
 import { namespaceFor } from './dataplane/namespace.js';
+import type { CheckSpec } from './health/checker.js';
 import {
   endpointKey,
   mappingId,
@@ -42,6 +43,12 @@ export interface MapImageOptions {
   network?: string;
   staticBackends: readonly string[];
   dockerHost?: string;
+  /**
+   * Active readiness check: a container is DNATed to only once it answers (and taken out when it
+   * stops answering). Without it, a container is served as soon as Docker says it runs (or its own
+   * HEALTHCHECK says healthy), which can be before its app listens.
+   */
+  check?: CheckSpec;
   /** One-shot: how long to wait for a first container when there is none (ms). */
   waitMs?: number;
   logger?: Logger;
@@ -109,13 +116,14 @@ export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
   };
 }
 
-export function discoverOptionsFor(spec: MappingSpec, opts: Pick<MapImageOptions, 'dockerHost' | 'logger' | 'env'>): DiscoverOptions {
+export function discoverOptionsFor(spec: MappingSpec, opts: Pick<MapImageOptions, 'dockerHost' | 'logger' | 'env' | 'check'>): DiscoverOptions {
   const service = toIdent(spec.image.replace(/[:@].*$/, '').split('/').pop() || spec.id);
   return {
     docker: { host: opts.dockerHost, selector: { image: spec.image, labels: [], network: spec.network, port: spec.containerPort, includeUnhealthy: false, service } },
     static: spec.staticBackends.length ? { backends: [...spec.staticBackends], service } : undefined,
     logger: opts.logger,
     env: opts.env,
+    check: opts.check,
   };
 }
 

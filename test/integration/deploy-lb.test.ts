@@ -64,7 +64,9 @@ describe('elastic deploy: rolling update under load through map-image and render
       ['render', '--service', svc, '--bind', `127.0.0.1:${RENDER_PORT}`, '--label', `elastic.service=${svc}`, '--port', '80', '--start', '--watch', '--wait', '50ms:500ms', '--lb-check-interval', '300'],
       { timeout: 240_000 },
     );
-    const map = fx.run(['map-image', String(MAP_PORT), image, '80', '--watch'], { timeout: 240_000 });
+    // --check tcp: a new replica is DNATed to only once it accepts connections (Docker says
+    // "running" before the app listens; without the check one connection in a few runs was refused).
+    const map = fx.run(['map-image', String(MAP_PORT), image, '80', '--watch', '--check', 'tcp', '--check-interval', '200'], { timeout: 240_000 });
     children.push(render, map);
     ns = await createClientNamespace({ name: 'dpl-lb', prefix: '198.19.6', index: 0 });
     const mapUrl = `http://${ns.hostAddress}:${MAP_PORT}/id`;

@@ -6,6 +6,7 @@ import { runMapImageWatch } from '../../engine/dataplane/watch.js';
 import { parsePort } from '../../engine/model/validate.js';
 import { ExitCode, UserError } from '../../engine/errors.js';
 import { mappedText } from '../../ui/map-image.js';
+import { parseCheck } from '../../engine/health/checker.js';
 
 export default class MapImage extends BaseCommand {
   static override summary = 'Spread a host port over the containers of an image, with kernel DNAT (nftables or iptables)';
@@ -20,6 +21,7 @@ See docs/map-image.md.`;
   static override examples = [
     '<%= config.bin %> map-image 80 elastic-test/web:1 80',
     '<%= config.bin %> map-image 8080 myapp:2 8080 --watch',
+    '<%= config.bin %> map-image 80 web:1 80 --watch --check tcp --check-interval 200',
     '<%= config.bin %> map-image 5353 dns:1 53 --protocol udp --dataplane iptables',
     '<%= config.bin %> map-image 80 web:1 80 --address 198.18.0.1 --backend 198.18.0.50:80 --json',
   ];
@@ -39,6 +41,11 @@ See docs/map-image.md.`;
     watch: Flags.boolean({ char: 'w', description: 'stay in the foreground and follow containers as they start and stop' }),
     'remove-on-exit': Flags.boolean({ description: 'with --watch: remove the mapping when stopped (default: keep serving)', dependsOn: ['watch'] }),
     wait: Flags.integer({ description: 'without --watch: seconds to wait for a first container', default: 60, min: 0 }),
+    check: Flags.string({ description: 'serve a container only once it answers: tcp, http or http:/path (recommended for rolling deploys)', helpGroup: 'HEALTH' }),
+    'check-interval': selectorFlags['check-interval'],
+    'check-timeout': selectorFlags['check-timeout'],
+    rise: Flags.integer({ description: 'successes before a container is served', default: 1, min: 1, helpGroup: 'HEALTH' }),
+    fall: selectorFlags.fall,
   };
 
   async run(): Promise<MapImageResult | void> {
@@ -56,6 +63,7 @@ See docs/map-image.md.`;
       staticBackends: flags.backend ?? [],
       dockerHost: flags['docker-host'],
       waitMs: flags.wait * 1000,
+      check: flags.check ? parseCheck(flags.check, { intervalMs: flags['check-interval'], timeoutMs: flags['check-timeout'], rise: flags.rise, fall: flags.fall }) : undefined,
       logger,
     };
     if (flags.watch) {
