@@ -46,13 +46,15 @@ afterAll(async () => {
 });
 
 describe('render with nginx', () => {
-  it('starts nginx, reloads on change and verifies the new config is in force', async () => {
+  it('starts nginx, reloads on change, and returns only when every new connection gets the new config', async () => {
     const first = await (await buildRenderer(options('nginx', 18430))).sync({ web: [b(18470)] });
     expect(first.action).toBe('start');
     expect(await httpGet(18430)).toBe('b18470');
     const second = await (await buildRenderer(options('nginx', 18430, { guard: { minBackends: 1, maxChangePct: 50, force: true } }))).sync({ web: [b(18471)] });
     expect(second.action).toBe('reload');
-    await waitFor(async () => (await httpGet(18430)) === 'b18471', 'nginx serving the new backend', 5000);
+    // reload returns once no old worker accepts: every new connection from now on is served by the new config
+    const seen = await Promise.all(Array.from({ length: 20 }, () => httpGet(18430)));
+    expect(new Set(seen)).toEqual(new Set(['b18471']));
   });
 
   it('a config nginx rejects is an error with the line; the live file is untouched', async () => {

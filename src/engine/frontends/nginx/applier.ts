@@ -10,8 +10,10 @@ import { pidAlive } from '../../runtime/pid.js';
 /**
  * nginx: graceful reload (`nginx -s reload`), then proof that the new config is in force: the
  * master starts new workers only when it accepted the config, so we wait for a worker pid that
- * was not there before. A config nginx -t accepts but the master cannot load (a port taken)
- * leaves the old workers alone and fails verification here.
+ * was not there before, then for every old worker to have closed its listening sockets (title
+ * "worker process is shutting down", or gone): from then on every new connection gets the new
+ * config. A config nginx -t accepts but the master cannot load (a port taken) leaves the old
+ * workers alone and fails verification here.
  */
 export interface NginxApplierOptions {
   config: string;
@@ -34,6 +36,18 @@ export async function childPids(parent: number): Promise<number[]> {
     }
   }
   return out;
+}
+
+/**
+ * True when every one of these workers has exited or begun its graceful shutdown: nginx sets the
+ * title "worker process is shutting down" as it closes its listening sockets.
+ */
+async function allRetired(workers: number[]): Promise<boolean> {
+  for (const w of workers) {
+    const title = await readFile(`/proc/${w}/cmdline`, 'utf8').catch(() => '');
+    if (title !== '' && !title.includes('shutting down')) return false;
+  }
+  return true;
 }
 
 export class NginxApplier implements Applier {
@@ -90,7 +104,12 @@ export class NginxApplier implements Applier {
     if (r.exitCode !== 0) throw new UserError(`nginx -s reload failed: ${printable(String(r.all ?? '').trim().split('\n')[0] ?? '', 200)}`, `look at ${this.opts.errorLog}`, ExitCode.refused);
     const end = Date.now() + 10_000;
     while (Date.now() < end) {
-      if ((await childPids(pid)).some((c) => !before.has(c))) return done('reload', plan.reason);
+      if ((await childPids(pid)).some((c) => !before.has(c))) {
+        // New workers serve the new config, but until each old worker has taken its QUIT it
+        // still accepts on the shared listen sockets: wait for them to stop accepting too.
+        while (Date.now() < end && !(await allRetired([...before]))) await sleep(10);
+        return done('reload', plan.reason);
+      }
       await sleep(20);
     }
     throw new UserError('nginx did not load the new config (no new worker after reload)', `look at ${this.opts.errorLog} (a listen port in use?)`, ExitCode.refused);
