@@ -180,12 +180,7 @@ export function relay(link: Link, local: Socket, done: (reusable: boolean) => vo
     if (finished) return;
     finished = true;
     flush();
-    local.off('data', onLocalData);
-    local.off('end', onLocalEnd);
-    local.off('close', onLocalClose);
-    local.off('drain', onLocalDrain);
-    pull.off('drain', onPullDrain);
-    pull.off('close', onPullClose);
+    for (const [emitter, event, handler] of listeners) emitter.off(event, handler);
     link.release();
     if (!reusable) {
       pull.destroy();
@@ -212,12 +207,16 @@ export function relay(link: Link, local: Socket, done: (reusable: boolean) => vo
     finish(sentEnd && gotEnd && !pull.destroyed);
   };
   const onPullClose = () => finish(false);
-  local.on('data', onLocalData);
-  local.once('end', onLocalEnd);
-  local.once('close', onLocalClose);
-  local.on('drain', onLocalDrain);
-  pull.on('drain', onPullDrain);
-  pull.once('close', onPullClose);
+  // One list, so what finish() removes is exactly what was added.
+  const listeners: Array<[Socket, string, Parameters<Socket['off']>[1]]> = [
+    [local, 'data', onLocalData],
+    [local, 'end', onLocalEnd],
+    [local, 'close', onLocalClose],
+    [local, 'drain', onLocalDrain],
+    [pull, 'drain', onPullDrain],
+    [pull, 'close', onPullClose],
+  ];
+  for (const [emitter, event, handler] of listeners) emitter.on(event, handler);
   link.attach({
     onData: (chunk) => {
       if (!local.write(chunk)) pull.pause();
