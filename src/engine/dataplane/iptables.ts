@@ -14,7 +14,6 @@ import { DEFAULT_NAMESPACE, ownsChain, type Namespace } from './namespace.js';
  *         ELASTIC-HP-TCP-18300   hairpin: a backend reaching itself through the mapping is masqueraded
  * filter: DOCKER-USER (or FORWARD when its policy drops) -> ELASTIC-FORWARD: ACCEPT our DNATed flows
  */
-export const CHAIN_PREFIX = 'ELASTIC-';
 export type IptTable = 'nat' | 'filter';
 
 export interface IptHook {

@@ -1,4 +1,5 @@
 import { COMMENT_PREFIX, type RuleMapping } from './model.js';
+import { DEFAULT_NAMESPACE } from './namespace.js';
 
 /**
  * The nftables data plane, as pure functions. Everything lives in one table, `ip elastic`, that
@@ -21,7 +22,7 @@ import { COMMENT_PREFIX, type RuleMapping } from './model.js';
  * cannot be overridden from ours, so it stays in iptables' DOCKER-USER (see iptables.ts).
  */
 /** The default namespace's table; another state directory's is `elastic_<h>` (namespace.ts). */
-export const NFT_TABLE = 'elastic';
+export const NFT_TABLE = DEFAULT_NAMESPACE.nftTable;
 
 export interface NftChain {
   /** Base-chain spec (`type nat hook prerouting priority -101; policy accept;`), or none. */

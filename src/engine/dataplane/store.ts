@@ -22,7 +22,6 @@ export async function writeMappings(store: StateStore, state: MappingsState): Pr
   else await store.put(STATE_KEY, state);
 }
 
-
 export async function withMappingsLock<T>(store: StateStore, fn: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
   await mkdir(store.location, { recursive: true });
   const file = join(store.location, `${STATE_KEY}.lock`);

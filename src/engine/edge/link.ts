@@ -14,20 +14,17 @@ export const MAX_DATA = 0xffff;
 /** Below this a payload is copied behind its header (cheaper than a writev of two buffers). */
 const COPY_MAX = 16 * 1024;
 
-function dataHeader(len: number): Buffer {
-  const head = Buffer.allocUnsafe(4);
-  head[0] = WIRE_VERSION;
-  head[1] = FrameType.data;
-  head.writeUInt16BE(len, 2);
-  return head;
-}
-
-/** A whole DATA frame in one buffer. */
-export function dataFrame(chunk: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(4 + chunk.length);
+/** A DATA header for `len` bytes at the start of `out` (control frames: encodeFrame, max 4 KiB). */
+function putDataHeader(out: Buffer, len: number): Buffer {
   out[0] = WIRE_VERSION;
   out[1] = FrameType.data;
-  out.writeUInt16BE(chunk.length, 2);
+  out.writeUInt16BE(len, 2);
+  return out;
+}
+
+/** A whole DATA frame (up to MAX_DATA) in one buffer. */
+export function dataFrame(chunk: Buffer): Buffer {
+  const out = putDataHeader(Buffer.allocUnsafe(4 + chunk.length), chunk.length);
   chunk.copy(out, 4);
   return out;
 }
@@ -105,7 +102,7 @@ export class Link {
     this.sock.cork(); // header and payload leave in one writev, the payload is not copied
     for (let off = 0; off < chunk.length; off += MAX_DATA) {
       const part = chunk.subarray(off, off + MAX_DATA);
-      this.sock.write(dataHeader(part.length));
+      this.sock.write(putDataHeader(Buffer.allocUnsafe(4), part.length));
       ok = this.sock.write(part);
     }
     this.sock.uncork();

@@ -39,11 +39,13 @@ export async function childPids(parent: number): Promise<number[]> {
 }
 
 /**
- * True when every one of these workers has exited or begun its graceful shutdown: nginx sets the
- * title "worker process is shutting down" as it closes its listening sockets.
+ * True when none of these workers still accepts: each has left the master (exited; a pid reused
+ * since is not the master's child) or begun its graceful shutdown, whose title nginx sets as it
+ * closes its listening sockets ("worker process is shutting down").
  */
-async function allRetired(workers: number[]): Promise<boolean> {
-  for (const w of workers) {
+async function allRetired(master: number, workers: ReadonlySet<number>): Promise<boolean> {
+  for (const w of await childPids(master)) {
+    if (!workers.has(w)) continue;
     const title = await readFile(`/proc/${w}/cmdline`, 'utf8').catch(() => '');
     if (title !== '' && !title.includes('shutting down')) return false;
   }
@@ -107,7 +109,7 @@ export class NginxApplier implements Applier {
       if ((await childPids(pid)).some((c) => !before.has(c))) {
         // New workers serve the new config, but until each old worker has taken its QUIT it
         // still accepts on the shared listen sockets: wait for them to stop accepting too.
-        while (Date.now() < end && !(await allRetired([...before]))) await sleep(10);
+        while (Date.now() < end && !(await allRetired(pid, before))) await sleep(10);
         return done('reload', plan.reason);
       }
       await sleep(20);
