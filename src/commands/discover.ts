@@ -6,11 +6,7 @@ import { discoverTable, watchJsonLines, watchTextLines, backendJson } from '../u
 
 export default class Discover extends BaseCommand {
   static override summary = 'List the backends that exist right now: Docker containers, EC2 instances, static lists';
-  static override description = `Selects running Docker containers (by image, label, name, network), running EC2 instances (by tag),
-and static IP:PORT lists, and prints where each backend is. Containers whose health check is not
-healthy are left out unless --include-unhealthy. With --watch, stays in the foreground and prints a
-line for every backend added, removed or changed (NDJSON with --json), following Docker events
-and resyncing periodically; it reconnects by itself when dockerd restarts.`;
+  static override description = `Selects running Docker containers (by image, label, name, network), running EC2 instances (by tag), and static IP:PORT lists, and prints where each backend is. Containers whose health check is not healthy are left out unless --include-unhealthy. With --watch, stays in the foreground and prints a line for every backend added, removed or changed (NDJSON with --json), following Docker events and resyncing periodically; it reconnects by itself when dockerd restarts.`;
   static override examples = [
     '<%= config.bin %> discover --image elastic-test/web:1 --port 80',
     '<%= config.bin %> discover --label app=api --network backend --json',

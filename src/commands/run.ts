@@ -5,13 +5,7 @@ import { checkText, onceText } from '../ui/run.js';
 
 export default class Run extends BaseCommand {
   static override summary = 'Run the daemon of an LB host: every service of elastic.yaml kept in sync, an ELB-compatible API and metrics';
-  static override description = `Reads one declarative config (sources, services and how each is served: kernel DNAT, HAProxy,
-nginx, Varnish, the pull edge; optional deploys, metrics, ELB API) and keeps everything in
-sync: one discovery watch per source, health checks and guardrails per service, one coalescing
-sync runner per applier. SIGHUP re-reads the config (validated first: a bad one is refused and
-the old one keeps running). SIGTERM stops cleanly; DNAT rules and proxies stay and keep serving.
-Serves the status socket run.<name>.sock. --check validates only (exit 5 with file:line: path on
-error); --once syncs once and exits (cron). See docs/run.md; the schema is docs/elastic.schema.json.`;
+  static override description = `Reads one declarative config (sources, services and how each is served: kernel DNAT, HAProxy, nginx, Varnish, the pull edge; optional deploys, metrics, ELB API) and keeps everything in sync: one discovery watch per source, health checks and guardrails per service, one coalescing sync runner per applier. SIGHUP re-reads the config (validated first: a bad one is refused and the old one keeps running). SIGTERM stops cleanly; DNAT rules and proxies stay and keep serving. Serves the status socket run.<name>.sock. --check validates only (exit 5 with file:line: path on error); --once syncs once and exits (cron). See docs/run.md; the schema is docs/elastic.schema.json.`;
   static override examples = [
     '<%= config.bin %> run -c /etc/elastic/elastic.yaml',
     '<%= config.bin %> run -c elastic.yaml --check',

@@ -4,14 +4,7 @@ import { parseInterval, topJson, topOnce, topWatch, type TopJson, type TopOption
 
 export default class Top extends BaseCommand {
   static override summary = 'Live dashboard of backends, kernel rule hits, proxy state and held connections';
-  static override description = `Reads every running elastic process through its status socket (map-image, render, proxy edge
-and node, deploy, discover --watch) and shows services, backends with packet/byte/request rates
-computed from counter deltas, held-connection queues, and a timeline of what changed. With nothing
-running it shows the local Docker containers and says how to start. Keys: arrows or j/k, Enter
-drill down, Esc back, / filter, s sort, r reverse, ? help, q quit; d/x/u drain, disable and undrain
-a backend, +/- scale a deploy (each asks first). When stdout is not a terminal, or with --once, it
-prints one snapshot (tables, or JSON with --json) and exits; --json --watch streams NDJSON.
-See docs/top.md.`;
+  static override description = `Reads every running elastic process through its status socket (map-image, render, proxy edge and node, deploy, discover --watch) and shows services, backends with packet/byte/request rates computed from counter deltas, held-connection queues, and a timeline of what changed. With nothing running it shows the local Docker containers and says how to start. Keys: arrows or j/k, Enter drill down, Esc back, / filter, s sort, r reverse, ? help, q quit; d/x/u drain, disable and undrain a backend, +/- scale a deploy (each asks first). When stdout is not a terminal, or with --once, it prints one snapshot (tables, or JSON with --json) and exits; --json --watch streams NDJSON. See docs/top.md.`;
   static override examples = [
     '<%= config.bin %> top',
     '<%= config.bin %> top --interval 0.25 --view backends --sort pkt --reverse',

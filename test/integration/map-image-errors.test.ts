@@ -134,8 +134,13 @@ describe('the kernel refusing a transaction', () => {
   it('iptables: a stray chain of ours still referenced elsewhere cannot be deleted: refused, old rules kept', async () => {
     expect((await elastic(['map-image', '18344', none, '80', '--backend', '198.19.3.211:80', '--dataplane', 'iptables'], { env })).exitCode).toBe(0);
     const stray = `${own.chainPrefix}BE-mapimgstra`;
+    // The reference comes from a regular chain this test makes and removes (never a built-in
+    // chain such as INPUT: adding a rule there creates its base chain, which outlives the rule
+    // and changes the host for every later run).
+    const referrer = `MAPIMG-TEST-${process.pid}`;
     await execa('iptables', ['-t', 'nat', '-N', stray]);
-    await execa('iptables', ['-t', 'nat', '-A', 'INPUT', '-m', 'comment', '--comment', 'mapimg-test', '-j', stray]);
+    await execa('iptables', ['-t', 'nat', '-N', referrer]);
+    await execa('iptables', ['-t', 'nat', '-A', referrer, '-j', stray]);
     try {
       const good = await snapshotRuleset(own);
       const r = await elastic(['map-image', '18344', none, '80', '--backend', '198.19.3.211:80', '--backend', '198.19.3.212:80', '--dataplane', 'iptables'], { env });
@@ -145,7 +150,8 @@ describe('the kernel refusing a transaction', () => {
       const listed = JSON.parse(String((await elastic(['map-image', 'list', '--json'], { env })).stdout));
       expect(listed.mappings[0].backends.map((b: { endpoint: string }) => b.endpoint)).toEqual(['198.19.3.211:80']);
     } finally {
-      await execa('iptables', ['-t', 'nat', '-D', 'INPUT', '-m', 'comment', '--comment', 'mapimg-test', '-j', stray], { reject: false });
+      await execa('iptables', ['-t', 'nat', '-F', referrer], { reject: false });
+      await execa('iptables', ['-t', 'nat', '-X', referrer], { reject: false });
       await execa('iptables', ['-t', 'nat', '-X', stray], { reject: false });
     }
     expect((await elastic(['map-image', 'stop', '18344'], { env })).exitCode).toBe(0);

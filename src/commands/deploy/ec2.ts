@@ -8,12 +8,7 @@ import { ec2Text } from '../../ui/deploy.js';
 
 export default class DeployEc2 extends BaseCommand {
   static override summary = 'Run N EC2 instances of a launch template, tagged so discover finds them';
-  static override description = `The scale-out example without Terraform: keeps --replicas instances launched from --launch-template
-(RunInstances) tagged elastic.managed=true, elastic.service=NAME, elastic.revision and your --tag
-values, and terminates the extra ones (TerminateInstances). A new template version or tag set is a
-new revision: new instances are launched and running before the old ones are drained from
-elastic's load balancers (with --port) and terminated. --replicas 0 terminates them all.
-Find them with: elastic discover --tag elastic.service=NAME --port PORT.`;
+  static override description = `The scale-out example without Terraform: keeps --replicas instances launched from --launch-template (RunInstances) tagged elastic.managed=true, elastic.service=NAME, elastic.revision and your --tag values, and terminates the extra ones (TerminateInstances). A new template version or tag set is a new revision: new instances are launched and running before the old ones are drained from elastic's load balancers (with --port) and terminated. --replicas 0 terminates them all. Find them with: elastic discover --tag elastic.service=NAME --port PORT.`;
   static override examples = [
     '<%= config.bin %> deploy ec2 --name web --launch-template lt-0abc123 --replicas 3 --tag Role=web --port 8080',
     '<%= config.bin %> deploy ec2 --name web --launch-template web-template --template-version 4 --replicas 3',

@@ -9,16 +9,7 @@ const h = (group: string) => ({ helpGroup: group });
 
 export default class Deploy extends BaseCommand {
   static override summary = 'Run, scale and roll out containers of an image: health-gated, load-balancer aware, with rollback';
-  static override description = `Creates or reconciles a replica set of IMAGE on the Docker host (DOCKER_HOST or --docker-host):
---replicas containers labelled elastic.managed=true, elastic.service=NAME and elastic.revision
-(<image id>-<spec hash>), so discover, map-image and render find them. A changed spec (image, env,
-command, port, labels, limits, health gate) is rolled out: each new replica must pass the health
-gate (the image's HEALTHCHECK, --health-cmd, --health-http or --health-tcp, healthy for
---min-healthy within --health-deadline) before an old one goes, within --max-surge and
---max-unavailable; an old one is first drained from every elastic load balancer on this host
-(map-image, render, edge), then stopped and removed. --failure-threshold failed replicas roll
-back to the previous revision. With --autoscale-max (or --watch) it stays running: replaces
-crashed replicas, answers scale requests, and autoscales. IMAGE must be on the Docker host.`;
+  static override description = `Creates or reconciles a replica set of IMAGE on the Docker host (DOCKER_HOST or --docker-host): --replicas containers labelled elastic.managed=true, elastic.service=NAME and elastic.revision (<image id>-<spec hash>), so discover, map-image and render find them. A changed spec (image, env, command, port, labels, limits, health gate) is rolled out: each new replica must pass the health gate (the image's HEALTHCHECK, --health-cmd, --health-http or --health-tcp, healthy for --min-healthy within --health-deadline) before an old one goes, within --max-surge and --max-unavailable; an old one is first drained from every elastic load balancer on this host (map-image, render, edge), then stopped and removed. --failure-threshold failed replicas roll back to the previous revision. With --autoscale-max (or --watch) it stays running: replaces crashed replicas, answers scale requests, and autoscales. IMAGE must be on the Docker host.`;
   static override examples = [
     '<%= config.bin %> deploy elastic-test/web:1 --name web --replicas 3 --port 80',
     '<%= config.bin %> deploy web:2 --name web --replicas 3 --port 80 --health-http /healthz --max-surge 1 --max-unavailable 0',

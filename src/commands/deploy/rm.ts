@@ -5,8 +5,7 @@ import { writeProgress } from '../../ui/deploy.js';
 
 export default class DeployRm extends BaseCommand {
   static override summary = 'Remove a deployed service: drain, stop and remove every replica, forget its state';
-  static override description = `Each replica is drained from elastic's load balancers on this host, stopped and removed; the state
-file goes too. Only containers labelled elastic.managed=true for the service are touched.`;
+  static override description = `Each replica is drained from elastic's load balancers on this host, stopped and removed; the state file goes too. Only containers labelled elastic.managed=true for the service are touched.`;
   static override examples = ['<%= config.bin %> deploy rm web'];
   static override enableJsonFlag = true;
   static override args = { service: serviceArg };

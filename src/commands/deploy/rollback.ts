@@ -5,8 +5,7 @@ import { writeProgress, resultText } from '../../ui/deploy.js';
 
 export default class DeployRollback extends BaseCommand {
   static override summary = 'Roll a service back to its previous revision';
-  static override description = `A rolling update to the revision before the current one (kept in the state file), with the same
-health gate, surge/unavailable budget and drain as any rollout. Its image must still be on the host.`;
+  static override description = `A rolling update to the revision before the current one (kept in the state file), with the same health gate, surge/unavailable budget and drain as any rollout. Its image must still be on the host.`;
   static override examples = ['<%= config.bin %> deploy rollback web'];
   static override enableJsonFlag = true;
   static override args = { service: serviceArg };

@@ -6,9 +6,7 @@ import { writeProgress, resultText } from '../../ui/deploy.js';
 
 export default class DeployScale extends BaseCommand {
   static override summary = 'Change the number of replicas of a deployed service';
-  static override description = `Sets the replica count and converges: new replicas pass the health gate; removed ones are drained
-from elastic's load balancers, stopped and removed. When a long-running deploy of the service is
-running (--watch or autoscaling), the request goes to it. Also resumes an interrupted rollout.`;
+  static override description = `Sets the replica count and converges: new replicas pass the health gate; removed ones are drained from elastic's load balancers, stopped and removed. When a long-running deploy of the service is running (--watch or autoscaling), the request goes to it. Also resumes an interrupted rollout.`;
   static override examples = ['<%= config.bin %> deploy scale web --replicas 5', '<%= config.bin %> deploy scale web -r 0'];
   static override enableJsonFlag = true;
   static override args = { service: serviceArg };

@@ -6,10 +6,7 @@ import { statusText } from '../../ui/deploy.js';
 
 export default class DeployStatus extends BaseCommand {
   static override summary = 'Show deployed services: replicas desired/ready, revision, rollout phase, autoscaler decision';
-  static override description = `For one service (or every service elastic deploy manages on the Docker host): the revision it runs
-and the previous one, the rollout phase (steady, rolling, rolling back, rolled back, interrupted,
-failed), each replica with its state, and the autoscaler's last decision with its reason. Read from
-the running deploy's status socket when there is one, else from the state file and Docker.`;
+  static override description = `For one service (or every service elastic deploy manages on the Docker host): the revision it runs and the previous one, the rollout phase (steady, rolling, rolling back, rolled back, interrupted, failed), each replica with its state, and the autoscaler's last decision with its reason. Read from the running deploy's status socket when there is one, else from the state file and Docker.`;
   static override examples = ['<%= config.bin %> deploy status', '<%= config.bin %> deploy status web --json'];
   static override enableJsonFlag = true;
   static override args = { service: Args.string({ description: 'service name (default: all)' }) };

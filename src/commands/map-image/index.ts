@@ -10,14 +10,7 @@ import { parseCheck } from '../../engine/health/checker.js';
 
 export default class MapImage extends BaseCommand {
   static override summary = 'Spread a host port over the containers of an image, with kernel DNAT (nftables or iptables)';
-  static override description = `Programs the kernel so that new connections to PORT on this host are spread evenly over every
-running container of IMAGE (on CONTAINER_PORT), plus any --backend. Nothing sits in the data path:
-nftables (numgen map, the default when nft works) or iptables (a probability cascade) DNAT each
-new connection. Every change is one atomic transaction; the mapping is kept in the state file so a
-restart reconciles. Without --watch the current containers are programmed once (waiting up to
---wait seconds for a first one); with --watch it stays in the foreground following Docker events,
-serves a status socket, and on exit leaves the rules serving (--remove-on-exit removes them).
-See docs/map-image.md.`;
+  static override description = `Programs the kernel so that new connections to PORT on this host are spread evenly over every running container of IMAGE (on CONTAINER_PORT), plus any --backend. Nothing sits in the data path: nftables (numgen map, the default when nft works) or iptables (a probability cascade) DNAT each new connection. Every change is one atomic transaction; the mapping is kept in the state file so a restart reconciles. Without --watch the current containers are programmed once (waiting up to --wait seconds for a first one); with --watch it stays in the foreground following Docker events, serves a status socket, and on exit leaves the rules serving (--remove-on-exit removes them). See docs/map-image.md.`;
   static override examples = [
     '<%= config.bin %> map-image 80 elastic-test/web:1 80',
     '<%= config.bin %> map-image 8080 myapp:2 8080 --watch',

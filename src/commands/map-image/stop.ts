@@ -7,10 +7,7 @@ import { stoppedText } from '../../ui/map-image.js';
 
 export default class MapImageStop extends BaseCommand {
   static override summary = 'Remove a port mapping: exactly its rules, nothing else';
-  static override description = `Removes the mapping's chains/rules and its conntrack entries; with the last mapping, elastic's
-hook rules, chains and nft table go too, so the ruleset is what it was before. If a --watch process
-keeps the mapping, it is asked to remove it and exit. --all removes every mapping and every kernel
-object elastic owns, including leftovers a lost state file no longer lists.`;
+  static override description = `Removes the mapping's chains/rules and its conntrack entries; with the last mapping, elastic's hook rules, chains and nft table go too, so the ruleset is what it was before. If a --watch process keeps the mapping, it is asked to remove it and exit. --all removes every mapping and every kernel object elastic owns, including leftovers a lost state file no longer lists.`;
   static override examples = ['<%= config.bin %> map-image stop 80', '<%= config.bin %> map-image stop 5353 --protocol udp --json', '<%= config.bin %> map-image stop --all'];
   static override enableJsonFlag = true;
   static override args = { port: Args.string({ description: 'mapped host port (omit with --all)' }) };

@@ -5,14 +5,7 @@ import { commandAfterDashDash, rejectStrayArgs, secondsFlag, tokenFileFlag } fro
 
 export default class ProxyNode extends BaseCommand {
   static override summary = 'Run an app instance behind an elastic edge, pulling at most --concurrency client connections at a time';
-  static override description = `Starts the app given after -- with PORT in its environment (a free port on --app-host unless
---app-port), waits until it accepts connections, then keeps --concurrency authenticated pull
-connections open to the edge. Each carries one client connection at a time, so the app is never
-handed more than it can serve. Stops the app (TERM, then KILL after --grace) and exits when the
-edge says it is no longer needed, after --idle-timeout without a client, when the app exits, or
-on SIGINT/SIGTERM (active clients finish first, up to --grace). Started by an edge, it needs no
-flags: ELASTIC_EDGE, ELASTIC_ROUTE and ELASTIC_EDGE_TOKEN come from the environment. Serves the
-status socket node.<route>-<pid>.sock (drain, undrain, stop actions). See docs/proxy.md.`;
+  static override description = `Starts the app given after -- with PORT in its environment (a free port on --app-host unless --app-port), waits until it accepts connections, then keeps --concurrency authenticated pull connections open to the edge. Each carries one client connection at a time, so the app is never handed more than it can serve. Stops the app (TERM, then KILL after --grace) and exits when the edge says it is no longer needed, after --idle-timeout without a client, when the app exits, or on SIGINT/SIGTERM (active clients finish first, up to --grace). Started by an edge, it needs no flags: ELASTIC_EDGE, ELASTIC_ROUTE and ELASTIC_EDGE_TOKEN come from the environment. Serves the status socket node.<route>-<pid>.sock (drain, undrain, stop actions). See docs/proxy.md.`;
   static override examples = [
     '<%= config.bin %> proxy edge -p 8080 -- <%= config.bin %> proxy node -- node server.js',
     'ELASTIC_EDGE_TOKEN=... <%= config.bin %> proxy node --edge 127.0.0.1:7070 --route api --concurrency 4 -- ./api-server',
