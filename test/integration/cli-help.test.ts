@@ -17,6 +17,30 @@ describe('CLI help', () => {
     expect(cmd.examples?.length ?? 0).toBeGreaterThan(0);
   });
 
+  // A description is paragraphs (blank-line separated) that oclif wraps to the terminal; a line
+  // break inside a sentence in the source is wrapped again by oclif into ragged half-empty lines.
+  it.each(ours.filter(([, c]) => c.pluginName === 'elastic-lb'))('%s: the description has no line break inside a paragraph', (_id, cmd) => {
+    for (const para of (cmd.description ?? '').split(/\n\s*\n/)) {
+      const lines = para.split('\n');
+      for (const line of lines.slice(1)) expect(line, `in: ${para}`).toMatch(/^\s*(- |\* |\d+\. )/);
+    }
+  });
+
+  it.each(ours.filter(([, c]) => c.pluginName === 'elastic-lb').map(([id]) => [id]))('%s --help at 80 columns: wrapped by oclif, no ragged lines', async (id) => {
+    const r = await elastic([...id.split(':'), '--help'], { env: { COLUMNS: '80' } });
+    expect(r.exitCode).toBe(0);
+    const out = String(r.stdout).split('\n');
+    const from = out.indexOf('DESCRIPTION');
+    expect(from).toBeGreaterThan(-1);
+    const desc = out.slice(from + 1, out.findIndex((l, i) => i > from && /^[A-Z]+$/.test(l)));
+    for (const [i, line] of desc.entries()) {
+      expect(line.length, line).toBeLessThanOrEqual(80);
+      // A line that ends a wrapped line of a paragraph (the next line continues it) is nearly full.
+      const next = desc[i + 1] ?? '';
+      if (next.trim() && !/^\s*(- |\* |\d+\. )/.test(next.trim()) && line.trim()) expect(line.length + next.trim().split(' ')[0].length, `ragged: "${line}"`).toBeGreaterThan(70);
+    }
+  });
+
   it('--version answers fast-path text without loading oclif, the same as oclif would', async () => {
     const r = await elastic(['--version']);
     expect(r.exitCode).toBe(0);
