@@ -37,7 +37,7 @@ describe('CLI help', () => {
       expect(line.length, line).toBeLessThanOrEqual(80);
       // A line that ends a wrapped line of a paragraph (the next line continues it) is nearly full.
       const next = desc[i + 1] ?? '';
-      if (next.trim() && !/^\s*(- |\* |\d+\. )/.test(next.trim()) && line.trim()) expect(line.length + next.trim().split(' ')[0].length, `ragged: "${line}"`).toBeGreaterThan(70);
+      if (next.trim() && !/^\s*(- |\* |\d+\. )/.test(next.trim()) && line.trim()) expect(line.length + (next.trim().split(' ')[0] ?? '').length, `ragged: "${line}"`).toBeGreaterThan(70);
     }
   });
 
