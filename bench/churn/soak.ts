@@ -147,7 +147,8 @@ try {
 } finally {
   for (const p of procs) if (p.pid) process.kill(p.pid, 'SIGTERM');
   await Promise.all(procs.map((p) => p.catch(() => {})));
-  await execa(process.execPath, [BIN, 'render', 'stop', '--instance-name', `churn${process.pid}`], { reject: false, env });
+  const d = defaultPaths(`churn${process.pid}`, 'haproxy', dirs);
+  await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop();
   await execa(process.execPath, [BIN, 'map-image', 'stop', '--all'], { reject: false, env });
   await tc.cleanup();
   await docker.getImage(image).remove().catch(() => {});
