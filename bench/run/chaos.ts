@@ -16,7 +16,7 @@
  *   npx tsx bench/run/chaos.ts [seconds=600]        (CHAOS_ACTIONS=a,b to run only some actions)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -72,7 +72,10 @@ const exits: string[] = [];
 function startDaemon(): void {
   const child = spawn(process.execPath, [BIN, 'run', '-c', file, '--log-json'], { env: { ...process.env, ...env, CI: 'true', CHAOS_ELB_SECRET: KEY.secretAccessKey }, stdio: ['ignore', 'ignore', 'pipe'] });
   let tail = '';
-  child.stderr!.on('data', (d: Buffer) => (tail = (tail + d.toString()).slice(-2000)));
+  child.stderr!.on('data', (d: Buffer) => {
+    tail = (tail + d.toString()).slice(-2000);
+    if (process.env.CHAOS_LOG) appendFileSync(process.env.CHAOS_LOG, d); // CHAOS_LOG=FILE keeps the daemon's log
+  });
   child.on('exit', (code, signal) => {
     if (signal !== 'SIGKILL' && signal !== 'SIGTERM') exits.push(`exit ${code ?? signal}: ${tail.split('\n').slice(-3).join(' | ')}`);
     if (daemon === child) setTimeout(() => running && startDaemon(), 500); // systemd Restart=always
