@@ -1,0 +1,136 @@
+/**
+ * Maglev consistent hashing (Eisenbud et al., "Maglev: A Fast and Reliable Software Network Load
+ * Balancer", NSDI 2016), the pure part of map-image's `--spread hash` (issue 18).
+ *
+ * A lookup table of M slots (M prime) maps a flow hash `mod M` to a backend. It is computed from the
+ * backend set alone (sorted keys, weights) and a seed, so every LB host with the same backends and
+ * seed computes the same table and picks the same backend for a flow, with no state shared. Each
+ * backend walks its own permutation of the slots (offset and skip from two seeded hashes of its
+ * key) and, in turns, claims the next free slot of its permutation; a backend with weight w takes
+ * w turns for every `max weight` turns of the round. Removing one of N backends frees only its own
+ * ~M/N slots and moves few others (measured: bench/map-image/maglev.ts), which is what lets
+ * established-but-not-yet-seen flows and other LB hosts agree.
+ *
+ * Only the slots that differ between two tables are written to the kernel (`tableChanges`).
+ */
+
+/** The same constant everywhere, so two hosts agree with no configuration (`--seed` overrides it). */
+export const DEFAULT_SEED = 0x656c6173; // "elas"
+
+/** Weights are whole numbers in this range; 0 = no new connections. */
+export const MAX_WEIGHT = 1000;
+
+export interface MaglevBackend {
+  /** Stable identity of the backend in the table: `ADDRESS:PORT`. */
+  readonly key: string;
+  readonly weight: number;
+}
+
+/** MurmurHash3 x86 32-bit of a string's UTF-8 bytes: small, fast, well mixed, seedable. */
+export function murmur3(text: string, seed: number): number {
+  const bytes = Buffer.from(text, 'utf8');
+  let h = seed >>> 0;
+  const c1 = 0xcc9e2d51;
+  const c2 = 0x1b873593;
+  const blocks = bytes.length >>> 2;
+  for (let i = 0; i < blocks; i++) {
+    let k = bytes.readUInt32LE(i * 4);
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  const tail = blocks * 4;
+  switch (bytes.length & 3) {
+    case 3:
+      k ^= bytes[tail + 2]! << 16;
+    // falls through
+    case 2:
+      k ^= bytes[tail + 1]! << 8;
+    // falls through
+    case 1:
+      k ^= bytes[tail]!;
+      k = Math.imul(k, c1);
+      k = (k << 15) | (k >>> 17);
+      k = Math.imul(k, c2);
+      h ^= k;
+  }
+  h ^= bytes.length;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  if (n % 2 === 0) return n === 2;
+  for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
+  return true;
+}
+
+/**
+ * Table size for N backends: the smallest prime >= max(minSlots, slotsPerBackend x N), at most
+ * about maxSlots. Chosen by measurement (bench/map-image/maglev.ts, docs/BENCHMARKS.md): with fewer
+ * than ~650 slots per backend at small N, removing one backend moves more than 1/N + 1% of flows;
+ * past ~260k slots a table costs more to compute and program than the little it still saves.
+ */
+export function maglevTableSize(backends: number, slotsPerBackend = 100, minSlots = 65521, maxSlots = 262139): number {
+  let m = Math.min(maxSlots, Math.max(minSlots, slotsPerBackend * Math.max(1, backends)));
+  while (!isPrime(m)) m++;
+  return m;
+}
+
+/**
+ * The lookup table: for each of `size` slots the index (into `backends` sorted by key) of the
+ * backend it sends to, or -1 when no backend has a positive weight. Pure and deterministic: the
+ * order `backends` come in does not matter, only their keys, weights and the seed.
+ */
+export function maglevTable(input: readonly MaglevBackend[], size: number, seed = DEFAULT_SEED): { backends: MaglevBackend[]; slots: Int32Array } {
+  if (!isPrime(size)) throw new Error(`maglev table size ${size} is not prime`);
+  const backends = [...input].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (let i = 1; i < backends.length; i++) if (backends[i]!.key === backends[i - 1]!.key) throw new Error(`backend ${backends[i]!.key} appears twice`);
+  for (const b of backends) if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > MAX_WEIGHT) throw new Error(`weight of ${b.key} must be a whole number 0-${MAX_WEIGHT}`);
+  const slots = new Int32Array(size).fill(-1);
+  const live = backends.map((b, i) => ({ i, weight: b.weight, offset: murmur3(b.key, seed) % size, skip: (murmur3(b.key, (seed ^ 0x9e3779b9) >>> 0) % (size - 1)) + 1, next: 0, credit: 0 })).filter((b) => b.weight > 0);
+  if (live.length === 0) return { backends, slots };
+  const maxWeight = Math.max(...live.map((b) => b.weight));
+  let filled = 0;
+  while (filled < size) {
+    for (const b of live) {
+      b.credit += b.weight;
+      while (b.credit >= maxWeight && filled < size) {
+        b.credit -= maxWeight;
+        // Walk this backend's permutation to its next free slot (skip < size, size prime: it visits every slot).
+        let slot = (b.offset + b.next * b.skip) % size;
+        while (slots[slot] !== -1) {
+          b.next++;
+          slot = (b.offset + b.next * b.skip) % size;
+        }
+        slots[slot] = b.i;
+        b.next++;
+        filled++;
+      }
+      if (filled === size) break;
+    }
+  }
+  return { backends, slots };
+}
+
+/** The table as backend keys per slot ('' = none): what is compared between two versions. */
+export function tableKeys(t: { backends: readonly MaglevBackend[]; slots: Int32Array }): string[] {
+  return Array.from(t.slots, (i) => (i < 0 ? '' : t.backends[i]!.key));
+}
+
+/** The slots whose backend differs (element-wise updates; both tables must have the same size). */
+export function tableChanges(before: readonly string[], after: readonly string[]): { slot: number; key: string }[] {
+  if (before.length !== after.length) throw new Error(`tables of different sizes (${before.length}, ${after.length}): program the whole table`);
+  const out: { slot: number; key: string }[] = [];
+  for (let s = 0; s < after.length; s++) if (before[s] !== after[s]) out.push({ slot: s, key: after[s]! });
+  return out;
+}
