@@ -22,6 +22,7 @@ import { BIN } from '../../test/support/cli.js';
 import { docker, requireDocker, TEST_IMAGE, TestContainers } from '../../test/support/docker.js';
 import { LineReader } from '../../test/support/lines.js';
 import { percentile } from '../stats.js';
+import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
 import { defaultPaths } from '../../src/engine/render.js';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
 
@@ -152,9 +153,10 @@ try {
   await execa(process.execPath, [BIN, 'map-image', 'stop', '--all'], { reject: false, env });
   await tc.cleanup();
   await docker.getImage(image).remove().catch(() => {});
-  const left = (await execa('nft', ['list', 'tables'], { reject: false })).stdout.split('\n').filter((l) => l.includes('elastic_'));
+  const own = namespaceFor(dirs.ELASTIC_STATE_DIR).nftTable;
+  const left = (await execa('nft', ['list', 'tables'], { reject: false })).stdout.split('\n').filter((l) => l.endsWith(` ${own}`));
   const leftC = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`elastic.test=${tc.runId}`] }) });
-  console.log(`left after stop: ${leftC.length} containers; nft tables of elastic namespaces on the host: ${left.length ? left.join(', ') : 'none'}`);
+  console.log(`left after stop: ${leftC.length} containers; this run's nft table: ${left.length ? left.join(', ') : 'none'}`);
   rmSync(dirs.ELASTIC_STATE_DIR, { recursive: true, force: true });
   rmSync(dirs.ELASTIC_RUN_DIR, { recursive: true, force: true });
 }

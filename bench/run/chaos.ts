@@ -29,6 +29,7 @@ import { requestStatus } from '../../src/engine/runtime/status.js';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
 import { defaultPaths } from '../../src/engine/render.js';
 import { percentile } from '../stats.js';
+import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
 
 const SECONDS = Math.min(3600, Math.max(20, Number(process.argv[2] ?? 600)));
 const P = { steady: 18891, churn: 18892, kernel: 18893, metrics: 18894, api: 18895, taken: 18896, free: 18897 };
@@ -68,6 +69,7 @@ api:
 ${o.broken === 'yaml' ? 'services: [ {\n' : ''}`;
 
 let daemon: ChildProcess | undefined;
+let spawnedAt = 0;
 const exits: string[] = [];
 function startDaemon(): void {
   const child = spawn(process.execPath, [BIN, 'run', '-c', file, '--log-json'], { env: { ...process.env, ...env, CI: 'true', CHAOS_ELB_SECRET: KEY.secretAccessKey }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -81,6 +83,7 @@ function startDaemon(): void {
     if (daemon === child) setTimeout(() => running && startDaemon(), 500); // systemd Restart=always
   });
   daemon = child;
+  spawnedAt = Date.now();
 }
 
 interface Stats { ok: number; failed: number; slow: number; ms: number[]; errors: Record<string, number> }
@@ -159,7 +162,8 @@ try {
   writeFileSync(file, config());
   startDaemon();
   const t0 = Date.now();
-  while (!(await served('steady'))?.length && Date.now() - t0 < 30_000) await sleep(200);
+  // Load starts once both steady paths answer (the data plane is up); from then on nothing may fail.
+  while (((await once('127.0.0.1', P.steady)) || (await once('198.18.0.1', P.kernel))) && Date.now() - t0 < 60_000) await sleep(200);
   const until = Date.now() + SECONDS * 1000;
   const clients = [client('steady haproxy', '127.0.0.1', P.steady, until), client('steady haproxy', '127.0.0.1', P.steady, until), client('steady kernel', '198.18.0.1', P.kernel, until), client('steady kernel', '198.18.0.1', P.kernel, until)];
   const checker = (async () => {
@@ -212,7 +216,8 @@ try {
         if (info.State.Running) await c.stop({ t: 2 });
         else await c.start();
       } else if (a === 'kill9') {
-        daemon?.kill('SIGKILL');
+        // As systemd would see it: a daemon that has started (3 s up) dies; not one still starting.
+        if (Date.now() - spawnedAt > 3000) daemon?.kill('SIGKILL');
       } else if (a === 'follow') {
         const running = [];
         for (const c of churn) if ((await c.inspect()).State.Running) running.push(c);
@@ -263,9 +268,11 @@ try {
   holder.close();
   const d = defaultPaths('run-chaos', 'haproxy', env);
   await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop().catch((e) => console.error(`HAProxy: ${(e as Error).message}`));
-  await execa(process.execPath, [BIN, 'map-image', 'stop', '--all'], { reject: false, env: { ...env, CI: 'true' } });
+  const stopped = await execa(process.execPath, [BIN, 'map-image', 'stop', '--all'], { reject: false, env: { ...env, CI: 'true' } });
+  if (stopped.exitCode !== 0) console.error(`map-image stop --all: ${stopped.stderr}`);
   await tc.cleanup();
-  const left = (await execa('nft', ['list', 'tables'], { reject: false })).stdout.split('\n').filter((l) => /elastic_/.test(l));
+  const own = namespaceFor(env.ELASTIC_STATE_DIR).nftTable;
+  const left = (await execa('nft', ['list', 'tables'], { reject: false })).stdout.split('\n').filter((l) => l.endsWith(` ${own}`));
   const procs = (await execa('pgrep', ['-f', dir], { reject: false })).stdout.trim();
   console.log(`left after stop: nft tables of elastic namespaces ${left.length ? left.join(', ') : 'none'}; processes of this run ${procs || 'none'}`);
   if (statSync(dir, { throwIfNoEntry: false })) rmSync(dir, { recursive: true, force: true });
