@@ -7,6 +7,13 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
   process.stdout.write(`${pkg.name}/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`);
   process.exit(0);
 }
+// `elastic run` is a daemon: a SIGHUP while it starts must not end it (Node's default). Remember
+// it; the daemon replays it once it can reload (src/engine/runtime/reload-signal.ts).
+if (argv[0] === 'run') {
+  const early = { count: 0, listener: () => early.count++ };
+  globalThis[Symbol.for('elastic.earlyHup')] = early;
+  process.on('SIGHUP', early.listener);
+}
 // Always run the compiled commands in dist/: never let oclif look for TypeScript sources (it
 // would under NODE_ENV=test or development, and warn on stderr).
 globalThis.oclif = { ...globalThis.oclif, enableAutoTranspile: false };

@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core';
+import { onReloadSignal } from '../engine/runtime/reload-signal.js';
 import { BaseCommand } from '../base-command.js';
 import { checkRunConfig, ConfigError, runDaemon, runOnce, type CheckResult, type OnceResult } from '../engine/run.js';
 import { checkText, onceText } from '../ui/run.js';
@@ -42,7 +43,7 @@ export default class Run extends BaseCommand {
       return result;
     }
     await runDaemon({ file: flags.config, logger }, this.shutdownSignal, (d) => {
-      process.on('SIGHUP', () => void d.reload());
+      onReloadSignal(() => void d.reload());
     });
   }
 }
