@@ -29,6 +29,7 @@ let endpoint: string;
 const changes: ElbState[] = [];
 const host: ElbHost = {
   reservedPorts: () => new Set([18899]),
+  portsTaken: async (ports) => ports.filter((p) => p === 18898).map((p) => `127.0.0.1:${p} is already served by pid 1 (other)`),
   unknownInstances: async (ids) => ids.filter((i) => i === 'deadbeefdead'),
   health: async (lb) => lb.instances.map((id) => ({ instanceId: id, state: 'InService', reasonCode: 'N/A', description: 'N/A' })),
   dnsName: () => '127.0.0.1',

@@ -11,7 +11,7 @@ import { DaemonDeploys } from './deploys.js';
 import { ElbService } from './elb/actions.js';
 import type { ElbState } from './elb/model.js';
 import { startElbServer, type RunningElbServer } from './elb/server.js';
-import { elbBackends, elbSpecs, findContainer, instanceHealth } from './elb-host.js';
+import { elbBackends, elbPortsTaken, elbSpecs, findContainer, instanceHealth } from './elb-host.js';
 import { MetricsRegistry, serveMetrics, StatsdEmitter } from './metrics.js';
 import { Pipeline } from './pipeline.js';
 
@@ -215,6 +215,7 @@ export class RunDaemon {
     if (this.opts.once && !api) return;
     this.elb ??= new ElbService(this.store, {
       reservedPorts: () => reservedPorts(this.config),
+      portsTaken: (ports) => elbPortsTaken(this.config.api?.haproxy.address ?? '127.0.0.1', this.config.proxies.haproxy.instance, ports, this.opts.env),
       unknownInstances: async (ids) => ids.filter((id) => !/^\d{1,3}(\.\d{1,3}){3}(:\d+)?$/.test(id) && !findContainer(this.containers, id)),
       health: async (lb) => instanceHealth(lb, this.containers, await this.haproxyServers()),
       dnsName: () => this.config.api?.haproxy.address ?? '127.0.0.1',

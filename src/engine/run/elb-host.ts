@@ -1,4 +1,7 @@
 import type { ServiceSpec } from '../frontends/model.js';
+import { HaproxyProcess } from '../frontends/haproxy/process.js';
+import { defaultPaths } from '../render.js';
+import { describeConflict, foreignListeners } from '../runtime/ports.js';
 import type { Backend, BackendSet } from '../model/backend.js';
 import { parseInstanceId, type ElbListener, type ElbLoadBalancer, type ElbState } from './elb/model.js';
 import type { InstanceHealth } from './elb/actions.js';
@@ -80,4 +83,15 @@ export function instanceHealth(lb: ElbLoadBalancer, containers: BackendSet, serv
     if (statuses.every((s) => s.startsWith('UP') || s === 'no check')) return { instanceId: id, state: 'InService', reasonCode: 'N/A', description: 'N/A' };
     return { instanceId: id, state: 'Unknown', reasonCode: 'ELB', description: 'Instance registration is still in progress.' };
   });
+}
+
+/**
+ * The listener ports another process serves on `address` (impure: the kernel's listening
+ * sockets). Ours are the ones the daemon's HAProxy (instance `instance`) and its workers hold.
+ */
+export async function elbPortsTaken(address: string, instance: string, ports: readonly number[], env?: NodeJS.ProcessEnv): Promise<string[]> {
+  const d = defaultPaths(instance, 'haproxy', env);
+  const master = (await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).showProc())?.masterPid;
+  const conflicts = await foreignListeners(ports.map((port) => ({ address, port })), master ? [master] : []);
+  return conflicts.map(describeConflict);
 }

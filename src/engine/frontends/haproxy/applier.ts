@@ -56,6 +56,15 @@ export class HaproxyApplier implements Applier {
     await this.process.start();
   }
 
+  /** The master (it re-executes in place on reload; its workers are its children). */
+  async owners(): Promise<readonly number[]> {
+    const master = (await this.process.showProc())?.masterPid;
+    if (master) return [master];
+    const info = await this.direct.command('show info').catch(() => ''); // a plain HAProxy without master CLI
+    const pid = Number(/^Pid: (\d+)$/m.exec(info)?.[1]);
+    return pid > 1 ? [pid] : [];
+  }
+
   async apply(plan: ApplyPlan, desired: DesiredRender): Promise<ApplyOutcome> {
     const t0 = performance.now();
     const done = (action: ApplyOutcome['action'], ops: number, reason: string): ApplyOutcome => ({ action, ops, reason, ms: Math.round(performance.now() - t0) });
