@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { configBinds, overlaps, parseProcNetTcp } from '../../src/engine/runtime/ports.js';
-import { SyncRunner } from '../../src/engine/runtime/runner.js';
-import { FakeClock } from '../support/fake-clock.js';
 
 const HEAD = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
 const row = (local: string, st: string, inode: number) => `   0: ${local} 00000000:0000 ${st} 00000000:00000000 00:00000000 00000000     0        0 ${inode} 1 0000000036b90705 100 0 0 10 0\n`;
@@ -63,29 +61,5 @@ describe('configBinds: the TCP ports a rendered config binds', () => {
 
   it('Varnish VCL binds nothing (varnishd -a does)', () => {
     expect(configBinds('varnish', 'backend b1 { .host = "127.0.0.1"; .port = "80"; }')).toEqual([]);
-  });
-});
-
-describe('SyncRunner backoff after a failed apply', () => {
-  it('requests during the backoff wait for it: a failing apply is not re-run on every event', async () => {
-    const clock = new FakeClock();
-    const runs: number[] = [];
-    const runner = new SyncRunner(
-      async () => {
-        runs.push(clock.now());
-        throw new Error('port in use');
-      },
-      { minIntervalMs: 50, retryBaseMs: 1000, retryCapMs: 8000, clock, onError: () => {} },
-    );
-    runner.request('start');
-    await clock.advance(0);
-    for (let t = 0; t < 20; t++) {
-      runner.request(`event${t}`);
-      await clock.advance(100);
-    }
-    // Without the backoff gate each event ran the failing apply 50 ms later (about 20 runs).
-    expect(runs.length).toBeLessThanOrEqual(3);
-    expect(runs[1]! - runs[0]!).toBeGreaterThanOrEqual(500);
-    runner.stop();
   });
 });

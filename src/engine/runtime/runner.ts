@@ -7,8 +7,7 @@ import { describeError } from '../errors.js';
  * - runs are at least `minIntervalMs` apart (an event storm makes one apply per interval);
  * - a run happens at least every `maxIntervalMs` (periodic resync repairs drift), if set;
  * - a failed run is retried with backoff, and a failure always means a full resync next time
- *   (the sync function is level-triggered, so "retry" and "resync" are the same call); requests
- *   during the backoff wait for it (they are carried by the retry).
+ *   (the sync function is level-triggered, so "retry" and "resync" are the same call).
  * Only one run is ever in flight.
  */
 export interface RunnerOptions {
@@ -29,8 +28,6 @@ export class SyncRunner {
   private pendingReason: string | null = null;
   private lastStart = -Infinity;
   private failures = 0;
-  /** After a failure, no run (requested or retry) before this: a failing apply is not hammered. */
-  private retryAt = -Infinity;
   private stopped = false;
   private idleWaiters: Array<() => void> = [];
   runs = 0;
@@ -52,7 +49,7 @@ export class SyncRunner {
     if (this.stopped) return;
     this.pendingReason ??= reason;
     if (this.running) return; // picked up when the current run ends
-    const earliest = Math.max(this.lastStart + this.opts.minIntervalMs, this.retryAt);
+    const earliest = this.lastStart + this.opts.minIntervalMs;
     this.schedule(Math.max(0, earliest - this.clock.now()));
   }
 
@@ -98,7 +95,6 @@ export class SyncRunner {
     try {
       await this.sync(reason);
       this.failures = 0;
-      this.retryAt = -Infinity;
       this.lastError = null;
     } catch (err) {
       ok = false;
@@ -109,7 +105,6 @@ export class SyncRunner {
         backoffMs(this.failures, this.opts.retryBaseMs ?? 1000, this.opts.retryCapMs ?? 30_000),
       );
       this.failures++;
-      this.retryAt = this.clock.now() + delay;
       this.pendingReason ??= 'retry';
       this.running = false;
       this.runs++;
