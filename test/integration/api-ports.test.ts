@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CreateLoadBalancerCommand, CreateLoadBalancerListenersCommand, DescribeLoadBalancersCommand, ElasticLoadBalancingClient } from '@aws-sdk/client-elastic-load-balancing';
+import { CreateLoadBalancerCommand, CreateLoadBalancerListenersCommand, DescribeLoadBalancersCommand, ElasticLoadBalancingClient, RegisterInstancesWithLoadBalancerCommand } from '@aws-sdk/client-elastic-load-balancing';
 import { BIN } from '../support/cli.js';
 import { waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
@@ -12,6 +12,7 @@ import { ownedStateDir } from '../support/owned.js';
 import { requestLoop, startForeignHaproxy, type ForeignHaproxy } from '../support/ports.js';
 import { LocalBackends, httpGet } from '../support/render-backends.js';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
+import { ACTIONS } from '../../src/engine/run/elb/actions.js';
 import { defaultPaths } from '../../src/engine/render.js';
 
 /**
@@ -45,6 +46,7 @@ metrics:
 api:
   port: ${P.api}
   keys: [{ access_key_id: ${KEY.accessKeyId}, secret: ${KEY.secretAccessKey} }]
+  allow_targets: ["127.0.0.1/32"]
 `;
 const elb = () => new ElasticLoadBalancingClient({ endpoint: `http://127.0.0.1:${P.api}`, region: 'us-east-1', credentials: KEY, maxAttempts: 1 });
 const errorOf = (p: Promise<unknown>) => p.then(() => ({ name: 'ok', message: '' }), (e: { name: string; message: string }) => ({ name: e.name, message: e.message }));
@@ -112,6 +114,24 @@ describe('binds another process serves are refused; nothing that serves stops', 
     const r = await web;
     expect(r.failures, `web failed ${r.failed} of ${r.ok + r.failed}`).toEqual([]);
     expect(r.ok).toBeGreaterThan(50);
+  });
+
+  it('RegisterInstances takes IP:PORT only inside api.allow_targets: 1.2.3.4:22 is refused (InvalidInstance), 127.0.0.1 is served', async () => {
+    const outside = await errorOf(elb().send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: 'ok', Instances: [{ InstanceId: '1.2.3.4:22' }] })));
+    expect(outside.name).toBe('InvalidEndPointException');
+    expect(outside.message).toContain('1.2.3.4:22');
+    await elb().send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: 'ok', Instances: [{ InstanceId: `127.0.0.1:${P.web}` }] }));
+    await waitFor(async () => (await httpGet(P.elbOk)) === `b${P.web}`, 'the allowed instance is served', 15_000, 100);
+    const lbs = (await elb().send(new DescribeLoadBalancersCommand({ LoadBalancerNames: ['ok'] }))).LoadBalancerDescriptions ?? [];
+    expect(lbs[0]?.Instances?.map((i) => i.InstanceId)).toEqual([`127.0.0.1:${P.web}`]);
+  });
+
+  it('unsigned requests with made-up actions create no metric series', async () => {
+    for (let i = 0; i < 20; i++) await fetch(`http://127.0.0.1:${P.api}/?Action=Made${i}Up&Version=2012-06-01`, { signal: AbortSignal.timeout(3000) });
+    const text = await (await fetch(`http://127.0.0.1:${P.metrics}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
+    const actions = new Set([...text.matchAll(/^elastic_api_requests_total\{action="([^"]*)"/gm)].map((m) => m[1]));
+    expect([...actions].filter((a) => a === 'unknown' || !(ACTIONS as readonly string[]).includes(a!))).toEqual(['unknown']);
+    expect(text).toMatch(/^elastic_api_requests_total\{action="unknown",code="MissingAuthenticationToken"\} 20$/m);
   });
 
   it('SIGHUP adding a bind on a held port: refused before any reload and logged; web serves 100% meanwhile', async () => {

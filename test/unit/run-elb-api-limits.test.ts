@@ -22,7 +22,7 @@ const LIMITS = { bodyTimeoutMs: 400, headersTimeoutMs: 400, maxConnections: 4 };
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'run-elb-limits-'));
-  const host = { reservedPorts: () => new Set<number>(), portsTaken: async () => [], unknownInstances: async () => [], health: async () => [], dnsName: () => '127.0.0.1', onChange: () => {} };
+  const host = { reservedPorts: () => new Set<number>(), portsTaken: async () => [], unknownInstances: async () => [], forbiddenTargets: () => [], health: async () => [], dnsName: () => '127.0.0.1', onChange: () => {} };
   server = await startElbServer({
     address: '127.0.0.1',
     port: 0,

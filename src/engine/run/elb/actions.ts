@@ -52,6 +52,8 @@ export interface ElbHost {
   portsTaken(ports: readonly number[]): Promise<string[]>;
   /** The instance ids among these that do not exist (no such running container). */
   unknownInstances(ids: readonly string[]): Promise<string[]>;
+  /** The IP[:PORT] instances among these outside api.allow_targets (and not a container's address). */
+  forbiddenTargets(ids: readonly string[]): string[];
   health(lb: ElbLoadBalancer): Promise<InstanceHealth[]>;
   /** The address clients use for this load balancer's listeners. */
   dnsName(lb: ElbLoadBalancer): string;
@@ -191,6 +193,8 @@ export class ElbService {
           const next = registerInstances(s, n, ids); // validates the ids' form and the name first
           const unknown = await this.host.unknownInstances(ids);
           if (unknown.length) throw new ElbError('InvalidInstance', `The following instances are not running containers: ${unknown.join(', ').slice(0, 300)}`);
+          const forbidden = this.host.forbiddenTargets(ids);
+          if (forbidden.length) throw new ElbError('InvalidInstance', `The following instances are neither running containers nor inside api.allow_targets: ${forbidden.join(', ').slice(0, 300)}`);
           return next;
         });
         return { Instances: find(after, n).instances.map((id) => ({ InstanceId: id })) };
