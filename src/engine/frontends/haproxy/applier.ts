@@ -4,6 +4,7 @@ import { sleep } from '../../runtime/clock.js';
 import type { Applier, ApplyOutcome, ApplyPlan, DesiredRender } from '../applier.js';
 import { backendName, opCommands, planHaproxy, type HaproxyApplied } from './plan.js';
 import { HaproxyProcess } from './process.js';
+import { pidAlive } from '../../runtime/pid.js';
 import { HaproxyRuntime, isDrain, isMaint, type ServerStat } from './runtime.js';
 
 /**
@@ -61,8 +62,8 @@ export class HaproxyApplier implements Applier {
     const master = (await this.process.showProc())?.masterPid;
     if (master) return [master];
     const info = await this.direct.command('show info').catch(() => ''); // a plain HAProxy without master CLI
-    const pid = Number(/^Pid: (\d+)$/m.exec(info)?.[1]);
-    return pid > 1 ? [pid] : [];
+    const pid = Number(/^Pid: (\d+)$/m.exec(info)?.[1]) || (await this.process.pid());
+    return pid && pid > 1 && pidAlive(pid) ? [pid] : [];
   }
 
   async apply(plan: ApplyPlan, desired: DesiredRender): Promise<ApplyOutcome> {
