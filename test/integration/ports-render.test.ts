@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { pidAlive } from '../../src/engine/runtime/pid.js';
  * "work" and share its connections) or a plain listener serves is refused with one line, exit 3,
  * before anything is written or started; a bind our own HAProxy serves is not.
  */
-const P = { backend: 21520, foreignBackend: 21521, foreign: 21522, held: 21523, free: 21524 };
+const P = { backend: 21520, foreignBackend: 21521, foreign: 21522, held: 21523, free: 21524, multi: 21525 };
 const stateDir = ownedStateDir('ports-render-state-');
 const runDir = mkdtempSync(join(tmpdir(), 'ports-render-run-'));
 const env = { ELASTIC_STATE_DIR: stateDir, ELASTIC_RUN_DIR: runDir };
@@ -35,7 +35,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const instance of ['ours', 'stealer']) {
+  for (const instance of ['ours', 'stealer', 'multi']) {
     const d = defaultPaths(instance, 'haproxy', env);
     await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop().catch(() => {});
   }
@@ -74,5 +74,27 @@ describe('render refuses a bind someone else serves', () => {
     expect(await httpGet(P.free)).toBe(`b${P.backend}`);
     const d = defaultPaths('ours', 'haproxy', env);
     expect(pidAlive((await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).pid())!)).toBe(true);
+  });
+
+  it('a second service on a held port next to one that serves: refused before any reload; the serving one answers 100% of a request loop', async () => {
+    const file = (extra: string) => {
+      const f = join(stateDir, 'multi.yaml');
+      writeFileSync(f, `services:\n  - name: web\n    bind: 127.0.0.1:${P.multi}\n    mode: http\n    select: { backend: ["127.0.0.1:${P.backend}"] }\n${extra}`);
+      return f;
+    };
+    const run = (f: string) => elastic(['render', '-c', f, '--instance-name', 'multi', '--start'], { env });
+    expect((await run(file(''))).exitCode).toBe(0);
+    const stop = { stopped: false };
+    const loop = requestLoop(`http://127.0.0.1:${P.multi}/id`, { ms: 15_000, max: 2000 }, stop);
+    for (let i = 0; i < 3; i++) {
+      const r = await run(file(`  - name: taken\n    bind: 127.0.0.1:${P.held}\n    mode: http\n    select: { backend: ["127.0.0.1:${P.backend}"] }\n`));
+      expect(r.exitCode, String(r.stderr)).toBe(3);
+      expect(String(r.stderr)).toContain(`bind port in use: 127.0.0.1:${P.held}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    stop.stopped = true;
+    const served = await loop;
+    expect(served.failures, `failed ${served.failed} of ${served.ok + served.failed}`).toEqual([]);
+    expect(served.answers.get(`b${P.backend}`)).toBeGreaterThan(20);
   });
 });

@@ -14,6 +14,7 @@ import { startElbServer, type RunningElbServer } from './elb/server.js';
 import { elbBackends, elbPortsTaken, elbSpecs, findContainer, forbiddenTargets, instanceHealth } from './elb-host.js';
 import { MetricsRegistry, serveMetrics, StatsdEmitter } from './metrics.js';
 import { Pipeline } from './pipeline.js';
+import { assertNewBindsFree } from './ports.js';
 
 /**
  * `elastic run`: one process per LB host that keeps every mapping, rendered proxy and edge of
@@ -292,6 +293,7 @@ export class RunDaemon {
       try {
         next = await loadConfig(this.opts.file, { env: this.opts.env, logger: this.log });
         if (next.name !== this.config.name) throw new UserError(`name changed from ${this.config.name} to ${next.name}`, 'a new name needs a restart', ExitCode.config);
+        await assertNewBindsFree(next, this.config, this.opts.env); // a bind another process serves: refused before anything stops
       } catch (err) {
         results.inc({ result: 'refused' });
         this.log.error('new config refused; the old one keeps running (deploys unchanged)', { error: describeError(err) });

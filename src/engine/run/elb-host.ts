@@ -1,7 +1,6 @@
 import type { ServiceSpec } from '../frontends/model.js';
-import { HaproxyProcess } from '../frontends/haproxy/process.js';
-import { defaultPaths } from '../render.js';
 import { describeConflict, foreignListeners } from '../runtime/ports.js';
+import { haproxyOwners } from './ports.js';
 import type { Backend, BackendSet } from '../model/backend.js';
 import { inCidrs, parseInstanceId, type ElbListener, type ElbLoadBalancer, type ElbState } from './elb/model.js';
 import type { InstanceHealth } from './elb/actions.js';
@@ -112,8 +111,6 @@ export function instanceHealth(lb: ElbLoadBalancer, containers: BackendSet, serv
  * sockets). Ours are the ones the daemon's HAProxy (instance `instance`) and its workers hold.
  */
 export async function elbPortsTaken(address: string, instance: string, ports: readonly number[], env?: NodeJS.ProcessEnv): Promise<string[]> {
-  const d = defaultPaths(instance, 'haproxy', env);
-  const master = (await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).showProc())?.masterPid;
-  const conflicts = await foreignListeners(ports.map((port) => ({ address, port })), master ? [master] : []);
+  const conflicts = await foreignListeners(ports.map((port) => ({ address, port })), await haproxyOwners(instance, env));
   return conflicts.map(describeConflict);
 }
