@@ -20,6 +20,8 @@ import { ElbService, type ElbHost } from '../../src/engine/run/elb/actions.js';
 import type { ElbState } from '../../src/engine/run/elb/model.js';
 import { startElbServer, type RunningElbServer } from '../../src/engine/run/elb/server.js';
 import { FileStateStore } from '../../src/engine/runtime/state-store.js';
+import { forbiddenTargets } from '../../src/engine/run/elb-host.js';
+import { inCidrs, parseCidr } from '../../src/engine/run/elb/model.js';
 
 const KEY = { accessKeyId: 'AKIDRUNTEST0000001', secretAccessKey: 'run-test-secret-key-0123456789abcdef' };
 const REGION = 'us-east-1';
@@ -29,6 +31,8 @@ let endpoint: string;
 const changes: ElbState[] = [];
 const host: ElbHost = {
   reservedPorts: () => new Set([18899]),
+  forbiddenTargets: (ids) => forbiddenTargets(ids, ['198.18.0.0/15'], []),
+  portsTaken: async (ports) => ports.filter((p) => p === 18898).map((p) => `127.0.0.1:${p} is already served by pid 1 (other)`),
   unknownInstances: async (ids) => ids.filter((i) => i === 'deadbeefdead'),
   health: async (lb) => lb.instances.map((id) => ({ instanceId: id, state: 'InService', reasonCode: 'N/A', description: 'N/A' })),
   dnsName: () => '127.0.0.1',
@@ -97,11 +101,15 @@ describe('ELB API with the real AWS SDK client', () => {
     ['register to unknown', () => client().send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: 'nope', Instances: [{ InstanceId: '198.18.0.1:80' }] })), 'AccessPointNotFoundException', 'LoadBalancerNotFound'],
     ['bad LB name', () => client().send(new CreateLoadBalancerCommand({ LoadBalancerName: '-bad-', Listeners: [{ Protocol: 'TCP', LoadBalancerPort: 18870, InstancePort: 80 }] })), 'ValidationError', 'ValidationError'],
     ['HTTPS listener', () => client().send(new CreateLoadBalancerCommand({ LoadBalancerName: 'run-tls', Listeners: [{ Protocol: 'HTTPS', LoadBalancerPort: 18870, InstancePort: 80 }] })), 'UnsupportedProtocolException', 'UnsupportedProtocol'],
+    ['a port another process serves', () => client().send(new CreateLoadBalancerCommand({ LoadBalancerName: 'run-taken', Listeners: [{ Protocol: 'TCP', LoadBalancerPort: 18898, InstancePort: 80 }] })), 'InvalidConfigurationRequestException', 'InvalidConfigurationRequest'],
+    ['an instance outside allow_targets (127.0.0.1:22)', () => client().send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: 'run-targets', Instances: [{ InstanceId: '127.0.0.1:22' }] })), 'InvalidEndPointException', 'InvalidInstance'],
+    ['an instance outside allow_targets (1.2.3.4:22)', () => client().send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: 'run-targets', Instances: [{ InstanceId: '198.18.0.5:80' }, { InstanceId: '1.2.3.4:22' }] })), 'InvalidEndPointException', 'InvalidInstance'],
     ['reserved port', () => client().send(new CreateLoadBalancerCommand({ LoadBalancerName: 'run-res', Listeners: [{ Protocol: 'TCP', LoadBalancerPort: 18899, InstancePort: 80 }] })), 'InvalidConfigurationRequestException', 'InvalidConfigurationRequest'],
     ['unsigned-bad secret', () => client({ ...KEY, secretAccessKey: 'wrong-secret-0123456789abcdefghij' }).send(new DescribeLoadBalancersCommand({})), 'SignatureDoesNotMatch', 'SignatureDoesNotMatch'],
     ['unknown key', () => client({ ...KEY, accessKeyId: 'AKIDUNKNOWN0000000' }).send(new DescribeLoadBalancersCommand({})), 'InvalidClientTokenId', 'InvalidClientTokenId'],
   ];
   it.each(errorCases)('%s is refused with the AWS error', async (_n, call, name, code) => {
+    await client().send(new CreateLoadBalancerCommand({ LoadBalancerName: 'run-targets', Listeners: [{ Protocol: 'TCP', LoadBalancerPort: 18873, InstancePort: 80 }] }));
     const err = (await call().then(() => null, (e: unknown) => e)) as { name: string; Code?: string; $metadata?: { httpStatusCode?: number }; $response?: unknown } | null;
     expect(err, 'the call should fail').not.toBeNull();
     expect(err!.name).toBe(name);
@@ -166,5 +174,25 @@ describe('ELB API over plain HTTP', () => {
     const r2 = await fetch(url(old));
     expect(r2.status).toBe(403);
     expect(await r2.text()).toContain('Signature expired');
+  });
+});
+
+describe('api.allow_targets', () => {
+  it.each([
+    ['198.18.0.0/15', '198.19.255.1', true],
+    ['198.18.0.0/15', '198.20.0.1', false],
+    ['127.0.0.1/32', '127.0.0.1', true],
+    ['127.0.0.1/32', '127.0.0.2', false],
+    ['0.0.0.0/0', '1.2.3.4', true],
+    ['10.0.0.0/33', '10.0.0.1', false],
+    ['not-a-cidr', '10.0.0.1', false],
+  ])('%s contains %s: %s', (cidr, ip, want) => expect(inCidrs(ip, [cidr])).toBe(want));
+
+  it('CIDRs parse strictly; an IP:PORT instance is allowed inside a CIDR or at a running container address, containers always', () => {
+    expect(['198.18.0.0/15', '1.2.3.4/32', '0.0.0.0/0'].map((c) => parseCidr(c) !== null)).toEqual([true, true, true]);
+    expect(['198.18.0.0', '198.18.0.0/x', '::1/128', '300.1.1.1/8', '1.2.3.4/33'].map((c) => parseCidr(c))).toEqual([null, null, null, null, null]);
+    const containers = [{ id: 'docker:0123456789ab', name: 'app', service: 'x', source: 'docker' as const, address: '198.18.0.7', port: 80, state: 'running' as const, health: 'none' as const, labels: {}, since: '' }];
+    expect(forbiddenTargets(['127.0.0.1:22', '1.2.3.4:22', '198.18.0.7:8080', '198.18.0.8', '0123456789ab', 'app'], [], containers)).toEqual(['127.0.0.1:22', '1.2.3.4:22', '198.18.0.8']);
+    expect(forbiddenTargets(['127.0.0.1:22', '198.18.0.8'], ['198.18.0.0/24'], containers)).toEqual(['127.0.0.1:22']);
   });
 });

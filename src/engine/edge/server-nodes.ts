@@ -15,12 +15,21 @@ import type { EdgeConfig, EdgeCounters } from './server.js';
  * instances, stopping idle nodes). Pairing a ready pull connection with a client is the client
  * side's job (server-clients.ts), hence `offer` is abstract here.
  */
+/**
+ * Node connections still in their handshake (not authenticated yet) at once: more are closed on
+ * accept, so unauthenticated peers cannot hold unbounded sockets and memory. Real nodes hold
+ * this only for a round trip, and retry.
+ */
+export const MAX_PENDING_HANDSHAKES = 512;
+
 export abstract class EdgeNodes {
   readonly routes = new Map<string, RouteState>();
   readonly counters: EdgeCounters = { nodeHandshakes: 0, authFailures: 0, handshakeTimeouts: 0, garbled: 0, nodesRefused: 0, headerTimeouts: 0, badRequests: 0, noRoute: 0 };
   protected instances: Instances | null = null;
   protected closing = false;
   protected readonly log: Logger;
+  private pendingHandshakes = 0;
+  private lastOverloadLog = 0;
 
   constructor(protected readonly cfg: EdgeConfig) {
     this.log = cfg.logger;
@@ -32,14 +41,23 @@ export abstract class EdgeNodes {
   protected async onNode(sock: Socket): Promise<void> {
     sock.on('error', () => {});
     if (this.closing) return drop(sock);
+    if (this.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
+      this.counters.nodesRefused++;
+      if (Date.now() - this.lastOverloadLog > 10_000) {
+        this.lastOverloadLog = Date.now(); // one line per 10 s, not one per connection
+        this.log.warn(`node port: ${MAX_PENDING_HANDSHAKES} handshakes pending; closing new node connections until they finish or time out`);
+      }
+      return drop(sock);
+    }
     this.counters.nodeHandshakes++;
     const reader = new FrameReader(sock);
     const edgeNonce = newNonce();
     sock.write(encodeFrame(FrameType.challenge, edgeNonce));
     let meta: NodeMeta;
     let nodeNonce: Buffer;
+    this.pendingHandshakes++;
     try {
-      const frame = await reader.next(this.cfg.handshakeTimeoutMs);
+      const frame = await reader.next(this.cfg.handshakeTimeoutMs).finally(() => this.pendingHandshakes--);
       if (frame.type !== FrameType.auth) throw new ProtocolError(`expected AUTH, got frame type ${frame.type}`, 'unexpected');
       const ok = verifyAuth(this.cfg.token, edgeNonce, frame.payload);
       if (!ok) throw new ProtocolError('bad token', 'auth');

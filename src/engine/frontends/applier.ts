@@ -34,6 +34,12 @@ export interface Applier {
   apply(plan: ApplyPlan, desired: DesiredRender): Promise<ApplyOutcome>;
   /** Is the proxy running (for the watch loop's restart)? undefined: not ours to know. */
   alive?(): Promise<boolean>;
+  /**
+   * The pids of the proxy process this applier puts configs in force for (its workers are
+   * found from them): a listening socket they hold is ours. [] when it is not running; null when
+   * it cannot be told (a custom reload command), and binds are then not checked.
+   */
+  owners?(): Promise<readonly number[] | null>;
   /** Start it from the live file (render --start, and restarts under --watch). */
   start?(): Promise<void>;
   stats?(): Promise<ServerStat[]>;

@@ -10,6 +10,7 @@ import { appliedSlots, hashText, type HaproxyApplied } from './haproxy/plan.js';
 import { buildTemplateData, skeletonOf, type ServiceSpec, type SlotMap } from './model.js';
 import type { CompiledTemplate } from './template.js';
 import { validateConfig } from './validate.js';
+import { assertOursToBind } from './binds.js';
 
 /**
  * One render pass, level-triggered: backends in -> guardrails -> template -> skip if unchanged ->
@@ -138,6 +139,7 @@ export class Renderer {
     const fast = plan.action === 'runtime' && alive && last && !mode.check ? await this.applyRuntimeFirst(plan, desired, last) : null;
     if (fast) outcome = fast;
     else {
+      await assertOursToBind(applier, desired.text);
       await this.stageAndValidate(desired.text);
       if (mode.check) {
         await discardStaged(output);

@@ -102,7 +102,7 @@ export interface RunConfig {
     readonly prometheus?: Bind & { readonly path: string };
     readonly statsd?: { readonly host: string; readonly port: number; readonly prefix: string; readonly intervalMs: number };
   };
-  readonly api?: Bind & { readonly region: string; readonly keys: readonly ApiKey[]; readonly haproxy: { readonly address: string; readonly slots: number } };
+  readonly api?: Bind & { readonly region: string; readonly keys: readonly ApiKey[]; readonly allowTargets: readonly string[]; readonly haproxy: { readonly address: string; readonly slots: number } };
 }
 
 /** A config that does not validate: every problem, each as `file:line: path: message`. */
@@ -282,7 +282,7 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
       const secret = wrap(p, () => resolveSecret(k, env));
       if (secret !== undefined) keys.push({ accessKeyId: k.access_key_id, secret });
     });
-    api = { address: a.address ?? '127.0.0.1', port: a.port, region: a.region ?? 'us-east-1', keys, haproxy: { address: a.haproxy?.address ?? '127.0.0.1', slots: a.haproxy?.slots ?? 8 } };
+    api = { address: a.address ?? '127.0.0.1', port: a.port, region: a.region ?? 'us-east-1', keys, allowTargets: a.allow_targets ?? [], haproxy: { address: a.haproxy?.address ?? '127.0.0.1', slots: a.haproxy?.slots ?? 8 } };
     claim(bindKey(api), ['api', 'port'], `${api.address}:${api.port}`);
   }
 

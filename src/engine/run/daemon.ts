@@ -11,9 +11,10 @@ import { DaemonDeploys } from './deploys.js';
 import { ElbService } from './elb/actions.js';
 import type { ElbState } from './elb/model.js';
 import { startElbServer, type RunningElbServer } from './elb/server.js';
-import { elbBackends, elbSpecs, findContainer, instanceHealth } from './elb-host.js';
+import { elbBackends, elbPortsTaken, elbSpecs, findContainer, forbiddenTargets, instanceHealth } from './elb-host.js';
 import { MetricsRegistry, serveMetrics, StatsdEmitter } from './metrics.js';
 import { Pipeline } from './pipeline.js';
+import { assertNewBindsFree } from './ports.js';
 
 /**
  * `elastic run`: one process per LB host that keeps every mapping, rendered proxy and edge of
@@ -160,7 +161,7 @@ export class RunDaemon {
       once: this.opts.once,
       hooks: {
         event: (type, message, service) => this.status?.event(type, message, service),
-        extraBackends: () => (c.api ? elbBackends(this.elbState, this.containers) : {}),
+        extraBackends: () => (c.api ? elbBackends(this.elbState, this.containers, undefined, c.api.allowTargets) : {}),
       },
     });
     await pipeline.start();
@@ -215,6 +216,8 @@ export class RunDaemon {
     if (this.opts.once && !api) return;
     this.elb ??= new ElbService(this.store, {
       reservedPorts: () => reservedPorts(this.config),
+      forbiddenTargets: (ids) => forbiddenTargets(ids, this.config.api?.allowTargets ?? [], this.containers),
+      portsTaken: (ports) => elbPortsTaken(this.config.api?.haproxy.address ?? '127.0.0.1', this.config.proxies.haproxy.instance, ports, this.opts.env),
       unknownInstances: async (ids) => ids.filter((id) => !/^\d{1,3}(\.\d{1,3}){3}(:\d+)?$/.test(id) && !findContainer(this.containers, id)),
       health: async (lb) => instanceHealth(lb, this.containers, await this.haproxyServers()),
       dnsName: () => this.config.api?.haproxy.address ?? '127.0.0.1',
@@ -290,6 +293,7 @@ export class RunDaemon {
       try {
         next = await loadConfig(this.opts.file, { env: this.opts.env, logger: this.log });
         if (next.name !== this.config.name) throw new UserError(`name changed from ${this.config.name} to ${next.name}`, 'a new name needs a restart', ExitCode.config);
+        await assertNewBindsFree(next, this.config, this.opts.env); // a bind another process serves: refused before anything stops
       } catch (err) {
         results.inc({ result: 'refused' });
         this.log.error('new config refused; the old one keeps running (deploys unchanged)', { error: describeError(err) });
@@ -349,7 +353,7 @@ export class RunDaemon {
         sources: cfg?.sources ?? ['elb-api'],
         servedBy: cfg ? servedBy(cfg) : ['haproxy'],
         discovered: view?.discovered ?? null,
-        backends: cfg ? (this.pipeline?.acceptedOf(name) ?? []).map((b) => ({ id: b.id, name: b.name, address: b.address, port: b.port, health: b.health })) : (elbBackends(this.elbState, this.containers)[name] ?? []).map((b) => ({ id: b.id, name: b.name, address: b.address, port: b.port, health: b.health })),
+        backends: cfg ? (this.pipeline?.acceptedOf(name) ?? []).map((b) => ({ id: b.id, name: b.name, address: b.address, port: b.port, health: b.health })) : (elbBackends(this.elbState, this.containers, undefined, this.config.api?.allowTargets ?? [])[name] ?? []).map((b) => ({ id: b.id, name: b.name, address: b.address, port: b.port, health: b.health })),
         refused: view?.refused ?? null,
         appliers: Object.fromEntries(byApplier.filter(([, v]) => (v as Record<string, unknown>)[name] !== undefined).map(([k, v]) => [k, (v as Record<string, unknown>)[name]])),
       };

@@ -1,6 +1,8 @@
 import type { ServiceSpec } from '../frontends/model.js';
+import { describeConflict, foreignListeners } from '../runtime/ports.js';
+import { haproxyOwners } from './ports.js';
 import type { Backend, BackendSet } from '../model/backend.js';
-import { parseInstanceId, type ElbListener, type ElbLoadBalancer, type ElbState } from './elb/model.js';
+import { inCidrs, parseInstanceId, type ElbListener, type ElbLoadBalancer, type ElbState } from './elb/model.js';
 import type { InstanceHealth } from './elb/actions.js';
 
 /**
@@ -48,12 +50,34 @@ function backendOf(lb: ElbLoadBalancer, l: ElbListener, instance: string, contai
   return { ...c, id: `${c.id}:${l.instancePort}`, service: elbServiceName(lb.name, l.loadBalancerPort), port: l.instancePort };
 }
 
-/** Backends per ELB service, from the registered instances and the running containers. */
-export function elbBackends(state: ElbState, containers: BackendSet, now = new Date().toISOString()): Record<string, BackendSet> {
+/**
+ * An IP[:PORT] instance is served only inside `api.allow_targets` or at a running container's
+ * address: the API must not make HAProxy check and forward to anything a key holder names.
+ */
+export function targetAllowed(address: string, allow: readonly string[], containers: BackendSet): boolean {
+  return inCidrs(address, allow) || containers.some((c) => c.address === address);
+}
+
+/** The IP[:PORT] instances among these that are not allowed targets. */
+export function forbiddenTargets(ids: readonly string[], allow: readonly string[], containers: BackendSet): string[] {
+  return ids.filter((id) => {
+    const ref = parseInstanceId(id);
+    return ref.kind === 'endpoint' && !targetAllowed(ref.address, allow, containers);
+  });
+}
+
+/**
+ * Backends per ELB service, from the registered instances and the running containers. With
+ * `allow` (the daemon always passes it), IP[:PORT] instances outside it are left out: state
+ * registered before allow_targets existed, or a CIDR removed since, is not served.
+ */
+export function elbBackends(state: ElbState, containers: BackendSet, now = new Date().toISOString(), allow?: readonly string[]): Record<string, BackendSet> {
   const out: Record<string, BackendSet> = {};
   for (const lb of state.loadBalancers) {
     for (const l of lb.listeners) {
-      const set = lb.instances.map((i) => backendOf(lb, l, i, containers, now)).filter((b): b is Backend => b !== null);
+      const set = lb.instances
+        .map((i) => backendOf(lb, l, i, containers, now))
+        .filter((b): b is Backend => b !== null && (allow === undefined || b.source !== 'static' || targetAllowed(b.address, allow, containers)));
       const byId = new Map(set.map((b) => [b.id, b]));
       out[elbServiceName(lb.name, l.loadBalancerPort)] = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
     }
@@ -80,4 +104,13 @@ export function instanceHealth(lb: ElbLoadBalancer, containers: BackendSet, serv
     if (statuses.every((s) => s.startsWith('UP') || s === 'no check')) return { instanceId: id, state: 'InService', reasonCode: 'N/A', description: 'N/A' };
     return { instanceId: id, state: 'Unknown', reasonCode: 'ELB', description: 'Instance registration is still in progress.' };
   });
+}
+
+/**
+ * The listener ports another process serves on `address` (impure: the kernel's listening
+ * sockets). Ours are the ones the daemon's HAProxy (instance `instance`) and its workers hold.
+ */
+export async function elbPortsTaken(address: string, instance: string, ports: readonly number[], env?: NodeJS.ProcessEnv): Promise<string[]> {
+  const conflicts = await foreignListeners(ports.map((port) => ({ address, port })), await haproxyOwners(instance, env));
+  return conflicts.map(describeConflict);
 }

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { IDENT_RE, isSafeText } from '../model/validate.js';
+import { parseCidr } from './elb/model.js';
 import { toJsonSchema, type ArraySchema, type IntegerSchema, type ObjectSchema, type Schema, type StringSchema } from './schema-dsl.js';
 
 /**
@@ -237,6 +238,11 @@ const api: ObjectSchema = {
           secret: { type: 'string', pattern: '^[\\x21-\\x7e]{16,128}$', description: 'the secret key itself (prefer secret_file)' },
         },
       },
+    },
+    allow_targets: {
+      type: 'array',
+      description: 'IPv4 CIDRs that RegisterInstances may name as IP[:PORT] (running containers are always allowed); default none',
+      items: { type: 'string', format: 'cidr', description: 'IPv4 CIDR, e.g. 198.18.0.0/15', check: (v) => (parseCidr(v) ? null : 'must be an IPv4 CIDR, e.g. 198.18.0.0/15') },
     },
     haproxy: {
       type: 'object',

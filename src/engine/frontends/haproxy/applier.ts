@@ -4,6 +4,7 @@ import { sleep } from '../../runtime/clock.js';
 import type { Applier, ApplyOutcome, ApplyPlan, DesiredRender } from '../applier.js';
 import { backendName, opCommands, planHaproxy, type HaproxyApplied } from './plan.js';
 import { HaproxyProcess } from './process.js';
+import { pidAlive } from '../../runtime/pid.js';
 import { HaproxyRuntime, isDrain, isMaint, type ServerStat } from './runtime.js';
 
 /**
@@ -54,6 +55,15 @@ export class HaproxyApplier implements Applier {
 
   async start(): Promise<void> {
     await this.process.start();
+  }
+
+  /** The master (it re-executes in place on reload; its workers are its children). */
+  async owners(): Promise<readonly number[]> {
+    const master = (await this.process.showProc())?.masterPid;
+    if (master) return [master];
+    const info = await this.direct.command('show info').catch(() => ''); // a plain HAProxy without master CLI
+    const pid = Number(/^Pid: (\d+)$/m.exec(info)?.[1]) || (await this.process.pid());
+    return pid && pid > 1 && pidAlive(pid) ? [pid] : [];
   }
 
   async apply(plan: ApplyPlan, desired: DesiredRender): Promise<ApplyOutcome> {

@@ -79,6 +79,11 @@ export class NginxApplier implements Applier {
     return (await this.masterPid()) !== null;
   }
 
+  async owners(): Promise<readonly number[]> {
+    const pid = await this.masterPid();
+    return pid === null ? [] : [pid];
+  }
+
   async start(): Promise<void> {
     const r = await execa(this.bin, ['-c', this.opts.config], { reject: false, stdin: 'ignore', all: true, timeout: 30_000 });
     if (r.exitCode !== 0) throw new UserError(`nginx did not start: ${printable(String(r.all ?? '').trim().split('\n')[0] ?? '', 200)}`, 'check that the listen ports are free', ExitCode.unavailable);

@@ -48,8 +48,12 @@ export interface InstanceHealth {
 export interface ElbHost {
   /** Ports on this host that elastic.yaml already uses (listeners must not take them). */
   reservedPorts(): ReadonlySet<number>;
+  /** Of these listener ports, the ones another process listens on (one line each; [] when free). */
+  portsTaken(ports: readonly number[]): Promise<string[]>;
   /** The instance ids among these that do not exist (no such running container). */
   unknownInstances(ids: readonly string[]): Promise<string[]>;
+  /** The IP[:PORT] instances among these outside api.allow_targets (and not a container's address). */
+  forbiddenTargets(ids: readonly string[]): string[];
   health(lb: ElbLoadBalancer): Promise<InstanceHealth[]>;
   /** The address clients use for this load balancer's listeners. */
   dnsName(lb: ElbLoadBalancer): string;
@@ -114,6 +118,16 @@ export class ElbService {
     return run;
   }
 
+  /** A new listener port someone else serves is refused before anything is stored or rendered. */
+  private async checkNewPorts(before: ElbState, after: ElbState): Promise<ElbState> {
+    const ports = (s: ElbState) => new Set(s.loadBalancers.flatMap((lb) => lb.listeners.map((l) => l.loadBalancerPort)));
+    const old = ports(before);
+    const added = [...ports(after)].filter((p) => !old.has(p));
+    const taken = added.length ? await this.host.portsTaken(added) : [];
+    if (taken.length) throw new ElbError('InvalidConfigurationRequest', `LoadBalancerPort in use on this host: ${taken.join('; ').slice(0, 300)}`, 409);
+    return after;
+  }
+
   private describe(lb: ElbLoadBalancer): { [k: string]: XmlValue } {
     return {
       LoadBalancerName: lb.name,
@@ -138,7 +152,7 @@ export class ElbService {
       case 'CreateLoadBalancer': {
         const listeners = structs(params, 'Listeners').map(parseListener);
         const n = name();
-        await this.mutate((s) => createLoadBalancer(s, n, listeners, members(params, 'AvailabilityZones'), this.host.reservedPorts()));
+        await this.mutate((s) => this.checkNewPorts(s, createLoadBalancer(s, n, listeners, members(params, 'AvailabilityZones'), this.host.reservedPorts())));
         return { DNSName: this.host.dnsName(find(await this.state(), n)) };
       }
       case 'DeleteLoadBalancer': {
@@ -161,7 +175,7 @@ export class ElbService {
       case 'CreateLoadBalancerListeners': {
         const n = name();
         const listeners = structs(params, 'Listeners').map(parseListener);
-        await this.mutate((s) => createListeners(s, n, listeners, this.host.reservedPorts()));
+        await this.mutate((s) => this.checkNewPorts(s, createListeners(s, n, listeners, this.host.reservedPorts())));
         return {};
       }
       case 'DeleteLoadBalancerListeners': {
@@ -179,6 +193,8 @@ export class ElbService {
           const next = registerInstances(s, n, ids); // validates the ids' form and the name first
           const unknown = await this.host.unknownInstances(ids);
           if (unknown.length) throw new ElbError('InvalidInstance', `The following instances are not running containers: ${unknown.join(', ').slice(0, 300)}`);
+          const forbidden = this.host.forbiddenTargets(ids);
+          if (forbidden.length) throw new ElbError('InvalidInstance', `The following instances are neither running containers nor inside api.allow_targets: ${forbidden.join(', ').slice(0, 300)}`);
           return next;
         });
         return { Instances: find(after, n).instances.map((id) => ({ InstanceId: id })) };

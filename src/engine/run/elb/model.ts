@@ -62,6 +62,26 @@ export function checkName(name: string | undefined): string {
   return name;
 }
 
+/** An IPv4 CIDR as [network, mask] (null when it is not one). */
+export function parseCidr(text: string): [number, number] | null {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(text);
+  if (!m || isIP(m[1]!) !== 4 || Number(m[2]) > 32) return null;
+  const mask = Number(m[2]) === 0 ? 0 : (~0 << (32 - Number(m[2]))) >>> 0;
+  return [(ipv4Number(m[1]!) & mask) >>> 0, mask];
+}
+
+const ipv4Number = (ip: string) => ip.split('.').reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
+
+/** Is this IPv4 address inside one of these CIDRs? */
+export function inCidrs(address: string, cidrs: readonly string[]): boolean {
+  if (isIP(address) !== 4) return false;
+  const a = ipv4Number(address);
+  return cidrs.some((c) => {
+    const net = parseCidr(c);
+    return net !== null && ((a & net[1]) >>> 0) === net[0];
+  });
+}
+
 export type InstanceRef = { kind: 'container'; ref: string } | { kind: 'endpoint'; address: string; port?: number };
 
 export function parseInstanceId(id: string): InstanceRef {
