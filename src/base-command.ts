@@ -26,7 +26,17 @@ export abstract class BaseCommand extends Command {
     return createLogger({ level, json: flags['log-json'], component });
   }
 
-  /** Aborts on the first SIGINT/SIGTERM; a second one exits at once. */
+  override async init(): Promise<void> {
+    await super.init();
+    // A reader that went away (`elastic top --json --watch | head -1`) ends a streaming command
+    // like a signal does: oclif swallows EPIPE on stdout, so without this it would run forever.
+    // A command only learns it on its next write (a pipe gives no notice while we are idle).
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE' && !this.abort.signal.aborted) this.abort.abort(new Error('EPIPE'));
+    });
+  }
+
+  /** Aborts on the first SIGINT/SIGTERM, or when stdout's reader is gone; a second signal exits at once. */
   protected get shutdownSignal(): AbortSignal {
     if (!this.signalsInstalled) {
       this.signalsInstalled = true;
