@@ -44,8 +44,8 @@ export class Instances {
     return this.live.get(id);
   }
 
-  forRoute(route: string): Instance[] {
-    return [...this.live.values()].filter((i) => i.route === route);
+  all(): Instance[] {
+    return [...this.live.values()];
   }
 
   start(route: string): Instance | null {

@@ -207,6 +207,19 @@ export abstract class EdgeNodes {
     this.evaluate(r);
   }
 
+  /**
+   * The edge is stopping: a node it started gets STOP (now on its free pull connections, on the
+   * others once their client is done); a node it did not start loses its free pull connections
+   * (the busy ones close after their client, see offer).
+   */
+  protected retire(node: NodeRec): void {
+    if (node.instance !== undefined) return this.stopNode(node, 'edge stopping');
+    for (const c of node.conns) {
+      if (c.state === 'idle') node.route.removeIdle(c);
+      if (c.state !== 'busy') drop(c.sock);
+    }
+  }
+
   private stopNode(node: NodeRec, why: string): void {
     if (node.stopping) return;
     node.stopping = true;
@@ -219,7 +232,7 @@ export abstract class EdgeNodes {
         c.sock.write(stop);
       }
     }
-    this.log.info('stopping idle node', { route: node.route.name, node: node.id, reason: why });
+    this.log.info('stopping node', { route: node.route.name, node: node.id, reason: why });
     this.cfg.onEvent?.('scale', `stop node ${node.id}: ${why}`, node.route.name);
   }
 }
