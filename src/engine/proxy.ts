@@ -96,7 +96,6 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
     nodeAddress: opts.nodeAddress ?? '127.0.0.1',
     nodePort: opts.nodePort ?? 0,
     token: loaded.token,
-    tokenText,
     maxQueue: opts.maxQueue ?? 1000,
     queueTimeoutMs: opts.queueTimeoutMs ?? 30_000,
     retryAfterS: opts.retryAfterS ?? 5,

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../runtime/logger.js';
 import { decideScale } from './policy.js';
-import { encodeFrame, encodeJson, FrameReader, FrameType, newNonce, ProtocolError, verifyAuth, welcomePayload, type NodeMeta } from './protocol.js';
+import { encodeFrame, encodeJson, FrameReader, FrameType, newNonce, ProtocolError, welcomePayload, type NodeMeta } from './protocol.js';
+import { authenticateNode } from './token.js';
 import { drop } from './pipe.js';
 import { Link } from './link.js';
 import type { NodeRec, PullConn, RouteState } from './route.js';
@@ -38,15 +39,17 @@ export abstract class EdgeNodes {
     sock.write(encodeFrame(FrameType.challenge, edgeNonce));
     let meta: NodeMeta;
     let nodeNonce: Buffer;
+    let key: Buffer;
     try {
       const frame = await reader.next(this.cfg.handshakeTimeoutMs);
       if (frame.type !== FrameType.auth) throw new ProtocolError(`expected AUTH, got frame type ${frame.type}`, 'unexpected');
-      const ok = verifyAuth(this.cfg.token, edgeNonce, frame.payload);
+      const ok = authenticateNode(this.cfg.token, edgeNonce, frame.payload);
       if (!ok) throw new ProtocolError('bad token', 'auth');
       const m = validateMeta(ok.meta);
       if (typeof m === 'string') throw new ProtocolError(m, 'garbled');
       meta = m;
       nodeNonce = ok.nodeNonce;
+      key = ok.key;
     } catch (err) {
       const e = err instanceof ProtocolError ? err : new ProtocolError(String(err), 'garbled');
       reader.detach();
@@ -73,7 +76,7 @@ export abstract class EdgeNodes {
     if (node.stopping) return refuse('stopping');
     // Never more pull connections than the node's concurrency: a slot is a slot.
     if (node.conns.size >= node.meta.concurrency) return refuse('busy');
-    sock.write(encodeFrame(FrameType.welcome, welcomePayload(this.cfg.token, nodeNonce, edgeNonce)));
+    sock.write(encodeFrame(FrameType.welcome, welcomePayload(key, nodeNonce, edgeNonce)));
     const rest = reader.detach();
     const conn: PullConn = { sock, link: new Link(sock), node, state: 'held', slot: -1 };
     node.conns.add(conn);

@@ -28,9 +28,8 @@ export interface EdgeConfig {
   defaultRoute?: string;
   nodeAddress: string;
   nodePort: number;
+  /** The edge token; started instances get a token for their route only (routeToken). */
   token: Buffer;
-  /** The token text passed to started instances. */
-  tokenText: string;
   maxQueue: number;
   queueTimeoutMs: number;
   retryAfterS: number;
@@ -82,7 +81,7 @@ export class EdgeServer extends EdgeClients {
     this.nodePort = await listen(this.nodeServer, this.cfg.nodeAddress, this.cfg.nodePort);
     if (this.cfg.startCommand?.length) {
       const host = this.cfg.nodeAddress === '0.0.0.0' || this.cfg.nodeAddress === '::' ? '127.0.0.1' : this.cfg.nodeAddress;
-      this.instances = new Instances(this.cfg.startCommand, { edge: `${host.includes(':') ? `[${host}]` : host}:${this.nodePort}`, token: this.cfg.tokenText }, this.log, (i, code, sig) =>
+      this.instances = new Instances(this.cfg.startCommand, { edge: `${host.includes(':') ? `[${host}]` : host}:${this.nodePort}`, token: this.cfg.token }, this.log, (i, code, sig) =>
         this.onInstanceExit(i, code, sig),
       );
     }

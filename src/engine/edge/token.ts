@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { ExitCode, UserError } from '../errors.js';
 import { printable } from '../model/validate.js';
+import { claimedRoute, verifyAuth } from './protocol.js';
 
 /**
  * The shared secret of an edge and its nodes. Never on the command line (argv is world-readable
@@ -51,4 +52,30 @@ export async function loadToken(src: TokenSource): Promise<{ token: Buffer; from
 /** A random token for an edge whose nodes are all started by itself. */
 export function generateToken(): string {
   return randomBytes(32).toString('hex');
+}
+
+/**
+ * A token valid for one route: hex(HMAC-SHA256(edge token, "elastic-edge/route:" + route)).
+ * The edge hands it (not its own token) to the instances it starts, so a node, or an app that
+ * reads its node's environment, can serve only its own route; an operator derives it for nodes
+ * started elsewhere with
+ *   printf 'elastic-edge/route:%s' ROUTE | openssl dgst -sha256 -hmac "$(cat TOKEN_FILE)" -r | cut -c1-64
+ */
+export function routeToken(token: Buffer, route: string): Buffer {
+  return Buffer.from(createHmac('sha256', token).update(`elastic-edge/route:${route}`).digest('hex'));
+}
+
+/**
+ * Check a node's AUTH against the edge token, or else against the token of the route the AUTH
+ * claims (the route is inside the MAC, so a route token authenticates only that route). Returns
+ * the key that verified it, for the WELCOME.
+ */
+export function authenticateNode(token: Buffer, edgeNonce: Buffer, payload: Buffer): { meta: unknown; nodeNonce: Buffer; key: Buffer } | null {
+  const full = verifyAuth(token, edgeNonce, payload);
+  if (full) return { ...full, key: token };
+  const route = claimedRoute(payload);
+  if (route === null) return null;
+  const key = routeToken(token, route);
+  const scoped = verifyAuth(key, edgeNonce, payload);
+  return scoped ? { ...scoped, key } : null;
 }
