@@ -101,7 +101,7 @@ export async function deployUp(spec: DeploySpec, ctx: DeployContext & { dryRun?:
   const observed = await s.ops.replicas(spec.service);
   const record: RevisionRecord = { revision, imageId: image.id, spec, since: old?.current.revision === revision ? old.current.since : new Date().toISOString() };
   const previous = old && old.current.revision !== revision ? old.current : old?.previous;
-  const state: DeployState = { v: 1, service: spec.service, current: record, previous, phase: old?.phase ?? 'steady', message: old?.message, failedRevision: old?.current.revision === revision ? old.failedRevision : undefined, autoscale: old?.autoscale, updated: '' };
+  const state: DeployState = { v: 1, service: spec.service, current: record, previous, phase: old?.phase ?? 'steady', message: old?.message, failedRevision: old?.current.revision === revision ? old.failedRevision : undefined, autoscale: old?.autoscale, gating: old?.gating, updated: '' };
 
   if (ctx.dryRun) {
     const steps = simulatePlan(observed, { revision, replicas: spec.replicas, ...resolveBudget(spec.rollout, spec.replicas) });

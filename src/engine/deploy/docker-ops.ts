@@ -105,7 +105,20 @@ export class DeployDocker {
     return [...new Set(list.map((c) => c.Labels?.[LABEL.service] ?? '').filter((s) => s && isSafeText(s, 64)))].sort();
   }
 
-  async create(service: string, revision: string, index: number, spec: ContainerSpec, imageId: string, stopTimeoutS: number): Promise<Replica> {
+  /**
+   * Create and start a replica. `beforeStart` runs between the two (the deploy records the
+   * replica as gating there). A container that cannot start (a missing network, a bad command) is
+   * removed again: no Created container is left behind.
+   */
+  async create(
+    service: string,
+    revision: string,
+    index: number,
+    spec: ContainerSpec,
+    imageId: string,
+    stopTimeoutS: number,
+    beforeStart: (id: string) => Promise<void> = async () => {},
+  ): Promise<Replica> {
     const healthcheck = spec.health.kind === 'cmd'
       ? {
           Test: ['CMD-SHELL', spec.health.cmd],
@@ -145,13 +158,24 @@ export class DeployDocker {
           await c.remove({ force: true }).catch(() => {});
           throw new UserError(`the tag ${printable(spec.image, 100)} moved to another image during the deploy`, 're-run the deploy: it rolls out the image the tag points to now', ExitCode.refused);
         }
-        await c.start();
+        try {
+          await beforeStart(c.id.slice(0, 12));
+          await c.start();
+        } catch (err) {
+          await c.remove({ force: true }).catch(() => {});
+          throw err;
+        }
         return { id: c.id.slice(0, 12), name, revision, index, state: 'running', health: 'starting', created: new Date().toISOString() };
       } catch (err) {
         if ((err as { statusCode?: number }).statusCode === 409 && attempt < 2) continue; // a random name clash
         throw dockerError(err, this.target);
       }
     }
+  }
+
+  /** An empty `docker update`: Docker emits an `update` event, so discovery re-lists now. */
+  async touch(id: string): Promise<void> {
+    await this.call(() => this.docker.getContainer(id).update({}));
   }
 
   async inspect(id: string, network?: string): Promise<ReplicaDetail | null> {
