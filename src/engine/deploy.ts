@@ -5,7 +5,7 @@ import { listStatusSockets, requestStatus, StatusServer, type ActionHandler, typ
 import { decide, initialScalerState, type AutoscaleSpec, type ScalerState } from './deploy/autoscale.js';
 import { DeployDocker } from './deploy/docker-ops.js';
 import { sampleLoad } from './deploy/metrics.js';
-import { simulatePlan, type Step } from './deploy/plan.js';
+import { simulatePlan, type Replica, type Step } from './deploy/plan.js';
 import { converge, type RolloutEvent } from './deploy/rollout.js';
 import { checkReplicas, checkService, resolveBudget, revisionOf, type DeploySpec } from './deploy/spec.js';
 import { loadState, saveState, serviceOfKey, type DeployState, type RevisionRecord } from './deploy/state.js';
@@ -103,12 +103,7 @@ export async function deployUp(spec: DeploySpec, ctx: DeployContext & { dryRun?:
   const previous = old && old.current.revision !== revision ? old.current : old?.previous;
   const state: DeployState = { v: 1, service: spec.service, current: record, previous, phase: old?.phase ?? 'steady', message: old?.message, failedRevision: old?.current.revision === revision ? old.failedRevision : undefined, autoscale: old?.autoscale, gating: old?.gating, updated: '' };
 
-  if (ctx.dryRun) {
-    const steps = simulatePlan(observed, { revision, replicas: spec.replicas, ...resolveBudget(spec.rollout, spec.replicas) });
-    const view = new DeployView(state);
-    view.observe(observed);
-    return { ...resultOf({ created: 0, removed: 0, failed: 0, rolledBack: false }, view), phase: 'dry-run', plan: steps.map(planText) };
-  }
+  if (ctx.dryRun) return dryRunResult(state, observed);
 
   const auto = ctx.autoscale ? { min: ctx.autoscale.min, max: ctx.autoscale.max, metric: ctx.autoscale.metric, target: ctx.autoscale.target } : null;
   const view = new DeployView(state, auto);
@@ -125,6 +120,15 @@ async function convergeServed(state: DeployState, s: Session, ctx: DeployContext
   } finally {
     await server.close();
   }
+}
+
+/** --dry-run: the steps a converge to `state` would take from the containers there are now; nothing is changed. */
+function dryRunResult(state: DeployState, observed: readonly Replica[]): DeployResult {
+  const spec = state.current.spec;
+  const steps = simulatePlan(observed, { revision: state.current.revision, replicas: spec.replicas, ...resolveBudget(spec.rollout, spec.replicas) });
+  const view = new DeployView(state);
+  view.observe(observed);
+  return { ...resultOf({ created: 0, removed: 0, failed: 0, rolledBack: false }, view), phase: 'dry-run', plan: steps.map(planText) };
 }
 
 function planText(step: Step) {
@@ -239,14 +243,19 @@ export async function deployScale(service: string, replicas: number, ctx: Deploy
 }
 
 /** Go back to the previous revision (a rolling update the other way). */
-export async function deployRollback(service: string, ctx: DeployContext): Promise<DeployResult> {
+export async function deployRollback(service: string, ctx: DeployContext & { dryRun?: boolean }): Promise<DeployResult> {
   checkService(service);
   const s = session(ctx);
   const old = await loadState(s.store, service);
   if (!old) throw noDeploy(service);
-  if (!old.previous) throw new UserError(`${service} has no previous revision to roll back to`, 'deploy the revision you want with elastic deploy IMAGE --name ...', ExitCode.usage);
+  if (!old.previous) {
+    const why = old.failedRevision ? ` (its last rollout, ${old.failedRevision}, failed and was rolled back already)` : '';
+    throw new UserError(`${service} has no previous revision to roll back to${why}`, 'deploy the revision you want with elastic deploy IMAGE --name ...', ExitCode.usage);
+  }
   await s.ops.image(old.previous.imageId);
-  return convergeServed({ ...old, current: { ...old.previous, spec: { ...old.previous.spec, replicas: old.current.spec.replicas } }, previous: old.current, phase: 'rolling back', message: `rolling back to ${old.previous.revision}` }, s, ctx);
+  const next: DeployState = { ...old, current: { ...old.previous, spec: { ...old.previous.spec, replicas: old.current.spec.replicas } }, previous: old.current, phase: 'rolling back', message: `rolling back to ${old.previous.revision}` };
+  if (ctx.dryRun) return dryRunResult(next, await s.ops.replicas(service));
+  return convergeServed(next, s, ctx);
 }
 
 /** Remove the service: every replica drained, stopped and removed; its state forgotten. */

@@ -5,6 +5,7 @@ import { ExitCode, UserError } from '../errors.js';
 import { isAddress, isSafeText, printable } from '../model/validate.js';
 import type { ContainerState, Replica } from './plan.js';
 import { LABEL, containerName, isRevision, labelsFor, type ContainerSpec } from './spec.js';
+import { namespaceOfEnv } from '../dataplane/namespace.js';
 
 /**
  * The only part of deploy that talks to Docker: images, the service's containers, create / start
@@ -34,8 +35,12 @@ export class DeployDocker {
   readonly docker: Docker;
   readonly target: DockerTarget;
 
+  /** The state directory's namespace, on every container created (LABEL.state). */
+  readonly namespace: string;
+
   constructor(host?: string, env: NodeJS.ProcessEnv = process.env) {
     ({ docker: this.docker, target: this.target } = createDocker(host, env));
+    this.namespace = namespaceOfEnv(env).id || 'default';
   }
 
   private async call<T>(fn: () => Promise<T>): Promise<T> {
@@ -99,10 +104,15 @@ export class DeployDocker {
     return labelled.filter((c) => c.Labels?.[LABEL.managed] === 'true').map((c) => toReplica(c));
   }
 
-  /** Every service elastic deploy manages on this host (for `deploy status` without a name). */
+  /**
+   * Every service this state directory deploys on this host (for `deploy status` without a
+   * name): containers labelled with our namespace; unlabelled ones (an older elastic) count as
+   * the default state directory's.
+   */
   async services(): Promise<string[]> {
     const list = await this.call(() => this.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABEL.managed}=true`] }) }));
-    return [...new Set(list.map((c) => c.Labels?.[LABEL.service] ?? '').filter((s) => s && isSafeText(s, 64)))].sort();
+    const ours = list.filter((c) => (c.Labels?.[LABEL.state] ?? 'default') === this.namespace);
+    return [...new Set(ours.map((c) => c.Labels?.[LABEL.service] ?? '').filter((s) => s && isSafeText(s, 64)))].sort();
   }
 
   /**
@@ -143,7 +153,7 @@ export class DeployDocker {
           Image: ref,
           Cmd: spec.cmd ? [...spec.cmd] : undefined,
           Env: [...spec.env],
-          Labels: { ...labelsFor(service, revision, index, spec.labels), 'elastic.image': spec.image },
+          Labels: { ...labelsFor(service, revision, index, spec.labels), 'elastic.image': spec.image, [LABEL.state]: this.namespace },
           ExposedPorts: spec.port ? { [`${spec.port}/tcp`]: {} } : undefined,
           Healthcheck: healthcheck,
           StopTimeout: stopTimeoutS,

@@ -62,6 +62,7 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
   const backgroundErrors: unknown[] = [];
   /** Replicas not admitted by their gate: the load balancers leave them out (readiness.ts). */
   const gating = new Set(state.gating ?? []);
+  const gatingKnown = state.gating !== undefined;
   let saving: Promise<unknown> = Promise.resolve();
   /** Every state write goes through here, one after the other: gates finish in parallel. */
   const save = (extra: Partial<DeployState> = {}): Promise<void> => {
@@ -93,6 +94,12 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
         if (!seen.has(r.id)) emit({ type: 'replica', id: r.id, name: r.name, revision: r.revision, index: r.index, phase: 'existing', detail: `${r.state}${r.health !== 'none' ? ` (${r.health})` : ''}` });
         seen.add(r.id);
       }
+      // A running replica of the target that is not gating passed its gate before (this run or
+      // an earlier one): a re-converge (--watch, autoscaling) does not gate it again. A state
+      // written before `gating` existed cannot tell: those are gated once more.
+      if (gatingKnown) {
+        for (const r of observed) if (r.revision === target.revision && r.state === 'running' && r.health !== 'unhealthy' && r.health !== 'starting' && !gating.has(r.id) && !gates.failed.has(r.id)) gates.ready.add(r.id);
+      }
       const spec = target.spec;
       const budget = resolveBudget(spec.rollout, spec.replicas);
       const step = planStep(observed, { revision: target.revision, replicas: spec.replicas, ...budget }, gates);
@@ -108,8 +115,8 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
         if (state.phase !== phase || round > 0) await setPhase(phase, msg);
         return { state, replicas: observed, created, removed, failed: totalFailed, rolledBack };
       }
-      if (round === 0 && state.phase !== 'rolling back') await setPhase('rolling', `${service}: ${step.note}`);
-      else log.info(step.note, { service });
+      // Every step says where the rollout is (the live header, `deploy status`, the log).
+      await setPhase(state.phase === 'rolling back' ? 'rolling back' : 'rolling', `${service}: ${step.note}`);
 
       const image = await opts.image(target);
       const check = resolveGate(spec.container.health, image, spec.container.port);
@@ -184,9 +191,10 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
         const prev = state.previous;
         if (!rolledBack && state.phase !== 'rolling back' && prev && prev.revision !== target.revision) {
           const failed = target;
+          // `previous` is not the failed revision: `deploy rollback` must not re-deploy what just failed.
           await setPhase('rolling back', `${failures} new replica(s) of ${failed.revision} failed their health gate (${reasons[0]}): rolling back to ${prev.revision}`, {
             current: prev,
-            previous: failed,
+            previous: undefined,
             failedRevision: failed.revision,
           });
           target = prev;
