@@ -96,6 +96,8 @@ export async function deployUp(spec: DeploySpec, ctx: DeployContext & { dryRun?:
   if (spec.container.port === undefined && (spec.container.health.kind === 'http' || spec.container.health.kind === 'tcp')) {
     throw new UserError(`--health-${spec.container.health.kind} needs the container port`, 'pass --port PORT', ExitCode.usage);
   }
+  const net = spec.container.network;
+  if (net && !['bridge', 'host', 'none'].includes(net) && !net.includes(':')) await s.ops.checkNetwork(net);
   const revision = revisionOf(image.id, spec.container);
   const old = await loadState(s.store, spec.service);
   const observed = await s.ops.replicas(spec.service);
@@ -114,6 +116,7 @@ export async function deployUp(spec: DeploySpec, ctx: DeployContext & { dryRun?:
 
 /** One converge of a saved state, with the service's status socket served meanwhile. */
 async function convergeServed(state: DeployState, s: Session, ctx: DeployContext, view = new DeployView(state)): Promise<DeployResult> {
+  await s.ops.ping(); // Docker unreachable (or no permission): say so before anything is written
   const server = await serveStatus(state.service, () => view, ctx);
   try {
     return resultOf(await runConverge(await saveState(s.store, state), s, ctx, view), view);
@@ -263,6 +266,7 @@ export async function deployRm(service: string, ctx: DeployContext): Promise<{ v
   checkService(service);
   if (await liveSocket(service, ctx.runDir)) throw new UserError(`a deploy of ${service} is running (its status socket answers)`, 'stop it first (Ctrl-C or SIGTERM), then run deploy rm', ExitCode.refused);
   const s = session(ctx);
+  await s.ops.ping();
   const old = await loadState(s.store, service);
   let removed = 0;
   if (old) {
@@ -305,6 +309,11 @@ export async function deployStatus(service: string | undefined, ctx: DeployConte
     }
     const view = new DeployView(state);
     view.observe(replicas);
+    if (state.phase === 'rolling' || state.phase === 'rolling back') {
+      // A rollout serves its status socket for as long as it runs: none answered, so its owner is gone.
+      view.phase = 'interrupted';
+      view.message = `the deploy that was ${state.phase} ${name} is not running any more (killed?): re-run it, or elastic deploy scale ${name} --replicas N, to carry on from the containers there are`;
+    }
     out.push(view.get());
   }
   return { v: 1, services: out };

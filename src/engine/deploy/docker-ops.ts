@@ -183,6 +183,14 @@ export class DeployDocker {
     }
   }
 
+  /** Refuse a --network that is not there before anything is created or written. */
+  async checkNetwork(name: string): Promise<void> {
+    const found = await this.call(() => this.docker.listNetworks({ filters: JSON.stringify({ name: [name] }) }));
+    if (!found.some((n) => n.Name === name || n.Id === name || n.Id.startsWith(name))) {
+      throw new UserError(`Docker network "${printable(name, 80)}" does not exist`, `create it first (docker network create ${printable(name, 80)}) or pick another --network; nothing was created`, ExitCode.usage);
+    }
+  }
+
   /** An empty `docker update`: Docker emits an `update` event, so discovery re-lists now. */
   async touch(id: string): Promise<void> {
     await this.call(() => this.docker.getContainer(id).update({}));

@@ -23,10 +23,15 @@ export async function loadToken(src: TokenSource): Promise<{ token: Buffer; from
   if (src.file) {
     let mode: number;
     try {
-      mode = (await stat(src.file)).mode;
+      const info = await stat(src.file);
+      // Not a device or FIFO (it could be read forever), and a token is short.
+      if (!info.isFile() || info.size > 4096) throw new Error(info.isFile() ? 'larger than 4 KiB' : 'not a regular file');
+      mode = info.mode;
       text = await readFile(src.file, 'utf8');
     } catch (err) {
-      throw new UserError(`cannot read the token file ${printable(src.file, 100)}: ${(err as Error).message}`, 'check the path and its permissions', ExitCode.config);
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? (err as Error).message);
+      throw new UserError(`cannot read the token file ${printable(src.file, 100)}: ${why}`, 'check the path and its permissions', ExitCode.config);
     }
     if (mode & 0o077) {
       throw new UserError(`the token file ${printable(src.file, 100)} is readable by others`, `chmod 600 ${printable(src.file, 100)}`, ExitCode.permission);
