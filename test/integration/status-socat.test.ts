@@ -6,14 +6,14 @@ import { join } from 'node:path';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
 import { defaultPaths } from '../../src/engine/render.js';
 import { BIN, elastic } from '../support/cli.js';
-import { waitFor } from '../support/docker.js';
+import { requireDocker, TEST_IMAGE, waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { ownedStateDir } from '../support/owned.js';
 import { appCommand, FAST_APP, TEST_TOKEN } from '../support/proxy.js';
 
 /**
  * The README's way to read a status socket, `echo '{"op":"snapshot"}' | socat - UNIX-CONNECT:S`,
- * against every kind this test can start cheaply (real processes, real socat). socat half-closes
+ * against every kind this test can start cheaply (real processes, real socat; deploy with 0 replicas). socat half-closes
  * right after the request; a kind whose snapshot is built asynchronously used to answer into a
  * socket Node had already ended. Ports 23000-23019.
  */
@@ -22,6 +22,7 @@ const stateDir = ownedStateDir('elastic-socat-state-');
 const runDir = join(dir, 'run');
 const env = { CI: 'true', ELASTIC_RUN_DIR: runDir, ELASTIC_STATE_DIR: stateDir, ELASTIC_EDGE_TOKEN: TEST_TOKEN };
 const procs: ResultPromise[] = [];
+const DEPLOY = `socat${process.pid}`;
 
 function start(args: string[]): { proc: ResultPromise; out: LineReader; err: LineReader } {
   const proc = execa(process.execPath, [BIN, ...args], { reject: false, stdin: 'ignore', env });
@@ -40,6 +41,7 @@ async function socat(path: string, input: string): Promise<string> {
 const runConfig = join(dir, 'elastic.yaml');
 
 beforeAll(async () => {
+  await requireDocker();
   writeFileSync(
     runConfig,
     `version: 1
@@ -59,6 +61,7 @@ services:
   const edge = start(['proxy', 'edge', '--json', '-p', '23004', '--name', 'socat']);
   const ready = await edge.out.json<{ type: string; nodePort: number }>((l) => l.type === 'listening', 'the edge listening line', 30_000);
   start(['proxy', 'node', '--edge', `127.0.0.1:${ready.nodePort}`, '--route', 'default', '--', ...appCommand(FAST_APP)]);
+  start(['deploy', TEST_IMAGE, '--name', DEPLOY, '-r', '0', '--watch']); // no container: cheap
 }, 60_000);
 
 afterAll(async () => {
@@ -81,6 +84,7 @@ describe('status sockets answer a client that half-closes (socat)', () => {
     ['run', () => socket('run', 'socat')],
     ['edge', () => socket('edge', 'socat')],
     ['node', () => socket('node', `default-${procs[5]!.pid}`)],
+    ['deploy', () => socket('deploy', DEPLOY)],
   ];
 
   it.each(kinds)('%s: a snapshot for `echo ... | socat -`', async (kind, path) => {
