@@ -13,7 +13,7 @@ die() { printf 'test-host: error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts dockerd)"
 
 PKGS=(docker.io runc busybox-static iptables nftables conntrack iproute2 haproxy nginx-light
-      varnish etcd-server etcd-client wrk hyperfine tmux curl procps psmisc)
+      varnish etcd-server etcd-client wrk hyperfine tmux curl procps psmisc socat)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

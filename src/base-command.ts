@@ -26,7 +26,17 @@ export abstract class BaseCommand extends Command {
     return createLogger({ level, json: flags['log-json'], component });
   }
 
-  /** Aborts on the first SIGINT/SIGTERM; a second one exits at once. */
+  override async init(): Promise<void> {
+    await super.init();
+    // A reader that went away (`elastic top --json --watch | head -1`) ends a streaming command
+    // like a signal does: oclif swallows EPIPE on stdout, so without this it would run forever.
+    // A command only learns it on its next write (a pipe gives no notice while we are idle).
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE' && !this.abort.signal.aborted) this.abort.abort(new Error('EPIPE'));
+    });
+  }
+
+  /** Aborts on the first SIGINT/SIGTERM, or when stdout's reader is gone; a second signal exits at once. */
   protected get shutdownSignal(): AbortSignal {
     if (!this.signalsInstalled) {
       this.signalsInstalled = true;
@@ -56,17 +66,27 @@ export abstract class BaseCommand extends Command {
     let hint: string | undefined;
     let code: number;
     let kind: string;
+    const help = `see elastic ${this.id?.replace(/:/g, ' ') ?? ''} --help`;
+    // oclif rewrites the message of an error thrown while parsing a flag value:
+    // "Parsing --wait \n\t<what went wrong>\nSee more help with --help". Take what went wrong.
+    const flagParse = /^Parsing (--[\w-]+) ?\n\t([\s\S]*?)\nSee more help with --help$/.exec(err.message);
     if (err instanceof UserError) {
       ({ message, hint } = err);
+      if (flagParse) message = flagParse[2]!;
       code = err.exitCode;
       kind = 'user';
     } else if (err instanceof Errors.ExitError) {
       throw err;
+    } else if (flagParse) {
+      message = `invalid ${flagParse[1]}: ${flagParse[2]!.replace(/^Expected/, 'expected').replace(/\s+/g, ' ').replace(/received: (.*)$/, 'received "$1"')}`;
+      hint = help;
+      code = ExitCode.usage;
+      kind = 'usage';
     } else if (err instanceof Errors.CLIError || (err as { parse?: unknown }).parse) {
       // oclif's own parse errors: unknown flag, missing argument, bad option value.
       message = (err.message.split('\n')[0] ?? err.message).replace(/^Error: /, '');
       const more = err.message.split('\n').slice(1).map((l) => l.trim()).filter(Boolean).join(' ');
-      hint = more ? `${more}; see elastic ${this.id?.replace(/:/g, ' ') ?? ''} --help` : `see elastic ${this.id?.replace(/:/g, ' ') ?? ''} --help`;
+      hint = more ? `${more}; ${help}` : help;
       code = err.oclif?.exit === 2 || /Nonexistent flag|Unexpected argument|Missing required|Expected/.test(err.message) ? ExitCode.usage : (err.oclif?.exit ?? ExitCode.usage);
       kind = 'usage';
     } else {

@@ -5,7 +5,7 @@ import { listStatusSockets, requestStatus, StatusServer, type ActionHandler, typ
 import { decide, initialScalerState, type AutoscaleSpec, type ScalerState } from './deploy/autoscale.js';
 import { DeployDocker } from './deploy/docker-ops.js';
 import { sampleLoad } from './deploy/metrics.js';
-import { simulatePlan, type Step } from './deploy/plan.js';
+import { simulatePlan, type Replica, type Step } from './deploy/plan.js';
 import { converge, type RolloutEvent } from './deploy/rollout.js';
 import { checkReplicas, checkService, resolveBudget, revisionOf, type DeploySpec } from './deploy/spec.js';
 import { loadState, saveState, serviceOfKey, type DeployState, type RevisionRecord } from './deploy/state.js';
@@ -96,19 +96,16 @@ export async function deployUp(spec: DeploySpec, ctx: DeployContext & { dryRun?:
   if (spec.container.port === undefined && (spec.container.health.kind === 'http' || spec.container.health.kind === 'tcp')) {
     throw new UserError(`--health-${spec.container.health.kind} needs the container port`, 'pass --port PORT', ExitCode.usage);
   }
+  const net = spec.container.network;
+  if (net && !['bridge', 'host', 'none'].includes(net) && !net.includes(':')) await s.ops.checkNetwork(net);
   const revision = revisionOf(image.id, spec.container);
   const old = await loadState(s.store, spec.service);
   const observed = await s.ops.replicas(spec.service);
   const record: RevisionRecord = { revision, imageId: image.id, spec, since: old?.current.revision === revision ? old.current.since : new Date().toISOString() };
   const previous = old && old.current.revision !== revision ? old.current : old?.previous;
-  const state: DeployState = { v: 1, service: spec.service, current: record, previous, phase: old?.phase ?? 'steady', message: old?.message, failedRevision: old?.current.revision === revision ? old.failedRevision : undefined, autoscale: old?.autoscale, updated: '' };
+  const state: DeployState = { v: 1, service: spec.service, current: record, previous, phase: old?.phase ?? 'steady', message: old?.message, failedRevision: old?.current.revision === revision ? old.failedRevision : undefined, autoscale: old?.autoscale, gating: old?.gating, updated: '' };
 
-  if (ctx.dryRun) {
-    const steps = simulatePlan(observed, { revision, replicas: spec.replicas, ...resolveBudget(spec.rollout, spec.replicas) });
-    const view = new DeployView(state);
-    view.observe(observed);
-    return { ...resultOf({ created: 0, removed: 0, failed: 0, rolledBack: false }, view), phase: 'dry-run', plan: steps.map(planText) };
-  }
+  if (ctx.dryRun) return dryRunResult(state, observed);
 
   const auto = ctx.autoscale ? { min: ctx.autoscale.min, max: ctx.autoscale.max, metric: ctx.autoscale.metric, target: ctx.autoscale.target } : null;
   const view = new DeployView(state, auto);
@@ -119,12 +116,22 @@ export async function deployUp(spec: DeploySpec, ctx: DeployContext & { dryRun?:
 
 /** One converge of a saved state, with the service's status socket served meanwhile. */
 async function convergeServed(state: DeployState, s: Session, ctx: DeployContext, view = new DeployView(state)): Promise<DeployResult> {
+  await s.ops.ping(); // Docker unreachable (or no permission): say so before anything is written
   const server = await serveStatus(state.service, () => view, ctx);
   try {
     return resultOf(await runConverge(await saveState(s.store, state), s, ctx, view), view);
   } finally {
     await server.close();
   }
+}
+
+/** --dry-run: the steps a converge to `state` would take from the containers there are now; nothing is changed. */
+function dryRunResult(state: DeployState, observed: readonly Replica[]): DeployResult {
+  const spec = state.current.spec;
+  const steps = simulatePlan(observed, { revision: state.current.revision, replicas: spec.replicas, ...resolveBudget(spec.rollout, spec.replicas) });
+  const view = new DeployView(state);
+  view.observe(observed);
+  return { ...resultOf({ created: 0, removed: 0, failed: 0, rolledBack: false }, view), phase: 'dry-run', plan: steps.map(planText) };
 }
 
 function planText(step: Step) {
@@ -239,14 +246,19 @@ export async function deployScale(service: string, replicas: number, ctx: Deploy
 }
 
 /** Go back to the previous revision (a rolling update the other way). */
-export async function deployRollback(service: string, ctx: DeployContext): Promise<DeployResult> {
+export async function deployRollback(service: string, ctx: DeployContext & { dryRun?: boolean }): Promise<DeployResult> {
   checkService(service);
   const s = session(ctx);
   const old = await loadState(s.store, service);
   if (!old) throw noDeploy(service);
-  if (!old.previous) throw new UserError(`${service} has no previous revision to roll back to`, 'deploy the revision you want with elastic deploy IMAGE --name ...', ExitCode.usage);
+  if (!old.previous) {
+    const why = old.failedRevision ? ` (its last rollout, ${old.failedRevision}, failed and was rolled back already)` : '';
+    throw new UserError(`${service} has no previous revision to roll back to${why}`, 'deploy the revision you want with elastic deploy IMAGE --name ...', ExitCode.usage);
+  }
   await s.ops.image(old.previous.imageId);
-  return convergeServed({ ...old, current: { ...old.previous, spec: { ...old.previous.spec, replicas: old.current.spec.replicas } }, previous: old.current, phase: 'rolling back', message: `rolling back to ${old.previous.revision}` }, s, ctx);
+  const next: DeployState = { ...old, current: { ...old.previous, spec: { ...old.previous.spec, replicas: old.current.spec.replicas } }, previous: old.current, phase: 'rolling back', message: `rolling back to ${old.previous.revision}` };
+  if (ctx.dryRun) return dryRunResult(next, await s.ops.replicas(service));
+  return convergeServed(next, s, ctx);
 }
 
 /** Remove the service: every replica drained, stopped and removed; its state forgotten. */
@@ -254,6 +266,7 @@ export async function deployRm(service: string, ctx: DeployContext): Promise<{ v
   checkService(service);
   if (await liveSocket(service, ctx.runDir)) throw new UserError(`a deploy of ${service} is running (its status socket answers)`, 'stop it first (Ctrl-C or SIGTERM), then run deploy rm', ExitCode.refused);
   const s = session(ctx);
+  await s.ops.ping();
   const old = await loadState(s.store, service);
   let removed = 0;
   if (old) {
@@ -296,6 +309,11 @@ export async function deployStatus(service: string | undefined, ctx: DeployConte
     }
     const view = new DeployView(state);
     view.observe(replicas);
+    if (state.phase === 'rolling' || state.phase === 'rolling back') {
+      // A rollout serves its status socket for as long as it runs: none answered, so its owner is gone.
+      view.phase = 'interrupted';
+      view.message = `the deploy that was ${state.phase} ${name} is not running any more (killed?): re-run it, or elastic deploy scale ${name} --replicas N, to carry on from the containers there are`;
+    }
     out.push(view.get());
   }
   return { v: 1, services: out };

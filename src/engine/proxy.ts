@@ -1,5 +1,5 @@
 import { ExitCode, UserError } from './errors.js';
-import { isIdent, printable } from './model/validate.js';
+import { isAddress, isIdent, printable } from './model/validate.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
 import { StatusServer } from './runtime/status.js';
 import { EdgeServer, type EdgeConfig, type EdgeListener } from './edge/server.js';
@@ -73,6 +73,10 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
   if (opts.listeners.some((l) => l.kind !== 'tcp') && hosts.size === 0 && !opts.defaultRoute) {
     throw new UserError('Host/SNI routing needs routes', 'add --host NAME=ROUTE or --default-route ROUTE', ExitCode.usage);
   }
+  for (const [flag, a] of [['--address', opts.address], ['--node-address', opts.nodeAddress]] as const) {
+    if (a !== undefined && !isAddress(a)) throw new UserError(`invalid ${flag} "${printable(a, 60)}"`, 'give a local IPv4 or IPv6 address, e.g. 127.0.0.1 or 0.0.0.0', ExitCode.usage);
+  }
+  if (opts.name !== undefined && !isIdent(opts.name)) throw new UserError(`invalid --name "${printable(opts.name, 60)}"`, 'use letters, digits, "_", "." and "-" (it names the status socket edge.NAME.sock)', ExitCode.usage);
   const policy = { ...DEFAULT_POLICY, ...opts.policy };
   if (policy.minInstances > policy.maxInstances) throw new UserError('--min-instances is above --max-instances', 'lower --min-instances or raise --max-instances', ExitCode.usage);
   if (policy.minInstances > 0 && !opts.startCommand?.length) throw new UserError('--min-instances needs a start command', 'add the command after --', ExitCode.usage);
@@ -96,7 +100,6 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
     nodeAddress: opts.nodeAddress ?? '127.0.0.1',
     nodePort: opts.nodePort ?? 0,
     token: loaded.token,
-    tokenText,
     maxQueue: opts.maxQueue ?? 1000,
     queueTimeoutMs: opts.queueTimeoutMs ?? 30_000,
     retryAfterS: opts.retryAfterS ?? 5,

@@ -43,7 +43,8 @@ export function resultText(r: DeployResult): string {
     return `${lines.join('\n')}\n`;
   }
   lines.push(`${r.service}: ${r.phase}, ${r.desired} replica(s) of ${r.revision}${r.previous ? ` (previous ${r.previous})` : ''}; created ${r.created}, removed ${r.removed}, failed ${r.failed}`);
-  if (r.message) lines.push(printable(r.message, 300));
+  // A steady service's message only restates the line above (and the last progress line).
+  if (r.message && r.phase !== 'steady') lines.push(printable(r.message, 300));
   return `${lines.join('\n')}\n${replicaTable(r.replicas)}`;
 }
 

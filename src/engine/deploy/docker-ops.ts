@@ -5,6 +5,7 @@ import { ExitCode, UserError } from '../errors.js';
 import { isAddress, isSafeText, printable } from '../model/validate.js';
 import type { ContainerState, Replica } from './plan.js';
 import { LABEL, containerName, isRevision, labelsFor, type ContainerSpec } from './spec.js';
+import { namespaceOfEnv } from '../dataplane/namespace.js';
 
 /**
  * The only part of deploy that talks to Docker: images, the service's containers, create / start
@@ -34,8 +35,12 @@ export class DeployDocker {
   readonly docker: Docker;
   readonly target: DockerTarget;
 
+  /** The state directory's namespace, on every container created (LABEL.state). */
+  readonly namespace: string;
+
   constructor(host?: string, env: NodeJS.ProcessEnv = process.env) {
     ({ docker: this.docker, target: this.target } = createDocker(host, env));
+    this.namespace = namespaceOfEnv(env).id || 'default';
   }
 
   private async call<T>(fn: () => Promise<T>): Promise<T> {
@@ -99,13 +104,31 @@ export class DeployDocker {
     return labelled.filter((c) => c.Labels?.[LABEL.managed] === 'true').map((c) => toReplica(c));
   }
 
-  /** Every service elastic deploy manages on this host (for `deploy status` without a name). */
+  /**
+   * Every service this state directory deploys on this host (for `deploy status` without a
+   * name): containers labelled with our namespace; unlabelled ones (an older elastic) count as
+   * the default state directory's.
+   */
   async services(): Promise<string[]> {
     const list = await this.call(() => this.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABEL.managed}=true`] }) }));
-    return [...new Set(list.map((c) => c.Labels?.[LABEL.service] ?? '').filter((s) => s && isSafeText(s, 64)))].sort();
+    const ours = list.filter((c) => (c.Labels?.[LABEL.state] ?? 'default') === this.namespace);
+    return [...new Set(ours.map((c) => c.Labels?.[LABEL.service] ?? '').filter((s) => s && isSafeText(s, 64)))].sort();
   }
 
-  async create(service: string, revision: string, index: number, spec: ContainerSpec, imageId: string, stopTimeoutS: number): Promise<Replica> {
+  /**
+   * Create and start a replica. `beforeStart` runs between the two (the deploy records the
+   * replica as gating there). A container that cannot start (a missing network, a bad command) is
+   * removed again: no Created container is left behind.
+   */
+  async create(
+    service: string,
+    revision: string,
+    index: number,
+    spec: ContainerSpec,
+    imageId: string,
+    stopTimeoutS: number,
+    beforeStart: (id: string) => Promise<void> = async () => {},
+  ): Promise<Replica> {
     const healthcheck = spec.health.kind === 'cmd'
       ? {
           Test: ['CMD-SHELL', spec.health.cmd],
@@ -130,7 +153,7 @@ export class DeployDocker {
           Image: ref,
           Cmd: spec.cmd ? [...spec.cmd] : undefined,
           Env: [...spec.env],
-          Labels: { ...labelsFor(service, revision, index, spec.labels), 'elastic.image': spec.image },
+          Labels: { ...labelsFor(service, revision, index, spec.labels), 'elastic.image': spec.image, [LABEL.state]: this.namespace },
           ExposedPorts: spec.port ? { [`${spec.port}/tcp`]: {} } : undefined,
           Healthcheck: healthcheck,
           StopTimeout: stopTimeoutS,
@@ -145,13 +168,32 @@ export class DeployDocker {
           await c.remove({ force: true }).catch(() => {});
           throw new UserError(`the tag ${printable(spec.image, 100)} moved to another image during the deploy`, 're-run the deploy: it rolls out the image the tag points to now', ExitCode.refused);
         }
-        await c.start();
+        try {
+          await beforeStart(c.id.slice(0, 12));
+          await c.start();
+        } catch (err) {
+          await c.remove({ force: true }).catch(() => {});
+          throw err;
+        }
         return { id: c.id.slice(0, 12), name, revision, index, state: 'running', health: 'starting', created: new Date().toISOString() };
       } catch (err) {
         if ((err as { statusCode?: number }).statusCode === 409 && attempt < 2) continue; // a random name clash
         throw dockerError(err, this.target);
       }
     }
+  }
+
+  /** Refuse a --network that is not there before anything is created or written. */
+  async checkNetwork(name: string): Promise<void> {
+    const found = await this.call(() => this.docker.listNetworks({ filters: JSON.stringify({ name: [name] }) }));
+    if (!found.some((n) => n.Name === name || n.Id === name || n.Id.startsWith(name))) {
+      throw new UserError(`Docker network "${printable(name, 80)}" does not exist`, `create it first (docker network create ${printable(name, 80)}) or pick another --network; nothing was created`, ExitCode.usage);
+    }
+  }
+
+  /** An empty `docker update`: Docker emits an `update` event, so discovery re-lists now. */
+  async touch(id: string): Promise<void> {
+    await this.call(() => this.docker.getContainer(id).update({}));
   }
 
   async inspect(id: string, network?: string): Promise<ReplicaDetail | null> {

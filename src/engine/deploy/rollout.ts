@@ -60,8 +60,20 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
   /** Old replicas signalled to stop, being waited for and removed in the background. */
   const retiring = new Map<string, Promise<void>>();
   const backgroundErrors: unknown[] = [];
+  /** Replicas not admitted by their gate: the load balancers leave them out (readiness.ts). */
+  const gating = new Set(state.gating ?? []);
+  const gatingKnown = state.gating !== undefined;
+  let saving: Promise<unknown> = Promise.resolve();
+  /** Every state write goes through here, one after the other: gates finish in parallel. */
+  const save = (extra: Partial<DeployState> = {}): Promise<void> => {
+    const next = saving.then(async () => {
+      state = await saveState(opts.store, { ...state, ...extra, gating: [...gating] });
+    });
+    saving = next.catch(() => {});
+    return next;
+  };
   const setPhase = async (phase: Phase, message: string, extra: Partial<DeployState> = {}) => {
-    state = await saveState(opts.store, { ...state, ...extra, phase, message });
+    await save({ ...extra, phase, message });
     emit({ type: 'phase', phase, message });
     log.debug(message, { service, phase });
   };
@@ -71,10 +83,22 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
     for (let round = 0; ; round++) {
       if (opts.signal?.aborted) throw new UserError(`deploy of ${service} stopped by a signal`, 're-run the same command to carry on from where it stopped', ExitCode.failure);
       if (backgroundErrors.length) throw backgroundErrors[0];
-      const observed = (await opts.ops.replicas(service)).filter((r) => !retiring.has(r.id));
+      const all = await opts.ops.replicas(service);
+      const observed = all.filter((r) => !retiring.has(r.id));
+      const gone = [...gating].filter((id) => !all.some((r) => r.id === id));
+      if (gone.length) {
+        for (const id of gone) gating.delete(id);
+        await save();
+      }
       for (const r of observed) {
         if (!seen.has(r.id)) emit({ type: 'replica', id: r.id, name: r.name, revision: r.revision, index: r.index, phase: 'existing', detail: `${r.state}${r.health !== 'none' ? ` (${r.health})` : ''}` });
         seen.add(r.id);
+      }
+      // A running replica of the target that is not gating passed its gate before (this run or
+      // an earlier one): a re-converge (--watch, autoscaling) does not gate it again. A state
+      // written before `gating` existed cannot tell: those are gated once more.
+      if (gatingKnown) {
+        for (const r of observed) if (r.revision === target.revision && r.state === 'running' && r.health !== 'unhealthy' && r.health !== 'starting' && !gating.has(r.id) && !gates.failed.has(r.id)) gates.ready.add(r.id);
       }
       const spec = target.spec;
       const budget = resolveBudget(spec.rollout, spec.replicas);
@@ -91,8 +115,8 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
         if (state.phase !== phase || round > 0) await setPhase(phase, msg);
         return { state, replicas: observed, created, removed, failed: totalFailed, rolledBack };
       }
-      if (round === 0 && state.phase !== 'rolling back') await setPhase('rolling', `${service}: ${step.note}`);
-      else log.info(step.note, { service });
+      // Every step says where the rollout is (the live header, `deploy status`, the log).
+      await setPhase(state.phase === 'rolling back' ? 'rolling back' : 'rolling', `${service}: ${step.note}`);
 
       const image = await opts.image(target);
       const check = resolveGate(spec.container.health, image, spec.container.port);
@@ -110,6 +134,11 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
         });
         if (res.ok) {
           gates.ready.add(r.id);
+          // Admitted: the load balancers may serve it now (the touch makes discovery look at once).
+          if (gating.delete(r.id)) {
+            await save();
+            await opts.ops.touch(r.id).catch((err: unknown) => log.debug(`touch ${r.name}: ${describeError(err)}`, { service }));
+          }
           ev('ready', `${res.ms} ms`);
         } else {
           gates.failed.add(r.id);
@@ -137,6 +166,7 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
           await opts.ops.remove(r.id);
           removed++;
           gates.ready.delete(r.id);
+          if (gating.delete(r.id)) await save();
           ev('removed', reason);
         })()
           .catch((err: unknown) => void backgroundErrors.push(err))
@@ -144,7 +174,10 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
         retiring.set(r.id, done);
       };
       const createOne = async (index: number) => {
-        const r = await opts.ops.create(service, target.revision, index, spec.container, target.imageId, spec.rollout.stopTimeoutS);
+        const r = await opts.ops.create(service, target.revision, index, spec.container, target.imageId, spec.rollout.stopTimeoutS, async (id) => {
+          gating.add(id); // on record before it runs: no balancer serves it before its gate
+          await save();
+        });
         seen.add(r.id);
         created++;
         emit({ type: 'replica', id: r.id, name: r.name, revision: r.revision, index, phase: 'creating' });
@@ -158,9 +191,10 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
         const prev = state.previous;
         if (!rolledBack && state.phase !== 'rolling back' && prev && prev.revision !== target.revision) {
           const failed = target;
+          // `previous` is not the failed revision: `deploy rollback` must not re-deploy what just failed.
           await setPhase('rolling back', `${failures} new replica(s) of ${failed.revision} failed their health gate (${reasons[0]}): rolling back to ${prev.revision}`, {
             current: prev,
-            previous: failed,
+            previous: undefined,
             failedRevision: failed.revision,
           });
           target = prev;

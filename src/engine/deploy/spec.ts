@@ -73,6 +73,8 @@ export const LABEL = {
   service: 'elastic.service',
   revision: 'elastic.revision',
   replica: 'elastic.replica',
+  /** The state directory's namespace (`default`, or 6 hex): whose `deploy status` lists it. */
+  state: 'elastic.state',
 } as const;
 
 /** The hashed part, in a canonical form (sorted keys) so equal specs hash equally. */

@@ -28,6 +28,12 @@ export interface DeployState {
   /** A revision that failed its rollout and was rolled back. */
   readonly failedRevision?: string;
   readonly autoscale?: { readonly last?: Decision };
+  /**
+   * Replicas (container ids, 12 hex) this deploy created that have not passed its health gate
+   * (yet, or ever): load balancers leave them out (deploy/readiness.ts). Written before the
+   * container starts, so no balancer ever sees it running unlisted.
+   */
+  readonly gating?: readonly string[];
   readonly updated: string;
 }
 

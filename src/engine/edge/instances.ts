@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import type { Logger } from '../runtime/logger.js';
 import { signal, terminate } from './process.js';
+import { routeToken } from './token.js';
 
 /**
  * The processes the edge starts (the start command, an argv array, never a shell string). Each
@@ -9,7 +10,8 @@ import { signal, terminate } from './process.js';
  * `elastic proxy node`), even after the instance itself was killed with -9.
  *
  * The instance learns where to connect from its environment: ELASTIC_EDGE (host:port of the
- * node port), ELASTIC_ROUTE, ELASTIC_EDGE_TOKEN, ELASTIC_INSTANCE (its id, echoed in AUTH).
+ * node port), ELASTIC_ROUTE, ELASTIC_EDGE_TOKEN (a token for that route only, never the edge's
+ * own), ELASTIC_INSTANCE (its id, echoed in AUTH).
  */
 export interface Instance {
   readonly id: string;
@@ -23,7 +25,8 @@ export interface Instance {
 
 export interface InstanceEnv {
   edge: string;
-  token: string;
+  /** The edge token: instances get routeToken(token, route) derived from it. */
+  token: Buffer;
 }
 
 export class Instances {
@@ -44,14 +47,14 @@ export class Instances {
     return this.live.get(id);
   }
 
-  forRoute(route: string): Instance[] {
-    return [...this.live.values()].filter((i) => i.route === route);
+  all(): Instance[] {
+    return [...this.live.values()];
   }
 
   start(route: string): Instance | null {
     const id = randomBytes(6).toString('hex');
     const child = execa(this.command[0]!, this.command.slice(1), {
-      env: { ELASTIC_EDGE: this.env.edge, ELASTIC_ROUTE: route, ELASTIC_EDGE_TOKEN: this.env.token, ELASTIC_INSTANCE: id },
+      env: { ELASTIC_EDGE: this.env.edge, ELASTIC_ROUTE: route, ELASTIC_EDGE_TOKEN: routeToken(this.env.token, route).toString(), ELASTIC_INSTANCE: id },
       stdin: 'ignore',
       stdout: 2,
       stderr: 2,

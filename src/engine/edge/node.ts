@@ -87,7 +87,8 @@ export class EdgeNode {
   async start(): Promise<void> {
     this.appPort = this.cfg.appPort || (await freePort(this.cfg.appHost));
     const child = execa(this.cfg.command[0]!, this.cfg.command.slice(1), {
-      env: { PORT: String(this.appPort) },
+      env: appEnv(process.env, this.appPort, this.cfg.route),
+      extendEnv: false,
       stdin: 'ignore',
       stdout: 2,
       stderr: 2,
@@ -323,6 +324,17 @@ export class EdgeNode {
       throw err;
     }
   }
+}
+
+/**
+ * The app's environment: ours without elastic's own variables (the edge token above all: an app
+ * holding it could join the edge as a node of any route), plus what the app needs: PORT and
+ * ELASTIC_ROUTE.
+ */
+export function appEnv(env: NodeJS.ProcessEnv, port: number, route: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && !k.startsWith('ELASTIC_')) out[k] = v;
+  return { ...out, PORT: String(port), ELASTIC_ROUTE: route };
 }
 
 async function freePort(host: string): Promise<number> {

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { isIdent } from '../model/validate.js';
 
 /**
  * The edge <-> node wire protocol (version 2). Control frames and, during a client session,
@@ -201,6 +202,16 @@ export function verifyAuth(token: Buffer, edgeNonce: Buffer, payload: Buffer): {
   if (!timingSafeEqual(given, mac(token, 'node', edgeNonce, nodeNonce, json))) return null;
   try {
     return { meta: JSON.parse(json.toString('utf8')), nodeNonce };
+  } catch {
+    return null;
+  }
+}
+
+/** The route an AUTH payload names, before its MAC is checked (only to pick the key to check it with). */
+export function claimedRoute(payload: Buffer): string | null {
+  try {
+    const meta = JSON.parse(payload.subarray(MAC_BYTES + NONCE_BYTES).toString('utf8')) as { route?: unknown };
+    return typeof meta.route === 'string' && isIdent(meta.route) ? meta.route : null;
   } catch {
     return null;
   }

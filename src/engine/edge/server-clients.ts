@@ -89,6 +89,7 @@ export abstract class EdgeClients extends EdgeNodes {
 
   private dispatch(c: Client): void {
     const r = c.route!;
+    if (this.closing) return this.refuse(c, 'edge stopping'); // its head arrived while we stop
     const conn = r.popIdle();
     if (conn) return this.handoff(c, conn);
     if (!r.queue.push(c)) {
@@ -255,7 +256,7 @@ export abstract class EdgeClients extends EdgeNodes {
   protected override offer(conn: PullConn): void {
     const node = conn.node;
     const r = node.route;
-    if (this.closing) return drop(conn.sock);
+    if (this.closing && !node.stopping) return drop(conn.sock);
     // Nothing may arrive on a pull connection that carries no client: anything that does is a broken node.
     const broken = () => {
       this.counters.garbled++;

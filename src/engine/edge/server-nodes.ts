@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../runtime/logger.js';
 import { decideScale } from './policy.js';
-import { encodeFrame, encodeJson, FrameReader, FrameType, newNonce, ProtocolError, verifyAuth, welcomePayload, type NodeMeta } from './protocol.js';
+import { encodeFrame, encodeJson, FrameReader, FrameType, newNonce, ProtocolError, welcomePayload, type NodeMeta } from './protocol.js';
+import { authenticateNode } from './token.js';
 import { drop } from './pipe.js';
 import { Link } from './link.js';
 import type { NodeRec, PullConn, RouteState } from './route.js';
@@ -55,16 +56,18 @@ export abstract class EdgeNodes {
     sock.write(encodeFrame(FrameType.challenge, edgeNonce));
     let meta: NodeMeta;
     let nodeNonce: Buffer;
+    let key: Buffer;
     this.pendingHandshakes++;
     try {
       const frame = await reader.next(this.cfg.handshakeTimeoutMs).finally(() => this.pendingHandshakes--);
       if (frame.type !== FrameType.auth) throw new ProtocolError(`expected AUTH, got frame type ${frame.type}`, 'unexpected');
-      const ok = verifyAuth(this.cfg.token, edgeNonce, frame.payload);
+      const ok = authenticateNode(this.cfg.token, edgeNonce, frame.payload);
       if (!ok) throw new ProtocolError('bad token', 'auth');
       const m = validateMeta(ok.meta);
       if (typeof m === 'string') throw new ProtocolError(m, 'garbled');
       meta = m;
       nodeNonce = ok.nodeNonce;
+      key = ok.key;
     } catch (err) {
       const e = err instanceof ProtocolError ? err : new ProtocolError(String(err), 'garbled');
       reader.detach();
@@ -91,7 +94,7 @@ export abstract class EdgeNodes {
     if (node.stopping) return refuse('stopping');
     // Never more pull connections than the node's concurrency: a slot is a slot.
     if (node.conns.size >= node.meta.concurrency) return refuse('busy');
-    sock.write(encodeFrame(FrameType.welcome, welcomePayload(this.cfg.token, nodeNonce, edgeNonce)));
+    sock.write(encodeFrame(FrameType.welcome, welcomePayload(key, nodeNonce, edgeNonce)));
     const rest = reader.detach();
     const conn: PullConn = { sock, link: new Link(sock), node, state: 'held', slot: -1 };
     node.conns.add(conn);
@@ -225,6 +228,19 @@ export abstract class EdgeNodes {
     this.evaluate(r);
   }
 
+  /**
+   * The edge is stopping: a node it started gets STOP (now on its free pull connections, on the
+   * others once their client is done); a node it did not start loses its free pull connections
+   * (the busy ones close after their client, see offer).
+   */
+  protected retire(node: NodeRec): void {
+    if (node.instance !== undefined) return this.stopNode(node, 'edge stopping');
+    for (const c of node.conns) {
+      if (c.state === 'idle') node.route.removeIdle(c);
+      if (c.state !== 'busy') drop(c.sock);
+    }
+  }
+
   private stopNode(node: NodeRec, why: string): void {
     if (node.stopping) return;
     node.stopping = true;
@@ -237,7 +253,7 @@ export abstract class EdgeNodes {
         c.sock.write(stop);
       }
     }
-    this.log.info('stopping idle node', { route: node.route.name, node: node.id, reason: why });
+    this.log.info('stopping node', { route: node.route.name, node: node.id, reason: why });
     this.cfg.onEvent?.('scale', `stop node ${node.id}: ${why}`, node.route.name);
   }
 }

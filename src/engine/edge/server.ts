@@ -28,9 +28,8 @@ export interface EdgeConfig {
   defaultRoute?: string;
   nodeAddress: string;
   nodePort: number;
+  /** The edge token; started instances get a token for their route only (routeToken). */
   token: Buffer;
-  /** The token text passed to started instances. */
-  tokenText: string;
   maxQueue: number;
   queueTimeoutMs: number;
   retryAfterS: number;
@@ -57,6 +56,9 @@ export interface EdgeCounters {
   noRoute: number;
 }
 
+/** After --stop-grace, how long an instance still running has between TERM and KILL. */
+const KILL_AFTER_MS = 2000;
+
 /** Lifecycle (listen, tick, close), views and drain; clients in server-clients.ts, nodes in server-nodes.ts. */
 export class EdgeServer extends EdgeClients {
   private readonly servers: Server[] = [];
@@ -79,7 +81,7 @@ export class EdgeServer extends EdgeClients {
     this.nodePort = await listen(this.nodeServer, this.cfg.nodeAddress, this.cfg.nodePort);
     if (this.cfg.startCommand?.length) {
       const host = this.cfg.nodeAddress === '0.0.0.0' || this.cfg.nodeAddress === '::' ? '127.0.0.1' : this.cfg.nodeAddress;
-      this.instances = new Instances(this.cfg.startCommand, { edge: `${host.includes(':') ? `[${host}]` : host}:${this.nodePort}`, token: this.cfg.tokenText }, this.log, (i, code, sig) =>
+      this.instances = new Instances(this.cfg.startCommand, { edge: `${host.includes(':') ? `[${host}]` : host}:${this.nodePort}`, token: this.cfg.token }, this.log, (i, code, sig) =>
         this.onInstanceExit(i, code, sig),
       );
     }
@@ -95,14 +97,35 @@ export class EdgeServer extends EdgeClients {
     for (const r of this.routes.values()) this.evaluate(r);
   }
 
-  /** Stop listening, answer the queued clients, stop the instances this edge started. */
-  async close(): Promise<void> {
+  /**
+   * Stop in order, so no client in flight is cut: stop accepting (clients and nodes), answer the
+   * queued clients (503 / close), let the clients being served finish within --stop-grace while
+   * every node this edge started gets STOP as soon as it carries no client (the node then stops
+   * its app and exits), and only then end what is still running (TERM to its group, KILL soon
+   * after). Before, every instance's group got TERM at once: the app died under its requests.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.shutdown();
+    return this.closed;
+  }
+
+  private closed: Promise<void> | null = null;
+
+  private async shutdown(): Promise<void> {
     this.closing = true;
     if (this.ticker) clearInterval(this.ticker);
     for (const s of [...this.servers, this.nodeServer]) s?.close();
     for (const r of this.routes.values()) for (let c = r.queue.shift(); c; c = r.queue.shift()) this.refuse(c, 'edge stopping');
-    await this.instances?.stopAll(this.cfg.stopGraceMs);
-    for (const r of this.routes.values()) for (const n of r.nodes.values()) for (const c of n.conns) if (c.state !== 'busy') drop(c.sock);
+    const deadline = Date.now() + this.cfg.stopGraceMs;
+    const nodes = [...this.routes.values()].flatMap((r) => [...r.nodes.values()]);
+    for (const n of nodes) this.retire(n);
+    // Instances still starting carry no client: nothing to wait for.
+    for (const i of this.instances?.all() ?? []) if (!i.connected) void this.instances!.stop(i.id, KILL_AFTER_MS);
+    const busy = () => [...this.routes.values()].reduce((sum, r) => sum + r.active, 0);
+    while ((busy() > 0 || (this.instances?.size ?? 0) > 0) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 25));
+    if (busy() > 0) this.log.warn('clients still served at the end of --stop-grace; closing them', { clients: busy() });
+    await this.instances?.stopAll(KILL_AFTER_MS);
+    for (const n of nodes) for (const c of n.conns) drop(c.sock);
   }
 
   view(): Record<string, RouteView> {

@@ -38,6 +38,13 @@ export interface Snapshot {
   readonly events: readonly StatusEvent[];
 }
 
+interface StatusRequest {
+  op?: string;
+  intervalMs?: number;
+  action?: string;
+  args?: Record<string, unknown>;
+}
+
 export type ActionHandler = (args: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
 export interface StatusServerOptions {
@@ -106,7 +113,9 @@ export class StatusServer {
       );
     }
     await rm(this.path, { force: true }); // stale socket of a dead process
-    const server = createServer((sock) => this.handle(sock));
+    // allowHalfOpen: a client may send its request and half-close at once (`echo ... | socat -`);
+    // without it Node ends our side on the client's FIN, before an async snapshot is written.
+    const server = createServer({ allowHalfOpen: true }, (sock) => this.handle(sock));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.path, () => resolve());
@@ -133,34 +142,49 @@ export class StatusServer {
   private handle(sock: Socket): void {
     sock.setEncoding('utf8');
     let buf = '';
+    let taken = false;
     const guard = setTimeout(() => sock.destroy(), 5000);
     sock.on('error', () => {});
+    const take = (line: string) => {
+      taken = true;
+      clearTimeout(guard);
+      sock.removeAllListeners('data');
+      let req: unknown;
+      try {
+        req = JSON.parse(line);
+      } catch {
+        req = null;
+      }
+      if (typeof req !== 'object' || req === null) {
+        sock.end(`${JSON.stringify({ ok: false, error: 'bad request' })}\n`);
+        return;
+      }
+      void this.dispatch(sock, req as StatusRequest);
+    };
     sock.on('data', (chunk: string) => {
       buf += chunk;
       if (buf.length > 64 * 1024) return sock.destroy();
       const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(guard);
-      sock.removeAllListeners('data');
-      let req: { op?: string; intervalMs?: number; action?: string; args?: Record<string, unknown> };
-      try {
-        req = JSON.parse(buf.slice(0, nl));
-      } catch {
-        sock.end(`${JSON.stringify({ ok: false, error: 'bad request' })}\n`);
-        return;
+      if (nl >= 0) take(buf.slice(0, nl));
+    });
+    // The client finished writing: a last line without a newline is still the request; with no
+    // request at all there is nothing to answer.
+    sock.on('end', () => {
+      if (taken) return;
+      if (buf.trim()) take(buf);
+      else {
+        clearTimeout(guard);
+        sock.destroy();
       }
-      void this.dispatch(sock, req);
     });
   }
 
-  private async dispatch(
-    sock: Socket,
-    req: { op?: string; intervalMs?: number; action?: string; args?: Record<string, unknown> },
-  ): Promise<void> {
+  private async dispatch(sock: Socket, req: StatusRequest): Promise<void> {
     if (req.op === 'snapshot') {
       await this.send(sock);
       sock.end();
     } else if (req.op === 'stream') {
+      if (sock.destroyed) return;
       const interval = Math.min(60_000, Math.max(100, Number(req.intervalMs) || 1000));
       const entry = { sock, timer: setInterval(() => void this.send(sock), interval) };
       this.streams.add(entry);

@@ -13,6 +13,8 @@ export interface ServiceRow {
   readonly sourceId: string;
   readonly kind: string;
   readonly service: string;
+  /** What the SERVICE column shows: the service, or `service@source` when another source of the same kind has a service of that name (two edges with route `default`). */
+  readonly label: string;
   readonly role: string;
   readonly backends: number;
   readonly healthy: number;
@@ -281,6 +283,7 @@ export class TopStore {
           sourceId: id,
           kind: s.kind,
           service: svc.service,
+          label: svc.service,
           role: svc.role,
           backends: svc.backends.length,
           healthy: svc.backends.filter((b) => b.health === 'healthy').length,
@@ -308,8 +311,15 @@ export class TopStore {
     // A kernel mapping does not know health; discovery or the proxy does: show theirs.
     const withHealth = backends.map((b) => (b.health === '-' && healthByEndpoint.has(b.endpoint) ? { ...b, health: healthByEndpoint.get(b.endpoint)! } : b));
     this.version++;
-    return { version: this.version, now, sources, services, backends: withHealth, timeline: [...this.timeline], notice: this.notice };
+    return { version: this.version, now, sources, services: labelled(services), backends: withHealth, timeline: [...this.timeline], notice: this.notice };
   }
+}
+
+/** Rows that would look the same (same service and kind, other sources) say which source they are. */
+function labelled(rows: ServiceRow[]): ServiceRow[] {
+  const count = new Map<string, number>();
+  for (const r of rows) count.set(`${r.kind}\0${r.service}`, (count.get(`${r.kind}\0${r.service}`) ?? 0) + 1);
+  return rows.map((r) => ((count.get(`${r.kind}\0${r.service}`) ?? 0) > 1 ? { ...r, label: `${r.service}@${r.sourceId.slice(r.kind.length + 1) || r.sourceId}` } : r));
 }
 
 function backendRow(key: string, serviceKey: string, sid: string, kind: string, service: string, b: BackendSample, pkt: number | null, bytes: number | null, hits: number | null): BackendRow {

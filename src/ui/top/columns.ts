@@ -50,7 +50,7 @@ export function rowCells<R>(placed: readonly Placed<R>[], row: R): string[] {
 const rateText = (r: ServiceRow) => (r.rate === null ? '-' : `${formatRate(r.rate)} ${r.rateUnit.replace('/s', '')}`);
 
 export const SERVICE_COLUMNS: readonly Column<ServiceRow>[] = [
-  { id: 'service', title: 'SERVICE', width: 12, priority: 10, flex: true, text: (r) => r.service, sort: (r) => r.service },
+  { id: 'service', title: 'SERVICE', width: 12, priority: 10, flex: true, text: (r) => r.label, sort: (r) => r.label },
   { id: 'kind', title: 'KIND', width: 9, priority: 8, text: (r) => r.kind, sort: (r) => r.kind },
   { id: 'backends', title: 'BACKENDS', width: 8, align: 'right', priority: 9, text: (r) => (r.kind === 'map-image' || r.backends === r.healthy || r.healthy === 0 ? String(r.backends) : `${r.healthy}/${r.backends}`), sort: (r) => r.backends },
   { id: 'rate', title: 'RATE/S', width: 10, align: 'right', priority: 9, text: rateText, sort: (r) => r.rate },

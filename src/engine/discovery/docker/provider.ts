@@ -7,9 +7,11 @@ import { nullLogger, type Logger } from '../../runtime/logger.js';
 import { createDocker, dockerError, type DockerTarget } from './client.js';
 import { imageMatcher, parseContainer, type ParseResult } from './parse.js';
 import type { DockerSelector } from '../selector.js';
+import { withoutGating } from '../../deploy/readiness.js';
 
 /** Docker events that can change the backend set. Anything else is ignored. */
-export const CONTAINER_ACTIONS = ['start', 'die', 'stop', 'kill', 'pause', 'unpause', 'health_status', 'destroy', 'rename', 'restart'];
+// `update`: deploy touches a replica when it passes its health gate (deploy/readiness.ts).
+export const CONTAINER_ACTIONS = ['start', 'die', 'stop', 'kill', 'pause', 'unpause', 'health_status', 'destroy', 'rename', 'restart', 'update'];
 export const NETWORK_ACTIONS = ['connect', 'disconnect'];
 
 export interface DockerProviderOptions {
@@ -49,12 +51,15 @@ export class DockerProvider implements Provider {
         if (r) results.push(r);
       }
       await this.fillStartTimes(results, infos);
-      const backends: Backend[] = [];
+      const found: Backend[] = [];
       const skipped: typeof this.skipped = [];
       for (const r of results) {
-        if (r.ok) backends.push({ ...r.backend, since: this.started.get(fullId(infos, r.backend.id)) ?? r.backend.since });
+        if (r.ok) found.push({ ...r.backend, since: this.started.get(fullId(infos, r.backend.id)) ?? r.backend.since });
         else skipped.push({ id: r.id, reason: r.reason, ambiguous: r.ambiguous });
       }
+      // Deployed replicas are served only once their deploy's health gate admitted them.
+      const { backends, skipped: gating } = await withoutGating(found);
+      skipped.push(...gating);
       for (const s of skipped) {
         if (!this.skipped.some((p) => p.id === s.id && p.reason === s.reason)) this.log.warn(`skipping container ${s.id}: ${s.reason}`);
       }

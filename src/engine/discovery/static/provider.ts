@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { ChangeHint, Provider } from '../provider.js';
@@ -29,9 +29,13 @@ export class StaticProvider implements Provider {
     if (!this.opts.file) return this.fromFlags;
     let text: string;
     try {
+      // Not a device or FIFO (/dev/zero would be read forever), not a huge file.
+      const info = await stat(this.opts.file);
+      if (!info.isFile()) throw Object.assign(new Error(), { code: 'not a regular file' });
+      if (info.size > 16 << 20) throw Object.assign(new Error(), { code: 'larger than 16 MiB' });
       text = await readFile(this.opts.file, 'utf8');
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       throw new UserError(
         code === 'ENOENT' ? `static backends file ${this.opts.file} does not exist` : `cannot read ${this.opts.file}: ${code}`,
         'check the --file path (YAML or JSON with a "backends:" list)',
