@@ -70,8 +70,12 @@ export const Keys = {
   current: 'current',
   versionsPrefix: 'versions/',
   version: (n: number) => `versions/${String(n).padStart(10, '0')}`,
+  /** A host's last status (persistent: a dead host still shows, as not alive). */
   hostsPrefix: 'hosts/',
   host: (name: string) => `hosts/${name}`,
+  /** A host's liveness: on its lease, gone TTL seconds after the host stops keeping it alive. */
+  alivePrefix: 'alive/',
+  alive: (name: string) => `alive/${name}`,
   leader: 'leader',
 } as const;
 
