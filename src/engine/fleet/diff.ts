@@ -57,7 +57,9 @@ function walk(a: unknown, b: unknown, path: string[], out: Change[]): void {
     return;
   }
   if (JSON.stringify(a) === JSON.stringify(b)) return;
-  out.push({ op: '~', path: printable(path.join('.'), 200), from: show(a, path), to: show(b, path) });
+  const from = show(a, path);
+  const to = show(b, path);
+  out.push({ op: '~', path: printable(path.join('.'), 200), from, to: to === from ? '(a secret changed)' : to });
 }
 
 function show(v: unknown, path: string[]): string {
