@@ -191,8 +191,9 @@ export class FleetAgent implements ConfigSource {
       lease.on('lost', () => {
         if (this.lease === lease) this.lease = null;
       });
-      this.lease = lease;
       await s.put({ key: Keys.alive(this.opts.host), value: JSON.stringify({ pid: process.pid }), lease });
+      this.lease = lease;
+      this.published = ''; // a new lease: the store may be new too (wiped), write the status again
     }
     if (!this.watch) {
       const { kv } = await readCurrent(s);
