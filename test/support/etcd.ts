@@ -17,12 +17,18 @@ export class EtcdCluster {
   constructor(
     readonly basePort: number,
     size: 1 | 3 = 1,
+    /** Clients over TLS with client certificates (PEM file paths); `ctl` uses `client`. */
+    readonly tls?: { ca: string; cert: string; key: string; client: { cert: string; key: string } },
   ) {
     this.members = Array.from({ length: size }, (_, i) => ({ name: `m${i + 1}`, client: basePort + 2 * i, peer: basePort + 2 * i + 1, child: null }));
   }
 
   get endpoints(): string {
-    return this.members.map((m) => `http://127.0.0.1:${m.client}`).join(',');
+    return this.members.map((m) => `${this.scheme}://127.0.0.1:${m.client}`).join(',');
+  }
+
+  private get scheme(): string {
+    return this.tls ? 'https' : 'http';
   }
 
   async start(): Promise<void> {
@@ -42,8 +48,9 @@ export class EtcdCluster {
       [
         '--name', name,
         '--data-dir', join(this.dir, name),
-        '--listen-client-urls', `http://127.0.0.1:${m.client}`,
-        '--advertise-client-urls', `http://127.0.0.1:${m.client}`,
+        '--listen-client-urls', `${this.scheme}://127.0.0.1:${m.client}`,
+        '--advertise-client-urls', `${this.scheme}://127.0.0.1:${m.client}`,
+        ...(this.tls ? ['--cert-file', this.tls.cert, '--key-file', this.tls.key, '--trusted-ca-file', this.tls.ca, '--client-cert-auth'] : []),
         '--listen-peer-urls', `http://127.0.0.1:${m.peer}`,
         '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peer}`,
         '--initial-cluster', cluster,
@@ -73,7 +80,7 @@ export class EtcdCluster {
     const until = Date.now() + timeoutMs;
     let last = '';
     while (Date.now() < until) {
-      const r = await execa('etcdctl', ['--endpoints', this.endpoints, 'endpoint', 'health'], { reject: false, env: { ETCDCTL_API: '3' }, timeout: 5000 });
+      const r = await this.ctl(['endpoint', 'health']);
       if (r.exitCode === 0) return;
       last = `${r.stdout}\n${r.stderr}`;
       await new Promise((r2) => setTimeout(r2, 200));
@@ -83,7 +90,8 @@ export class EtcdCluster {
 
   /** etcdctl against this cluster (tests read and write raw keys with it). */
   ctl(args: string[]) {
-    return execa('etcdctl', ['--endpoints', this.endpoints, ...args], { reject: false, env: { ETCDCTL_API: '3' }, timeout: 10_000 });
+    const tls = this.tls ? ['--cacert', this.tls.ca, '--cert', this.tls.client.cert, '--key', this.tls.client.key] : [];
+    return execa('etcdctl', ['--endpoints', this.endpoints, ...tls, ...args], { reject: false, env: { ETCDCTL_API: '3' }, timeout: 10_000 });
   }
 
   async stop(): Promise<void> {

@@ -14,6 +14,7 @@ export class EtcdStore implements FleetStore {
   private readonly ns: Namespace;
 
   constructor(readonly opts: ConnectOptions) {
+    if (opts.tls) quietIpServerName();
     this.client = new Etcd3({
       hosts: [...opts.endpoints],
       credentials: opts.tls ? { rootCertificate: opts.tls.ca, privateKey: opts.tls.key, certChain: opts.tls.cert } : undefined,
@@ -135,4 +136,21 @@ export function storeError(err: unknown, endpoints: readonly string[]): Error {
     return new UserError(`etcd is unreachable or has no quorum (${endpoints.join(',')}): ${msg.split('\n')[0]}`, 'check that a majority of the etcd members run (etcdctl endpoint health)', ExitCode.unavailable);
   }
   return err instanceof Error ? err : new Error(msg);
+}
+
+/**
+ * grpc-js sets the TLS ServerName to the endpoint's host, and Node warns (DEP0123) on every
+ * connection to an IP address: noise on an operator's terminal, not a problem (the certificate is
+ * still checked against the IP). Only that one warning is dropped.
+ */
+let quieted = false;
+function quietIpServerName(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
 }
