@@ -4,6 +4,7 @@ import { nullLogger, type Logger } from '../runtime/logger.js';
 import { ConfigError, parseConfig, type RunConfig } from '../run/config.js';
 import type { ConfigSource } from '../run/daemon.js';
 import type { MetricsRegistry } from '../run/metrics.js';
+import { Leadership } from './election.js';
 import { splitHosts, textForHost } from './hosts.js';
 import { Keys, type FleetStore, type StoreLease } from './store.js';
 import { readCurrent, readVersion, type VersionRecord } from './versions.js';
@@ -56,6 +57,7 @@ interface Daemon {
 
 const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 const MAX_BACKENDS_SHOWN = 256;
+const HEARTBEAT_MS = 1000;
 
 export class FleetAgent implements ConfigSource {
   private readonly log: Logger;
@@ -66,7 +68,10 @@ export class FleetAgent implements ConfigSource {
   private refusedVersion: number | null = null;
   private daemon: Daemon | null = null;
   private lease: StoreLease | null = null;
-  private watch: { cancel(): Promise<void> } | null = null;
+  private watches: Map<string, { cancel(): Promise<void> }> = new Map();
+  private keepaliveOk = true;
+  private readonly leadership: Leadership;
+  private heartbeat: NodeJS.Timeout | null = null;
   private timer: NodeJS.Timeout | null = null;
   private syncing: Promise<void> | null = null;
   private again = false;
@@ -78,6 +83,35 @@ export class FleetAgent implements ConfigSource {
 
   constructor(private readonly opts: AgentOptions) {
     this.log = (opts.logger ?? nullLogger).child('fleet');
+    this.leadership = new Leadership(opts.store, opts.host, this.log, (leading) => this.onLeadership(leading));
+  }
+
+  get leading(): boolean {
+    return this.leadership.leading;
+  }
+
+  /**
+   * Singleton work while this host leads. Today that is only a fenced heartbeat (`singleton/
+   * heartbeat`: who leads, and that its writes still hold); `deploys:` will run here.
+   */
+  private onLeadership(leading: boolean): void {
+    this.daemon?.metrics.gauge('elastic_fleet_leader', 'this host leads the fleet (1) or not (0)').set({}, leading ? 1 : 0);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    if (!leading || this.stopped) return;
+    const beat = async () => {
+      const fenced = this.daemon!.metrics.counter('elastic_fleet_fenced_writes_total', 'writes made as the leader, by result', ['result']);
+      try {
+        const ok = await this.leadership.fencedPut([{ key: Keys.heartbeat, value: JSON.stringify({ host: this.opts.host, at: new Date().toISOString() }) }]);
+        fenced.inc({ result: ok ? 'written' : 'refused' });
+        if (!ok) this.log.warn('fenced write refused: this host no longer leads; nothing was written');
+      } catch (err) {
+        this.leadership.demote(`store write failed: ${describeError(err)}`);
+      }
+    };
+    this.heartbeat = setInterval(() => void beat(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+    void beat();
   }
 
   get appliedVersion(): number | null {
@@ -112,6 +146,7 @@ export class FleetAgent implements ConfigSource {
     this.daemon = daemon;
     this.markApplied(this.pending!);
     this.metric('elastic_fleet_store_up', 'the fleet store answers (1) or not (0)').set({}, 1);
+    this.metric('elastic_fleet_leader', 'this host leads the fleet (1) or not (0)').set({}, 0);
     await this.ensureLive().catch((err) => this.storeDown(err));
     this.timer = setInterval(() => void this.sync('resync'), this.opts.resyncMs ?? 5000);
     this.timer.unref();
@@ -130,6 +165,7 @@ export class FleetAgent implements ConfigSource {
         try {
           await this.ensureLive();
           await this.syncOnce(reason);
+          if (this.lease && !this.stopped) await this.leadership.campaign(this.lease, this.keepaliveOk);
           this.storeBack();
         } catch (err) {
           this.storeDown(err);
@@ -187,24 +223,38 @@ export class FleetAgent implements ConfigSource {
     const s = this.opts.store;
     if (!this.lease) {
       const lease = await s.lease(this.opts.leaseTtl);
-      lease.on('failed', () => this.storeDown(new Error('lease keepalive failed')));
+      // The first missed keepalive stops singleton work (etcd3 reports `lost` only after ~2x TTL).
+      lease.on('failed', () => {
+        this.keepaliveOk = false;
+        this.leadership.demote('lease keepalive failed');
+        this.storeDown(new Error('lease keepalive failed'));
+      });
+      lease.on('ok', () => {
+        if (this.keepaliveOk) return;
+        this.keepaliveOk = true;
+        void this.sync('keepalive ok');
+      });
       lease.on('lost', () => {
         if (this.lease === lease) this.lease = null;
       });
       await s.put({ key: Keys.alive(this.opts.host), value: JSON.stringify({ pid: process.pid }), lease });
       this.lease = lease;
+      this.keepaliveOk = true;
       this.published = ''; // a new lease: the store may be new too (wiped), write the status again
     }
-    if (!this.watch) {
-      const { kv } = await readCurrent(s);
-      this.watch = await s.watch(Keys.current, (kv?.modRevision ?? 0) + 1, {
-        change: () => void this.sync('watch'),
+    // `current` (a new version) and `leader` (gone: campaign now, not at the next resync).
+    for (const key of [Keys.current, Keys.leader]) {
+      if (this.watches.has(key)) continue;
+      const { revision } = await s.list(key);
+      const w = await s.watch(key, revision + 1, {
+        change: () => void this.sync(`watch ${key}`),
         error: (err) => {
-          this.log.debug('fleet watch ended; re-reading', { error: describeError(err) });
-          this.watch = null;
+          this.log.debug('fleet watch ended; re-reading', { key, error: describeError(err) });
+          if (this.watches.get(key) === w) this.watches.delete(key);
           void this.sync('watch ended');
         },
       });
+      this.watches.set(key, w);
     }
   }
 
@@ -268,8 +318,9 @@ export class FleetAgent implements ConfigSource {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.heartbeat) clearInterval(this.heartbeat);
     await this.syncing?.catch(() => {});
-    await this.watch?.cancel();
+    for (const w of this.watches.values()) await w.cancel();
     await this.lease?.revoke().catch(() => {});
   }
 }

@@ -76,7 +76,10 @@ export const Keys = {
   /** A host's liveness: on its lease, gone TTL seconds after the host stops keeping it alive. */
   alivePrefix: 'alive/',
   alive: (name: string) => `alive/${name}`,
+  /** The fleet leader: created on the leader's lease; its create revision fences the leader's writes. */
   leader: 'leader',
+  /** The leader's fenced heartbeat (who leads, and that its writes still hold). */
+  heartbeat: 'singleton/heartbeat',
 } as const;
 
 /** Fleet and host names go into keys, metrics and logs: a strict identifier, 1-63 characters. */
