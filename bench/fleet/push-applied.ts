@@ -9,8 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { EtcdCluster } from '../../test/support/etcd.js';
-import { createServer, get } from 'node:http';
-import { FleetHost } from '../../test/support/fleet.js';
+import { get } from 'node:http';
+import { FleetHost, startBackend } from '../../test/support/fleet.js';
 import { EtcdStore } from '../../src/engine/fleet/etcd.js';
 import { Keys } from '../../src/engine/fleet/store.js';
 import { push } from '../../src/engine/fleet/versions.js';
@@ -52,14 +52,8 @@ ${HOSTS.map((h) => `  ${h.name}:\n    services:\n      web: { haproxy: { port: $
 
 const etcd = new EtcdCluster(23800, 3);
 const hosts = HOSTS.map((h) => new FleetHost(h.name, 'bench'));
-// Backends close every connection: HAProxy then cannot keep a pooled connection to the old
-// address after a runtime-API change (see docs/BENCHMARKS.md: that is a finding of its own).
-const backend = (port: number, body: string) =>
-  new Promise<ReturnType<typeof createServer>>((resolve) => {
-    const srv = createServer((_q, res) => res.setHeader('connection', 'close').end(body));
-    srv.listen(port, '127.0.0.1', () => resolve(srv));
-  });
-const servers = [await backend(A, 'A'), await backend(B, 'B')];
+// Backends close every connection (see startBackend and docs/BENCHMARKS.md).
+const servers = [await startBackend(A, 'A'), await startBackend(B, 'B')];
 await etcd.start();
 const store = new EtcdStore({ fleet: FLEET, endpoints: etcd.endpoints.split(','), dialTimeoutMs: 5000 });
 try {

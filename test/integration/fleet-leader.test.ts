@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { elastic } from '../support/cli.js';
 import { waitFor } from '../support/docker.js';
 import { EtcdCluster } from '../support/etcd.js';
-import { answer, FleetHost, fleetStatus, startBackend } from '../support/fleet.js';
+import { answer, fleetConfig, FleetHost, fleetStatus, startBackend, teardownFleet } from '../support/fleet.js';
 import { EtcdStore } from '../../src/engine/fleet/etcd.js';
 import { Leadership } from '../../src/engine/fleet/election.js';
 import { Keys } from '../../src/engine/fleet/store.js';
@@ -28,19 +28,7 @@ const HOSTS = [
 ];
 const hosts = HOSTS.map((h) => new FleetHost(h.name, 'fleetleader'));
 let backend: Server;
-const config = `version: 1
-name: fleetleader
-sources:
-  web:
-    static: { backends: ["127.0.0.1:23630"] }
-services:
-  - name: web
-    sources: [web]
-    haproxy: { port: 23610, mode: http }
-sync: { min_interval_ms: 50 }
-hosts:
-${HOSTS.map((h) => `  ${h.name}:\n    services:\n      web: { haproxy: { port: ${h.haproxy} } }\n    metrics: { prometheus: { port: ${h.metrics} } }`).join('\n')}
-`;
+const config = fleetConfig('fleetleader', 23610, 23630, HOSTS);
 const metric = async (name: string, m: string): Promise<number> => {
   const h = HOSTS.find((x) => x.name === name)!;
   const text = await (await fetch(`http://127.0.0.1:${h.metrics}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
@@ -58,15 +46,7 @@ beforeAll(async () => {
   for (const h of hosts) h.start(etcd.endpoints, FLEET);
 }, 60_000);
 
-afterAll(async () => {
-  for (const h of hosts) {
-    if (h.child?.pid) h.child.kill('SIGCONT');
-    await h.cleanup();
-  }
-  backend?.close();
-  await etcd.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => teardownFleet(hosts, [backend], etcd, [dir]));
 
 describe('fleet leader', () => {
   it('exactly one host leads; every host serves', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { elastic } from '../support/cli.js';
 import { waitFor } from '../support/docker.js';
 import { EtcdCluster } from '../support/etcd.js';
-import { answer, FleetHost, fleetStatus, startBackend } from '../support/fleet.js';
+import { answer, converged as convergedOn, fleetConfig, FleetHost, fleetStatus, startBackend, teardownFleet } from '../support/fleet.js';
 
 /**
  * A fleet end to end: a real 3-member etcd, three `elastic run --host` daemons (the built binary,
@@ -29,36 +29,14 @@ const servers: Server[] = [];
 const E = () => ['--etcd', etcd.endpoints, '--fleet', FLEET];
 
 /** One fleet file: a backend, and each host's own HAProxy and metrics ports (hosts:). */
-const config = (backend: number, extraHost3 = '') => `version: 1
-name: fleetit
-sources:
-  web:
-    static: { backends: ["127.0.0.1:${backend}"] }
-services:
-  - name: web
-    sources: [web]
-    guardrails: { min_backends: 1, max_change: 100 }
-    haproxy: { port: 23520, mode: http }
-sync: { min_interval_ms: 50 }
-hosts:
-${HOSTS.map((h) => `  ${h.name}:\n    services:\n      web: { haproxy: { port: ${h.haproxy} }${h.name === 'lb-3' ? extraHost3 : ''} }\n    metrics: { prometheus: { port: ${h.metrics} } }`).join('\n')}
-`;
+const config = (backend: number, extraHost3 = '') => fleetConfig('fleetit', 23520, backend, HOSTS, { 'lb-3': extraHost3 });
 
 const push = async (text: string, extra: string[] = []) => {
   writeFileSync(file, text);
   return elastic(['cluster', 'push', '-c', file, ...E(), ...extra]);
 };
 const answers = () => Promise.all(HOSTS.map((h) => answer(h.haproxy)));
-const converged = (version: number) =>
-  waitFor(
-    async () => {
-      const s = await fleetStatus(etcd.endpoints, FLEET);
-      return s.version === version && s.hosts.length === 3 && s.hosts.every((h) => h.alive && h.converged) ? s : null;
-    },
-    `every host converged on version ${version}`,
-    20_000,
-    250,
-  );
+const converged = (version: number) => convergedOn(etcd.endpoints, FLEET, 3, version);
 
 beforeAll(async () => {
   await etcd.start();
@@ -68,18 +46,13 @@ beforeAll(async () => {
   for (const h of hosts) h.start(etcd.endpoints, FLEET);
 }, 60_000);
 
-afterAll(async () => {
-  for (const h of hosts) await h.cleanup();
-  for (const s of servers) s.close();
-  await etcd.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => teardownFleet(hosts, servers, etcd, [dir]));
 
 describe('a fleet of three hosts on one etcd', () => {
   const failed = () => hosts.map((h) => `--- ${h.name}\n${h.err?.lines.slice(-15).join('\n')}`).join('\n');
 
   it('starts every host on the current version and serves it', async () => {
-    const s = (await converged(1).catch((err) => Promise.reject(new Error(`${err.message}\n${failed()}`))))!;
+    const s = await converged(1).catch((err) => Promise.reject(new Error(`${err.message}\n${failed()}`)));
     expect(s.hosts.map((h) => h.name)).toEqual(['lb-1', 'lb-2', 'lb-3']);
     for (const h of s.hosts) expect(h.digest).toBe(h.expectedDigest);
     await waitFor(async () => (await answers()).every((a) => a === 'A'), 'every host serving backend A', 10_000, 100);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { elastic } from '../support/cli.js';
 import { waitFor } from '../support/docker.js';
 import { EtcdCluster } from '../support/etcd.js';
-import { answer, FleetHost, fleetStatus, startBackend } from '../support/fleet.js';
+import { answer, converged as convergedOn, fleetConfig, FleetHost, fleetStatus, startBackend, teardownFleet } from '../support/fleet.js';
 import { defaultPaths } from '../../src/engine/render.js';
 import { EtcdStore } from '../../src/engine/fleet/etcd.js';
 import { push, readCurrent } from '../../src/engine/fleet/versions.js';
@@ -30,20 +30,7 @@ const hosts = HOSTS.map((h) => new FleetHost(h.name, 'fleetstore'));
 const servers: Server[] = [];
 const E = () => ['--etcd', etcd.endpoints, '--fleet', FLEET];
 
-const config = (backend: number) => `version: 1
-name: fleetstore
-sources:
-  web:
-    static: { backends: ["127.0.0.1:${backend}"] }
-services:
-  - name: web
-    sources: [web]
-    guardrails: { min_backends: 1, max_change: 100 }
-    haproxy: { port: 23550, mode: http }
-sync: { min_interval_ms: 50 }
-hosts:
-${HOSTS.map((h) => `  ${h.name}:\n    services:\n      web: { haproxy: { port: ${h.haproxy} } }\n    metrics: { prometheus: { port: ${h.metrics} } }`).join('\n')}
-`;
+const config = (backend: number) => fleetConfig('fleetstore', 23550, backend, HOSTS);
 const pushFile = async (text: string) => {
   writeFileSync(file, text);
   const r = await elastic(['cluster', 'push', '-c', file, ...E()]);
@@ -55,16 +42,7 @@ const metric = async (i: number, name: string): Promise<number | null> => {
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   return m ? Number(m[1]) : null;
 };
-const converged = (version: number, timeoutMs = 20_000) =>
-  waitFor(
-    async () => {
-      const s = await fleetStatus(etcd.endpoints, FLEET);
-      return s.version === version && s.hosts.length === HOSTS.length && s.hosts.every((h) => h.alive && h.converged) ? s : null;
-    },
-    `every host converged on version ${version}`,
-    timeoutMs,
-    250,
-  );
+const converged = (version: number) => convergedOn(etcd.endpoints, FLEET, HOSTS.length, version);
 let raced = 0;
 const haproxyPid = (h: FleetHost) => readFileSync(defaultPaths('run-fleetstore', 'haproxy', h.env).pidFile, 'utf8').trim();
 
@@ -90,12 +68,7 @@ beforeAll(async () => {
   await converged(1);
 }, 60_000);
 
-afterAll(async () => {
-  for (const h of hosts) await h.cleanup();
-  for (const s of servers) s.close();
-  await etcd.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => teardownFleet(hosts, servers, etcd, [dir]));
 
 describe('fleet: the store going away', () => {
   it('two of three members down under traffic: 0 failed requests, hosts stale, then converged again without an HAProxy restart', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { elastic } from '../support/cli.js';
 import { waitFor } from '../support/docker.js';
 import { EtcdCluster } from '../support/etcd.js';
-import { answer, FleetHost, startBackend } from '../support/fleet.js';
+import { answer, FleetHost, startBackend, teardownFleet } from '../support/fleet.js';
 
 /**
  * The fleet store over TLS with client certificates and etcd user/password auth (a real etcd
@@ -67,12 +67,7 @@ beforeAll(async () => {
   backend = await startBackend(23590, 'T');
 }, 60_000);
 
-afterAll(async () => {
-  await host.cleanup();
-  backend?.close();
-  await etcd.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => teardownFleet([host], [backend], etcd, [dir]));
 
 describe('fleet store over TLS with user/password', () => {
   it('push and status with the password from a file; a host with it from the environment serves', async () => {

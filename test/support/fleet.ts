@@ -55,8 +55,13 @@ export class FleetHost {
   }
 }
 
+/**
+ * A backend answering `body`, closing every connection: HAProxy keeps reusing a pooled idle
+ * connection to a slot's old address after a runtime-API change (docs/BENCHMARKS.md, fleet), a
+ * render-applier finding these fleet tests must not depend on.
+ */
 export async function startBackend(port: number, body: string): Promise<Server> {
-  const s = createServer((_req, res) => res.end(body));
+  const s = createServer((_req, res) => res.setHeader('connection', 'close').end(body));
   await new Promise<void>((resolve, reject) => {
     s.once('error', reject);
     s.listen(port, '127.0.0.1', () => resolve());
@@ -78,4 +83,54 @@ export async function answer(port: number): Promise<string> {
   } catch {
     return 'ERR';
   }
+}
+
+export interface HostPorts {
+  readonly name: string;
+  readonly haproxy: number;
+  readonly metrics: number;
+}
+
+/**
+ * A fleet file for tests: one static backend served by HAProxy on `port`, and per host (hosts:)
+ * its own HAProxy and metrics ports; `webExtra[host]` is appended to that host's web override.
+ */
+export function fleetConfig(name: string, port: number, backend: number, hosts: readonly HostPorts[], webExtra: Record<string, string> = {}): string {
+  return `version: 1
+name: ${name}
+sources:
+  web:
+    static: { backends: ["127.0.0.1:${backend}"] }
+services:
+  - name: web
+    sources: [web]
+    guardrails: { min_backends: 1, max_change: 100 }
+    haproxy: { port: ${port}, mode: http }
+sync: { min_interval_ms: 50 }
+hosts:
+${hosts.map((h) => `  ${h.name}:\n    services:\n      web: { haproxy: { port: ${h.haproxy} }${webExtra[h.name] ?? ''} }\n    metrics: { prometheus: { port: ${h.metrics} } }`).join('\n')}
+`;
+}
+
+/** Wait until `cluster status` shows `count` hosts, all alive and converged on `version`. */
+export async function converged(endpoints: string, fleet: string, count: number, version: number, timeoutMs = 20_000): Promise<FleetStatus> {
+  const end = Date.now() + timeoutMs;
+  let last: FleetStatus | null = null;
+  while (Date.now() < end) {
+    last = await fleetStatus(endpoints, fleet).catch(() => null);
+    if (last && last.version === version && last.hosts.length === count && last.hosts.every((h) => h.alive && h.converged)) return last;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${count} hosts converged on version ${version}; last status: ${JSON.stringify(last)}`);
+}
+
+/** afterAll of a fleet test: every host (daemon + its HAProxy), backend, the etcd cluster, temp dirs. */
+export async function teardownFleet(hosts: readonly FleetHost[], servers: ReadonlyArray<Server | undefined>, etcd: { stop(): Promise<void> }, dirs: readonly string[]): Promise<void> {
+  for (const h of hosts) {
+    if (h.child?.pid) h.child.kill('SIGCONT'); // a test may have stopped it
+    await h.cleanup();
+  }
+  for (const s of servers) s?.close();
+  await etcd.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }
