@@ -1,14 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { ExitCode, UserError } from '../errors.js';
 import { connectOptions, type StoreFlags } from './connect.js';
-import { EtcdStore } from './etcd.js';
+import { openStore } from './open.js';
 import { fleetStatus, type FleetStatus } from './status.js';
 import type { FleetStore } from './store.js';
 import { diffVersions, history, push, rollback, type PushResult } from './versions.js';
 
 /** Entry points of the `cluster` commands: open the store, do one thing, close it. */
 export async function withStore<T>(flags: StoreFlags, fn: (s: FleetStore) => Promise<T>, env: NodeJS.ProcessEnv = process.env): Promise<T> {
-  const store = new EtcdStore(connectOptions(flags, env));
+  const store = await openStore(connectOptions(flags, env));
   try {
     return await fn(store);
   } finally {

@@ -5,7 +5,7 @@ import type { Logger } from '../runtime/logger.js';
 import { RunDaemon } from '../run/daemon.js';
 import { FleetAgent } from './agent.js';
 import { connectOptions, type StoreFlags } from './connect.js';
-import { EtcdStore } from './etcd.js';
+import { openStore } from './open.js';
 import { checkName } from './store.js';
 
 /**
@@ -24,7 +24,7 @@ export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, 
   checkName('host', opts.host);
   if (opts.leaseTtl < 2 || opts.leaseTtl > 60) throw new UserError('--lease-ttl must be 2-60 seconds', 'the default is 10', ExitCode.usage);
   for (const a of opts.addresses ?? []) if (!isIP(a)) throw new UserError(`--address ${JSON.stringify(a.slice(0, 64))} is not an IP address`, 'e.g. --address 198.18.0.5', ExitCode.usage);
-  const store = new EtcdStore(connectOptions(opts, opts.env));
+  const store = await openStore(connectOptions(opts, opts.env));
   const agent = new FleetAgent({ store, host: opts.host, addresses: opts.addresses?.length ? opts.addresses : localAddresses(), leaseTtl: opts.leaseTtl, logger: opts.logger, env: opts.env });
   let daemon: RunDaemon | null = null;
   try {
