@@ -3,7 +3,9 @@ import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { elastic } from '../support/cli.js';
+import { spawn } from 'node:child_process';
+import { BIN, elastic } from '../support/cli.js';
+import { LineReader } from '../support/lines.js';
 import { waitFor } from '../support/docker.js';
 import { EtcdCluster } from '../support/etcd.js';
 import { answer, converged as convergedOn, fleetConfig, FleetHost, fleetStatus, startBackend, teardownFleet } from '../support/fleet.js';
@@ -122,5 +124,21 @@ describe('a fleet of three hosts on one etcd', () => {
     expect(JSON.parse(String(d.stdout)).changes).toEqual([]);
     const hist = await elastic(['cluster', 'history', ...E()]);
     expect(hist.stdout).toMatch(/4\*\s+\S+\s+\S+\s+\S+\s+elastic\.yaml\s+rollback to 2/);
+  }, 60_000);
+
+  it('status --watch prints a line when the fleet changes and ends on SIGINT', async () => {
+    const child = spawn(process.execPath, [BIN, 'cluster', 'status', '--watch', '--json', '--interval', '1', ...E()], { env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const out = new LineReader(child.stdout!);
+      await out.json<{ version: number }>((o) => o.version === 4, 'the current status', 15_000);
+      const r = await push(config(BACKEND.c));
+      expect(r.exitCode, `${r.stdout}${r.stderr}`).toBe(0);
+      await out.json<{ version: number; converged: boolean }>((o) => o.version === 5 && o.converged, 'version 5 converged', 20_000);
+      const code = new Promise((res) => child.once('exit', (c) => res(c)));
+      child.kill('SIGINT');
+      expect(await code).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   }, 60_000);
 });
