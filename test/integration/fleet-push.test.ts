@@ -141,4 +141,17 @@ describe('a fleet of three hosts on one etcd', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
   }, 60_000);
+
+  it('a second daemon under a host name already running is refused before it starts anything', async () => {
+    const dup = new FleetHost('lb-1', 'fleetit');
+    try {
+      dup.start(etcd.endpoints, FLEET);
+      const code = await new Promise((res) => dup.child!.once('exit', (c) => res(c)));
+      expect(code).toBe(6);
+      expect(dup.err!.lines.join('\n')).toContain('another daemon is registered as host lb-1 in fleet fleet-it');
+      expect(await answers()).toEqual(['C', 'C', 'C']);
+    } finally {
+      await dup.cleanup();
+    }
+  }, 60_000);
 });

@@ -72,6 +72,8 @@ afterAll(() => teardownFleet(hosts, servers, etcd, [dir]));
 
 describe('fleet: the store going away', () => {
   it('two of three members down under traffic: 0 failed requests, hosts stale, then converged again without an HAProxy restart', async () => {
+    // Converged in the store can come before a host's first HAProxy start: wait for traffic.
+    await waitFor(async () => (await answers()).every((a) => a === 'A'), 'every host serving A', 15_000, 100);
     const pids = hosts.map(haproxyPid);
     await etcd.killMember('m2');
     await etcd.killMember('m3');

@@ -123,6 +123,9 @@ export class FleetAgent implements ConfigSource {
     const { pointer } = await readCurrent(this.opts.store);
     if (!pointer) throw new UserError(`fleet ${this.opts.store.fleet} has no version yet`, 'push one first: elastic cluster push -c elastic.yaml --etcd URL --fleet NAME', ExitCode.config);
     this.pending = await readVersion(this.opts.store, pointer.version);
+    // Refuse a second daemon under this host name before anything starts (a crashed one's key
+    // goes with its lease: wait that long).
+    await this.ensureLease((this.opts.leaseTtl + 2) * 1000);
   }
 
   /** ConfigSource: the pending version, this host's part, parsed exactly like `run -c`. */
@@ -155,6 +158,7 @@ export class FleetAgent implements ConfigSource {
 
   /** Level-triggered: re-read `current`; apply it if it is new; keep lease, watch and status up. */
   sync(reason: string): Promise<void> {
+    if (reason === 'SIGHUP') this.refusedVersion = null; // the operator asks: try a refused version again
     if (this.syncing) {
       this.again = true;
       return this.syncing;
@@ -217,31 +221,11 @@ export class FleetAgent implements ConfigSource {
     this.metric('elastic_fleet_version', 'the fleet version: current (in the store) and applied (here)', ['kind']).set({ kind: 'applied' }, rec.version);
   }
 
-  /** A liveness lease and a watch on `current`; either is re-made after the store comes back. */
+  /** A liveness lease and watches on `current` and `leader`; each is re-made after the store comes back. */
   private async ensureLive(): Promise<void> {
     if (this.stopped) return;
     const s = this.opts.store;
-    if (!this.lease) {
-      const lease = await s.lease(this.opts.leaseTtl);
-      // The first missed keepalive stops singleton work (etcd3 reports `lost` only after ~2x TTL).
-      lease.on('failed', () => {
-        this.keepaliveOk = false;
-        this.leadership.demote('lease keepalive failed');
-        this.storeDown(new Error('lease keepalive failed'));
-      });
-      lease.on('ok', () => {
-        if (this.keepaliveOk) return;
-        this.keepaliveOk = true;
-        void this.sync('keepalive ok');
-      });
-      lease.on('lost', () => {
-        if (this.lease === lease) this.lease = null;
-      });
-      await s.put({ key: Keys.alive(this.opts.host), value: JSON.stringify({ pid: process.pid }), lease });
-      this.lease = lease;
-      this.keepaliveOk = true;
-      this.published = ''; // a new lease: the store may be new too (wiped), write the status again
-    }
+    if (!this.lease) await this.ensureLease(0);
     // `current` (a new version) and `leader` (gone: campaign now, not at the next resync).
     for (const key of [Keys.current, Keys.leader]) {
       if (this.watches.has(key)) continue;
@@ -256,6 +240,44 @@ export class FleetAgent implements ConfigSource {
       });
       this.watches.set(key, w);
     }
+  }
+
+  /**
+   * A liveness lease with `alive/<host>` on it, created only if absent: two daemons under one
+   * host name would overwrite each other's status. Waits up to `waitMs` for a previous holder's
+   * key to expire (its lease TTL).
+   */
+  private async ensureLease(waitMs: number): Promise<void> {
+    const s = this.opts.store;
+    const key = Keys.alive(this.opts.host);
+    const lease = await s.lease(this.opts.leaseTtl);
+    const until = Date.now() + waitMs;
+    try {
+      while (!(await s.txn([{ key, target: 'create', revision: 0 }], [{ key, value: JSON.stringify({ pid: process.pid }), lease }])).succeeded) {
+        if (Date.now() >= until) throw new UserError(`another daemon is registered as host ${this.opts.host} in fleet ${s.fleet}`, 'give each host its own --host name (two under one name overwrite each other)', ExitCode.refused);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } catch (err) {
+      await lease.revoke();
+      throw err;
+    }
+    // The first missed keepalive stops singleton work (etcd3 reports `lost` only after ~2x TTL).
+    lease.on('failed', () => {
+      this.keepaliveOk = false;
+      this.leadership.demote('lease keepalive failed');
+      this.storeDown(new Error('lease keepalive failed'));
+    });
+    lease.on('ok', () => {
+      if (this.keepaliveOk) return;
+      this.keepaliveOk = true;
+      void this.sync('keepalive ok');
+    });
+    lease.on('lost', () => {
+      if (this.lease === lease) this.lease = null;
+    });
+    this.lease = lease;
+    this.keepaliveOk = true;
+    this.published = ''; // a new lease: the store may be new too (wiped), write the status again
   }
 
   private storeDown(err: unknown): void {
@@ -308,7 +330,8 @@ export class FleetAgent implements ConfigSource {
   }
 
   private metric(name: string, help: string, labels: string[] = []) {
-    return this.daemon!.metrics.gauge(name, help, labels);
+    // Before the daemon runs (init) there is no registry yet: nothing to report to.
+    return this.daemon ? this.daemon.metrics.gauge(name, help, labels) : { set: () => {} };
   }
   private histogram() {
     return this.daemon!.metrics.histogram('elastic_fleet_apply_seconds', 'seconds from a push to this host applying it', [], [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
