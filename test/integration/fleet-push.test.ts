@@ -154,4 +154,22 @@ describe('a fleet of three hosts on one etcd', () => {
       await dup.cleanup();
     }
   }, 60_000);
+
+  it('a version no host can apply (a new name needs a restart) is a refusal in status; every host keeps serving the last', async () => {
+    const r = await push(config(BACKEND.a).replace('name: fleetit', 'name: renamed'));
+    expect(r.exitCode, `${r.stdout}${r.stderr}`).toBe(0);
+    const s = (await waitFor(async () => {
+      const st = await fleetStatus(etcd.endpoints, FLEET);
+      return st.version === 6 && st.hosts.every((h) => h.refusal?.version === 6) ? st : null;
+    }, 'every host refusing version 6', 20_000, 250))!;
+    expect(s.hosts.map((h) => [h.appliedVersion, h.converged])).toEqual([[5, false], [5, false], [5, false]]);
+    expect(s.converged).toBe(false);
+    expect(await answers()).toEqual(['C', 'C', 'C']);
+    const text = await elastic(['cluster', 'status', ...E()]);
+    expect(text.stdout).toContain('v6 refused');
+    // Rolling back to what they serve is a new version they all apply.
+    expect((await elastic(['cluster', 'rollback', '5', ...E()])).exitCode).toBe(0);
+    await converged(7);
+    expect(await answers()).toEqual(['C', 'C', 'C']);
+  }, 60_000);
 });

@@ -63,7 +63,7 @@ export class FleetAgent implements ConfigSource {
   private readonly log: Logger;
   private pending: VersionRecord | null = null;
   private loadError: string | null = null;
-  private applied: { version: number; digest: string; at: string } | null = null;
+  private applied: { version: number; digest: string; at: string; rec: VersionRecord } | null = null;
   private refusal: HostStatus['refusal'] = null;
   private refusedVersion: number | null = null;
   private daemon: Daemon | null = null;
@@ -208,6 +208,8 @@ export class FleetAgent implements ConfigSource {
       return;
     }
     const message = this.loadError ?? error ?? 'the daemon refused it (see its log)';
+    // A later reload (the status socket's `reload`) must load what is applied, not the refused one.
+    this.pending = this.applied?.rec ?? this.pending;
     this.refusedVersion = rec.version;
     this.refusal = { version: rec.version, message, at: new Date().toISOString() };
     this.daemon!.metrics.counter('elastic_fleet_refusals_total', 'fleet versions this host refused').inc({});
@@ -215,7 +217,7 @@ export class FleetAgent implements ConfigSource {
   }
 
   private markApplied(rec: VersionRecord): void {
-    this.applied = { version: rec.version, digest: this.daemon!.current.hash, at: new Date().toISOString() };
+    this.applied = { version: rec.version, digest: this.daemon!.current.hash, at: new Date().toISOString(), rec };
     this.refusal = null;
     this.refusedVersion = null;
     this.metric('elastic_fleet_version', 'the fleet version: current (in the store) and applied (here)', ['kind']).set({ kind: 'applied' }, rec.version);
