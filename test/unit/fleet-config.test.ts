@@ -5,6 +5,7 @@ import { checkFleetFile, digestOf, splitHosts, textForHost } from '../../src/eng
 import { checkName, fleetPrefix, Keys, versionOfKey } from '../../src/engine/fleet/store.js';
 import { ConfigError, parseConfig } from '../../src/engine/run/config.js';
 import { UserError } from '../../src/engine/errors.js';
+import { FILE } from '../fixtures/fleet/fleet-file.js';
 
 /** Pure parts of the fleet: endpoints and credentials, key layout, hosts: overrides, semantic diff. */
 const msg = (fn: () => unknown): string => {
@@ -85,26 +86,6 @@ describe('fleet store: names and keys', () => {
   });
 });
 
-const FILE = `version: 1
-name: edge
-sources:
-  web:
-    static: { backends: ["198.18.0.10:80"] }
-services:
-  - name: web
-    sources: [web]
-    haproxy: { port: 8080 }
-  - name: admin
-    sources: [web]
-    haproxy: { port: 8090 }
-hosts:
-  lb-2:
-    services:
-      web: { haproxy: { port: 8081 } }
-      admin: null
-    metrics: { prometheus: { port: 9101 } }
-  lb-3: {}
-`;
 
 describe('hosts: one file for hosts that differ', () => {
   it('blanks the hosts: lines so the rest keeps its line numbers', () => {

@@ -4,22 +4,10 @@ import { digestOf, splitHosts, textForHost } from '../../src/engine/fleet/hosts.
 import { buildStatus } from '../../src/engine/fleet/status.js';
 import { Keys, type KeyValue } from '../../src/engine/fleet/store.js';
 import type { VersionRecord } from '../../src/engine/fleet/versions.js';
+import { FILE } from '../fixtures/fleet/fleet-file.js';
 
 /** `cluster status` from what the store holds: alive = lease key, converged = version + digest + no refusal. */
-const TEXT = `version: 1
-name: edge
-sources:
-  web:
-    static: { backends: ["198.18.0.10:80"] }
-services:
-  - name: web
-    sources: [web]
-    haproxy: { port: 8080 }
-hosts:
-  lb-2:
-    services:
-      web: { haproxy: { port: 8081 } }
-`;
+const TEXT = FILE;
 const rec: VersionRecord = { v: 1, version: 7, text: TEXT, hash: digestOf(TEXT), file: 'elastic.yaml', pushedAt: '2026-11-26T12:00:00Z', pushedBy: 'ops@a' };
 const ff = splitHosts(TEXT, 'elastic.yaml');
 const kv = (key: string, value: unknown): KeyValue => ({ key, value: JSON.stringify(value), modRevision: 1, createRevision: 1 });
