@@ -32,6 +32,11 @@ for svc in nginx haproxy varnish etcd; do
   fi
 done
 
+# etcd: the fleet tests start their own members (every URL on ports of their own, data in a
+# temp dir); the distribution's etcd was stopped above. Check that both binaries run.
+etcd --version >/dev/null 2>&1 || die "etcd does not run (package etcd-server)"
+ETCDCTL_API=3 etcdctl version >/dev/null 2>&1 || die "etcdctl does not run (package etcd-client)"
+
 # dockerd, in 198.18.0.0/15 only.
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"

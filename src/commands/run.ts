@@ -1,8 +1,11 @@
 import { Flags } from '@oclif/core';
 import { onReloadSignal } from '../engine/runtime/reload-signal.js';
 import { BaseCommand } from '../base-command.js';
+import { ExitCode, UserError } from '../engine/errors.js';
 import { checkRunConfig, ConfigError, runDaemon, runOnce, type CheckResult, type OnceResult } from '../engine/run.js';
 import { checkText, onceText } from '../ui/run.js';
+import { runFleetHost } from '../engine/fleet/host.js';
+import { hostFlags } from '../fleet-flags.js';
 
 export default class Run extends BaseCommand {
   static override summary = 'Run the daemon of an LB host: every service of elastic.yaml kept in sync, an ELB-compatible API and metrics';
@@ -11,6 +14,7 @@ export default class Run extends BaseCommand {
     '<%= config.bin %> run -c /etc/elastic/elastic.yaml',
     '<%= config.bin %> run -c elastic.yaml --check',
     '<%= config.bin %> run -c elastic.yaml --once --json',
+    '<%= config.bin %> run --etcd http://etcd-1:2379 --fleet edge --host lb-1   # config from the fleet store (docs/fleet.md)',
     'kill -HUP $(pidof elastic)   # re-read the config',
   ];
   static override enableJsonFlag = true;
@@ -19,12 +23,17 @@ export default class Run extends BaseCommand {
     check: Flags.boolean({ description: 'validate the config and exit (exit 5 on error)', exclusive: ['once'] }),
     once: Flags.boolean({ description: 'sync every service once and exit' }),
     'once-timeout': Flags.integer({ description: '--once: seconds to wait for every source to answer', default: 60, min: 1 }),
+    ...hostFlags,
   };
 
   async run(): Promise<CheckResult | OnceResult | void> {
     const { flags } = await this.parse(Run);
     const logger = this.makeLogger(flags, 'run');
     const json = this.jsonEnabled();
+    if (flags.host) {
+      if (flags.check || flags.once) throw new UserError('--host runs a fleet host; --check and --once take a file', 'validate a fleet file with elastic cluster push --dry-run', ExitCode.usage);
+      return runFleetHost({ ...flags, host: flags.host, addresses: flags.address, leaseTtl: flags['lease-ttl'], logger }, this.shutdownSignal, (reload) => onReloadSignal(reload));
+    }
     if (flags.check) {
       let result: CheckResult;
       try {

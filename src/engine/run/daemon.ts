@@ -24,12 +24,18 @@ import { assertNewBindsFree } from './ports.js';
  */
 export interface DaemonOptions {
   file: string;
+  /** Where start() and reload() get the config; default: parse `file` (a fleet host: the store). */
+  source?: ConfigSource;
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
   store?: StateStore;
   statusDir?: string;
   /** --once: sync once and stop. */
   once?: boolean;
+}
+
+export interface ConfigSource {
+  load(): Promise<RunConfig>;
 }
 
 export class RunDaemon {
@@ -78,7 +84,7 @@ export class RunDaemon {
   }
 
   async start(): Promise<void> {
-    this.config = await loadConfig(this.opts.file, { env: this.opts.env, logger: this.log });
+    this.config = await (this.opts.source?.load() ?? loadConfig(this.opts.file, { env: this.opts.env, logger: this.log }));
     this.metrics.gauge('elastic_config_info', 'the config in force (value 1)', ['name', 'hash']).set({ name: this.config.name, hash: this.config.hash }, 1);
     if (!this.opts.once) {
       this.status = new StatusServer({
@@ -291,7 +297,7 @@ export class RunDaemon {
       const results = this.metrics.counter('elastic_config_reloads_total', 'config reloads by result', ['result']);
       let next: RunConfig;
       try {
-        next = await loadConfig(this.opts.file, { env: this.opts.env, logger: this.log });
+        next = await (this.opts.source?.load() ?? loadConfig(this.opts.file, { env: this.opts.env, logger: this.log }));
         if (next.name !== this.config.name) throw new UserError(`name changed from ${this.config.name} to ${next.name}`, 'a new name needs a restart', ExitCode.config);
         await assertNewBindsFree(next, this.config, this.opts.env); // a bind another process serves: refused before anything stops
       } catch (err) {
@@ -342,7 +348,7 @@ export class RunDaemon {
   }
 
   /** Status socket content per service: what it gets, what is served, and each applier's view. */
-  private async statusServices(): Promise<Record<string, unknown>> {
+  async statusServices(): Promise<Record<string, unknown>> {
     const byApplier = await Promise.all(this.appliers.map(async (a) => [a.name, await a.status().catch((err) => ({ error: describeError(err) }))] as const));
     const out: Record<string, unknown> = {};
     const names = [...this.config.services.map((s) => s.name), ...elbSpecs(this.elbState, this.config.api?.haproxy ?? { address: '127.0.0.1', slots: 8 }).map((s) => s.name)];

@@ -1,0 +1,52 @@
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { ExitCode, UserError } from '../errors.js';
+import type { Logger } from '../runtime/logger.js';
+import { RunDaemon } from '../run/daemon.js';
+import { FleetAgent } from './agent.js';
+import { connectOptions, type StoreFlags } from './connect.js';
+import { openStore } from './open.js';
+import { checkName } from './store.js';
+
+/**
+ * `elastic run --etcd URL --fleet NAME --host NAME`: the same daemon as `run -c`, whose config
+ * source is the fleet store. SIGHUP re-reads the store (as it re-reads the file for `run -c`).
+ */
+export interface FleetHostOptions extends StoreFlags {
+  readonly host: string;
+  readonly addresses?: readonly string[];
+  readonly leaseTtl: number;
+  readonly logger: Logger;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, onStarted?: (reload: () => void) => void): Promise<void> {
+  checkName('host', opts.host);
+  if (opts.leaseTtl < 2 || opts.leaseTtl > 60) throw new UserError('--lease-ttl must be 2-60 seconds', 'the default is 10', ExitCode.usage);
+  for (const a of opts.addresses ?? []) if (!isIP(a)) throw new UserError(`--address ${JSON.stringify(a.slice(0, 64))} is not an IP address`, 'e.g. --address 198.18.0.5', ExitCode.usage);
+  const store = await openStore(connectOptions(opts, opts.env));
+  const agent = new FleetAgent({ store, host: opts.host, addresses: opts.addresses?.length ? opts.addresses : localAddresses(), leaseTtl: opts.leaseTtl, logger: opts.logger, env: opts.env });
+  let daemon: RunDaemon | null = null;
+  try {
+    await agent.init();
+    const d = new RunDaemon({ file: `etcd:/elastic/${store.fleet}/current`, source: agent, logger: opts.logger, env: opts.env });
+    await d.start(); // a failed start stops itself
+    daemon = d;
+    await agent.attach(d);
+    opts.logger.info('fleet host running', { fleet: store.fleet, host: opts.host, version: agent.appliedVersion });
+    onStarted?.(() => void agent.sync('SIGHUP'));
+    if (!signal.aborted) await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+  } finally {
+    await agent.stop();
+    await daemon?.stop();
+    await store.close();
+  }
+}
+
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((i) => i && i.family === 'IPv4' && !i.internal)
+    .map((i) => i!.address)
+    .slice(0, 16);
+}
