@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { discoverOnce, discoverWatch } from './discover.js';
 import type { BackendSet } from './model/backend.js';
 import { ExitCode, UserError, describeError } from './errors.js';
@@ -66,6 +66,8 @@ export async function buildRenderer(opts: RenderOptions): Promise<Renderer> {
     masterSocket: resolve(opts.haproxy?.masterSocket ?? d.masterSocket),
     pidFile: resolve((opts.proxy === 'nginx' ? opts.nginx?.pidFile : opts.haproxy?.pidFile) ?? d.pidFile),
     errorLog: resolve(opts.nginx?.errorLog ?? d.errorLog),
+    // Next to the config, not in the private run dir: nginx workers (nobody) must see it.
+    closingFlag: join(dirname(output), `.${basename(output)}.closing`),
   };
   for (const [k, p] of Object.entries({ output, ...paths })) {
     // These are printed into configs unquoted: keep them to a plain character set.
@@ -76,9 +78,9 @@ export async function buildRenderer(opts: RenderOptions): Promise<Renderer> {
   await mkdir(dirname(output), { recursive: true });
   const log = opts.logger ?? nullLogger;
   let applier: Applier;
-  if (opts.reloadCommand?.length) applier = new CommandApplier(opts.proxy, opts.reloadCommand, output, opts.proxy === 'nginx' ? { pidFile: paths.pidFile, errorLog: paths.errorLog } : opts.proxy === 'haproxy' ? { statsSocket: paths.statsSocket } : {});
+  if (opts.reloadCommand?.length) applier = new CommandApplier(opts.proxy, opts.reloadCommand, output, opts.proxy === 'nginx' ? { pidFile: paths.pidFile, errorLog: paths.errorLog, closingFlag: paths.closingFlag } : opts.proxy === 'haproxy' ? { statsSocket: paths.statsSocket } : {});
   else if (opts.proxy === 'haproxy') applier = new HaproxyApplier({ config: output, ...paths, manage: Boolean(opts.start), bin: opts.haproxy?.bin, logger: log.child('haproxy') });
-  else if (opts.proxy === 'nginx') applier = new NginxApplier({ config: output, pidFile: paths.pidFile, errorLog: paths.errorLog, manage: Boolean(opts.start), bin: opts.nginx?.bin });
+  else if (opts.proxy === 'nginx') applier = new NginxApplier({ config: output, pidFile: paths.pidFile, errorLog: paths.errorLog, closingFlag: paths.closingFlag, manage: Boolean(opts.start), bin: opts.nginx?.bin, logger: log.child('nginx') });
   else applier = new VarnishApplier({ config: output, instance: opts.varnish?.instance });
   const tpl = await loadTemplate(opts.proxy, opts.template);
   return new Renderer({
