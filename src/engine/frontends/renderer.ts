@@ -4,7 +4,7 @@ import { nullLogger, type Logger } from '../runtime/logger.js';
 import type { StateStore } from '../runtime/state-store.js';
 import type { Applier, ApplyOutcome, ApplyPlan, DesiredRender } from './applier.js';
 import { semanticDiff, textDiff, type SemanticDiff } from './diff.js';
-import { discardStaged, readIfExists, restore, stage, swapIn } from './files.js';
+import { CONFIG_MODE, VCL_MODE, discardStaged, readIfExists, restore, stage, swapIn, type LiveFile } from './files.js';
 import { checkGuardrails, type Guardrails, type Refusal } from './guardrails.js';
 import { appliedSlots, hashText, type HaproxyApplied } from './haproxy/plan.js';
 import { buildTemplateData, skeletonOf, type ServiceSpec, type SlotMap } from './model.js';
@@ -157,7 +157,7 @@ export class Renderer {
   }
 
   private async stageAndValidate(text: string): Promise<void> {
-    const staged = await stage(this.opts.output, text);
+    const staged = await stage(this.opts.output, text, this.opts.applier.proxy === 'varnish' ? VCL_MODE : CONFIG_MODE);
     try {
       await validateConfig(this.opts.applier.proxy, staged, text, { displayPath: this.opts.output, bin: this.opts.validateBin });
     } catch (err) {
@@ -190,7 +190,7 @@ export class Renderer {
     return outcome;
   }
 
-  private async applyOrRestore(plan: ApplyPlan, desired: DesiredRender, previous: string | null, state: RenderState | undefined): Promise<ApplyOutcome> {
+  private async applyOrRestore(plan: ApplyPlan, desired: DesiredRender, previous: LiveFile | null, state: RenderState | undefined): Promise<ApplyOutcome> {
     const { output, applier } = this.opts;
     try {
       return await applier.apply(plan, desired);
@@ -200,7 +200,7 @@ export class Renderer {
       await restore(output, previous);
       if (previous !== null && state && plan.action !== 'none') {
         // Put the restored file back in force; its state is the last applied one.
-        await applier.apply({ action: 'reload', ops: [], reason: 'restore last good config' }, { ...state.applied, text: previous }).catch((e) => this.log.error('restoring the last good config failed', { error: describeError(e) }));
+        await applier.apply({ action: 'reload', ops: [], reason: 'restore last good config' }, { ...state.applied, text: previous.text }).catch((e) => this.log.error('restoring the last good config failed', { error: describeError(e) }));
       }
       const msg = describeError(err);
       throw new UserError(`apply failed, last good config restored: ${err instanceof UserError ? err.message : msg}`, err instanceof UserError ? err.hint : undefined, err instanceof UserError ? err.exitCode : ExitCode.failure, { cause: err });
