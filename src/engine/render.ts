@@ -123,6 +123,15 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
   const renderer = await buildRenderer(opts);
   const applier = renderer.opts.applier;
   const latest = new Map<string, BackendSet>();
+  const drainedAt = new Map<string, { service: string; endpoint: string }>();
+  /** Run a pass now and say whether the backend is (drain) or is not (undrain) out of the applied config. */
+  const applyNow = async (service: string, id: string, out: boolean) => {
+    const t0 = Date.now();
+    runner.request(out ? 'drain' : 'undrain');
+    await runner.idle();
+    const inConfig = ((await renderer.state())?.applied.slots[service] ?? []).some((s) => s?.id === id);
+    return { drained: out ? !inConfig : inConfig, ms: Date.now() - t0 };
+  };
   const runner = new SyncRunner(
     async (reason) => {
       if (latest.size < opts.services.length) return; // wait until every service has been listed once
@@ -159,11 +168,35 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
           ? [{ service: String(args.service), backend: String(args.backend ?? '') }]
           : await servicesServing(renderer, String(args.address ?? ''), Number(args.port));
         if (targets.length === 0) return { drained: true, remaining: 0, services: [] };
-        const results = await Promise.all(targets.map((t) => drainLocal(renderer, t.service, t.backend, timeoutMs, signal)));
-        for (const [i, r] of results.entries()) status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'timed out'} after ${r.ms} ms`, targets[i]!.service);
+        const results = [];
+        for (const t of targets) {
+          const slot = await findSlot(renderer, t.service, t.backend);
+          renderer.drained.add(slot.id);
+          drainedAt.set(slot.id, { service: t.service, endpoint: `${slot.address}:${slot.port}` });
+          // HAProxy: the slot stops taking new sessions now and we wait for its sessions to end.
+          // nginx/Varnish: the next pass renders without it (graceful reload / new VCL): in-flight
+          // requests finish on the old workers / VCL.
+          const r = applier.drain ? { backend: slot.id, server: `s${slot.index + 1}`, ...(await applier.drain(t.service, `s${slot.index + 1}`, timeoutMs, signal)) } : { backend: slot.id, ...(await applyNow(t.service, slot.id, true)) };
+          status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'not drained'} after ${r.ms} ms`, t.service);
+          results.push(r);
+        }
         runner.request('drain');
-        const first = results[0]!;
-        return { ...first, drained: results.every((r) => r.drained), services: targets.map((t) => t.service) };
+        return { ...results[0]!, drained: results.every((r) => r.drained), services: targets.map((t) => t.service) };
+      },
+      // Undo a drain: {service, backend} (id or ADDR:PORT) or {address, port}; the backend is
+      // rendered again on the next pass if discovery still lists it.
+      undrain: async (args) => {
+        const ep = args.address ? `${String(args.address)}:${Number(args.port)}` : null;
+        const ids = [...drainedAt].filter(([id, d]) => (ep ? d.endpoint === ep : d.service === String(args.service) && (id === String(args.backend) || d.endpoint === String(args.backend)))).map(([id]) => id);
+        const results = [];
+        for (const id of ids) {
+          const d = drainedAt.get(id)!;
+          renderer.drained.delete(id);
+          drainedAt.delete(id);
+          status.event('undrain', `${id} back in rotation`, d.service);
+          results.push({ backend: id, service: d.service, ...(await applyNow(d.service, id, false)) });
+        }
+        return { undrained: results.length, backends: results };
       },
     },
   });
@@ -212,17 +245,13 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
   }
 }
 
-/** Find a rendered backend by id, name or address:port, and drain its slot. */
-async function drainLocal(renderer: Renderer, service: string, backend: string, timeoutMs: number, signal: AbortSignal) {
-  const applier = renderer.opts.applier;
-  if (!applier.drain) throw new UserError(`drain needs the HAProxy runtime API (this render uses ${applier.proxy})`, 'for nginx/Varnish, remove the backend from discovery instead', ExitCode.usage);
+/** Find a rendered backend by id or address:port in a service's applied slots. */
+async function findSlot(renderer: Renderer, service: string, backend: string) {
   const slots = (await renderer.state())?.applied.slots[service];
   if (!slots) throw new UserError(`service ${service} is not rendered here`, 'check the service name', ExitCode.usage);
-  const i = slots.findIndex((s) => s && (s.id === backend || `${s.address}:${s.port}` === backend));
-  if (i < 0) throw new UserError(`backend ${backend} is not in service ${service}`, 'pass its id or ADDRESS:PORT', ExitCode.usage);
-  renderer.drained.add(slots[i]!.id);
-  const r = await applier.drain(service, `s${i + 1}`, timeoutMs, signal);
-  return { backend: slots[i]!.id, server: `s${i + 1}`, ...r };
+  const index = slots.findIndex((s) => s && (s.id === backend || `${s.address}:${s.port}` === backend));
+  if (index < 0) throw new UserError(`backend ${backend} is not in service ${service}`, 'pass its id or ADDRESS:PORT', ExitCode.usage);
+  return { ...slots[index]!, index };
 }
 
 async function servicesServing(renderer: Renderer, address: string, port: number): Promise<Array<{ service: string; backend: string }>> {

@@ -41,7 +41,7 @@ describe('render never follows a symlink it did not make', () => {
     await asNobody('ln', '-s', secret, out);
     for (const extra of [[], ['--dry-run']]) {
       const r = await render(out, ['127.0.0.1:22530'], extra);
-      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.exitCode, String(r.stderr)).toBe(2);
       expect(r.stderr).toMatch(/a\.cfg is a symlink; render does not follow symlinks/);
       expect(`${r.stdout}${r.stderr}`).not.toMatch(/TOPSECRET/);
     }
@@ -53,12 +53,12 @@ describe('render never follows a symlink it did not make', () => {
   it('symlinks planted at the backup and staged paths are replaced, not written through; modes never widen', async () => {
     const out = join(shared, 'b.cfg');
     const first = await render(out, ['127.0.0.1:22530']);
-    expect(first.exitCode, first.stderr).toBe(0);
+    expect(first.exitCode, String(first.stderr)).toBe(0);
     expect((await stat(out)).mode & 0o777).toBe(0o640);
     await asNobody('ln', '-s', secret, `${out}.last-good`);
     await asNobody('ln', '-s', secret, join(shared, '.b.cfg.staged'));
     const second = await render(out, ['127.0.0.1:22530', '127.0.0.1:22532']);
-    expect(second.exitCode, second.stderr).toBe(0);
+    expect(second.exitCode, String(second.stderr)).toBe(0);
     expect(await readFile(secret, 'utf8')).toBe('TOPSECRET root only\n');
     expect((await lstat(`${out}.last-good`)).isSymbolicLink()).toBe(false);
     expect(await readFile(`${out}.last-good`, 'utf8')).toMatch(/127\.0\.0\.1:22530/);
@@ -66,7 +66,7 @@ describe('render never follows a symlink it did not make', () => {
     // An operator's stricter mode is kept across renders (and in the backup).
     await chmod(out, 0o600);
     const third = await render(out, ['127.0.0.1:22530']);
-    expect(third.exitCode, third.stderr).toBe(0);
+    expect(third.exitCode, String(third.stderr)).toBe(0);
     expect((await stat(out)).mode & 0o777).toBe(0o600);
     expect((await stat(`${out}.last-good`)).mode & 0o777).toBe(0o600);
   });
