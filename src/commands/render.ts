@@ -50,7 +50,8 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
     'reload-command': Flags.string({ description: 'reload with this command instead, a JSON array: \'["systemctl","reload","haproxy"]\'', helpGroup: 'PROXY' }),
     'min-backends': Flags.integer({ description: 'refuse to render a service with fewer backends (0 allows empty)', default: 1, min: 0, helpGroup: 'GUARDRAILS' }),
     'max-change': Flags.integer({ description: 'refuse to remove more than this percent of a service\'s backends at once', default: 50, min: 0, max: 100, helpGroup: 'GUARDRAILS' }),
-    force: Flags.boolean({ description: 'apply even beyond --max-change', helpGroup: 'GUARDRAILS' }),
+    force: Flags.boolean({ description: 'apply even beyond --max-change (it does not lift --min-backends: pass --min-backends 0 to allow an empty service)', helpGroup: 'GUARDRAILS' }),
+    'no-apply': Flags.boolean({ description: 'write the validated file only: no reload, no start (for hosts where another tool reloads the proxy)', helpGroup: 'PROXY', exclusive: ['start', 'reload-command'] }),
     'dry-run': Flags.boolean({ description: 'print what would change (semantic + text diff); touch nothing', exclusive: ['check', 'watch'] }),
     check: Flags.boolean({ description: 'render and validate only', exclusive: ['watch'] }),
     watch: Flags.boolean({ char: 'w', description: 'stay running: follow discovery and apply changes' }),
@@ -83,6 +84,7 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
       nginx: { pidFile: flags.pidfile },
       varnish: { instance: flags['varnish-name'] },
       reloadCommand,
+      noApply: flags['no-apply'],
       guard: { minBackends: flags['min-backends'], maxChangePct: flags['max-change'], force: flags.force },
       logger,
     };

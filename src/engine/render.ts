@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { discoverOnce, discoverWatch } from './discover.js';
 import type { BackendSet } from './model/backend.js';
@@ -9,7 +10,7 @@ import { FileStateStore, type StateStore } from './runtime/state-store.js';
 import { SyncRunner } from './runtime/runner.js';
 import { StatusServer, requestStatus } from './runtime/status.js';
 import type { Applier } from './frontends/applier.js';
-import { CommandApplier } from './frontends/command-applier.js';
+import { CommandApplier, FileOnlyApplier } from './frontends/command-applier.js';
 import type { Guardrails } from './frontends/guardrails.js';
 import { HaproxyApplier } from './frontends/haproxy/applier.js';
 import type { ProxyKind } from './frontends/model.js';
@@ -36,6 +37,8 @@ export interface RenderOptions {
   nginx?: { pidFile?: string; errorLog?: string; bin?: string };
   varnish?: { instance?: string };
   reloadCommand?: readonly string[];
+  /** Write the validated file only; another tool reloads the proxy. */
+  noApply?: boolean;
   guard: Guardrails;
   store?: StateStore;
   logger?: Logger;
@@ -58,7 +61,9 @@ export function defaultPaths(instance: string, proxy: ProxyKind, env: NodeJS.Pro
 
 const SAFE_PATH = /^\/[A-Za-z0-9_.\/@+-]{1,200}$/;
 
-export async function buildRenderer(opts: RenderOptions): Promise<Renderer> {
+/** `readOnly` (--dry-run, --check): create no state or run directory. */
+export async function buildRenderer(opts: RenderOptions, readOnly = false): Promise<Renderer> {
+  if (opts.start && opts.proxy === 'varnish') throw new UserError('--start manages HAProxy and nginx; render does not start varnishd', 'start varnishd yourself (its -n is --varnish-name), then run render without --start', ExitCode.usage);
   const d = defaultPaths(opts.instance, opts.proxy, opts.env);
   const output = resolve(opts.output ?? d.output);
   const paths = {
@@ -74,11 +79,15 @@ export async function buildRenderer(opts: RenderOptions): Promise<Renderer> {
     if (!SAFE_PATH.test(p)) throw new UserError(`path for ${k} has characters a config cannot carry: ${p.slice(0, 80)}`, 'use a path of letters, digits and /._@+-', ExitCode.usage);
   }
   // Sockets and pids are private; the config directory is not (varnishd reads VCL as its own user).
-  for (const dir of new Set([dirname(paths.statsSocket), dirname(paths.pidFile)])) await mkdir(dir, { recursive: true, mode: 0o700 });
-  await mkdir(dirname(output), { recursive: true });
+  if (!readOnly) {
+    for (const dir of new Set([dirname(paths.statsSocket), dirname(paths.pidFile)])) await mkdir(dir, { recursive: true, mode: 0o700 });
+    await mkdir(dirname(output), { recursive: true });
+  }
   const log = opts.logger ?? nullLogger;
   let applier: Applier;
-  if (opts.reloadCommand?.length) applier = new CommandApplier(opts.proxy, opts.reloadCommand, output, opts.proxy === 'nginx' ? { pidFile: paths.pidFile, errorLog: paths.errorLog, closingFlag: paths.closingFlag } : opts.proxy === 'haproxy' ? { statsSocket: paths.statsSocket } : {});
+  const templatePaths: Record<string, string> = opts.proxy === 'nginx' ? { pidFile: paths.pidFile, errorLog: paths.errorLog, closingFlag: paths.closingFlag } : opts.proxy === 'haproxy' ? { statsSocket: paths.statsSocket } : {};
+  if (opts.noApply) applier = new FileOnlyApplier(opts.proxy, templatePaths);
+  else if (opts.reloadCommand?.length) applier = new CommandApplier(opts.proxy, opts.reloadCommand, output, templatePaths);
   else if (opts.proxy === 'haproxy') applier = new HaproxyApplier({ config: output, ...paths, manage: Boolean(opts.start), bin: opts.haproxy?.bin, logger: log.child('haproxy') });
   else if (opts.proxy === 'nginx') applier = new NginxApplier({ config: output, pidFile: paths.pidFile, errorLog: paths.errorLog, closingFlag: paths.closingFlag, manage: Boolean(opts.start), bin: opts.nginx?.bin, logger: log.child('nginx') });
   else applier = new VarnishApplier({ config: output, instance: opts.varnish?.instance });
@@ -102,8 +111,24 @@ async function discoverAll(opts: RenderOptions): Promise<Record<string, BackendS
 
 /** One pass: discover, render, validate, swap, apply (or --check / --dry-run). Refusals throw. */
 export async function renderOnce(opts: RenderOptions, mode: { dryRun?: boolean; check?: boolean } = {}): Promise<RenderResult> {
-  const renderer = await buildRenderer(opts);
-  return renderer.sync(await discoverAll(opts), { ...mode, throwOnRefusal: true });
+  const readOnly = Boolean(mode.dryRun || mode.check);
+  let output = opts.output;
+  let scratch: string | null = null;
+  if (mode.check && !(await exists(dirname(resolve(opts.output ?? defaultPaths(opts.instance, opts.proxy, opts.env).output))))) {
+    // --check creates nothing: a config whose directory does not exist yet is validated in a temp dir.
+    scratch = await mkdtemp(join(tmpdir(), 'elastic-render-check-'));
+    output = join(scratch, basename(opts.output ?? DEFAULT_FILE[opts.proxy]));
+  }
+  try {
+    const renderer = await buildRenderer({ ...opts, output }, readOnly);
+    return await renderer.sync(await discoverAll(opts), { ...mode, throwOnRefusal: true });
+  } finally {
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
 }
 
 export interface WatchOptions {
@@ -123,6 +148,10 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
   const renderer = await buildRenderer(opts);
   const applier = renderer.opts.applier;
   const latest = new Map<string, BackendSet>();
+  // A reload replaces the proxy's processes: the liveness monitor does not judge during a pass,
+  // and a proxy is only called dead after two checks in a row say so.
+  let passing = false;
+  let misses = 0;
   const drainedAt = new Map<string, { service: string; endpoint: string }>();
   /** Run a pass now and say whether the backend is (drain) or is not (undrain) out of the applied config. */
   const applyNow = async (service: string, id: string, out: boolean) => {
@@ -135,7 +164,8 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
   const runner = new SyncRunner(
     async (reason) => {
       if (latest.size < opts.services.length) return; // wait until every service has been listed once
-      const r = await renderer.sync(Object.fromEntries(latest), {});
+      passing = true;
+      const r = await renderer.sync(Object.fromEntries(latest), {}).finally(() => (passing = false));
       if (r.action === 'start' && renderer.counters.starts > 1) {
         log.error(`${opts.proxy} was not running; restarted it from the live config`);
         status.event('error', `${opts.proxy} was not running; restarted it`);
@@ -218,8 +248,11 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
 
   const monitor = setInterval(() => {
     if (!opts.start || !applier.alive) return;
+    if (passing) return;
     void applier.alive().then((up) => {
-      if (up || signal.aborted) return;
+      misses = up || passing ? 0 : misses + 1;
+      if (misses < 2 || signal.aborted) return;
+      misses = 0;
       log.error(`${opts.proxy} is not running; restarting it`);
       status.event('error', `${opts.proxy} is not running; restarting it`);
       runner.request('proxy died');

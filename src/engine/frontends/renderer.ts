@@ -7,7 +7,8 @@ import { semanticDiff, textDiff, type SemanticDiff } from './diff.js';
 import { CONFIG_MODE, VCL_MODE, discardStaged, readIfExists, restore, stage, swapIn, type LiveFile } from './files.js';
 import { checkGuardrails, type Guardrails, type Refusal } from './guardrails.js';
 import { appliedSlots, hashText, type HaproxyApplied } from './haproxy/plan.js';
-import { buildTemplateData, skeletonOf, type ServiceSpec, type SlotMap } from './model.js';
+import { WEIGHT_LABEL, backendWeight, buildTemplateData, skeletonOf, type ServiceSpec, type SlotMap } from './model.js';
+import { printable } from '../model/validate.js';
 import type { CompiledTemplate } from './template.js';
 import { validateConfig } from './validate.js';
 
@@ -101,6 +102,7 @@ export class Renderer {
     const state = await this.state();
     for (const id of this.drained) if (!Object.values(discovered).some((set) => set.some((b) => b.id === id))) this.drained.delete(id);
     const backends = Object.fromEntries(this.opts.specs.map((s) => [s.name, (discovered[s.name] ?? []).filter((b) => !this.drained.has(b.id))]));
+    this.warnBadWeights(backends);
     const ids = Object.fromEntries(Object.entries(backends).map(([k, v]) => [k, v.map((b) => b.id)]));
     const counts = Object.fromEntries(Object.entries(ids).map(([k, v]) => [k, v.length]));
     const result = (action: RenderAction, reason: string, extra: Partial<RenderResult> = {}): RenderResult => {
@@ -111,13 +113,16 @@ export class Renderer {
     };
 
     const refusals = checkGuardrails(state?.backends, ids, this.opts.guard);
-    if (refusals.length > 0 && !mode.dryRun && !mode.check) {
-      this.counters.refusals++;
+    // --dry-run refuses exactly as the real run would (it only skips the bookkeeping).
+    if (refusals.length > 0 && !mode.check) {
       const message = refusals.map((r) => r.message).join('; ');
-      this.counters.lastRefusal = { time: new Date().toISOString(), message };
-      this.log.warn(`refused: ${message}; the last good config keeps serving`);
+      if (!mode.dryRun) {
+        this.counters.refusals++;
+        this.counters.lastRefusal = { time: new Date().toISOString(), message };
+        this.log.warn(`refused: ${message}; the last good config keeps serving`);
+      }
       if (mode.throwOnRefusal) {
-        throw new UserError(`refused: ${message}`, refusals.some((r) => r.rule === 'max-change') ? 'if this is intended, re-run with --force (or raise --max-change)' : 'the last good config keeps serving; lower --min-backends if an empty service is intended', ExitCode.refused);
+        throw new UserError(`${mode.dryRun ? 'dry run: would be refused' : 'refused'}: ${message}`, refusals.some((r) => r.rule === 'max-change') ? 'if this is intended, re-run with --force (or raise --max-change)' : 'the last good config keeps serving; lower --min-backends if an empty service is intended', ExitCode.refused);
       }
       return result('refused', message, { refusals });
     }
@@ -154,6 +159,18 @@ export class Renderer {
     this.counters.lastApply = { time: new Date().toISOString(), action: outcome.action, reason: outcome.reason, ms: outcome.ms };
     this.log.info(`applied: ${outcome.action}`, { reason: outcome.reason, ops: outcome.ops, ms: outcome.ms });
     return result(outcome.action, outcome.reason, { ops: outcome.ops });
+  }
+
+  private readonly weightWarned = new Set<string>();
+
+  /** A weight label that is not 0-256 is served with weight 1: say so once per backend and value. */
+  private warnBadWeights(backends: Readonly<Record<string, BackendSet>>): void {
+    for (const b of Object.values(backends).flat()) {
+      const text = b.labels[WEIGHT_LABEL];
+      if (text === undefined || (/^\d{1,3}$/.test(text) && backendWeight(b) === Number(text)) || this.weightWarned.has(`${b.id}=${text}`)) continue;
+      this.weightWarned.add(`${b.id}=${text}`);
+      this.log.warn(`backend ${printable(b.id, 80)}: label ${WEIGHT_LABEL}="${printable(text, 20)}" is not a weight 0-256; using 1`);
+    }
   }
 
   private async stageAndValidate(text: string): Promise<void> {
@@ -203,7 +220,8 @@ export class Renderer {
         await applier.apply({ action: 'reload', ops: [], reason: 'restore last good config' }, { ...state.applied, text: previous.text }).catch((e) => this.log.error('restoring the last good config failed', { error: describeError(e) }));
       }
       const msg = describeError(err);
-      throw new UserError(`apply failed, last good config restored: ${err instanceof UserError ? err.message : msg}`, err instanceof UserError ? err.hint : undefined, err instanceof UserError ? err.exitCode : ExitCode.failure, { cause: err });
+      const undone = previous === null ? 'the new file was removed (there was no previous config)' : 'last good config restored';
+      throw new UserError(`apply failed, ${undone}: ${err instanceof UserError ? err.message : msg}`, err instanceof UserError ? err.hint : undefined, err instanceof UserError ? err.exitCode : ExitCode.failure, { cause: err });
     }
   }
 }

@@ -1,0 +1,103 @@
+import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
+import { defaultPaths } from '../../src/engine/render.js';
+import { elastic } from '../support/cli.js';
+import { TestContainers, requireDocker, waitFor } from '../support/docker.js';
+import { httpGet } from '../support/render-backends.js';
+
+// Issue 14 item 4 and issue 13 item 13 (render parts), through the built binary. Ports 22550
+// (HAProxy under --watch); 22551-22553 are only printed into configs.
+const tc = new TestContainers();
+let dir: string;
+const envOf = (name: string) => ({ ELASTIC_STATE_DIR: join(dir, name, 'state'), ELASTIC_RUN_DIR: join(dir, name, 'run') });
+const svc = (backends: string[]) => ['render', '--service', 'cli', '--bind', '127.0.0.1:22551', ...backends.flatMap((b) => ['--backend', b])];
+const exists = (p: string) => access(p).then(() => true, () => false);
+let watch: ReturnType<typeof elastic> | null = null;
+
+beforeAll(async () => {
+  await requireDocker();
+  dir = await mkdtemp(join(tmpdir(), 'elastic-render-cli-'));
+});
+
+afterAll(async () => {
+  if (watch) {
+    watch.kill('SIGTERM');
+    await watch;
+  }
+  const d = defaultPaths('rgrow', 'haproxy', envOf('grow'));
+  await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop();
+  await tc.cleanup();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('render one-shot modes', () => {
+  it('--dry-run refuses (exit 6) exactly where the real run would', async () => {
+    const env = envOf('dry');
+    const three = ['127.0.0.1:22551', '127.0.0.1:22552', '127.0.0.1:22553'];
+    const applied = await elastic([...svc(three), '--no-apply'], { env });
+    expect(applied.exitCode, String(applied.stderr)).toBe(0);
+    for (const args of [svc(three.slice(0, 1)), [...svc(three), '--min-backends', '4']]) {
+      const real = await elastic([...args, '--no-apply'], { env });
+      const dry = await elastic([...args, '--dry-run'], { env });
+      expect(real.exitCode).toBe(6);
+      expect(dry.exitCode).toBe(6);
+      expect(dry.stderr).toMatch(/dry run: would be refused: cli: /);
+    }
+  });
+
+  it('--dry-run and --check create no state or run directory', async () => {
+    const env = envOf('ro');
+    for (const mode of ['--dry-run', '--check']) {
+      const r = await elastic([...svc(['127.0.0.1:22551']), mode], { env });
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+    }
+    expect(await exists(join(dir, 'ro'))).toBe(false);
+  });
+
+  it('--no-apply writes the validated file with no proxy running', async () => {
+    const env = envOf('noapply');
+    const out = join(dir, 'noapply.cfg');
+    const r = await elastic([...svc(['127.0.0.1:22551']), '--output', out, '--no-apply'], { env });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(r.stdout).toMatch(/written, not applied \(--no-apply\)/);
+    expect(await readFile(out, 'utf8')).toMatch(/server s1 127\.0\.0\.1:22551/);
+  });
+
+  it('--proxy varnish --start is a usage error, not silently ignored', async () => {
+    const r = await elastic([...svc(['127.0.0.1:22551']), '--proxy', 'varnish', '--start'], { env: envOf('vstart') });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/render does not start varnishd/);
+  });
+
+  it('a bad weight label is served with weight 1 and warned about once', async () => {
+    const c = await tc.run({ name: `rweight-${tc.runId}`, labels: { 'elastic.weight': 'heavy' } });
+    const r = await elastic(['render', '--service', 'w', '--bind', '127.0.0.1:22552', '--name', `rweight-${tc.runId}`, '--port', '80', '--dry-run'], { env: envOf('weight') });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stderr).match(/label elastic\.weight="heavy" is not a weight 0-256; using 1/g)).toHaveLength(1);
+    await c.remove({ force: true });
+  });
+});
+
+describe('render --watch with HAProxy', () => {
+  it('a reload that grows the slots is not reported as a dead HAProxy', async () => {
+    const env = envOf('grow');
+    await tc.run({ name: `rgrow-${tc.runId}-1` });
+    let stderr = '';
+    watch = elastic(['render', '--service', 'rgrow', '--bind', '127.0.0.1:22550', '--name', `rgrow-${tc.runId}-*`, '--port', '80', '--slots', '1', '--start', '--watch', '--wait', '50ms:300ms'], { env, timeout: 120_000 });
+    watch.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitFor(async () => (await httpGet(22550).catch(() => '')) !== '', 'HAProxy serving', 30_000, 200);
+    for (let i = 2; i <= 3; i++) {
+      const c = await tc.run({ name: `rgrow-${tc.runId}-${i}` });
+      await waitFor(async () => {
+        for (let k = 0; k < 8; k++) if ((await httpGet(22550).catch(() => '')) === c.id.slice(0, 12)) return true;
+        return false;
+      }, `container ${i} served`, 20_000, 100);
+    }
+    await new Promise((r) => setTimeout(r, 2500)); // a few monitor ticks after the last reload
+    expect(stderr).toMatch(/applied: reload/);
+    expect(stderr).not.toMatch(/not running; restart/);
+  }, 120_000);
+});
