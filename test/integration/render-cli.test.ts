@@ -6,7 +6,8 @@ import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
 import { defaultPaths } from '../../src/engine/render.js';
 import { elastic } from '../support/cli.js';
 import { TestContainers, requireDocker, waitFor } from '../support/docker.js';
-import { httpGet } from '../support/render-backends.js';
+import { LocalBackends, httpGet } from '../support/render-backends.js';
+import { createClientNamespace } from '../support/netns.js';
 
 // Issue 14 item 4 and issue 13 item 13 (render parts), through the built binary. Ports 22550
 // (HAProxy under --watch); 22551-22553 are only printed into configs.
@@ -100,4 +101,35 @@ describe('render --watch with HAProxy', () => {
     expect(stderr).toMatch(/applied: reload/);
     expect(stderr).not.toMatch(/not running; restart/);
   }, 120_000);
+});
+
+describe('render with HAProxy: a vanished backend', () => {
+  it('costs a request about 1 s (one short connect, then another server), not 3 s or more', async () => {
+    // A host this test makes (a network namespace) that drops every packet: like a removed
+    // container, it answers nothing.
+    const ns = await createClientNamespace({ name: 'rndr-gone', prefix: '198.19.22', index: 0 });
+    const ip = ns.clientAddress;
+    const drop = await ns.exec(['nft', 'add table inet rgone; add chain inet rgone in { type filter hook input priority 0; policy drop; }']);
+    expect(drop.exitCode, drop.stderr).toBe(0);
+    const live = new LocalBackends();
+    await live.start([22561]);
+    const env = envOf('vanished');
+    try {
+      const r = await elastic(['render', '--service', 'rgone', '--bind', '127.0.0.1:22560', '--backend', '127.0.0.1:22561', '--backend', `${ip}:80`, '--lb-check', 'none', '--start'], { env });
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      const times: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const t0 = Date.now();
+        expect(await httpGet(22560, '/id', 10_000)).toBe('b22561');
+        times.push(Date.now() - t0);
+      }
+      expect(Math.max(...times), JSON.stringify(times)).toBeGreaterThan(800); // the dead one was tried
+      expect(Math.max(...times), JSON.stringify(times)).toBeLessThan(2000);
+    } finally {
+      const d = defaultPaths('rgone', 'haproxy', env);
+      await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop();
+      await live.stop();
+      await ns.cleanup();
+    }
+  }, 60_000);
 });
