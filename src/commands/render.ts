@@ -18,6 +18,8 @@ export default class Render extends BaseCommand {
   static override summary = 'Render HAProxy, nginx or Varnish config from discovered backends; validate, swap atomically, apply without dropping requests';
   static override description = `Renders a config from a built-in or custom template with the backends discovery finds (flags as in discover, or several services from --config FILE), validates it with the proxy itself (haproxy -c, nginx -t, varnishd -C), swaps it in atomically keeping the last good file, applies it and verifies it took effect; on failure the last good file is restored.
 
+Stop a proxy that --start started with \`elastic render stop --service NAME\` (see render stop --help).
+
 HAProxy: server slots are pre-allocated, so adding and removing backends goes through the runtime API with no reload; structural changes make a seamless master-worker reload. --start starts HAProxy (or nginx) when it is not running, and --watch restarts it if it dies. nginx: graceful reload, verified by new workers. Varnish: vcl.load + vcl.use. Anything else: --reload-command.
 
 Guardrails: fewer than --min-backends backends, or more than --max-change percent removed at once (without --force), is refused and the last good config keeps serving (exit 6). --dry-run prints a semantic and a text diff and touches nothing; --check validates only.`;

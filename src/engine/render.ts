@@ -1,10 +1,12 @@
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { discoverOnce, discoverWatch } from './discover.js';
 import type { BackendSet } from './model/backend.js';
 import { ExitCode, UserError, describeError } from './errors.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
+import { sleep } from './runtime/clock.js';
+import { pidAlive } from './runtime/pid.js';
 import { runDir, stateDir } from './runtime/paths.js';
 import { FileStateStore, type StateStore } from './runtime/state-store.js';
 import { SyncRunner } from './runtime/runner.js';
@@ -301,4 +303,26 @@ async function servicesServing(renderer: Renderer, address: string, port: number
  */
 export async function requestDrain(statusSocket: string, service: string, backend: string, timeoutMs = 30_000): Promise<{ ok: boolean; drained?: boolean; sessions?: number; ms?: number; error?: string }> {
   return requestStatus(statusSocket, { op: 'action', action: 'drain', args: { service, backend, timeoutMs } }, timeoutMs + 5000);
+}
+
+/**
+ * `render stop`: stop the HAProxy or nginx that `render --start` started, found by our pid file
+ * and checked to be that proxy's master (a stale pid now used by another process is left alone).
+ * Graceful first (HAProxy SIGUSR1 soft stop, nginx SIGQUIT: in-flight requests finish), SIGTERM
+ * after `timeoutMs`.
+ */
+export async function renderStop(o: { instance: string; proxy: ProxyKind; pidFile?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<{ proxy: ProxyKind; pid: number | null; stopped: boolean; forced: boolean }> {
+  if (o.proxy === 'varnish') throw new UserError('render never starts varnishd, so it does not stop it', 'stop varnishd the way you started it', ExitCode.usage);
+  const pidFile = resolve(o.pidFile ?? defaultPaths(o.instance, o.proxy, o.env).pidFile);
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim().split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 1 || !pidAlive(pid)) return { proxy: o.proxy, pid: null, stopped: false, forced: false };
+  const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ');
+  const ours = o.proxy === 'haproxy' ? /haproxy/.test(cmdline) && cmdline.includes(pidFile) : /^nginx: master process/.test(cmdline);
+  if (!ours) throw new UserError(`pid ${pid} in ${pidFile} is not the ${o.proxy} master render started`, 'it may have been replaced; stop the proxy by hand', ExitCode.usage);
+  process.kill(pid, o.proxy === 'haproxy' ? 'SIGUSR1' : 'SIGQUIT');
+  const end = Date.now() + (o.timeoutMs ?? 30_000);
+  while (Date.now() < end && pidAlive(pid)) await sleep(50);
+  const forced = pidAlive(pid);
+  if (forced) process.kill(pid, 'SIGTERM');
+  return { proxy: o.proxy, pid, stopped: true, forced };
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
 import { defaultPaths } from '../../src/engine/render.js';
+import { pidAlive } from '../../src/engine/runtime/pid.js';
 import { elastic } from '../support/cli.js';
 import { TestContainers, requireDocker, waitFor } from '../support/docker.js';
 import { LocalBackends, httpGet } from '../support/render-backends.js';
@@ -130,6 +131,26 @@ describe('render with HAProxy: a vanished backend', () => {
       await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop();
       await live.stop();
       await ns.cleanup();
+    }
+  }, 60_000);
+});
+
+describe('render stop', () => {
+  it('stops the nginx that render --start started (by our pid file), and says so in --help', async () => {
+    const env = envOf('stop');
+    const started = await elastic(['render', '--proxy', 'nginx', '--service', 'rstop', '--bind', '127.0.0.1:22557', '--backend', '127.0.0.1:22558', '--start'], { env });
+    expect(started.exitCode, String(started.stderr)).toBe(0);
+    const pid = Number((await readFile(defaultPaths('rstop', 'nginx', env).pidFile, 'utf8')).trim());
+    expect(pidAlive(pid)).toBe(true);
+    try {
+      const r = await elastic(['render', 'stop', '--service', 'rstop', '--proxy', 'nginx', '--timeout', '10'], { env });
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`nginx \\(pid ${pid}\\): stopped`));
+      expect(pidAlive(pid)).toBe(false);
+      expect((await elastic(['render', 'stop', '--service', 'rstop', '--proxy', 'nginx'], { env })).stdout).toMatch(/nginx: not running/);
+      expect((await elastic(['render', '--help'])).stdout).toMatch(/render stop/);
+    } finally {
+      if (pidAlive(pid)) process.kill(pid, 'SIGQUIT');
     }
   }, 60_000);
 });
