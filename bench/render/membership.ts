@@ -10,14 +10,14 @@
  * image, haproxy, nginx, varnishd, wrk (scripts/test-host.sh).
  */
 import { execa } from 'execa';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
 import { defaultPaths } from '../../src/engine/render.js';
 import { pidAlive } from '../../src/engine/runtime/pid.js';
 import { TestContainers, requireDocker } from '../../test/support/docker.js';
-import { waitPort } from '../../test/support/render-backends.js';
+import { startVarnishd } from '../../test/support/render-backends.js';
 import { membershipUnderLoad, stopWatches } from '../../test/support/render-membership.js';
 
 const proxies = (process.argv[2] ?? 'haproxy,nginx,varnish').split(',');
@@ -34,11 +34,7 @@ try {
     const tpl = templates ? ['--template', join(templates, FILE[proxy])] : [];
     let extra: string[];
     if (proxy === 'varnish') {
-      const init = join(dir, 'init.vcl');
-      await writeFile(init, 'vcl 4.1;\nbackend default none;\n');
-      await execa('varnishd', ['-a', '127.0.0.1:22602', '-T', '127.0.0.1:22603', '-f', init, '-n', join(dir, 'varnish'), '-P', join(dir, 'varnishd.pid'), '-s', 'malloc,16m'], { stdin: 'ignore' });
-      varnishPid = Number(await readFile(join(dir, 'varnishd.pid'), 'utf8'));
-      await waitPort(22602);
+      varnishPid = (await startVarnishd(dir, 22602, 22603)).pid;
       extra = ['--proxy', 'varnish', '--varnish-name', join(dir, 'varnish'), '--lb-check', 'http:/id', ...tpl];
     } else extra = ['--proxy', proxy, '--start', ...tpl];
     const port = { haproxy: 22600, nginx: 22601, varnish: 22602 }[proxy];

@@ -1,12 +1,12 @@
 import { execa } from 'execa';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pidAlive } from '../../src/engine/runtime/pid.js';
 import { defaultPaths } from '../../src/engine/render.js';
 import { TestContainers, requireDocker, waitFor } from '../support/docker.js';
-import { waitPort } from '../support/render-backends.js';
+import { startVarnishd } from '../support/render-backends.js';
 import { membershipUnderLoad, stopWatches } from '../support/render-membership.js';
 
 // Issue 14 item 1: membership changes under a keep-alive client (wrk, 10 connections, bounded in
@@ -45,12 +45,8 @@ describe('membership changes under keep-alive load', () => {
   }, 120_000);
 
   it('Varnish: 3 containers added and removed (docker rm -f), 0 failed requests', async () => {
-    const work = join(dir, 'varnish');
-    const init = join(dir, 'init.vcl');
-    await writeFile(init, 'vcl 4.1;\nbackend default none;\n');
-    await execa('varnishd', ['-a', '127.0.0.1:22510', '-T', '127.0.0.1:22511', '-f', init, '-n', work, '-P', join(dir, 'varnishd.pid'), '-s', 'malloc,16m'], { stdin: 'ignore' });
-    varnishPid = Number(await readFile(join(dir, 'varnishd.pid'), 'utf8'));
-    await waitPort(22510);
+    const { pid, work } = await startVarnishd(dir, 22510, 22511);
+    varnishPid = pid;
     const { r, k, events } = await membershipUnderLoad(tc, env, 'mvarnish', 22510, ['--proxy', 'varnish', '--varnish-name', work, '--lb-check', 'http:/id'], '1500ms:3s');
     // (a slow --wait leaves removed containers in the VCL for 1.5 s: fetches to them must be retried)
     expect(r.requests).toBeGreaterThan(1000);
