@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { discoverOnce, discoverWatch } from './discover.js';
@@ -119,6 +119,7 @@ export async function renderOnce(opts: RenderOptions, mode: { dryRun?: boolean; 
   if (mode.check && !(await exists(dirname(resolve(opts.output ?? defaultPaths(opts.instance, opts.proxy, opts.env).output))))) {
     // --check creates nothing: a config whose directory does not exist yet is validated in a temp dir.
     scratch = await mkdtemp(join(tmpdir(), 'elastic-render-check-'));
+    await chmod(scratch, 0o755); // varnishd compiles the VCL as its own user
     output = join(scratch, basename(opts.output ?? DEFAULT_FILE[opts.proxy]));
   }
   try {

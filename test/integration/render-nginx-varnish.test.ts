@@ -22,7 +22,7 @@ const options = (proxy: 'nginx' | 'varnish', port: number, extra: Partial<Render
   instance: `i${proxy}`,
   proxy,
   services: [{ spec: serviceSpec('web', { bind: `127.0.0.1:${port}`, 'lb-check': proxy === 'varnish' ? 'http:/id' : 'tcp' }), discover: {} }],
-  start: true,
+  start: proxy !== 'varnish', // render never starts varnishd
   guard: { minBackends: 1, maxChangePct: 50, force: false },
   env,
   ...extra,
