@@ -18,6 +18,8 @@ export default class Render extends BaseCommand {
   static override summary = 'Render HAProxy, nginx or Varnish config from discovered backends; validate, swap atomically, apply without dropping requests';
   static override description = `Renders a config from a built-in or custom template with the backends discovery finds (flags as in discover, or several services from --config FILE), validates it with the proxy itself (haproxy -c, nginx -t, varnishd -C), swaps it in atomically keeping the last good file, applies it and verifies it took effect; on failure the last good file is restored.
 
+Stop a proxy that --start started with \`elastic render stop --service NAME\` (see render stop --help).
+
 HAProxy: server slots are pre-allocated, so adding and removing backends goes through the runtime API with no reload; structural changes make a seamless master-worker reload. --start starts HAProxy (or nginx) when it is not running, and --watch restarts it if it dies. nginx: graceful reload, verified by new workers. Varnish: vcl.load + vcl.use. Anything else: --reload-command.
 
 Guardrails: fewer than --min-backends backends, or more than --max-change percent removed at once (without --force), is refused and the last good config keeps serving (exit 6). --dry-run prints a semantic and a text diff and touches nothing; --check validates only.`;
@@ -50,7 +52,8 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
     'reload-command': Flags.string({ description: 'reload with this command instead, a JSON array: \'["systemctl","reload","haproxy"]\'', helpGroup: 'PROXY' }),
     'min-backends': Flags.integer({ description: 'refuse to render a service with fewer backends (0 allows empty)', default: 1, min: 0, helpGroup: 'GUARDRAILS' }),
     'max-change': Flags.integer({ description: 'refuse to remove more than this percent of a service\'s backends at once', default: 50, min: 0, max: 100, helpGroup: 'GUARDRAILS' }),
-    force: Flags.boolean({ description: 'apply even beyond --max-change', helpGroup: 'GUARDRAILS' }),
+    force: Flags.boolean({ description: 'apply even beyond --max-change (it does not lift --min-backends: pass --min-backends 0 to allow an empty service)', helpGroup: 'GUARDRAILS' }),
+    'no-apply': Flags.boolean({ description: 'write the validated file only: no reload, no start (for hosts where another tool reloads the proxy)', helpGroup: 'PROXY', exclusive: ['start', 'reload-command'] }),
     'dry-run': Flags.boolean({ description: 'print what would change (semantic + text diff); touch nothing', exclusive: ['check', 'watch'] }),
     check: Flags.boolean({ description: 'render and validate only', exclusive: ['watch'] }),
     watch: Flags.boolean({ char: 'w', description: 'stay running: follow discovery and apply changes' }),
@@ -83,6 +86,7 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
       nginx: { pidFile: flags.pidfile },
       varnish: { instance: flags['varnish-name'] },
       reloadCommand,
+      noApply: flags['no-apply'],
       guard: { minBackends: flags['min-backends'], maxChangePct: flags['max-change'], force: flags.force },
       logger,
     };

@@ -1,15 +1,18 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { discoverOnce, discoverWatch } from './discover.js';
 import type { BackendSet } from './model/backend.js';
 import { ExitCode, UserError, describeError } from './errors.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
+import { sleep } from './runtime/clock.js';
+import { pidAlive } from './runtime/pid.js';
 import { runDir, stateDir } from './runtime/paths.js';
 import { FileStateStore, type StateStore } from './runtime/state-store.js';
 import { SyncRunner } from './runtime/runner.js';
 import { StatusServer, requestStatus } from './runtime/status.js';
 import type { Applier } from './frontends/applier.js';
-import { CommandApplier } from './frontends/command-applier.js';
+import { CommandApplier, FileOnlyApplier } from './frontends/command-applier.js';
 import type { Guardrails } from './frontends/guardrails.js';
 import { HaproxyApplier } from './frontends/haproxy/applier.js';
 import type { ProxyKind } from './frontends/model.js';
@@ -36,6 +39,8 @@ export interface RenderOptions {
   nginx?: { pidFile?: string; errorLog?: string; bin?: string };
   varnish?: { instance?: string };
   reloadCommand?: readonly string[];
+  /** Write the validated file only; another tool reloads the proxy. */
+  noApply?: boolean;
   guard: Guardrails;
   store?: StateStore;
   logger?: Logger;
@@ -58,7 +63,9 @@ export function defaultPaths(instance: string, proxy: ProxyKind, env: NodeJS.Pro
 
 const SAFE_PATH = /^\/[A-Za-z0-9_.\/@+-]{1,200}$/;
 
-export async function buildRenderer(opts: RenderOptions): Promise<Renderer> {
+/** `readOnly` (--dry-run, --check): create no state or run directory. */
+export async function buildRenderer(opts: RenderOptions, readOnly = false): Promise<Renderer> {
+  if (opts.start && opts.proxy === 'varnish') throw new UserError('--start manages HAProxy and nginx; render does not start varnishd', 'start varnishd yourself (its -n is --varnish-name), then run render without --start', ExitCode.usage);
   const d = defaultPaths(opts.instance, opts.proxy, opts.env);
   const output = resolve(opts.output ?? d.output);
   const paths = {
@@ -66,19 +73,25 @@ export async function buildRenderer(opts: RenderOptions): Promise<Renderer> {
     masterSocket: resolve(opts.haproxy?.masterSocket ?? d.masterSocket),
     pidFile: resolve((opts.proxy === 'nginx' ? opts.nginx?.pidFile : opts.haproxy?.pidFile) ?? d.pidFile),
     errorLog: resolve(opts.nginx?.errorLog ?? d.errorLog),
+    // Next to the config, not in the private run dir: nginx workers (nobody) must see it.
+    closingFlag: join(dirname(output), `.${basename(output)}.closing`),
   };
   for (const [k, p] of Object.entries({ output, ...paths })) {
     // These are printed into configs unquoted: keep them to a plain character set.
     if (!SAFE_PATH.test(p)) throw new UserError(`path for ${k} has characters a config cannot carry: ${p.slice(0, 80)}`, 'use a path of letters, digits and /._@+-', ExitCode.usage);
   }
   // Sockets and pids are private; the config directory is not (varnishd reads VCL as its own user).
-  for (const dir of new Set([dirname(paths.statsSocket), dirname(paths.pidFile)])) await mkdir(dir, { recursive: true, mode: 0o700 });
-  await mkdir(dirname(output), { recursive: true });
+  if (!readOnly) {
+    for (const dir of new Set([dirname(paths.statsSocket), dirname(paths.pidFile)])) await mkdir(dir, { recursive: true, mode: 0o700 });
+    await mkdir(dirname(output), { recursive: true });
+  }
   const log = opts.logger ?? nullLogger;
   let applier: Applier;
-  if (opts.reloadCommand?.length) applier = new CommandApplier(opts.proxy, opts.reloadCommand, output, opts.proxy === 'nginx' ? { pidFile: paths.pidFile, errorLog: paths.errorLog } : opts.proxy === 'haproxy' ? { statsSocket: paths.statsSocket } : {});
+  const templatePaths: Record<string, string> = opts.proxy === 'nginx' ? { pidFile: paths.pidFile, errorLog: paths.errorLog, closingFlag: paths.closingFlag } : opts.proxy === 'haproxy' ? { statsSocket: paths.statsSocket } : {};
+  if (opts.noApply) applier = new FileOnlyApplier(opts.proxy, templatePaths);
+  else if (opts.reloadCommand?.length) applier = new CommandApplier(opts.proxy, opts.reloadCommand, output, templatePaths);
   else if (opts.proxy === 'haproxy') applier = new HaproxyApplier({ config: output, ...paths, manage: Boolean(opts.start), bin: opts.haproxy?.bin, logger: log.child('haproxy') });
-  else if (opts.proxy === 'nginx') applier = new NginxApplier({ config: output, pidFile: paths.pidFile, errorLog: paths.errorLog, manage: Boolean(opts.start), bin: opts.nginx?.bin });
+  else if (opts.proxy === 'nginx') applier = new NginxApplier({ config: output, pidFile: paths.pidFile, errorLog: paths.errorLog, closingFlag: paths.closingFlag, manage: Boolean(opts.start), bin: opts.nginx?.bin, logger: log.child('nginx') });
   else applier = new VarnishApplier({ config: output, instance: opts.varnish?.instance });
   const tpl = await loadTemplate(opts.proxy, opts.template);
   return new Renderer({
@@ -100,8 +113,25 @@ async function discoverAll(opts: RenderOptions): Promise<Record<string, BackendS
 
 /** One pass: discover, render, validate, swap, apply (or --check / --dry-run). Refusals throw. */
 export async function renderOnce(opts: RenderOptions, mode: { dryRun?: boolean; check?: boolean } = {}): Promise<RenderResult> {
-  const renderer = await buildRenderer(opts);
-  return renderer.sync(await discoverAll(opts), { ...mode, throwOnRefusal: true });
+  const readOnly = Boolean(mode.dryRun || mode.check);
+  let output = opts.output;
+  let scratch: string | null = null;
+  if (mode.check && !(await exists(dirname(resolve(opts.output ?? defaultPaths(opts.instance, opts.proxy, opts.env).output))))) {
+    // --check creates nothing: a config whose directory does not exist yet is validated in a temp dir.
+    scratch = await mkdtemp(join(tmpdir(), 'elastic-render-check-'));
+    await chmod(scratch, 0o755); // varnishd compiles the VCL as its own user
+    output = join(scratch, basename(opts.output ?? DEFAULT_FILE[opts.proxy]));
+  }
+  try {
+    const renderer = await buildRenderer({ ...opts, output }, readOnly);
+    return await renderer.sync(await discoverAll(opts), { ...mode, throwOnRefusal: true });
+  } finally {
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
 }
 
 export interface WatchOptions {
@@ -121,10 +151,24 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
   const renderer = await buildRenderer(opts);
   const applier = renderer.opts.applier;
   const latest = new Map<string, BackendSet>();
+  // A reload replaces the proxy's processes: the liveness monitor does not judge during a pass,
+  // and a proxy is only called dead after two checks in a row say so.
+  let passing = false;
+  let misses = 0;
+  const drainedAt = new Map<string, { service: string; endpoint: string }>();
+  /** Run a pass now and say whether the backend is (drain) or is not (undrain) out of the applied config. */
+  const applyNow = async (service: string, id: string, out: boolean) => {
+    const t0 = Date.now();
+    runner.request(out ? 'drain' : 'undrain');
+    await runner.idle();
+    const inConfig = ((await renderer.state())?.applied.slots[service] ?? []).some((s) => s?.id === id);
+    return { drained: out ? !inConfig : inConfig, ms: Date.now() - t0 };
+  };
   const runner = new SyncRunner(
     async (reason) => {
       if (latest.size < opts.services.length) return; // wait until every service has been listed once
-      const r = await renderer.sync(Object.fromEntries(latest), {});
+      passing = true;
+      const r = await renderer.sync(Object.fromEntries(latest), {}).finally(() => (passing = false));
       if (r.action === 'start' && renderer.counters.starts > 1) {
         log.error(`${opts.proxy} was not running; restarted it from the live config`);
         status.event('error', `${opts.proxy} was not running; restarted it`);
@@ -157,11 +201,35 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
           ? [{ service: String(args.service), backend: String(args.backend ?? '') }]
           : await servicesServing(renderer, String(args.address ?? ''), Number(args.port));
         if (targets.length === 0) return { drained: true, remaining: 0, services: [] };
-        const results = await Promise.all(targets.map((t) => drainLocal(renderer, t.service, t.backend, timeoutMs, signal)));
-        for (const [i, r] of results.entries()) status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'timed out'} after ${r.ms} ms`, targets[i]!.service);
+        const results = [];
+        for (const t of targets) {
+          const slot = await findSlot(renderer, t.service, t.backend);
+          renderer.drained.add(slot.id);
+          drainedAt.set(slot.id, { service: t.service, endpoint: `${slot.address}:${slot.port}` });
+          // HAProxy: the slot stops taking new sessions now and we wait for its sessions to end.
+          // nginx/Varnish: the next pass renders without it (graceful reload / new VCL): in-flight
+          // requests finish on the old workers / VCL.
+          const r = applier.drain ? { backend: slot.id, server: `s${slot.index + 1}`, ...(await applier.drain(t.service, `s${slot.index + 1}`, timeoutMs, signal)) } : { backend: slot.id, ...(await applyNow(t.service, slot.id, true)) };
+          status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'not drained'} after ${r.ms} ms`, t.service);
+          results.push(r);
+        }
         runner.request('drain');
-        const first = results[0]!;
-        return { ...first, drained: results.every((r) => r.drained), services: targets.map((t) => t.service) };
+        return { ...results[0]!, drained: results.every((r) => r.drained), services: targets.map((t) => t.service) };
+      },
+      // Undo a drain: {service, backend} (id or ADDR:PORT) or {address, port}; the backend is
+      // rendered again on the next pass if discovery still lists it.
+      undrain: async (args) => {
+        const ep = args.address ? `${String(args.address)}:${Number(args.port)}` : null;
+        const ids = [...drainedAt].filter(([id, d]) => (ep ? d.endpoint === ep : d.service === String(args.service) && (id === String(args.backend) || d.endpoint === String(args.backend)))).map(([id]) => id);
+        const results = [];
+        for (const id of ids) {
+          const d = drainedAt.get(id)!;
+          renderer.drained.delete(id);
+          drainedAt.delete(id);
+          status.event('undrain', `${id} back in rotation`, d.service);
+          results.push({ backend: id, service: d.service, ...(await applyNow(d.service, id, false)) });
+        }
+        return { undrained: results.length, backends: results };
       },
     },
   });
@@ -183,8 +251,11 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
 
   const monitor = setInterval(() => {
     if (!opts.start || !applier.alive) return;
+    if (passing) return;
     void applier.alive().then((up) => {
-      if (up || signal.aborted) return;
+      misses = up || passing ? 0 : misses + 1;
+      if (misses < 2 || signal.aborted) return;
+      misses = 0;
       log.error(`${opts.proxy} is not running; restarting it`);
       status.event('error', `${opts.proxy} is not running; restarting it`);
       runner.request('proxy died');
@@ -210,17 +281,13 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
   }
 }
 
-/** Find a rendered backend by id, name or address:port, and drain its slot. */
-async function drainLocal(renderer: Renderer, service: string, backend: string, timeoutMs: number, signal: AbortSignal) {
-  const applier = renderer.opts.applier;
-  if (!applier.drain) throw new UserError(`drain needs the HAProxy runtime API (this render uses ${applier.proxy})`, 'for nginx/Varnish, remove the backend from discovery instead', ExitCode.usage);
+/** Find a rendered backend by id or address:port in a service's applied slots. */
+async function findSlot(renderer: Renderer, service: string, backend: string) {
   const slots = (await renderer.state())?.applied.slots[service];
   if (!slots) throw new UserError(`service ${service} is not rendered here`, 'check the service name', ExitCode.usage);
-  const i = slots.findIndex((s) => s && (s.id === backend || `${s.address}:${s.port}` === backend));
-  if (i < 0) throw new UserError(`backend ${backend} is not in service ${service}`, 'pass its id or ADDRESS:PORT', ExitCode.usage);
-  renderer.drained.add(slots[i]!.id);
-  const r = await applier.drain(service, `s${i + 1}`, timeoutMs, signal);
-  return { backend: slots[i]!.id, server: `s${i + 1}`, ...r };
+  const index = slots.findIndex((s) => s && (s.id === backend || `${s.address}:${s.port}` === backend));
+  if (index < 0) throw new UserError(`backend ${backend} is not in service ${service}`, 'pass its id or ADDRESS:PORT', ExitCode.usage);
+  return { ...slots[index]!, index };
 }
 
 async function servicesServing(renderer: Renderer, address: string, port: number): Promise<Array<{ service: string; backend: string }>> {
@@ -237,4 +304,26 @@ async function servicesServing(renderer: Renderer, address: string, port: number
  */
 export async function requestDrain(statusSocket: string, service: string, backend: string, timeoutMs = 30_000): Promise<{ ok: boolean; drained?: boolean; sessions?: number; ms?: number; error?: string }> {
   return requestStatus(statusSocket, { op: 'action', action: 'drain', args: { service, backend, timeoutMs } }, timeoutMs + 5000);
+}
+
+/**
+ * `render stop`: stop the HAProxy or nginx that `render --start` started, found by our pid file
+ * and checked to be that proxy's master (a stale pid now used by another process is left alone).
+ * Graceful first (HAProxy SIGUSR1 soft stop, nginx SIGQUIT: in-flight requests finish), SIGTERM
+ * after `timeoutMs`.
+ */
+export async function renderStop(o: { instance: string; proxy: ProxyKind; pidFile?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<{ proxy: ProxyKind; pid: number | null; stopped: boolean; forced: boolean }> {
+  if (o.proxy === 'varnish') throw new UserError('render never starts varnishd, so it does not stop it', 'stop varnishd the way you started it', ExitCode.usage);
+  const pidFile = resolve(o.pidFile ?? defaultPaths(o.instance, o.proxy, o.env).pidFile);
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim().split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 1 || !pidAlive(pid)) return { proxy: o.proxy, pid: null, stopped: false, forced: false };
+  const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ');
+  const ours = o.proxy === 'haproxy' ? /haproxy/.test(cmdline) && cmdline.includes(pidFile) : /^nginx: master process/.test(cmdline);
+  if (!ours) throw new UserError(`pid ${pid} in ${pidFile} is not the ${o.proxy} master render started`, 'it may have been replaced; stop the proxy by hand', ExitCode.usage);
+  process.kill(pid, o.proxy === 'haproxy' ? 'SIGUSR1' : 'SIGQUIT');
+  const end = Date.now() + (o.timeoutMs ?? 30_000);
+  while (Date.now() < end && pidAlive(pid)) await sleep(50);
+  const forced = pidAlive(pid);
+  if (forced) process.kill(pid, 'SIGTERM');
+  return { proxy: o.proxy, pid, stopped: true, forced };
 }

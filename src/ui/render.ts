@@ -14,7 +14,7 @@ export function renderResultText(r: RenderResult): string {
   } else if (r.action === 'refused') {
     lines.push(`refused: ${r.reason}`);
   } else {
-    const what = { none: 'unchanged, nothing applied', runtime: `runtime API: ${r.ops} command${r.ops === 1 ? '' : 's'}, no reload`, reload: 'reloaded', start: 'started' }[r.action];
+    const what = { none: 'unchanged, nothing applied', runtime: `runtime API: ${r.ops} command${r.ops === 1 ? '' : 's'}, no reload`, reload: 'reloaded', start: 'started', written: 'written, not applied (--no-apply)' }[r.action];
     lines.push(`${r.proxy} ${r.output}: ${what} (${printable(r.reason, 200)}; backends ${counts}; ${r.ms} ms)`);
   }
   return `${lines.join('\n')}\n`;

@@ -8,7 +8,7 @@ import { pidAlive } from '../../src/engine/runtime/pid.js';
 import { serviceSpec } from '../../src/engine/frontends/services.js';
 import { buildRenderer, defaultPaths, type RenderOptions } from '../../src/engine/render.js';
 import { elastic } from '../support/cli.js';
-import { LocalBackends, httpGet, waitPort } from '../support/render-backends.js';
+import { LocalBackends, httpGet, startVarnishd } from '../support/render-backends.js';
 import { waitFor } from '../support/docker.js';
 
 // Real nginx 1.22 and Varnish 7.1 we start ourselves in temp dirs. Ports: nginx 18430,
@@ -22,7 +22,7 @@ const options = (proxy: 'nginx' | 'varnish', port: number, extra: Partial<Render
   instance: `i${proxy}`,
   proxy,
   services: [{ spec: serviceSpec('web', { bind: `127.0.0.1:${port}`, 'lb-check': proxy === 'varnish' ? 'http:/id' : 'tcp' }), discover: {} }],
-  start: true,
+  start: proxy !== 'varnish', // render never starts varnishd
   guard: { minBackends: 1, maxChangePct: 50, force: false },
   env,
   ...extra,
@@ -71,12 +71,8 @@ describe('render with nginx', () => {
 
 describe('render with Varnish', () => {
   it('validates with varnishd -C and switches VCL with vcl.load/vcl.use', async () => {
-    const work = join(dir, 'varnish');
-    const init = join(dir, 'init.vcl');
-    await writeFile(init, 'vcl 4.1;\nbackend default none;\n');
-    await execa('varnishd', ['-a', '127.0.0.1:18440', '-T', '127.0.0.1:18441', '-f', init, '-n', work, '-P', join(dir, 'varnishd.pid'), '-s', 'malloc,16m'], { stdin: 'ignore' });
-    varnishPid = Number(await readFile(join(dir, 'varnishd.pid'), 'utf8'));
-    await waitPort(18440);
+    const { pid, work } = await startVarnishd(dir, 18440, 18441);
+    varnishPid = pid;
     const opts = options('varnish', 18440, { varnish: { instance: work }, output: join(dir, 'out', 'elastic.vcl') });
     const r = await (await buildRenderer(opts)).sync({ web: [b(18470)] });
     expect(r.action).toBe('reload');

@@ -1,5 +1,5 @@
 import { execa, type ResultPromise } from 'execa';
-import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
@@ -74,4 +74,15 @@ export function wrk(port: number, seconds: number, connections = 10, path = '/id
     if (r.exitCode !== 0) throw new Error(`wrk failed: ${r.stderr || r.shortMessage}`);
     return parseWrk(String(r.stdout));
   });
+}
+
+/** Start a varnishd of our own (empty VCL) in `dir`, listening on 127.0.0.1:port; returns its pid and -n. */
+export async function startVarnishd(dir: string, port: number, adminPort: number): Promise<{ pid: number; work: string }> {
+  const work = join(dir, 'varnish');
+  const init = join(dir, 'init.vcl');
+  await writeFile(init, 'vcl 4.1;\nbackend default none;\n');
+  await execa('varnishd', ['-a', `127.0.0.1:${port}`, '-T', `127.0.0.1:${adminPort}`, '-f', init, '-n', work, '-P', join(dir, 'varnishd.pid'), '-s', 'malloc,16m'], { stdin: 'ignore' });
+  const pid = Number(await readFile(join(dir, 'varnishd.pid'), 'utf8'));
+  await waitPort(port);
+  return { pid, work };
 }

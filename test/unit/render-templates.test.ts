@@ -12,7 +12,7 @@ const specs: ServiceSpec[] = [
   { name: 'web', bind: { address: '127.0.0.1', port: 18400 }, mode: 'http', balance: 'roundrobin', check: { kind: 'http', path: '/id', intervalMs: 1000 }, minSlots: 4 },
   { name: 'db.tcp', bind: { address: '127.0.0.1', port: 18401 }, mode: 'tcp', balance: 'leastconn', check: { kind: 'tcp', path: '/', intervalMs: 2000 }, minSlots: 2 },
 ];
-const paths = { statsSocket: '/run/elastic/render-t/haproxy.sock', pidFile: '/run/elastic/render-t/nginx.pid', errorLog: '/run/elastic/render-t/nginx-error.log' };
+const paths = { statsSocket: '/run/elastic/render-t/haproxy.sock', pidFile: '/run/elastic/render-t/nginx.pid', errorLog: '/run/elastic/render-t/nginx-error.log', closingFlag: '/var/lib/elastic/render-t/.nginx.conf.closing' };
 const backend = (addr: string, port: number, service: string, name: string, labels: Record<string, string> = {}): Backend => ({ ...staticBackend(addr, port, service), name, labels });
 const sample = {
   web: [backend('198.18.0.10', 80, 'web', 'web-1', { 'elastic.weight': '3' }), backend('198.18.0.11', 80, 'web', 'web-2'), backend('2001:db8::5', 8080, 'web', 'v6')],

@@ -19,7 +19,7 @@ export interface ApplyPlan {
 
 export interface ApplyOutcome {
   /** What actually happened: a runtime change can fall back to a reload; a dead proxy is started. */
-  readonly action: 'none' | 'runtime' | 'reload' | 'start';
+  readonly action: 'none' | 'runtime' | 'reload' | 'start' | 'written';
   readonly ops: number;
   readonly reason: string;
   readonly ms: number;

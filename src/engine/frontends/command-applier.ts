@@ -38,3 +38,22 @@ export class CommandApplier implements Applier {
     return { action: 'reload', ops: 0, reason: plan.reason, ms: Math.round(performance.now() - t0) };
   }
 }
+
+/**
+ * --no-apply: the validated file is swapped in and nothing else happens, for hosts where another
+ * tool (systemd, a config manager) reloads the proxy. Nothing is verified beyond validation.
+ */
+export class FileOnlyApplier implements Applier {
+  constructor(
+    readonly proxy: ProxyKind,
+    readonly paths: Readonly<Record<string, string>> = {},
+  ) {}
+
+  plan(last: HaproxyApplied | undefined, desired: DesiredRender): ApplyPlan {
+    return reloadPlan(last, desired);
+  }
+
+  async apply(plan: ApplyPlan): Promise<ApplyOutcome> {
+    return { action: plan.action === 'none' ? 'none' : 'written', ops: 0, reason: `${plan.reason}; file written, not applied (--no-apply)`, ms: 0 };
+  }
+}

@@ -4,10 +4,11 @@ import { nullLogger, type Logger } from '../runtime/logger.js';
 import type { StateStore } from '../runtime/state-store.js';
 import type { Applier, ApplyOutcome, ApplyPlan, DesiredRender } from './applier.js';
 import { semanticDiff, textDiff, type SemanticDiff } from './diff.js';
-import { discardStaged, readIfExists, restore, stage, swapIn } from './files.js';
+import { CONFIG_MODE, VCL_MODE, discardStaged, readIfExists, restore, stage, swapIn, type LiveFile } from './files.js';
 import { checkGuardrails, type Guardrails, type Refusal } from './guardrails.js';
 import { appliedSlots, hashText, type HaproxyApplied } from './haproxy/plan.js';
-import { buildTemplateData, skeletonOf, type ServiceSpec, type SlotMap } from './model.js';
+import { WEIGHT_LABEL, backendWeight, buildTemplateData, skeletonOf, type ServiceSpec, type SlotMap } from './model.js';
+import { printable } from '../model/validate.js';
 import type { CompiledTemplate } from './template.js';
 import { validateConfig } from './validate.js';
 import { assertOursToBind } from './binds.js';
@@ -102,6 +103,7 @@ export class Renderer {
     const state = await this.state();
     for (const id of this.drained) if (!Object.values(discovered).some((set) => set.some((b) => b.id === id))) this.drained.delete(id);
     const backends = Object.fromEntries(this.opts.specs.map((s) => [s.name, (discovered[s.name] ?? []).filter((b) => !this.drained.has(b.id))]));
+    this.warnBadWeights(backends);
     const ids = Object.fromEntries(Object.entries(backends).map(([k, v]) => [k, v.map((b) => b.id)]));
     const counts = Object.fromEntries(Object.entries(ids).map(([k, v]) => [k, v.length]));
     const result = (action: RenderAction, reason: string, extra: Partial<RenderResult> = {}): RenderResult => {
@@ -112,13 +114,16 @@ export class Renderer {
     };
 
     const refusals = checkGuardrails(state?.backends, ids, this.opts.guard);
-    if (refusals.length > 0 && !mode.dryRun && !mode.check) {
-      this.counters.refusals++;
+    // --dry-run refuses exactly as the real run would (it only skips the bookkeeping).
+    if (refusals.length > 0 && !mode.check) {
       const message = refusals.map((r) => r.message).join('; ');
-      this.counters.lastRefusal = { time: new Date().toISOString(), message };
-      this.log.warn(`refused: ${message}; the last good config keeps serving`);
+      if (!mode.dryRun) {
+        this.counters.refusals++;
+        this.counters.lastRefusal = { time: new Date().toISOString(), message };
+        this.log.warn(`refused: ${message}; the last good config keeps serving`);
+      }
       if (mode.throwOnRefusal) {
-        throw new UserError(`refused: ${message}`, refusals.some((r) => r.rule === 'max-change') ? 'if this is intended, re-run with --force (or raise --max-change)' : 'the last good config keeps serving; lower --min-backends if an empty service is intended', ExitCode.refused);
+        throw new UserError(`${mode.dryRun ? 'dry run: would be refused' : 'refused'}: ${message}`, refusals.some((r) => r.rule === 'max-change') ? 'if this is intended, re-run with --force (or raise --max-change)' : 'the last good config keeps serving; lower --min-backends if an empty service is intended', ExitCode.refused);
       }
       return result('refused', message, { refusals });
     }
@@ -158,8 +163,20 @@ export class Renderer {
     return result(outcome.action, outcome.reason, { ops: outcome.ops });
   }
 
+  private readonly weightWarned = new Set<string>();
+
+  /** A weight label that is not 0-256 is served with weight 1: say so once per backend and value. */
+  private warnBadWeights(backends: Readonly<Record<string, BackendSet>>): void {
+    for (const b of Object.values(backends).flat()) {
+      const text = b.labels[WEIGHT_LABEL];
+      if (text === undefined || (/^\d{1,3}$/.test(text) && backendWeight(b) === Number(text)) || this.weightWarned.has(`${b.id}=${text}`)) continue;
+      this.weightWarned.add(`${b.id}=${text}`);
+      this.log.warn(`backend ${printable(b.id, 80)}: label ${WEIGHT_LABEL}="${printable(text, 20)}" is not a weight 0-256; using 1`);
+    }
+  }
+
   private async stageAndValidate(text: string): Promise<void> {
-    const staged = await stage(this.opts.output, text);
+    const staged = await stage(this.opts.output, text, this.opts.applier.proxy === 'varnish' ? VCL_MODE : CONFIG_MODE);
     try {
       await validateConfig(this.opts.applier.proxy, staged, text, { displayPath: this.opts.output, bin: this.opts.validateBin });
     } catch (err) {
@@ -192,7 +209,7 @@ export class Renderer {
     return outcome;
   }
 
-  private async applyOrRestore(plan: ApplyPlan, desired: DesiredRender, previous: string | null, state: RenderState | undefined): Promise<ApplyOutcome> {
+  private async applyOrRestore(plan: ApplyPlan, desired: DesiredRender, previous: LiveFile | null, state: RenderState | undefined): Promise<ApplyOutcome> {
     const { output, applier } = this.opts;
     try {
       return await applier.apply(plan, desired);
@@ -202,10 +219,11 @@ export class Renderer {
       await restore(output, previous);
       if (previous !== null && state && plan.action !== 'none') {
         // Put the restored file back in force; its state is the last applied one.
-        await applier.apply({ action: 'reload', ops: [], reason: 'restore last good config' }, { ...state.applied, text: previous }).catch((e) => this.log.error('restoring the last good config failed', { error: describeError(e) }));
+        await applier.apply({ action: 'reload', ops: [], reason: 'restore last good config' }, { ...state.applied, text: previous.text }).catch((e) => this.log.error('restoring the last good config failed', { error: describeError(e) }));
       }
       const msg = describeError(err);
-      throw new UserError(`apply failed, last good config restored: ${err instanceof UserError ? err.message : msg}`, err instanceof UserError ? err.hint : undefined, err instanceof UserError ? err.exitCode : ExitCode.failure, { cause: err });
+      const undone = previous === null ? 'the new file was removed (there was no previous config)' : 'last good config restored';
+      throw new UserError(`apply failed, ${undone}: ${err instanceof UserError ? err.message : msg}`, err instanceof UserError ? err.hint : undefined, err instanceof UserError ? err.exitCode : ExitCode.failure, { cause: err });
     }
   }
 }

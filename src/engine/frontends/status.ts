@@ -1,4 +1,5 @@
 import { describeError } from '../errors.js';
+import { endpoint } from '../model/backend.js';
 import type { ServerStat } from './haproxy/runtime.js';
 import { backendName } from './haproxy/plan.js';
 import type { Renderer } from './renderer.js';
@@ -9,7 +10,8 @@ import type { Renderer } from './renderer.js';
  *     failures}, lastRender, lastApply, lastRefusal, lastError,
  *     servers: [{ server, backend, address, status, sessions, queue, hits, rate, errors5xx }] }
  * Counters are per render process (all its services apply together). `servers` comes from
- * HAProxy's `show stat` (empty for other proxies, or when HAProxy does not answer).
+ * HAProxy's `show stat`; nginx and Varnish have no per-server stats we read, so their `servers`
+ * are the backends of the applied config with status "in config" and zero counters.
  */
 export interface RenderServerStatus {
   server: string;
@@ -38,7 +40,9 @@ export async function renderStatus(renderer: Renderer): Promise<Record<string, u
   const out: Record<string, unknown> = {};
   for (const spec of renderer.opts.specs) {
     const slots = state?.applied.slots[spec.name] ?? [];
-    const servers: RenderServerStatus[] = stats
+    const servers: RenderServerStatus[] = !renderer.opts.applier.stats
+      ? slots.flatMap((slot, i) => (slot ? [{ server: `s${i + 1}`, backend: slot.id, address: endpoint(slot), status: 'in config', sessions: 0, queue: 0, hits: 0, rate: 0, errors5xx: 0 }] : []))
+      : stats
       .filter((s) => s.backend === backendName(spec.name))
       .map((s) => {
         const slot = slots[Number(s.server.slice(1)) - 1] ?? null;

@@ -1,11 +1,13 @@
 import { execa } from 'execa';
-import { readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { ExitCode, UserError } from '../../errors.js';
 import { printable } from '../../model/validate.js';
 import { sleep } from '../../runtime/clock.js';
 import { reloadPlan, type Applier, type ApplyOutcome, type ApplyPlan, type DesiredRender } from '../applier.js';
 import type { HaproxyApplied } from '../haproxy/plan.js';
 import { pidAlive } from '../../runtime/pid.js';
+import { nullLogger, type Logger } from '../../runtime/logger.js';
 
 /**
  * nginx: graceful reload (`nginx -s reload`), then proof that the new config is in force: the
@@ -14,14 +16,33 @@ import { pidAlive } from '../../runtime/pid.js';
  * "worker process is shutting down", or gone): from then on every new connection gets the new
  * config. A config nginx -t accepts but the master cannot load (a port taken) leaves the old
  * workers alone and fails verification here.
+ *
+ * Keep-alive clients: an old worker closes its idle keep-alive connections the moment it shuts
+ * down, and a client that writes its next request into one at that moment gets a reset (nginx
+ * before 1.27.4 has no keepalive_min_timeout). So before a reload we create the closing flag
+ * the template tests (`if (-f flag)`): for a short lead every response says
+ * "Connection: close" and busy clients reconnect; only connections idle for that whole time are
+ * still open when the old worker quits. The flag goes once the new workers serve.
  */
 export interface NginxApplierOptions {
   config: string;
   pidFile: string;
   errorLog: string;
   manage: boolean;
+  /** File whose existence makes every response "Connection: close" (see above). */
+  closingFlag: string;
   bin?: string;
+  logger?: Logger;
 }
+
+/**
+ * How long keep-alive connections see "Connection: close" before a reload. A response that began
+ * before the flag still says keep-alive; if it ends after the old worker got its QUIT, nginx
+ * closes the connection under the client. A request that met a vanished backend takes up to
+ * proxy_connect_timeout (2s) before the next server answers, so when backends leave the lead is
+ * longer than that; additions only need the busy connections to finish one more request.
+ */
+export const CLOSE_BEFORE_RELOAD_MS = { add: 300, remove: 2300 };
 
 export async function childPids(parent: number): Promise<number[]> {
   const out: number[] = [];
@@ -58,7 +79,7 @@ export class NginxApplier implements Applier {
   private readonly bin: string;
 
   constructor(private readonly opts: NginxApplierOptions) {
-    this.paths = { pidFile: opts.pidFile, errorLog: opts.errorLog };
+    this.paths = { pidFile: opts.pidFile, errorLog: opts.errorLog, closingFlag: opts.closingFlag };
     this.bin = opts.bin ?? 'nginx';
   }
 
@@ -96,7 +117,18 @@ export class NginxApplier implements Applier {
     throw new UserError('nginx started but no worker appeared', `look at ${this.opts.errorLog}`, ExitCode.unavailable);
   }
 
-  async apply(plan: ApplyPlan, _desired: DesiredRender): Promise<ApplyOutcome> {
+  /** Backend endpoints of the last config applied by this process (null: unknown). */
+  private lastEndpoints: Set<string> | null = null;
+
+  async apply(plan: ApplyPlan, desired: DesiredRender): Promise<ApplyOutcome> {
+    const endpoints = new Set(Object.values(desired.slots).flatMap((list) => list.flatMap((s) => (s ? [`${s.address}:${s.port}`] : []))));
+    const removes = this.lastEndpoints === null || [...this.lastEndpoints].some((e) => !endpoints.has(e));
+    const outcome = await this.applyConfig(plan, removes ? CLOSE_BEFORE_RELOAD_MS.remove : CLOSE_BEFORE_RELOAD_MS.add);
+    this.lastEndpoints = endpoints;
+    return outcome;
+  }
+
+  private async applyConfig(plan: ApplyPlan, leadMs: number): Promise<ApplyOutcome> {
     const t0 = performance.now();
     const done = (action: ApplyOutcome['action'], reason: string): ApplyOutcome => ({ action, ops: 0, reason, ms: Math.round(performance.now() - t0) });
     const pid = await this.masterPid();
@@ -107,6 +139,39 @@ export class NginxApplier implements Applier {
     }
     if (plan.action === 'none') return done('none', plan.reason);
     const before = new Set(await childPids(pid));
+    await this.warnIfFlagHidden(before);
+    await this.raiseClosingFlag(leadMs);
+    try {
+      return await this.reload(pid, before, plan, done);
+    } finally {
+      await rm(this.opts.closingFlag, { force: true });
+    }
+  }
+
+  private async raiseClosingFlag(leadMs: number): Promise<void> {
+    // unlink never follows a symlink, and O_EXCL does not either: the flag is a file we made.
+    await rm(this.opts.closingFlag, { force: true });
+    await (await open(this.opts.closingFlag, 'wx', 0o644)).close();
+    await sleep(leadMs);
+  }
+
+  private flagChecked = false;
+
+  /** Workers run as another user (nobody): if they cannot search the flag's directory, say so once. */
+  private async warnIfFlagHidden(workers: ReadonlySet<number>): Promise<void> {
+    if (this.flagChecked) return;
+    const w = [...workers][0];
+    if (w === undefined) return;
+    this.flagChecked = true;
+    const status = await readFile(`/proc/${w}/status`, 'utf8').catch(() => '');
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
+    const gid = Number(/^Gid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
+    if (uid < 0 || uid === 0) return;
+    const hidden = await firstUnsearchable(dirname(this.opts.closingFlag), uid, gid);
+    if (hidden) (this.opts.logger ?? nullLogger).warn(`nginx workers (uid ${uid}) cannot search ${hidden}: reloads may reset keep-alive connections that are in use`, { hint: 'put --output in a directory nginx workers can search (e.g. /etc/nginx), see docs/render.md' });
+  }
+
+  private async reload(pid: number, before: ReadonlySet<number>, plan: ApplyPlan, done: (action: ApplyOutcome['action'], reason: string) => ApplyOutcome): Promise<ApplyOutcome> {
     const r = await execa(this.bin, ['-c', this.opts.config, '-s', 'reload'], { reject: false, stdin: 'ignore', all: true, timeout: 30_000 });
     if (r.exitCode !== 0) throw new UserError(`nginx -s reload failed: ${printable(String(r.all ?? '').trim().split('\n')[0] ?? '', 200)}`, `look at ${this.opts.errorLog}`, ExitCode.refused);
     const end = Date.now() + 10_000;
@@ -121,4 +186,17 @@ export class NginxApplier implements Applier {
     }
     throw new UserError('nginx did not load the new config (no new worker after reload)', `look at ${this.opts.errorLog} (a listen port in use?)`, ExitCode.refused);
   }
+}
+
+/** The first directory on the way to `dir` that uid/gid may not search (x bit), or null. */
+export async function firstUnsearchable(dir: string, uid: number, gid: number): Promise<string | null> {
+  const parts = dir.split('/').filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const d = `/${parts.slice(0, i).join('/')}`;
+    const st = await stat(d).catch(() => null);
+    if (!st) return d;
+    const bit = st.uid === uid ? 0o100 : st.gid === gid ? 0o010 : 0o001;
+    if ((st.mode & bit) === 0) return d;
+  }
+  return null;
 }

@@ -1,0 +1,55 @@
+/**
+ * Failed requests over membership changes under keep-alive load, for all three proxies:
+ * `render --watch` over real containers, wrk -c10 plus a keep-alive client of our own (4
+ * connections, no retries) for 20 s while 3 containers are added one by one and then removed one
+ * by one with `docker rm -f`. Usage:
+ *   npx tsx bench/render/membership.ts [haproxy,nginx,varnish] [template-dir]
+ * (a template dir with haproxy.cfg.hbs / nginx.conf.hbs / varnish.vcl.hbs compares other templates,
+ * e.g. the ones before the fix: git show adc3c7d:templates/nginx.conf.hbs).
+ * Ports 22600 (haproxy), 22601 (nginx), 22602 (varnish, admin 22603). Needs dockerd, the test
+ * image, haproxy, nginx, varnishd, wrk (scripts/test-host.sh).
+ */
+import { execa } from 'execa';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
+import { defaultPaths } from '../../src/engine/render.js';
+import { pidAlive } from '../../src/engine/runtime/pid.js';
+import { TestContainers, requireDocker } from '../../test/support/docker.js';
+import { startVarnishd } from '../../test/support/render-backends.js';
+import { membershipUnderLoad, stopWatches } from '../../test/support/render-membership.js';
+
+const proxies = (process.argv[2] ?? 'haproxy,nginx,varnish').split(',');
+const templates = process.argv[3];
+const FILE = { haproxy: 'haproxy.cfg.hbs', nginx: 'nginx.conf.hbs', varnish: 'varnish.vcl.hbs' } as const;
+await requireDocker();
+const dir = await mkdtemp(join(tmpdir(), 'elastic-bench-mship-'));
+await chmod(dir, 0o755);
+const env = { ELASTIC_STATE_DIR: join(dir, 'state'), ELASTIC_RUN_DIR: join(dir, 'run') };
+const tc = new TestContainers();
+let varnishPid = 0;
+try {
+  for (const proxy of proxies as Array<keyof typeof FILE>) {
+    const tpl = templates ? ['--template', join(templates, FILE[proxy])] : [];
+    let extra: string[];
+    if (proxy === 'varnish') {
+      varnishPid = (await startVarnishd(dir, 22602, 22603)).pid;
+      extra = ['--proxy', 'varnish', '--varnish-name', join(dir, 'varnish'), '--lb-check', 'http:/id', ...tpl];
+    } else extra = ['--proxy', proxy, '--start', ...tpl];
+    const port = { haproxy: 22600, nginx: 22601, varnish: 22602 }[proxy];
+    const { r, k } = await membershipUnderLoad(tc, env, `bm${proxy}`, port, extra, proxy === 'varnish' ? '1500ms:3s' : '100ms:500ms');
+    console.log(`${proxy}: wrk ${r.requests} requests, non-2xx ${r.non2xx}, socket errors ${r.socketErrors}; own client ${k.requests} requests, ${k.failures.length} failed${k.failures.length ? ` (${[...new Set(k.failures.map((f) => f.what))].join(', ')})` : ''}`);
+    await stopWatches();
+  }
+} finally {
+  await stopWatches();
+  const h = defaultPaths('bmhaproxy', 'haproxy', env);
+  await new HaproxyProcess({ config: h.output, masterSocket: h.masterSocket, pidFile: h.pidFile }).stop().catch(() => {});
+  const n = Number(await readFile(defaultPaths('bmnginx', 'nginx', env).pidFile, 'utf8').catch(() => '0'));
+  if (n > 1 && pidAlive(n)) process.kill(n, 'SIGQUIT');
+  if (varnishPid > 1 && pidAlive(varnishPid)) process.kill(varnishPid, 'SIGTERM');
+  await new Promise((r) => setTimeout(r, 1000));
+  await tc.cleanup();
+  await rm(dir, { recursive: true, force: true });
+}
