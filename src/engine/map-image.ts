@@ -119,7 +119,7 @@ export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
 export function discoverOptionsFor(spec: MappingSpec, opts: Pick<MapImageOptions, 'dockerHost' | 'logger' | 'env' | 'check'>): DiscoverOptions {
   const service = toIdent(spec.image.replace(/[:@].*$/, '').split('/').pop() || spec.id);
   return {
-    docker: { host: opts.dockerHost, selector: { image: spec.image, labels: [], network: spec.network, port: spec.containerPort, includeUnhealthy: false, service } },
+    docker: { host: opts.dockerHost, keepStopping: true, selector: { image: spec.image, labels: [], network: spec.network, port: spec.containerPort, includeUnhealthy: false, service } },
     static: spec.staticBackends.length ? { backends: [...spec.staticBackends], service } : undefined,
     logger: opts.logger,
     env: opts.env,
@@ -131,6 +131,11 @@ export function toMappingBackends(backends: BackendSet): MappingBackend[] {
   return backends.filter((b) => isIP(b.address) === 4).map((b) => ({ id: b.id, name: printable(b.name, 80), address: b.address, port: b.port }));
 }
 
+/** Backends discovery reports as going away (a stop was sent): drained, their live flows kept. */
+export function stoppingEndpoints(backends: BackendSet): string[] {
+  return backends.filter((b) => b.state === 'draining' && isIP(b.address) === 4).map((b) => endpointKey(b.address, b.port));
+}
+
 function conflict(existing: MappingSpec): UserError {
   return new UserError(
     `port ${existing.port}/${existing.protocol} is already mapped (to ${printable(existing.image, 80)} port ${existing.containerPort})`,
@@ -139,14 +144,18 @@ function conflict(existing: MappingSpec): UserError {
   );
 }
 
-/** The pure state change of a sync: this mapping now has these backends (drains kept while present). */
-export function upsertMapping(state: MappingsState, spec: MappingSpec, backends: readonly MappingBackend[]): MappingsState {
+/**
+ * The pure state change of a sync: this mapping now has these backends; drains are kept while the
+ * backend is present, and `stopping` endpoints (being stopped) are drained.
+ */
+export function upsertMapping(state: MappingsState, spec: MappingSpec, backends: readonly MappingBackend[], stopping: readonly string[] = []): MappingsState {
   const old = state.mappings.find((m) => m.spec.id === spec.id);
   if (old && !sameTarget(old.spec, spec)) throw conflict(old.spec);
   const keepSpec = old !== undefined && sameSpec(old.spec, spec);
   const present = new Set(backends.map((b) => endpointKey(b.address, b.port)));
-  const draining = (old?.draining ?? []).filter((d) => present.has(d));
-  if (old && keepSpec && sameBackends(old.backends, backends) && draining.length === old.draining.length) return state;
+  const draining = [...new Set([...(old?.draining ?? []), ...stopping])].filter((d) => present.has(d));
+  const sameDrains = draining.length === (old?.draining.length ?? 0) && draining.every((d) => old!.draining.includes(d));
+  if (old && keepSpec && sameBackends(old.backends, backends) && sameDrains) return state;
   const entry: MappingEntry = { spec: keepSpec ? old.spec : { ...spec, created: old?.spec.created ?? spec.created }, backends: [...backends], draining, updated: new Date().toISOString() };
   const mappings = [...state.mappings.filter((m) => m.spec.id !== spec.id), entry].sort((a, b) => (a.spec.id < b.spec.id ? -1 : 1));
   return { ...state, mappings };

@@ -11,6 +11,7 @@ import {
   drainBackend,
   removeMapping,
   resolveSpec,
+  stoppingEndpoints,
   storeOf,
   toMappingBackends,
   upsertMapping,
@@ -84,7 +85,8 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
     async (reason) => {
       if (stopping || latest === null) return;
       const backends = toMappingBackends(latest);
-      const r = await applier.update((s) => upsertMapping(s, spec, backends), { full: reason === 'resync' || reason === 'retry' });
+      const going = stoppingEndpoints(latest);
+      const r = await applier.update((s) => upsertMapping(s, spec, backends, going), { full: reason === 'resync' || reason === 'retry' });
       lastSyncMs = r.ms;
       if (r.transactions > 0) {
         log.info(`applied ${spec.id}: ${backends.length} backend(s)`, { reason, ms: Math.round(r.ms), transactions: r.transactions, full: r.full });

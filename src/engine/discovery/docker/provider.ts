@@ -7,6 +7,7 @@ import { nullLogger, type Logger } from '../../runtime/logger.js';
 import { createDocker, dockerError, type DockerTarget } from './client.js';
 import { imageMatcher, parseContainer, type ParseResult } from './parse.js';
 import type { DockerSelector } from '../selector.js';
+import { eventAction, eventContainerId, isStopKill, type DockerEvent } from './stopping.js';
 
 /** Docker events that can change the backend set. Anything else is ignored. */
 export const CONTAINER_ACTIONS = ['start', 'die', 'stop', 'kill', 'pause', 'unpause', 'health_status', 'destroy', 'rename', 'restart'];
@@ -17,6 +18,11 @@ export interface DockerProviderOptions {
   host?: string;
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
+  /**
+   * A container being stopped (stopping.ts) is left out of the list (default), or, with true,
+   * listed with state `draining` (map-image keeps its live flows while it takes it out of DNAT).
+   */
+  keepStopping?: boolean;
 }
 
 export class DockerProvider implements Provider {
@@ -26,6 +32,10 @@ export class DockerProvider implements Provider {
   readonly target: DockerTarget;
   private readonly log: Logger;
   private readonly started = new Map<string, string>();
+  /** Each container's stop signal (Config.StopSignal; '' = SIGTERM), read with its start time. */
+  private readonly stopSignals = new Map<string, string>();
+  /** Containers a stop was sent to (full ids): no new connections, whatever Docker still says. */
+  private readonly stopping = new Set<string>();
   /** Containers skipped at the last list, with why (shown by `discover`, logged in watch). */
   skipped: Array<{ id: string; reason: string; ambiguous?: boolean }> = [];
 
@@ -52,8 +62,14 @@ export class DockerProvider implements Provider {
       const backends: Backend[] = [];
       const skipped: typeof this.skipped = [];
       for (const r of results) {
-        if (r.ok) backends.push({ ...r.backend, since: this.started.get(fullId(infos, r.backend.id)) ?? r.backend.since });
-        else skipped.push({ id: r.id, reason: r.reason, ambiguous: r.ambiguous });
+        if (!r.ok) {
+          skipped.push({ id: r.id, reason: r.reason, ambiguous: r.ambiguous });
+          continue;
+        }
+        const id = fullId(infos, r.backend.id);
+        const backend = { ...r.backend, since: this.started.get(id) ?? r.backend.since };
+        if (!this.stopping.has(id)) backends.push(backend);
+        else if (this.opts.keepStopping) backends.push({ ...backend, state: 'draining' });
       }
       for (const s of skipped) {
         if (!this.skipped.some((p) => p.id === s.id && p.reason === s.reason)) this.log.warn(`skipping container ${s.id}: ${s.reason}`);
@@ -62,6 +78,8 @@ export class DockerProvider implements Provider {
       // Forget start times of containers that are gone (bounded memory on busy hosts).
       const live = new Set(infos.map((i) => i.Id));
       for (const id of this.started.keys()) if (!live.has(id)) this.started.delete(id);
+      for (const id of this.stopSignals.keys()) if (!live.has(id)) this.stopSignals.delete(id);
+      for (const id of this.stopping) if (!live.has(id)) this.stopping.delete(id);
       return sortBackends(backends);
     } catch (err) {
       throw dockerError(err, this.target);
@@ -77,6 +95,7 @@ export class DockerProvider implements Provider {
         try {
           const c = await this.docker.getContainer(id).inspect();
           this.started.set(id, new Date(c.State.StartedAt).toISOString());
+          this.stopSignals.set(id, stopSignalOf(c));
         } catch {
           /* gone meanwhile: the next event re-lists */
         }
@@ -110,8 +129,9 @@ export class DockerProvider implements Provider {
           if (!line) continue;
           let action = 'event';
           try {
-            const ev = JSON.parse(line) as { Action?: string; status?: string };
-            action = String(ev.Action ?? ev.status ?? 'event').split(':')[0]!;
+            const ev = JSON.parse(line) as DockerEvent;
+            action = eventAction(ev);
+            await this.noteStopping(ev);
           } catch {
             /* a partial or odd line still means "something changed" */
           }
@@ -129,6 +149,27 @@ export class DockerProvider implements Provider {
     }
   }
 
+  /** Record a stop as it starts (before the hint, so the re-list it causes leaves it out). */
+  private async noteStopping(ev: DockerEvent): Promise<void> {
+    const id = eventContainerId(ev);
+    if (!id) return;
+    const action = eventAction(ev);
+    if (action === 'start' || action === 'destroy') this.stopping.delete(id);
+    if (action !== 'kill' || this.stopping.has(id)) return;
+    let stopSignal = this.stopSignals.get(id);
+    if (stopSignal === undefined) {
+      stopSignal = await this.docker
+        .getContainer(id)
+        .inspect()
+        .then((c) => stopSignalOf(c))
+        .catch(() => '');
+    }
+    if (isStopKill(ev, stopSignal)) {
+      this.stopping.add(id);
+      this.log.info(`container ${id.slice(0, 12)} is being stopped: no new connections to it`, { signal: ev.Actor?.Attributes?.signal });
+    }
+  }
+
   /** For one-shot use: fail fast with a clear message when dockerd is not there. */
   async ping(): Promise<void> {
     try {
@@ -137,6 +178,12 @@ export class DockerProvider implements Provider {
       throw dockerError(err, this.target);
     }
   }
+}
+
+/** Config.StopSignal (dockerode's types leave it out); '' = SIGTERM. */
+function stopSignalOf(c: Docker.ContainerInspectInfo): string {
+  const v = (c.Config as { StopSignal?: unknown }).StopSignal;
+  return typeof v === 'string' ? v : '';
 }
 
 function fullId(infos: Docker.ContainerInfo[], backendId: string): string {
