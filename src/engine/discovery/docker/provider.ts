@@ -29,6 +29,8 @@ export class DockerProvider implements Provider {
   readonly name = 'docker';
   readonly resyncMs = 30_000;
   readonly docker: Docker;
+  /** The event stream's client: no request timeout (client.ts). */
+  private readonly events: Docker;
   readonly target: DockerTarget;
   private readonly log: Logger;
   private readonly started = new Map<string, string>();
@@ -42,6 +44,7 @@ export class DockerProvider implements Provider {
   constructor(private readonly opts: DockerProviderOptions) {
     const { docker, target } = createDocker(opts.host, opts.env);
     this.docker = docker;
+    this.events = createDocker(opts.host, opts.env, { stream: true }).docker;
     this.target = target;
     this.log = opts.logger ?? nullLogger;
   }
@@ -106,7 +109,7 @@ export class DockerProvider implements Provider {
   async *changes(signal: AbortSignal): AsyncGenerator<ChangeHint> {
     let stream: Readable;
     try {
-      stream = (await this.docker.getEvents({
+      stream = (await this.events.getEvents({
         filters: JSON.stringify({
           type: ['container', 'network'],
           event: [...CONTAINER_ACTIONS, ...NETWORK_ACTIONS],
@@ -115,6 +118,8 @@ export class DockerProvider implements Provider {
     } catch (err) {
       throw dockerError(err, this.target);
     }
+    // A TCP daemon that vanishes without a FIN is still noticed (a unix socket has no keepalive).
+    (stream as Readable & { socket?: { setKeepAlive?: (on: boolean, ms: number) => void } }).socket?.setKeepAlive?.(true, 10_000);
     const onAbort = () => stream.destroy();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
@@ -166,7 +171,8 @@ export class DockerProvider implements Provider {
     }
     if (isStopKill(ev, stopSignal)) {
       this.stopping.add(id);
-      this.log.info(`container ${id.slice(0, 12)} is being stopped: no new connections to it`, { signal: ev.Actor?.Attributes?.signal });
+      // (any container's events come here: say it only for the ones we serve)
+      if (this.started.has(id)) this.log.info(`container ${id.slice(0, 12)} is being stopped: no new connections to it`, { signal: ev.Actor?.Attributes?.signal });
     }
   }
 
