@@ -13,6 +13,7 @@ import { readBackendCounters } from './dataplane/counters.js';
 import { listFlows, liveFlows } from './dataplane/conntrack.js';
 import { readMappings } from './dataplane/store.js';
 import { namespaceFor } from './dataplane/namespace.js';
+import { adoptFromKernel, inNamespace, isAdopted, readKernelMappings, type KernelMapping } from './dataplane/kernel-mappings.js';
 import type { CheckSpec } from './health/checker.js';
 import {
   endpointKey,
@@ -150,7 +151,7 @@ function conflict(existing: MappingSpec): UserError {
  */
 export function upsertMapping(state: MappingsState, spec: MappingSpec, backends: readonly MappingBackend[], stopping: readonly string[] = []): MappingsState {
   const old = state.mappings.find((m) => m.spec.id === spec.id);
-  if (old && !sameTarget(old.spec, spec)) throw conflict(old.spec);
+  if (old && !isAdopted(old.spec) && !sameTarget(old.spec, spec)) throw conflict(old.spec);
   const keepSpec = old !== undefined && sameSpec(old.spec, spec);
   const present = new Set(backends.map((b) => endpointKey(b.address, b.port)));
   const draining = [...new Set([...(old?.draining ?? []), ...stopping])].filter((d) => present.has(d));
@@ -174,7 +175,7 @@ export function removeMapping(state: MappingsState, id: string): MappingsState {
 
 export async function assertNoConflict(spec: MappingSpec, store: StateStore): Promise<void> {
   const existing = (await readMappings(store)).mappings.find((m) => m.spec.id === spec.id);
-  if (existing && !sameTarget(existing.spec, spec)) throw conflict(existing.spec);
+  if (existing && !isAdopted(existing.spec) && !sameTarget(existing.spec, spec)) throw conflict(existing.spec);
 }
 
 /** One-shot: discover, wait for a first container if there is none, program, exit. */
@@ -236,8 +237,11 @@ export function viewOf(entry: MappingEntry, counters: Map<string, { packets: num
 
 export interface ListResult {
   readonly v: 1;
-  readonly mappings: ReadonlyArray<MappingView & { watcher: number | null }>;
-  /** Why counters are null, when they are (not root). */
+  /** `lost`: programmed in the kernel but not in the state file (a lost or moved-aside file). */
+  readonly mappings: ReadonlyArray<MappingView & { watcher: number | null; lost: boolean }>;
+  /** The same ports mapped by another state directory's namespace (only one of them gets the traffic). */
+  readonly conflicts: readonly KernelMapping[];
+  /** Why counters are null, when they are (not root), or why the kernel was not read. */
   readonly note?: string;
 }
 
@@ -248,19 +252,27 @@ export async function readAllBackendCounters(opts: { store?: StateStore; env?: N
   return { state, counters: await readBackendCounters(state, { env: opts.env, ns: namespaceFor(store.location, opts.env) }) };
 }
 
+/** The state file's mappings and, from the kernel, the ones it no longer lists and other namespaces' on the same ports. */
 export async function listMappings(opts: { store?: StateStore; env?: NodeJS.ProcessEnv } = {}): Promise<ListResult> {
   const store = storeOf(opts);
-  const state = await readMappings(store);
+  const ns = namespaceFor(store.location, opts.env);
+  const notes: string[] = [];
+  const kernel = await readKernelMappings({ env: opts.env }).catch((err: unknown) => {
+    notes.push(`kernel not read: ${describeError(err)}`);
+    return [] as KernelMapping[];
+  });
+  const state = adoptFromKernel(await readMappings(store), kernel.filter(inNamespace(ns)));
   let counters: Awaited<ReturnType<typeof readBackendCounters>> | undefined;
-  let note: string | undefined;
   try {
-    counters = await readBackendCounters(state, { env: opts.env, ns: namespaceFor(store.location, opts.env) });
+    counters = await readBackendCounters(state, { env: opts.env, ns });
   } catch (err) {
-    note = `counters unavailable: ${describeError(err)}`;
+    notes.push(`counters unavailable: ${describeError(err)}`);
   }
   const mappings = [];
-  for (const entry of state.mappings) mappings.push({ ...viewOf(entry, counters?.get(entry.spec.id)), watcher: await watcherPid(entry.spec.id, opts.env) });
-  return { v: 1, mappings, ...(note ? { note } : {}) };
+  for (const entry of state.mappings) mappings.push({ ...viewOf(entry, counters?.get(entry.spec.id)), watcher: await watcherPid(entry.spec.id, opts.env), lost: isAdopted(entry.spec) });
+  const ours = new Set(state.mappings.map((m) => m.spec.id));
+  const conflicts = kernel.filter((k) => k.namespace !== ns.id && ours.has(k.id));
+  return { v: 1, mappings, conflicts, ...(notes.length ? { note: notes.join('; ') } : {}) };
 }
 
 export const watcherSocket = (id: string, env?: NodeJS.ProcessEnv) => `${runDir(env ?? process.env)}/map-image.${id}.sock`;
@@ -287,7 +299,15 @@ export async function stopMapping(port: number, protocol: Protocol, opts: { stor
   const id = mappingId(protocol, port);
   const store = storeOf(opts);
   const entry = (await readMappings(store)).mappings.find((m) => m.spec.id === id);
-  if (!entry) throw new UserError(`port ${port}/${protocol} is not mapped`, 'see what is: elastic map-image list', ExitCode.usage);
+  if (!entry) {
+    // Not in the state file, maybe still in the kernel (the file was lost): remove exactly it,
+    // keeping (adopting) the namespace's other kernel-only mappings instead of sweeping them.
+    const own = (await readKernelMappings({ env: opts.env })).filter(inNamespace(namespaceFor(store.location, opts.env)));
+    const live = own.find((k) => k.id === id);
+    if (!live) throw new UserError(`port ${port}/${protocol} is not mapped`, 'see what is: elastic map-image list', ExitCode.usage);
+    await new MappingsApplier({ store, env: opts.env, logger: opts.logger }).update((s) => removeMapping(adoptFromKernel(s, own), id), { full: true });
+    return { v: 1, stopped: id, backends: live.targets.length, via: 'direct' };
+  }
   if ((await watcherPid(id, opts.env)) !== null) {
     const r = await requestStatus<{ ok: boolean; error?: string }>(watcherSocket(id, opts.env), { op: 'action', action: 'stop', args: {} }, 15_000);
     if (!r.ok) throw new UserError(`the watching process refused to stop: ${printable(r.error ?? '', 200)}`, 'stop it with SIGTERM and run stop again', ExitCode.refused);
