@@ -173,9 +173,23 @@ export function removeMapping(state: MappingsState, id: string): MappingsState {
   return { ...state, mappings: state.mappings.filter((m) => m.spec.id !== id) };
 }
 
-export async function assertNoConflict(spec: MappingSpec, store: StateStore): Promise<void> {
+/**
+ * Refuse a port this state directory maps to another image, or that another state directory's
+ * namespace maps in the kernel: two namespaces on one port both "work" while one of them gets
+ * every connection and the other counts none.
+ */
+export async function assertNoConflict(spec: MappingSpec, store: StateStore, env?: NodeJS.ProcessEnv): Promise<void> {
   const existing = (await readMappings(store)).mappings.find((m) => m.spec.id === spec.id);
   if (existing && !isAdopted(existing.spec) && !sameTarget(existing.spec, spec)) throw conflict(existing.spec);
+  const ns = namespaceFor(store.location, env);
+  const other = (await readKernelMappings({ env })).find((k) => k.id === spec.id && k.namespace !== ns.id);
+  if (other) {
+    throw new UserError(
+      `port ${spec.port}/${spec.protocol} is already mapped by another elastic state directory (kernel namespace ${other.namespace ? `elastic_${other.namespace}` : 'elastic'}, ${other.dataplane}, ${other.targets.length} backend(s))`,
+      `stop it there first (ELASTIC_STATE_DIR=<that directory> elastic map-image stop ${spec.port}), or map another port`,
+      ExitCode.refused,
+    );
+  }
 }
 
 /** One-shot: discover, wait for a first container if there is none, program, exit. */
@@ -183,7 +197,7 @@ export async function mapImage(opts: MapImageOptions, signal: AbortSignal): Prom
   const log = opts.logger ?? nullLogger;
   const spec = await resolveSpec(opts);
   const store = storeOf(opts);
-  await assertNoConflict(spec, store);
+  await assertNoConflict(spec, store, opts.env);
   const dopts = discoverOptionsFor(spec, opts);
   const applier = new MappingsApplier({ store, logger: log, env: opts.env });
   if (spec.dataplane === 'nft') applier.warm(); // the nft session starts while Docker is asked

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
@@ -106,6 +106,37 @@ describe('the kernel is the truth for what is programmed', () => {
     } finally {
       rmSync(live, { force: true });
       await elastic(['map-image', 'stop', '22013'], { env });
+    }
+  });
+
+  it('a port another state directory maps is refused (exit 6, one line), and a conflict that exists is shown in list', async () => {
+    const otherState = ownedStateDir('mapimg-kernel-other-');
+    const otherEnv = { ELASTIC_STATE_DIR: otherState, ELASTIC_RUN_DIR: runDir };
+    const other = namespaceFor(otherState);
+    try {
+      expect((await map(22014, 'nft', '198.19.3.226:80')).exitCode).toBe(0);
+      for (const plane of ['nft', 'iptables']) {
+        const r = await map(22014, plane, '198.19.3.227:80', otherEnv);
+        expect(r.exitCode, String(r.stderr)).toBe(6);
+        expect(String(r.stderr)).toMatch(new RegExp(`port 22014/tcp is already mapped by another elastic state directory \\(kernel namespace ${own.nftTable}`));
+        expect(String(r.stderr).trim().split('\n')).toHaveLength(1);
+        expect(await elasticTraces(other)).toEqual([]);
+      }
+      const w = await elastic(['map-image', '22014', none, '80', '--backend', '198.19.3.227:80', '--watch'], { env: otherEnv, timeout: 30_000 });
+      expect(w.exitCode, String(w.stderr)).toBe(6);
+
+      // A conflict made behind elastic's back (an older version, a hand-edited state): the
+      // other directory's state lists 22014 and a sync of another port programs it.
+      const mine = JSON.parse(readFileSync(stateFile, 'utf8'));
+      writeFileSync(join(otherState, 'mappings.json'), JSON.stringify({ ...mine, mappings: mine.mappings.map((m: { spec: object }) => ({ ...m, backends: [{ id: 'x', name: 'x', address: '198.19.3.227', port: 80 }] })) }));
+      expect((await map(22015, 'nft', '198.19.3.228:80', otherEnv)).exitCode).toBe(0);
+      const l = await list();
+      expect(l.conflicts).toEqual([{ namespace: other.id, id: 'tcp-22014', dataplane: 'nft', targets: ['198.19.3.227:80'] }]);
+      expect((await elastic(['map-image', 'list'], { env })).stdout).toContain(`conflict: tcp-22014 is also mapped by another state directory (kernel namespace ${other.nftTable}`);
+    } finally {
+      await elastic(['map-image', 'stop', '--all'], { env: otherEnv });
+      await elastic(['map-image', 'stop', '22014'], { env });
+      rmSync(otherState, { recursive: true, force: true });
     }
   });
 });

@@ -45,7 +45,7 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
   const log = opts.logger ?? nullLogger;
   const spec = await resolveSpec(opts);
   const store = storeOf(opts);
-  await assertNoConflict(spec, store);
+  await assertNoConflict(spec, store, opts.env);
   const applier = new MappingsApplier({ store, logger: log, env: opts.env });
   if (spec.dataplane === 'nft') applier.warm();
   const stopRequested = new AbortController();
