@@ -15,7 +15,9 @@ import { readMappings } from './dataplane/store.js';
 import { namespaceFor } from './dataplane/namespace.js';
 import { adoptFromKernel, inNamespace, isAdopted, readKernelMappings, type KernelMapping } from './dataplane/kernel-mappings.js';
 import type { CheckSpec } from './health/checker.js';
+import { isImageReference } from './discovery/selector.js';
 import {
+  backendAddressProblem,
   endpointKey,
   mappingId,
   sameSpec,
@@ -98,9 +100,14 @@ export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
       throw new UserError('loopback addresses cannot be mapped', 'local clients reach the mapping on any non-loopback address of this host (see docs/map-image.md, "127.0.0.1")', ExitCode.usage);
     }
   }
+  if (!isImageReference(opts.image)) {
+    throw new UserError(`invalid image reference "${printable(opts.image, 80)}"`, 'give repo:tag (e.g. elastic-test/web:1), registry/repo@sha256:..., or an image ID', ExitCode.usage);
+  }
   for (const b of opts.staticBackends) {
     const e = parseEndpoint(b);
     if (isIP(e.address) !== 4) throw new UserError(`backend ${printable(b, 60)} is not IPv4`, 'map-image programs the ip family; give IPv4 backends', ExitCode.usage);
+    const problem = backendAddressProblem(e.address);
+    if (problem) throw new UserError(`backend ${printable(b, 60)} is ${problem}`, 'give the address of a host or container that serves the port', ExitCode.usage);
   }
   const dataplane = await detectDataplane(opts.dataplane, { env: opts.env });
   return {
