@@ -21,6 +21,7 @@ import {
 import { MappingsApplier } from './apply.js';
 import { readBackendCounters } from './counters.js';
 import { readMappings } from './store.js';
+import { endpointKey, type MappingsState } from './model.js';
 
 /**
  * The long-running form (`map-image ... --watch`): Docker events -> discoverWatch -> one
@@ -77,6 +78,17 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
         const r = await drainBackend({ address, port }, { mappingId: spec.id, timeoutMs: Number(args.timeoutMs) || 30_000, store, env: opts.env, applier, signal: both });
         status.event('drain', `${address}:${port} ${r.drained ? 'drained' : `still has ${r.remaining} flow(s)`}`, spec.id);
         return { ...r };
+      },
+      // The drain contract's way back (top's `d` again): new connections go to it at once. A
+      // container that is being stopped stays out (the next sync drains it again).
+      undrain: async (args) => {
+        const key = endpointKey(String(args.address ?? ''), Number(args.port));
+        if (stoppingEndpoints(latest ?? []).includes(key)) throw new Error(`${printable(key, 60)} is being stopped: it stays out`);
+        const r = await applier.update((s) => undrainMapping(s, spec.id, key));
+        const entry = r.after.mappings.find((m) => m.spec.id === spec.id);
+        if (!entry?.backends.some((b) => endpointKey(b.address, b.port) === key)) throw new Error(`${printable(key, 60)} is not a backend of ${spec.id}`);
+        status.event('undrain', key, spec.id);
+        return { undrained: r.after !== r.before, mapping: spec.id };
       },
     },
   });
@@ -140,4 +152,12 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
     if (!removeNow && !stopRequested.signal.aborted) log.info(`exiting; the rules of ${spec.id} stay in force (stop them with: elastic map-image stop ${spec.port})`);
   }
   return { removed: stopRequested.signal.aborted || Boolean(opts.removeOnExit) };
+}
+
+/** The pure state change of an undrain: `key` leaves the mapping's drains (a no-op when it is not drained). */
+export function undrainMapping(state: MappingsState, id: string, key: string): MappingsState {
+  const entry = state.mappings.find((m) => m.spec.id === id);
+  if (!entry || !entry.draining.includes(key)) return state;
+  const next = { ...entry, draining: entry.draining.filter((d) => d !== key), updated: new Date().toISOString() };
+  return { ...state, mappings: state.mappings.map((m) => (m === entry ? next : m)) };
 }
