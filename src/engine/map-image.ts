@@ -8,6 +8,7 @@ import { FileStateStore, type StateStore } from './runtime/state-store.js';
 import { runDir } from './runtime/paths.js';
 import { requestStatus } from './runtime/status.js';
 import { MappingsApplier } from './dataplane/apply.js';
+import { Hairpins } from './dataplane/hairpin.js';
 import { detectDataplane, requireNetAdmin } from './dataplane/exec.js';
 import { readBackendCounters } from './dataplane/counters.js';
 import { listFlows, liveFlows } from './dataplane/conntrack.js';
@@ -212,6 +213,7 @@ export async function mapImage(opts: MapImageOptions, signal: AbortSignal): Prom
   if (backends.length === 0) backends = await waitForBackends(spec, dopts, opts.waitMs ?? 60_000, signal, log);
   const r = await applier.update((s) => upsertMapping(s, spec, toMappingBackends(backends)));
   const entry = r.after.mappings.find((m) => m.spec.id === spec.id)!;
+  await new Hairpins(opts.dockerHost, opts.env, log).ensure(entry.backends.map((b) => b.id));
   log.info(`mapped ${spec.port}/${spec.protocol} to ${entry.backends.length} backend(s)`, { dataplane: spec.dataplane, ms: Math.round(r.ms) });
   return { v: 1, mapping: viewOf(entry, undefined), transactions: r.transactions, ms: r.ms };
 }

@@ -21,6 +21,7 @@ import {
 import { MappingsApplier } from './apply.js';
 import { readBackendCounters } from './counters.js';
 import { readMappings } from './store.js';
+import { Hairpins } from './hairpin.js';
 import { endpointKey, type MappingsState } from './model.js';
 
 /**
@@ -54,6 +55,7 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
   let latest: BackendSet | null = null;
   let lastSyncMs = 0;
   let stopping = false;
+  const hairpins = new Hairpins(opts.dockerHost, opts.env, log);
 
   const status = new StatusServer({
     kind: 'map-image',
@@ -100,6 +102,7 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
       const going = stoppingEndpoints(latest);
       const r = await applier.update((s) => upsertMapping(s, spec, backends, going), { full: reason === 'resync' || reason === 'retry' });
       lastSyncMs = r.ms;
+      await hairpins.ensure(backends.map((b) => b.id));
       if (r.transactions > 0) {
         log.info(`applied ${spec.id}: ${backends.length} backend(s)`, { reason, ms: Math.round(r.ms), transactions: r.transactions, full: r.full });
         status.event('applied', `${backends.length} backend(s) in ${r.ms.toFixed(1)} ms (${reason})`, spec.id);
