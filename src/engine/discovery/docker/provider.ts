@@ -136,7 +136,7 @@ export class DockerProvider implements Provider {
           try {
             const ev = JSON.parse(line) as DockerEvent;
             action = eventAction(ev);
-            await this.noteStopping(ev);
+            this.noteStopping(ev);
           } catch {
             /* a partial or odd line still means "something changed" */
           }
@@ -155,24 +155,18 @@ export class DockerProvider implements Provider {
   }
 
   /** Record a stop as it starts (before the hint, so the re-list it causes leaves it out). */
-  private async noteStopping(ev: DockerEvent): Promise<void> {
+  private noteStopping(ev: DockerEvent): void {
     const id = eventContainerId(ev);
     if (!id) return;
     const action = eventAction(ev);
     if (action === 'start' || action === 'destroy') this.stopping.delete(id);
-    if (action !== 'kill' || this.stopping.has(id)) return;
-    let stopSignal = this.stopSignals.get(id);
-    if (stopSignal === undefined) {
-      stopSignal = await this.docker
-        .getContainer(id)
-        .inspect()
-        .then((c) => stopSignalOf(c))
-        .catch(() => '');
-    }
+    // Only containers we serve (inspected at list time, with their stop signal): no Docker call
+    // here, so a slow inspect of someone else's container never holds the event stream up.
+    const stopSignal = this.stopSignals.get(id);
+    if (action !== 'kill' || stopSignal === undefined || this.stopping.has(id)) return;
     if (isStopKill(ev, stopSignal)) {
       this.stopping.add(id);
-      // (any container's events come here: say it only for the ones we serve)
-      if (this.started.has(id)) this.log.info(`container ${id.slice(0, 12)} is being stopped: no new connections to it`, { signal: ev.Actor?.Attributes?.signal });
+      this.log.info(`container ${id.slice(0, 12)} is being stopped: no new connections to it`, { signal: ev.Actor?.Attributes?.signal });
     }
   }
 
