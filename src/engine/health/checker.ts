@@ -29,7 +29,8 @@ export const CHECK_RANGES = {
   fall: [1, 100],
 } as const satisfies Record<string, readonly [number, number]>;
 
-const FLAG_OF = { intervalMs: '--check-interval', timeoutMs: '--check-timeout', rise: '--rise', fall: '--fall' } as const;
+// (flags and config keys name these differently: say what the number is)
+const NAME_OF = { intervalMs: 'check interval (ms)', timeoutMs: 'check timeout (ms)', rise: 'rise', fall: 'fall' } as const;
 
 export function parseCheck(text: string, opts: Partial<Omit<CheckSpec, 'kind' | 'path'>> = {}): CheckSpec {
   const base = { intervalMs: opts.intervalMs ?? 2000, timeoutMs: opts.timeoutMs ?? 1000, rise: opts.rise ?? 2, fall: opts.fall ?? 3 };
@@ -37,7 +38,7 @@ export function parseCheck(text: string, opts: Partial<Omit<CheckSpec, 'kind' | 
     const [min, max] = CHECK_RANGES[k];
     const v = base[k];
     if (!Number.isInteger(v) || v < min || v > max) {
-      throw new UserError(`${FLAG_OF[k]} ${String(v).slice(0, 30)} is out of range`, `give a whole number from ${min} to ${max}`, ExitCode.usage);
+      throw new UserError(`${NAME_OF[k]} ${String(v).slice(0, 30)} is out of range`, `give a whole number from ${min} to ${max}`, ExitCode.usage);
     }
   }
   if (text === 'tcp') return { kind: 'tcp', path: '/', ...base };
