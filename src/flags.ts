@@ -1,4 +1,10 @@
 import { Flags } from '@oclif/core';
+import { CHECK_RANGES } from './engine/health/checker.js';
+
+/** An integer flag whose documented range (in its help) is enforced: outside it is a usage error. */
+export function rangedInteger(description: string, defaultValue: number, [min, max]: readonly [number, number], helpGroup = 'HEALTH') {
+  return Flags.integer({ description: `${description} (${min}-${max})`, default: defaultValue, min, max, helpGroup });
+}
 
 /**
  * Backend selector flags, shared by every command that discovers (discover, map-image, render).
@@ -17,15 +23,15 @@ export const selectorFlags = {
   profile: Flags.string({ description: 'EC2: shared-config profile', helpGroup: 'EC2' }),
   endpoint: Flags.string({ description: 'EC2: API endpoint (compatible clouds, tests)', helpGroup: 'EC2' }),
   public: Flags.boolean({ description: 'EC2: use public addresses instead of private', helpGroup: 'EC2' }),
-  'poll-interval': Flags.integer({ description: 'EC2: poll interval in seconds when watching', default: 15, min: 1, helpGroup: 'EC2' }),
+  'poll-interval': Flags.integer({ description: 'EC2: poll interval in seconds when watching (1-86400)', default: 15, min: 1, max: 86_400, helpGroup: 'EC2' }),
   backend: Flags.string({ description: 'static backend IP:PORT (repeatable)', multiple: true, helpGroup: 'STATIC' }),
   file: Flags.string({ description: 'static backends from a YAML/JSON file (watched)', helpGroup: 'STATIC' }),
   service: Flags.string({ description: 'service name for the selected backends (default: from the image)', helpGroup: 'SELECT' }),
   check: Flags.string({ description: 'active health check: tcp, http or http:/path', helpGroup: 'HEALTH' }),
-  'check-interval': Flags.integer({ description: 'health check interval, ms', default: 2000, min: 100, helpGroup: 'HEALTH' }),
-  'check-timeout': Flags.integer({ description: 'health check timeout, ms', default: 1000, min: 10, helpGroup: 'HEALTH' }),
-  rise: Flags.integer({ description: 'successes before healthy', default: 2, min: 1, helpGroup: 'HEALTH' }),
-  fall: Flags.integer({ description: 'failures before unhealthy', default: 3, min: 1, helpGroup: 'HEALTH' }),
+  'check-interval': rangedInteger('health check interval, ms', 2000, CHECK_RANGES.intervalMs),
+  'check-timeout': rangedInteger('health check timeout, ms', 1000, CHECK_RANGES.timeoutMs),
+  rise: rangedInteger('successes before healthy', 2, CHECK_RANGES.rise),
+  fall: rangedInteger('failures before unhealthy', 3, CHECK_RANGES.fall),
 };
 
 export { toDiscoverOptions, type SelectorFlagValues } from './engine/discover-options.js';

@@ -1,5 +1,5 @@
 import type { DiscoverOptions } from './discover.js';
-import { parseLabels } from './discovery/selector.js';
+import { isImageReference, parseLabels } from './discovery/selector.js';
 import { parseCheck } from './health/checker.js';
 import { ExitCode, UserError } from './errors.js';
 import { isIdent, parsePort, toIdent } from './model/validate.js';
@@ -46,6 +46,9 @@ function defaultService(flags: SelectorFlagValues): string {
 }
 
 export function toDiscoverOptions(flags: SelectorFlagValues, logger?: Logger): DiscoverOptions {
+  if (flags.image !== undefined && !isImageReference(flags.image)) {
+    throw new UserError(`invalid --image "${flags.image.slice(0, 80)}"`, 'give repo:tag (e.g. elastic-test/web:1), registry/repo@sha256:..., or an image ID', ExitCode.usage);
+  }
   const service = defaultService(flags);
   const port = flags.port === undefined ? undefined : parsePort(flags.port, '--port');
   const tags = parseLabels(flags.tag, '--tag');

@@ -15,7 +15,8 @@ import { nullLogger, type Logger } from './runtime/logger.js';
  * from selectors: docker, ec2, static, or several at once.
  */
 export interface DiscoverOptions {
-  docker?: { selector: DockerSelector; host?: string };
+  /** keepStopping: list containers being stopped as `draining` instead of leaving them out (provider.ts). */
+  docker?: { selector: DockerSelector; host?: string; keepStopping?: boolean };
   ec2?: {
     tags: { key: string; value: string }[];
     port: number;
@@ -44,7 +45,7 @@ export interface DiscoverResult {
 export async function buildProvider(opts: DiscoverOptions): Promise<Provider> {
   const log = opts.logger ?? nullLogger;
   const members: Provider[] = [];
-  if (opts.docker) members.push(new DockerProvider({ selector: opts.docker.selector, host: opts.docker.host, logger: log.child('docker'), env: opts.env }));
+  if (opts.docker) members.push(new DockerProvider({ selector: opts.docker.selector, host: opts.docker.host, keepStopping: opts.docker.keepStopping, logger: log.child('docker'), env: opts.env }));
   if (opts.ec2) {
     const { tags, port, addressType, service, ...client } = opts.ec2;
     const { Ec2Provider } = await import('./discovery/ec2/provider.js');

@@ -8,13 +8,17 @@ import { FileStateStore, type StateStore } from './runtime/state-store.js';
 import { runDir } from './runtime/paths.js';
 import { requestStatus } from './runtime/status.js';
 import { MappingsApplier } from './dataplane/apply.js';
+import { Hairpins } from './dataplane/hairpin.js';
 import { detectDataplane, requireNetAdmin } from './dataplane/exec.js';
 import { readBackendCounters } from './dataplane/counters.js';
 import { listFlows, liveFlows } from './dataplane/conntrack.js';
 import { readMappings } from './dataplane/store.js';
 import { namespaceFor } from './dataplane/namespace.js';
+import { adoptFromKernel, inNamespace, isAdopted, readKernelMappings, type KernelMapping } from './dataplane/kernel-mappings.js';
 import type { CheckSpec } from './health/checker.js';
+import { isImageReference } from './discovery/selector.js';
 import {
+  backendAddressProblem,
   endpointKey,
   mappingId,
   sameSpec,
@@ -97,9 +101,14 @@ export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
       throw new UserError('loopback addresses cannot be mapped', 'local clients reach the mapping on any non-loopback address of this host (see docs/map-image.md, "127.0.0.1")', ExitCode.usage);
     }
   }
+  if (!isImageReference(opts.image)) {
+    throw new UserError(`invalid image reference "${printable(opts.image, 80)}"`, 'give repo:tag (e.g. elastic-test/web:1), registry/repo@sha256:..., or an image ID', ExitCode.usage);
+  }
   for (const b of opts.staticBackends) {
     const e = parseEndpoint(b);
     if (isIP(e.address) !== 4) throw new UserError(`backend ${printable(b, 60)} is not IPv4`, 'map-image programs the ip family; give IPv4 backends', ExitCode.usage);
+    const problem = backendAddressProblem(e.address);
+    if (problem) throw new UserError(`backend ${printable(b, 60)} is ${problem}`, 'give the address of a host or container that serves the port', ExitCode.usage);
   }
   const dataplane = await detectDataplane(opts.dataplane, { env: opts.env });
   return {
@@ -119,7 +128,7 @@ export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
 export function discoverOptionsFor(spec: MappingSpec, opts: Pick<MapImageOptions, 'dockerHost' | 'logger' | 'env' | 'check'>): DiscoverOptions {
   const service = toIdent(spec.image.replace(/[:@].*$/, '').split('/').pop() || spec.id);
   return {
-    docker: { host: opts.dockerHost, selector: { image: spec.image, labels: [], network: spec.network, port: spec.containerPort, includeUnhealthy: false, service } },
+    docker: { host: opts.dockerHost, keepStopping: true, selector: { image: spec.image, labels: [], network: spec.network, port: spec.containerPort, includeUnhealthy: false, service } },
     static: spec.staticBackends.length ? { backends: [...spec.staticBackends], service } : undefined,
     logger: opts.logger,
     env: opts.env,
@@ -131,6 +140,11 @@ export function toMappingBackends(backends: BackendSet): MappingBackend[] {
   return backends.filter((b) => isIP(b.address) === 4).map((b) => ({ id: b.id, name: printable(b.name, 80), address: b.address, port: b.port }));
 }
 
+/** Backends discovery reports as going away (a stop was sent): drained, their live flows kept. */
+export function stoppingEndpoints(backends: BackendSet): string[] {
+  return backends.filter((b) => b.state === 'draining' && isIP(b.address) === 4).map((b) => endpointKey(b.address, b.port));
+}
+
 function conflict(existing: MappingSpec): UserError {
   return new UserError(
     `port ${existing.port}/${existing.protocol} is already mapped (to ${printable(existing.image, 80)} port ${existing.containerPort})`,
@@ -139,14 +153,18 @@ function conflict(existing: MappingSpec): UserError {
   );
 }
 
-/** The pure state change of a sync: this mapping now has these backends (drains kept while present). */
-export function upsertMapping(state: MappingsState, spec: MappingSpec, backends: readonly MappingBackend[]): MappingsState {
+/**
+ * The pure state change of a sync: this mapping now has these backends; drains are kept while the
+ * backend is present, and `stopping` endpoints (being stopped) are drained.
+ */
+export function upsertMapping(state: MappingsState, spec: MappingSpec, backends: readonly MappingBackend[], stopping: readonly string[] = []): MappingsState {
   const old = state.mappings.find((m) => m.spec.id === spec.id);
-  if (old && !sameTarget(old.spec, spec)) throw conflict(old.spec);
+  if (old && !isAdopted(old.spec) && !sameTarget(old.spec, spec)) throw conflict(old.spec);
   const keepSpec = old !== undefined && sameSpec(old.spec, spec);
   const present = new Set(backends.map((b) => endpointKey(b.address, b.port)));
-  const draining = (old?.draining ?? []).filter((d) => present.has(d));
-  if (old && keepSpec && sameBackends(old.backends, backends) && draining.length === old.draining.length) return state;
+  const draining = [...new Set([...(old?.draining ?? []), ...stopping])].filter((d) => present.has(d));
+  const sameDrains = draining.length === (old?.draining.length ?? 0) && draining.every((d) => old!.draining.includes(d));
+  if (old && keepSpec && sameBackends(old.backends, backends) && sameDrains) return state;
   const entry: MappingEntry = { spec: keepSpec ? old.spec : { ...spec, created: old?.spec.created ?? spec.created }, backends: [...backends], draining, updated: new Date().toISOString() };
   const mappings = [...state.mappings.filter((m) => m.spec.id !== spec.id), entry].sort((a, b) => (a.spec.id < b.spec.id ? -1 : 1));
   return { ...state, mappings };
@@ -163,9 +181,23 @@ export function removeMapping(state: MappingsState, id: string): MappingsState {
   return { ...state, mappings: state.mappings.filter((m) => m.spec.id !== id) };
 }
 
-export async function assertNoConflict(spec: MappingSpec, store: StateStore): Promise<void> {
+/**
+ * Refuse a port this state directory maps to another image, or that another state directory's
+ * namespace maps in the kernel: two namespaces on one port both "work" while one of them gets
+ * every connection and the other counts none.
+ */
+export async function assertNoConflict(spec: MappingSpec, store: StateStore, env?: NodeJS.ProcessEnv): Promise<void> {
   const existing = (await readMappings(store)).mappings.find((m) => m.spec.id === spec.id);
-  if (existing && !sameTarget(existing.spec, spec)) throw conflict(existing.spec);
+  if (existing && !isAdopted(existing.spec) && !sameTarget(existing.spec, spec)) throw conflict(existing.spec);
+  const ns = namespaceFor(store.location, env);
+  const other = (await readKernelMappings({ env })).find((k) => k.id === spec.id && k.namespace !== ns.id);
+  if (other) {
+    throw new UserError(
+      `port ${spec.port}/${spec.protocol} is already mapped by another elastic state directory (kernel namespace ${other.namespace ? `elastic_${other.namespace}` : 'elastic'}, ${other.dataplane}, ${other.targets.length} backend(s))`,
+      `stop it there first (ELASTIC_STATE_DIR=<that directory> elastic map-image stop ${spec.port}), or map another port`,
+      ExitCode.refused,
+    );
+  }
 }
 
 /** One-shot: discover, wait for a first container if there is none, program, exit. */
@@ -173,7 +205,7 @@ export async function mapImage(opts: MapImageOptions, signal: AbortSignal): Prom
   const log = opts.logger ?? nullLogger;
   const spec = await resolveSpec(opts);
   const store = storeOf(opts);
-  await assertNoConflict(spec, store);
+  await assertNoConflict(spec, store, opts.env);
   const dopts = discoverOptionsFor(spec, opts);
   const applier = new MappingsApplier({ store, logger: log, env: opts.env });
   if (spec.dataplane === 'nft') applier.warm(); // the nft session starts while Docker is asked
@@ -181,6 +213,7 @@ export async function mapImage(opts: MapImageOptions, signal: AbortSignal): Prom
   if (backends.length === 0) backends = await waitForBackends(spec, dopts, opts.waitMs ?? 60_000, signal, log);
   const r = await applier.update((s) => upsertMapping(s, spec, toMappingBackends(backends)));
   const entry = r.after.mappings.find((m) => m.spec.id === spec.id)!;
+  await new Hairpins(opts.dockerHost, opts.env, log).ensure(entry.backends.map((b) => b.id));
   log.info(`mapped ${spec.port}/${spec.protocol} to ${entry.backends.length} backend(s)`, { dataplane: spec.dataplane, ms: Math.round(r.ms) });
   return { v: 1, mapping: viewOf(entry, undefined), transactions: r.transactions, ms: r.ms };
 }
@@ -227,8 +260,11 @@ export function viewOf(entry: MappingEntry, counters: Map<string, { packets: num
 
 export interface ListResult {
   readonly v: 1;
-  readonly mappings: ReadonlyArray<MappingView & { watcher: number | null }>;
-  /** Why counters are null, when they are (not root). */
+  /** `lost`: programmed in the kernel but not in the state file (a lost or moved-aside file). */
+  readonly mappings: ReadonlyArray<MappingView & { watcher: number | null; lost: boolean }>;
+  /** The same ports mapped by another state directory's namespace (only one of them gets the traffic). */
+  readonly conflicts: readonly KernelMapping[];
+  /** Why counters are null, when they are (not root), or why the kernel was not read. */
   readonly note?: string;
 }
 
@@ -239,19 +275,27 @@ export async function readAllBackendCounters(opts: { store?: StateStore; env?: N
   return { state, counters: await readBackendCounters(state, { env: opts.env, ns: namespaceFor(store.location, opts.env) }) };
 }
 
+/** The state file's mappings and, from the kernel, the ones it no longer lists and other namespaces' on the same ports. */
 export async function listMappings(opts: { store?: StateStore; env?: NodeJS.ProcessEnv } = {}): Promise<ListResult> {
   const store = storeOf(opts);
-  const state = await readMappings(store);
+  const ns = namespaceFor(store.location, opts.env);
+  const notes: string[] = [];
+  const kernel = await readKernelMappings({ env: opts.env }).catch((err: unknown) => {
+    notes.push(`kernel not read: ${describeError(err)}`);
+    return [] as KernelMapping[];
+  });
+  const state = adoptFromKernel(await readMappings(store), kernel.filter(inNamespace(ns)));
   let counters: Awaited<ReturnType<typeof readBackendCounters>> | undefined;
-  let note: string | undefined;
   try {
-    counters = await readBackendCounters(state, { env: opts.env, ns: namespaceFor(store.location, opts.env) });
+    counters = await readBackendCounters(state, { env: opts.env, ns });
   } catch (err) {
-    note = `counters unavailable: ${describeError(err)}`;
+    notes.push(`counters unavailable: ${describeError(err)}`);
   }
   const mappings = [];
-  for (const entry of state.mappings) mappings.push({ ...viewOf(entry, counters?.get(entry.spec.id)), watcher: await watcherPid(entry.spec.id, opts.env) });
-  return { v: 1, mappings, ...(note ? { note } : {}) };
+  for (const entry of state.mappings) mappings.push({ ...viewOf(entry, counters?.get(entry.spec.id)), watcher: await watcherPid(entry.spec.id, opts.env), lost: isAdopted(entry.spec) });
+  const ours = new Set(state.mappings.map((m) => m.spec.id));
+  const conflicts = kernel.filter((k) => k.namespace !== ns.id && ours.has(k.id));
+  return { v: 1, mappings, conflicts, ...(notes.length ? { note: notes.join('; ') } : {}) };
 }
 
 export const watcherSocket = (id: string, env?: NodeJS.ProcessEnv) => `${runDir(env ?? process.env)}/map-image.${id}.sock`;
@@ -278,7 +322,15 @@ export async function stopMapping(port: number, protocol: Protocol, opts: { stor
   const id = mappingId(protocol, port);
   const store = storeOf(opts);
   const entry = (await readMappings(store)).mappings.find((m) => m.spec.id === id);
-  if (!entry) throw new UserError(`port ${port}/${protocol} is not mapped`, 'see what is: elastic map-image list', ExitCode.usage);
+  if (!entry) {
+    // Not in the state file, maybe still in the kernel (the file was lost): remove exactly it,
+    // keeping (adopting) the namespace's other kernel-only mappings instead of sweeping them.
+    const own = (await readKernelMappings({ env: opts.env })).filter(inNamespace(namespaceFor(store.location, opts.env)));
+    const live = own.find((k) => k.id === id);
+    if (!live) throw new UserError(`port ${port}/${protocol} is not mapped`, 'see what is: elastic map-image list', ExitCode.usage);
+    await new MappingsApplier({ store, env: opts.env, logger: opts.logger }).update((s) => removeMapping(adoptFromKernel(s, own), id), { full: true });
+    return { v: 1, stopped: id, backends: live.targets.length, via: 'direct' };
+  }
   if ((await watcherPid(id, opts.env)) !== null) {
     const r = await requestStatus<{ ok: boolean; error?: string }>(watcherSocket(id, opts.env), { op: 'action', action: 'stop', args: {} }, 15_000);
     if (!r.ok) throw new UserError(`the watching process refused to stop: ${printable(r.error ?? '', 200)}`, 'stop it with SIGTERM and run stop again', ExitCode.refused);

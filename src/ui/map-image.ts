@@ -2,10 +2,10 @@ import type { ListResult, MapImageResult, MappingView, StopResult } from '../eng
 import { formatBytes, renderTable } from './table.js';
 
 /** Plain renderers for `map-image`: one row per backend, counters from the kernel. */
-export function mappingsTable(mappings: ReadonlyArray<MappingView & { watcher?: number | null }>): string {
+export function mappingsTable(mappings: ReadonlyArray<MappingView & { watcher?: number | null; lost?: boolean }>): string {
   const rows: string[][] = [];
   for (const m of mappings) {
-    const head = [m.id, `${m.address ?? '*'}:${m.port}`, `${m.image} :${m.containerPort}`, m.dataplane, m.watcher ? `watch pid ${m.watcher}` : '-'];
+    const head = [m.id, `${m.address ?? '*'}:${m.port}`, m.lost ? '(not in the state file)' : `${m.image} :${m.containerPort}`, m.dataplane, m.watcher ? `watch pid ${m.watcher}` : '-'];
     if (m.backends.length === 0) rows.push([...head, '(none)', '', '', '']);
     m.backends.forEach((b, i) => {
       const cells = i === 0 ? head : ['', '', '', '', ''];
@@ -16,8 +16,10 @@ export function mappingsTable(mappings: ReadonlyArray<MappingView & { watcher?: 
 }
 
 export function listText(r: ListResult): string {
-  if (r.mappings.length === 0) return 'no mappings\n';
-  return mappingsTable(r.mappings) + (r.note ? `note: ${r.note}\n` : '');
+  const conflicts = r.conflicts.map((c) => `conflict: ${c.id} is also mapped by another state directory (kernel namespace ${c.namespace ? `elastic_${c.namespace}` : 'elastic'}, ${c.dataplane}, ${c.targets.length} backend(s))\n`);
+  const lost = r.mappings.some((m) => m.lost) ? ['note: mappings "not in the state file" are live kernel rules whose state was lost: stop PORT removes one, or re-declare it\n'] : [];
+  const body = r.mappings.length === 0 ? 'no mappings\n' : mappingsTable(r.mappings);
+  return body + [...conflicts, ...lost].join('') + (r.note ? `note: ${r.note}\n` : '');
 }
 
 export function mappedText(r: MapImageResult): string {

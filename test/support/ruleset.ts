@@ -45,16 +45,26 @@ function otherChain(line: string, mine: OwnNamespace): boolean {
   return [...line.matchAll(/ELASTIC-[0-9a-f]{6}-/g)].some((m) => m[0] !== mine.chainPrefix);
 }
 
+/**
+ * nft's view holds other namespaces twice: their own tables (`ip elastic_<h>`) and, through
+ * iptables-nft, their chains and hook jumps in `ip filter`/`ip nat` (`chain ELASTIC-<h>-FORWARD`).
+ */
 function dropOtherTables(text: string, mine: OwnNamespace): string {
   const out: string[] = [];
-  let skipping = false;
+  let skipping: string | null = null; // the line that closes the skipped block
   for (const line of text.split('\n')) {
-    const table = /^table ip (elastic_[0-9a-f]{6}) \{/.exec(line);
-    if (table && table[1] !== mine.nftTable) skipping = true;
-    if (!skipping) out.push(line);
-    if (skipping && line === '}') skipping = false;
+    if (skipping === null) {
+      const table = /^table ip (elastic_[0-9a-f]{6}) \{/.exec(line);
+      const chain = /^(\s*)chain (ELASTIC-[0-9a-f]{6}-)\S* \{/.exec(line);
+      if (table && table[1] !== mine.nftTable) skipping = '}';
+      else if (chain && chain[2] !== mine.chainPrefix) skipping = `${chain[1]}}`;
+      else if (!otherChain(line, mine)) out.push(line);
+      continue;
+    }
+    if (line === skipping) skipping = null;
   }
-  return out.join('\n');
+  // A skipped chain leaves the blank line that separated it from the next: drop doubled blanks.
+  return out.join('\n').replace(/\n\s*\n(\s*\n)+/g, '\n\n');
 }
 
 /** Lines of the current ruleset that mention elastic's own objects (should be none after cleanup). */

@@ -1,3 +1,4 @@
+import { eventContainerId, isStopKill, signalNumber } from '../../src/engine/discovery/docker/stopping.js';
 import { describe, expect, it } from 'vitest';
 import type Docker from 'dockerode';
 import { healthOf, imageMatcher, matchesImage, parseContainer } from '../../src/engine/discovery/docker/parse.js';
@@ -91,5 +92,29 @@ describe('image references', () => {
     ['web:1', 'web:2', false],
   ])('%s vs container %s', (wanted, containerRef, same) => {
     expect(matchesImage({ Image: containerRef, ImageID: IMG }, imageMatcher(sel({ image: wanted })))).toBe(same);
+  });
+});
+
+describe('a kill event that starts a stop (stopping.ts)', () => {
+  const kill = (signal: string) => ({ Type: 'container', Action: 'kill', Actor: { ID: 'a'.repeat(64), Attributes: { signal } } });
+  it.each([
+    ['15', '', true],
+    ['15', 'SIGTERM', true],
+    ['9', 'SIGQUIT', true],
+    ['3', 'SIGQUIT', true],
+    ['3', 'QUIT', true],
+    ['3', '3', true],
+    ['15', 'SIGQUIT', false],
+    ['1', '', false],
+    ['x', '', false],
+  ])('signal %s with StopSignal "%s": %s', (signal, stopSignal, expected) => {
+    expect(isStopKill(kill(signal), stopSignal)).toBe(expected);
+  });
+  it('only kill events of containers count', () => {
+    expect(isStopKill({ ...kill('15'), Action: 'die' }, '')).toBe(false);
+    expect(eventContainerId({ Type: 'network', Actor: { ID: 'a'.repeat(64) } })).toBeUndefined();
+    expect(eventContainerId({ Type: 'container', Actor: { ID: '../x' } })).toBeUndefined();
+    expect(signalNumber('sigterm')).toBe(15);
+    expect(signalNumber('99')).toBeUndefined();
   });
 });

@@ -47,3 +47,19 @@ describe('HealthChecker rise/fall', () => {
     expect(checker.apply([b]).length).toBe(0); // stopped: no verdict, not served
   });
 });
+
+describe('check numbers have a documented range (CHECK_RANGES)', () => {
+  it.each([
+    [{ intervalMs: 99999999999999999999999 }, /check interval \(ms\) 1e\+23 is out of range/],
+    [{ intervalMs: 99 }, /check interval/],
+    [{ timeoutMs: 60_001 }, /check timeout/],
+    [{ rise: 0 }, /rise 0/],
+    [{ fall: 101 }, /fall 101/],
+    [{ rise: 1.5 }, /rise 1.5/],
+  ])('%j is refused', (opts, message) => {
+    expect(() => parseCheck('tcp', opts)).toThrow(message);
+  });
+  it('the ends of each range are accepted', () => {
+    expect(parseCheck('tcp', { intervalMs: 100, timeoutMs: 60_000, rise: 100, fall: 1 })).toMatchObject({ intervalMs: 100, timeoutMs: 60_000, rise: 100, fall: 1 });
+  });
+});

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { getEventListeners } from 'node:events';
+import { Wakeup } from '../../src/engine/discovery/wake.js';
 import { watchBackends, type WatchUpdate } from '../../src/engine/discovery/watch.js';
 import type { ChangeHint, Provider } from '../../src/engine/discovery/provider.js';
 import { staticBackend } from '../../src/engine/discovery/static/parse.js';
@@ -82,4 +84,21 @@ describe('watchBackends', () => {
     ac.abort();
     await it.return(undefined);
   }, 15_000);
+});
+
+describe('Wakeup (hint streams waiting between hints)', () => {
+  it('leaves no abort listener behind, however many waits', async () => {
+    const ac = new AbortController();
+    const w = new Wakeup();
+    for (let i = 0; i < 50; i++) {
+      const p = w.wait(ac.signal);
+      w.wake();
+      await p;
+    }
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    const last = w.wait(ac.signal);
+    ac.abort();
+    await last;
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+  });
 });

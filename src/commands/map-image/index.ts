@@ -1,12 +1,12 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../base-command.js';
-import { selectorFlags } from '../../flags.js';
+import { rangedInteger, selectorFlags } from '../../flags.js';
 import { mapImage, type MapImageOptions, type MapImageResult } from '../../engine/map-image.js';
 import { runMapImageWatch } from '../../engine/dataplane/watch.js';
 import { parsePort } from '../../engine/model/validate.js';
 import { ExitCode, UserError } from '../../engine/errors.js';
 import { mappedText } from '../../ui/map-image.js';
-import { parseCheck } from '../../engine/health/checker.js';
+import { CHECK_RANGES, parseCheck } from '../../engine/health/checker.js';
 
 export default class MapImage extends BaseCommand {
   static override summary = 'Spread a host port over the containers of an image, with kernel DNAT (nftables or iptables)';
@@ -33,11 +33,11 @@ export default class MapImage extends BaseCommand {
     'docker-host': selectorFlags['docker-host'],
     watch: Flags.boolean({ char: 'w', description: 'stay in the foreground and follow containers as they start and stop' }),
     'remove-on-exit': Flags.boolean({ description: 'with --watch: remove the mapping when stopped (default: keep serving)', dependsOn: ['watch'] }),
-    wait: Flags.integer({ description: 'without --watch: seconds to wait for a first container', default: 60, min: 0 }),
+    wait: Flags.integer({ description: 'without --watch: seconds to wait for a first container (0-86400)', default: 60, min: 0, max: 86_400 }),
     check: Flags.string({ description: 'serve a container only once it answers: tcp, http or http:/path (recommended for rolling deploys)', helpGroup: 'HEALTH' }),
     'check-interval': selectorFlags['check-interval'],
     'check-timeout': selectorFlags['check-timeout'],
-    rise: Flags.integer({ description: 'successes before a container is served', default: 1, min: 1, helpGroup: 'HEALTH' }),
+    rise: rangedInteger('successes before a container is served', 1, CHECK_RANGES.rise),
     fall: selectorFlags.fall,
   };
 

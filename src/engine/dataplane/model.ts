@@ -136,3 +136,18 @@ export function sameSpec(a: MappingSpec, b: MappingSpec): boolean {
     a.staticBackends.join(',') === b.staticBackends.join(',')
   );
 }
+
+/**
+ * Why an IPv4 address cannot be a DNAT backend ('' when it can): "this network" (0/8), loopback
+ * (127/8: DNAT to it needs route_localnet, see docs/map-image.md), multicast (224/4) and the
+ * reserved and broadcast range (240/4, 255.255.255.255) are accepted by the kernel and never answer.
+ */
+export function backendAddressProblem(address: string): string {
+  if (isIP(address) !== 4) return 'not an IPv4 address';
+  const first = Number(address.split('.')[0]);
+  if (first === 0) return 'an unspecified address (0.0.0.0/8)';
+  if (first === 127) return 'a loopback address (127.0.0.0/8)';
+  if (first >= 224 && first <= 239) return 'a multicast address (224.0.0.0/4)';
+  if (first >= 240) return 'a reserved or broadcast address (240.0.0.0/4)';
+  return '';
+}

@@ -1,8 +1,8 @@
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ExitCode, UserError } from '../errors.js';
 import type { StateStore } from '../runtime/state-store.js';
-import { EMPTY_STATE, STATE_KEY, type MappingsState } from './model.js';
+import { EMPTY_STATE, isMappingId, STATE_KEY, type MappingsState } from './model.js';
 import { pidAlive } from '../runtime/pid.js';
 
 /**
@@ -12,15 +12,71 @@ import { pidAlive } from '../runtime/pid.js';
  * leaves it behind and the next process takes it over once that pid is gone.
  */
 export async function readMappings(store: StateStore): Promise<MappingsState> {
-  const s = await store.get<MappingsState>(STATE_KEY);
-  if (!s || s.v !== 1 || !Array.isArray(s.mappings)) return EMPTY_STATE;
-  return s;
+  const s = await store.get<unknown>(STATE_KEY);
+  if (s === undefined) return EMPTY_STATE;
+  const problem = shapeProblem(s);
+  if (problem) {
+    // Valid JSON of the wrong shape is as unusable as invalid JSON: refused the same way, never
+    // half-read (it used to end in "unexpected error: Cannot read properties of undefined").
+    throw new UserError(
+      `state file ${join(store.location, `${STATE_KEY}.json`)} is not a mappings state (${problem})`,
+      'move it aside and re-run; `elastic map-image list` and `stop` read the live rules from the kernel',
+      ExitCode.config,
+    );
+  }
+  return s as MappingsState;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStr = (v: unknown) => typeof v === 'string';
+const isNum = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+
+/** What is wrong with a parsed state file ('' when it has the shape MappingsState promises). */
+export function shapeProblem(s: unknown): string {
+  if (!isObj(s)) return 'not an object';
+  if (s.v !== 1) return `version ${JSON.stringify(s.v)?.slice(0, 20)}, expected 1`;
+  if (!isNum(s.generation)) return 'generation is not a number';
+  if (!Array.isArray(s.mappings)) return 'mappings is not a list';
+  for (const [i, m] of s.mappings.entries()) {
+    const at = `mappings[${i}]`;
+    if (!isObj(m) || !isObj(m.spec)) return `${at}.spec is missing`;
+    const spec = m.spec;
+    if (!isStr(spec.id) || !isMappingId(spec.id as string)) return `${at}.spec.id is not a mapping id`;
+    if (spec.protocol !== 'tcp' && spec.protocol !== 'udp') return `${at}.spec.protocol`;
+    if (spec.dataplane !== 'nft' && spec.dataplane !== 'iptables') return `${at}.spec.dataplane`;
+    if (!isNum(spec.port) || !isNum(spec.containerPort) || !isStr(spec.image) || !isStr(spec.created)) return `${at}.spec fields`;
+    if (!Array.isArray(spec.staticBackends) || !spec.staticBackends.every(isStr)) return `${at}.spec.staticBackends`;
+    if (!Array.isArray(m.backends) || !m.backends.every((b) => isObj(b) && isStr(b.id) && isStr(b.name) && isStr(b.address) && isNum(b.port))) return `${at}.backends`;
+    if (!Array.isArray(m.draining) || !m.draining.every(isStr)) return `${at}.draining`;
+    if (!isStr(m.updated)) return `${at}.updated`;
+  }
+  return '';
+}
+
+/**
+ * Temp files of state writes killed with -9 (`.mappings.json.<pid>.<ms>.tmp`, 0 bytes when the
+ * kill came before the write) stay forever: remove those whose writer is gone. Called under the
+ * mappings lock, so no writer of ours is mid-write.
+ */
+export async function removeStaleTemps(store: StateStore): Promise<number> {
+  let removed = 0;
+  for (const name of await readdir(store.location).catch(() => [] as string[])) {
+    const m = new RegExp(`^\\.${STATE_KEY}\\.json\\.(\\d+)\\.\\d+\\.tmp$`).exec(name);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    const file = join(store.location, name);
+    if (!(await stat(file).catch(() => null))?.isFile()) continue;
+    await rm(file, { force: true });
+    removed++;
+  }
+  return removed;
 }
 
 export async function writeMappings(store: StateStore, state: MappingsState): Promise<void> {
   if (state.mappings.length === 0) await store.delete(STATE_KEY);
   else await store.put(STATE_KEY, state);
 }
+
+const swept = new Set<string>();
 
 export async function withMappingsLock<T>(store: StateStore, fn: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
   await mkdir(store.location, { recursive: true });
@@ -46,6 +102,10 @@ export async function withMappingsLock<T>(store: StateStore, fn: () => Promise<T
     }
   }
   try {
+    if (!swept.has(store.location)) {
+      swept.add(store.location); // once per process and directory: at start
+      await removeStaleTemps(store);
+    }
     return await fn();
   } finally {
     await rm(file, { force: true });

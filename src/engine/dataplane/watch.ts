@@ -11,6 +11,7 @@ import {
   drainBackend,
   removeMapping,
   resolveSpec,
+  stoppingEndpoints,
   storeOf,
   toMappingBackends,
   upsertMapping,
@@ -20,6 +21,8 @@ import {
 import { MappingsApplier } from './apply.js';
 import { readBackendCounters } from './counters.js';
 import { readMappings } from './store.js';
+import { Hairpins } from './hairpin.js';
+import { endpointKey, type MappingsState } from './model.js';
 
 /**
  * The long-running form (`map-image ... --watch`): Docker events -> discoverWatch -> one
@@ -44,7 +47,7 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
   const log = opts.logger ?? nullLogger;
   const spec = await resolveSpec(opts);
   const store = storeOf(opts);
-  await assertNoConflict(spec, store);
+  await assertNoConflict(spec, store, opts.env);
   const applier = new MappingsApplier({ store, logger: log, env: opts.env });
   if (spec.dataplane === 'nft') applier.warm();
   const stopRequested = new AbortController();
@@ -52,6 +55,7 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
   let latest: BackendSet | null = null;
   let lastSyncMs = 0;
   let stopping = false;
+  const hairpins = new Hairpins(opts.dockerHost, opts.env, log);
 
   const status = new StatusServer({
     kind: 'map-image',
@@ -77,6 +81,17 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
         status.event('drain', `${address}:${port} ${r.drained ? 'drained' : `still has ${r.remaining} flow(s)`}`, spec.id);
         return { ...r };
       },
+      // The drain contract's way back (top's `d` again): new connections go to it at once. A
+      // container that is being stopped stays out (the next sync drains it again).
+      undrain: async (args) => {
+        const key = endpointKey(String(args.address ?? ''), Number(args.port));
+        if (stoppingEndpoints(latest ?? []).includes(key)) throw new Error(`${printable(key, 60)} is being stopped: it stays out`);
+        const r = await applier.update((s) => undrainMapping(s, spec.id, key));
+        const entry = r.after.mappings.find((m) => m.spec.id === spec.id);
+        if (!entry?.backends.some((b) => endpointKey(b.address, b.port) === key)) throw new Error(`${printable(key, 60)} is not a backend of ${spec.id}`);
+        status.event('undrain', key, spec.id);
+        return { undrained: r.after !== r.before, mapping: spec.id };
+      },
     },
   });
 
@@ -84,8 +99,10 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
     async (reason) => {
       if (stopping || latest === null) return;
       const backends = toMappingBackends(latest);
-      const r = await applier.update((s) => upsertMapping(s, spec, backends), { full: reason === 'resync' || reason === 'retry' });
+      const going = stoppingEndpoints(latest);
+      const r = await applier.update((s) => upsertMapping(s, spec, backends, going), { full: reason === 'resync' || reason === 'retry' });
       lastSyncMs = r.ms;
+      await hairpins.ensure(backends.map((b) => b.id));
       if (r.transactions > 0) {
         log.info(`applied ${spec.id}: ${backends.length} backend(s)`, { reason, ms: Math.round(r.ms), transactions: r.transactions, full: r.full });
         status.event('applied', `${backends.length} backend(s) in ${r.ms.toFixed(1)} ms (${reason})`, spec.id);
@@ -138,4 +155,12 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
     if (!removeNow && !stopRequested.signal.aborted) log.info(`exiting; the rules of ${spec.id} stay in force (stop them with: elastic map-image stop ${spec.port})`);
   }
   return { removed: stopRequested.signal.aborted || Boolean(opts.removeOnExit) };
+}
+
+/** The pure state change of an undrain: `key` leaves the mapping's drains (a no-op when it is not drained). */
+export function undrainMapping(state: MappingsState, id: string, key: string): MappingsState {
+  const entry = state.mappings.find((m) => m.spec.id === id);
+  if (!entry || !entry.draining.includes(key)) return state;
+  const next = { ...entry, draining: entry.draining.filter((d) => d !== key), updated: new Date().toISOString() };
+  return { ...state, mappings: state.mappings.map((m) => (m === entry ? next : m)) };
 }

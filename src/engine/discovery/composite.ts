@@ -1,5 +1,6 @@
 import type { ChangeHint, Provider } from './provider.js';
 import { sortBackends, type BackendSet } from '../model/backend.js';
+import { Wakeup } from './wake.js';
 
 /**
  * Several providers as one (Docker containers plus static "child servers", say). list() is the
@@ -26,7 +27,7 @@ export class CompositeProvider implements Provider {
     signal.addEventListener('abort', stop, { once: true });
     const queue: ChangeHint[] = [];
     let failure: unknown = null;
-    let wake: (() => void) | null = null;
+    const wakeup = new Wakeup();
     const streams = this.members.filter((m) => m.changes);
     let connected = 0;
     const pumps = streams.map(async (m) => {
@@ -35,22 +36,16 @@ export class CompositeProvider implements Provider {
           if (h.reason === 'connected') {
             if (++connected === streams.length) queue.push(h);
           } else queue.push(h);
-          wake?.();
+          wakeup.wake();
         }
       } catch (err) {
         failure ??= err;
-        wake?.();
+        wakeup.wake();
       }
     });
     try {
       while (!signal.aborted && failure === null) {
-        if (queue.length === 0) {
-          await new Promise<void>((r) => {
-            wake = r;
-            inner.signal.addEventListener('abort', () => r(), { once: true });
-          });
-          wake = null;
-        }
+        if (queue.length === 0) await wakeup.wait(inner.signal);
         while (queue.length) yield queue.shift()!;
       }
       if (failure !== null && !signal.aborted) throw failure;

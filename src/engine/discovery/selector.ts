@@ -36,6 +36,16 @@ export function normalizeImageRef(ref: string): string {
   return r;
 }
 
+// Docker's reference grammar (distribution/reference): [domain[:port]/]path[:tag][@digest].
+const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const DOMAIN = '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::\\d{1,5})?/)';
+const REFERENCE = new RegExp(`^${DOMAIN}?${COMPONENT}(?:/${COMPONENT})*(?::[\\w][\\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$`);
+
+/** An image reference (`repo:tag`, `registry:5000/a/b@sha256:...`) or an image ID. */
+export function isImageReference(ref: string): boolean {
+  return ref.length <= 512 && (isImageId(ref) || REFERENCE.test(ref));
+}
+
 export function isImageId(ref: string): boolean {
   return /^(sha256:)?[0-9a-f]{12,64}$/.test(ref);
 }

@@ -18,8 +18,29 @@ export interface CheckSpec {
   readonly fall: number;
 }
 
+/**
+ * The documented range of every check number, [min, max], refused outside it (flags and config
+ * alike): an interval past Node's timer limit (2^31-1 ms) fires after 1 ms, a probe flood.
+ */
+export const CHECK_RANGES = {
+  intervalMs: [100, 3_600_000],
+  timeoutMs: [10, 60_000],
+  rise: [1, 100],
+  fall: [1, 100],
+} as const satisfies Record<string, readonly [number, number]>;
+
+// (flags and config keys name these differently: say what the number is)
+const NAME_OF = { intervalMs: 'check interval (ms)', timeoutMs: 'check timeout (ms)', rise: 'rise', fall: 'fall' } as const;
+
 export function parseCheck(text: string, opts: Partial<Omit<CheckSpec, 'kind' | 'path'>> = {}): CheckSpec {
   const base = { intervalMs: opts.intervalMs ?? 2000, timeoutMs: opts.timeoutMs ?? 1000, rise: opts.rise ?? 2, fall: opts.fall ?? 3 };
+  for (const k of Object.keys(CHECK_RANGES) as Array<keyof typeof CHECK_RANGES>) {
+    const [min, max] = CHECK_RANGES[k];
+    const v = base[k];
+    if (!Number.isInteger(v) || v < min || v > max) {
+      throw new UserError(`${NAME_OF[k]} ${String(v).slice(0, 30)} is out of range`, `give a whole number from ${min} to ${max}`, ExitCode.usage);
+    }
+  }
   if (text === 'tcp') return { kind: 'tcp', path: '/', ...base };
   const m = /^http(?::(\/[\x21-\x7e]*))?$/.exec(text);
   if (m) return { kind: 'http', path: m[1] ?? '/', ...base };

@@ -70,9 +70,16 @@ export function parseDockerHost(value: string | undefined, env: NodeJS.ProcessEn
   throw bad();
 }
 
-export function createDocker(host?: string, env: NodeJS.ProcessEnv = process.env): { docker: Docker; target: DockerTarget } {
+/**
+ * `stream: true` is for long-lived streams (events): the 15 s request timeout is an idle timeout
+ * on the socket, and it tore a quiet event stream down every 15 s. Such a client bounds only the
+ * connect; a lost daemon still ends the stream (closed socket, TCP keepalive) and the watcher's
+ * periodic re-list notices a daemon that stopped answering.
+ */
+export function createDocker(host?: string, env: NodeJS.ProcessEnv = process.env, opts: { stream?: boolean } = {}): { docker: Docker; target: DockerTarget } {
   const target = parseDockerHost(host ?? env.DOCKER_HOST, env);
-  return { docker: new Docker({ ...target.options, timeout: 15_000 } as Docker.DockerOptions), target };
+  const limits = opts.stream ? { connectionTimeout: 15_000 } : { timeout: 15_000 };
+  return { docker: new Docker({ ...target.options, ...limits } as Docker.DockerOptions), target };
 }
 
 /** Translate a dockerode/socket error into a UserError; unknown errors pass through. */

@@ -8,6 +8,7 @@ import { createDocker, dockerError, type DockerTarget } from './client.js';
 import { imageMatcher, parseContainer, type ParseResult } from './parse.js';
 import type { DockerSelector } from '../selector.js';
 import { withoutGating } from '../../deploy/readiness.js';
+import { eventAction, eventContainerId, isStopKill, type DockerEvent } from './stopping.js';
 
 /** Docker events that can change the backend set. Anything else is ignored. */
 // `update`: deploy touches a replica when it passes its health gate (deploy/readiness.ts).
@@ -19,21 +20,33 @@ export interface DockerProviderOptions {
   host?: string;
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
+  /**
+   * A container being stopped (stopping.ts) is left out of the list (default), or, with true,
+   * listed with state `draining` (map-image keeps its live flows while it takes it out of DNAT).
+   */
+  keepStopping?: boolean;
 }
 
 export class DockerProvider implements Provider {
   readonly name = 'docker';
   readonly resyncMs = 30_000;
   readonly docker: Docker;
+  /** The event stream's client: no request timeout (client.ts). */
+  private readonly events: Docker;
   readonly target: DockerTarget;
   private readonly log: Logger;
   private readonly started = new Map<string, string>();
+  /** Each container's stop signal (Config.StopSignal; '' = SIGTERM), read with its start time. */
+  private readonly stopSignals = new Map<string, string>();
+  /** Containers a stop was sent to (full ids): no new connections, whatever Docker still says. */
+  private readonly stopping = new Set<string>();
   /** Containers skipped at the last list, with why (shown by `discover`, logged in watch). */
   skipped: Array<{ id: string; reason: string; ambiguous?: boolean }> = [];
 
   constructor(private readonly opts: DockerProviderOptions) {
     const { docker, target } = createDocker(opts.host, opts.env);
     this.docker = docker;
+    this.events = createDocker(opts.host, opts.env, { stream: true }).docker;
     this.target = target;
     this.log = opts.logger ?? nullLogger;
   }
@@ -54,8 +67,14 @@ export class DockerProvider implements Provider {
       const found: Backend[] = [];
       const skipped: typeof this.skipped = [];
       for (const r of results) {
-        if (r.ok) found.push({ ...r.backend, since: this.started.get(fullId(infos, r.backend.id)) ?? r.backend.since });
-        else skipped.push({ id: r.id, reason: r.reason, ambiguous: r.ambiguous });
+        if (!r.ok) {
+          skipped.push({ id: r.id, reason: r.reason, ambiguous: r.ambiguous });
+          continue;
+        }
+        const id = fullId(infos, r.backend.id);
+        const backend = { ...r.backend, since: this.started.get(id) ?? r.backend.since };
+        if (!this.stopping.has(id)) found.push(backend);
+        else if (this.opts.keepStopping) found.push({ ...backend, state: 'draining' });
       }
       // Deployed replicas are served only once their deploy's health gate admitted them.
       const { backends, skipped: gating } = await withoutGating(found);
@@ -67,6 +86,8 @@ export class DockerProvider implements Provider {
       // Forget start times of containers that are gone (bounded memory on busy hosts).
       const live = new Set(infos.map((i) => i.Id));
       for (const id of this.started.keys()) if (!live.has(id)) this.started.delete(id);
+      for (const id of this.stopSignals.keys()) if (!live.has(id)) this.stopSignals.delete(id);
+      for (const id of this.stopping) if (!live.has(id)) this.stopping.delete(id);
       return sortBackends(backends);
     } catch (err) {
       throw dockerError(err, this.target);
@@ -82,6 +103,7 @@ export class DockerProvider implements Provider {
         try {
           const c = await this.docker.getContainer(id).inspect();
           this.started.set(id, new Date(c.State.StartedAt).toISOString());
+          this.stopSignals.set(id, stopSignalOf(c));
         } catch {
           /* gone meanwhile: the next event re-lists */
         }
@@ -92,7 +114,7 @@ export class DockerProvider implements Provider {
   async *changes(signal: AbortSignal): AsyncGenerator<ChangeHint> {
     let stream: Readable;
     try {
-      stream = (await this.docker.getEvents({
+      stream = (await this.events.getEvents({
         filters: JSON.stringify({
           type: ['container', 'network'],
           event: [...CONTAINER_ACTIONS, ...NETWORK_ACTIONS],
@@ -101,6 +123,8 @@ export class DockerProvider implements Provider {
     } catch (err) {
       throw dockerError(err, this.target);
     }
+    // A TCP daemon that vanishes without a FIN is still noticed (a unix socket has no keepalive).
+    (stream as Readable & { socket?: { setKeepAlive?: (on: boolean, ms: number) => void } }).socket?.setKeepAlive?.(true, 10_000);
     const onAbort = () => stream.destroy();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
@@ -115,8 +139,9 @@ export class DockerProvider implements Provider {
           if (!line) continue;
           let action = 'event';
           try {
-            const ev = JSON.parse(line) as { Action?: string; status?: string };
-            action = String(ev.Action ?? ev.status ?? 'event').split(':')[0]!;
+            const ev = JSON.parse(line) as DockerEvent;
+            action = eventAction(ev);
+            this.noteStopping(ev);
           } catch {
             /* a partial or odd line still means "something changed" */
           }
@@ -134,6 +159,22 @@ export class DockerProvider implements Provider {
     }
   }
 
+  /** Record a stop as it starts (before the hint, so the re-list it causes leaves it out). */
+  private noteStopping(ev: DockerEvent): void {
+    const id = eventContainerId(ev);
+    if (!id) return;
+    const action = eventAction(ev);
+    if (action === 'start' || action === 'destroy') this.stopping.delete(id);
+    // Only containers we serve (inspected at list time, with their stop signal): no Docker call
+    // here, so a slow inspect of someone else's container never holds the event stream up.
+    const stopSignal = this.stopSignals.get(id);
+    if (action !== 'kill' || stopSignal === undefined || this.stopping.has(id)) return;
+    if (isStopKill(ev, stopSignal)) {
+      this.stopping.add(id);
+      this.log.info(`container ${id.slice(0, 12)} is being stopped: no new connections to it`, { signal: ev.Actor?.Attributes?.signal });
+    }
+  }
+
   /** For one-shot use: fail fast with a clear message when dockerd is not there. */
   async ping(): Promise<void> {
     try {
@@ -142,6 +183,12 @@ export class DockerProvider implements Provider {
       throw dockerError(err, this.target);
     }
   }
+}
+
+/** Config.StopSignal (dockerode's types leave it out); '' = SIGTERM. */
+function stopSignalOf(c: Docker.ContainerInspectInfo): string {
+  const v = (c.Config as { StopSignal?: unknown }).StopSignal;
+  return typeof v === 'string' ? v : '';
 }
 
 function fullId(infos: Docker.ContainerInfo[], backendId: string): string {

@@ -5,6 +5,7 @@ import type { ChangeHint, Provider } from '../provider.js';
 import type { BackendSet } from '../../model/backend.js';
 import { ExitCode, UserError } from '../../errors.js';
 import { backendsFromFlags, parseStaticFile } from './parse.js';
+import { untilAborted, Wakeup } from '../wake.js';
 
 export interface StaticProviderOptions {
   backends?: readonly string[];
@@ -49,27 +50,27 @@ export class StaticProvider implements Provider {
   }
 
   async *changes(signal: AbortSignal): AsyncGenerator<ChangeHint> {
-    if (!this.opts.file) return;
+    if (!this.opts.file) {
+      // Flags only: nothing ever changes, but the stream lasts (one that ended was "lost" and
+      // reconnected, logging a warning, forever).
+      yield { reason: 'connected' };
+      await untilAborted(signal);
+      return;
+    }
     const file = resolve(this.opts.file);
     const queue: ChangeHint[] = [];
-    let wake: (() => void) | null = null;
+    const wakeup = new Wakeup();
     const watcher = watch(dirname(file), { signal }, (_event, name) => {
       if (name === null || name === basename(file)) {
         queue.push({ reason: 'file' });
-        wake?.();
+        wakeup.wake();
       }
     });
     watcher.on('error', () => {});
     yield { reason: 'connected' };
     try {
       while (!signal.aborted) {
-        if (queue.length === 0) {
-          await new Promise<void>((r) => {
-            wake = r;
-            signal.addEventListener('abort', () => r(), { once: true });
-          });
-        }
-        wake = null;
+        if (queue.length === 0) await wakeup.wait(signal);
         while (queue.length) yield queue.shift()!;
       }
     } finally {
