@@ -228,7 +228,7 @@ export class MapImageApplier implements RunApplier {
   }
 
   async sync(backends: Readonly<Record<string, BackendSet>>): Promise<SyncOutcome> {
-    const owned = (await this.ctx.store.get<string[]>(this.ownedKey)) ?? [];
+    const owned = (await this.ctx.store.get(this.ownedKey, isStringList)) ?? [];
     const wanted = [...this.specs.values()].map((s) => s.id);
     const r = await this.applier.update((state) => {
       let s = state;
@@ -285,6 +285,8 @@ export class MapImageApplier implements RunApplier {
     // The rules stay in the kernel and keep serving.
   }
 }
+
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
 export const mappingIdOf = (s: MapImageServe) => mappingId(s.protocol, s.port);
 

@@ -2,7 +2,7 @@ import { discoverWatch } from '../discover.js';
 import { describeError, ExitCode, UserError } from '../errors.js';
 import type { BackendSet } from '../model/backend.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
-import { stateDir } from '../runtime/paths.js';
+import { runDir, securePrivateDirs, stateDir } from '../runtime/paths.js';
 import { FileStateStore, type StateStore } from '../runtime/state-store.js';
 import { StatusServer } from '../runtime/status.js';
 import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
@@ -13,7 +13,7 @@ import type { ElbState } from './elb/model.js';
 import { startElbServer, type RunningElbServer } from './elb/server.js';
 import { elbBackends, elbSpecs, findContainer, instanceHealth } from './elb-host.js';
 import { MetricsRegistry, serveMetrics, StatsdEmitter } from './metrics.js';
-import { Pipeline } from './pipeline.js';
+import { Pipeline, type CarriedHealth } from './pipeline.js';
 
 /**
  * `elastic run`: one process per LB host that keeps every mapping, rendered proxy and edge of
@@ -31,6 +31,13 @@ export interface DaemonOptions {
   once?: boolean;
 }
 
+/** What a reload did; `hash` is the config in force afterwards. */
+export interface ReloadResult {
+  readonly result: 'applied' | 'unchanged' | 'refused' | 'failed';
+  readonly hash: string;
+  readonly error?: string;
+}
+
 export class RunDaemon {
   private config!: RunConfig;
   private pipeline: Pipeline | null = null;
@@ -44,6 +51,8 @@ export class RunDaemon {
   private containers: BackendSet = [];
   private containersWatch: AbortController | null = null;
   private reloading: Promise<void> = Promise.resolve();
+  /** The config summary the status socket shows (mutated in place: the server holds this object). */
+  private readonly statusConfig: Record<string, unknown> = {};
   /** The config's deploys:, reconciled at start, on SIGHUP and under --once. */
   private readonly deploys: DaemonDeploys;
   private readonly deploysAbort = new AbortController();
@@ -53,7 +62,7 @@ export class RunDaemon {
 
   constructor(private readonly opts: DaemonOptions) {
     this.log = opts.logger ?? nullLogger;
-    this.store = opts.store ?? new FileStateStore(stateDir(opts.env));
+    this.store = opts.store ?? new FileStateStore(stateDir(opts.env), { recover: true, logger: this.log.child('state') });
     this.metrics = new MetricsRegistry(this.log.child('metrics'));
     this.deploys = new DaemonDeploys({
       store: this.store,
@@ -78,16 +87,20 @@ export class RunDaemon {
 
   async start(): Promise<void> {
     this.config = await loadConfig(this.opts.file, { env: this.opts.env, logger: this.log });
+    await this.securePaths();
     this.metrics.gauge('elastic_config_info', 'the config in force (value 1)', ['name', 'hash']).set({ name: this.config.name, hash: this.config.hash }, 1);
     if (!this.opts.once) {
       this.status = new StatusServer({
         kind: 'run',
         name: this.config.name,
         dir: this.opts.statusDir,
-        config: configSummary(this.config),
+        config: this.statusConfig, // switched in place by a successful reload
         services: () => this.statusServices(),
         actions: {
-          reload: async () => ({ reloaded: await this.reload() }),
+          reload: async () => {
+            const r = await this.reload();
+            return { reloaded: r.result === 'applied' || r.result === 'unchanged', ...r };
+          },
           sync: async () => {
             this.pipeline?.requestAll('status action');
             return { requested: true };
@@ -103,7 +116,7 @@ export class RunDaemon {
       await this.startApi();
       // --once: deploy first, so the one sync that follows lists the containers it created.
       if (this.opts.once) await this.deploys.reconcile(this.config.deploys);
-      await this.buildPipeline(this.config);
+      await this.startPipeline(this.config, await this.buildAppliers(this.config));
       if (!this.opts.once) {
         // In the background: a rollout takes minutes, the data plane must follow meanwhile.
         void this.deploys.reconcile(this.config.deploys);
@@ -113,6 +126,16 @@ export class RunDaemon {
       throw err;
     }
     this.log.info('running', { config: this.config.file, hash: this.config.hash, services: this.config.services.length, sources: Object.keys(this.config.sources).length });
+  }
+
+  /** State and run dirs private (warn and fix when looser); temp files of killed writers removed. */
+  private async securePaths(): Promise<void> {
+    const dirs = [this.store.location, this.opts.statusDir ?? runDir(this.opts.env)];
+    for (const fix of await securePrivateDirs(dirs)) this.log.warn(`permissions too open: ${fix} (state and run directories hold secrets)`);
+    if (this.store instanceof FileStateStore) {
+      const removed = await this.store.removeStaleTemps();
+      if (removed.length) this.log.info('removed temp files left by an interrupted write', { files: removed.join(' ') });
+    }
   }
 
   /** --once: every applier synced once from a full listing; nothing keeps running. */
@@ -150,20 +173,26 @@ export class RunDaemon {
     return out;
   }
 
-  private async buildPipeline(c: RunConfig): Promise<void> {
-    const appliers = await this.buildAppliers(c);
+  /** Start a pipeline of `c` over `appliers` (built by buildAppliers), with health verdicts carried over. */
+  private async startPipeline(c: RunConfig, appliers: RunApplier[], carried: CarriedHealth = new Map()): Promise<void> {
     const edges = this.appliers.filter((a) => a.kind === 'edge');
     const pipeline = new Pipeline(c, [...appliers, ...edges], {
       store: this.store,
       logger: this.log,
       metrics: this.metrics,
       once: this.opts.once,
+      carried,
       hooks: {
         event: (type, message, service) => this.status?.event(type, message, service),
         extraBackends: () => (c.api ? elbBackends(this.elbState, this.containers) : {}),
       },
     });
-    await pipeline.start();
+    try {
+      await pipeline.start();
+    } catch (err) {
+      await pipeline.stop();
+      throw err;
+    }
     this.pipeline = pipeline;
     this.appliers = [...appliers, ...edges];
     this.metricsCollectors();
@@ -280,49 +309,116 @@ export class RunDaemon {
 
   /**
    * SIGHUP: read and validate the file; a bad one is refused (logged, event, metric) and the old
-   * config keeps running. A good one replaces the pipeline; the data plane is reconciled, not
-   * rebuilt (unchanged proxies see an unchanged config and do nothing).
+   * config keeps running. A good one goes through `reloadWith`. Never rejects.
    */
-  reload(): Promise<boolean> {
-    const run = this.reloading.then(async () => {
-      const results = this.metrics.counter('elastic_config_reloads_total', 'config reloads by result', ['result']);
+  reload(): Promise<ReloadResult> {
+    return this.serialized(async () => {
       let next: RunConfig;
       try {
         next = await loadConfig(this.opts.file, { env: this.opts.env, logger: this.log });
-        if (next.name !== this.config.name) throw new UserError(`name changed from ${this.config.name} to ${next.name}`, 'a new name needs a restart', ExitCode.config);
       } catch (err) {
-        results.inc({ result: 'refused' });
-        this.log.error('new config refused; the old one keeps running (deploys unchanged)', { error: describeError(err) });
-        this.status?.event('refused', `config refused: ${describeError(err)}`);
-        return false;
+        return this.reloadRefused(err);
       }
-      const previous = this.config;
-      if (next.hash === previous.hash) {
-        results.inc({ result: 'unchanged' });
-        this.pipeline?.requestAll('reload');
-        void this.deploys.reconcile(next.deploys); // level-triggered: a SIGHUP re-checks the containers
-        return true;
-      }
-      const old = this.pipeline;
-      await old?.stop();
-      this.config = next;
-      await this.startEdges();
-      await this.startMetrics(previous);
-      await this.startApi(previous);
-      await this.buildPipeline(next);
-      this.metrics.gauge('elastic_config_info', 'the config in force (value 1)', ['name', 'hash']).clear();
-      this.metrics.gauge('elastic_config_info', 'the config in force (value 1)', ['name', 'hash']).set({ name: next.name, hash: next.hash }, 1);
-      results.inc({ result: 'applied' });
-      this.log.info('config reloaded', { hash: next.hash });
-      this.status?.event('reload', `config ${next.hash} in force`);
-      void this.deploys.reconcile(next.deploys);
-      return true;
+      return this.applyConfig(next);
     });
-    this.reloading = run.then(
-      () => {},
-      () => {},
-    );
+  }
+
+  /**
+   * Put a new (validated) config in force, all or nothing: the new appliers are built before
+   * anything running is touched; if starting the new pipeline (edges, metrics, API, watches)
+   * fails, the previous config is started again. Either way the daemon keeps serving and
+   * following containers, and the result says which config is in force (`hash`). Reloads never
+   * overlap. Used by SIGHUP, the status socket's `reload`, and a fleet store's updates.
+   */
+  reloadWith(next: RunConfig): Promise<ReloadResult> {
+    return this.serialized(() => this.applyConfig(next));
+  }
+
+  private serialized(fn: () => Promise<ReloadResult>): Promise<ReloadResult> {
+    const run = this.reloading.then(fn).catch((err: unknown) => this.reloadFailed(err, 'unexpected'));
+    this.reloading = run.then(() => {});
     return run;
+  }
+
+  private reloadCounter() {
+    return this.metrics.of('configReloads');
+  }
+
+  private reloadRefused(err: unknown): ReloadResult {
+    this.reloadCounter().inc({ result: 'refused' });
+    this.log.error('new config refused; the old one keeps running (deploys unchanged)', { error: describeError(err) });
+    this.status?.event('refused', `config refused: ${describeError(err)}`);
+    return { result: 'refused', hash: this.config.hash, error: describeError(err) };
+  }
+
+  private reloadFailed(err: unknown, restored: string): ReloadResult {
+    this.reloadCounter().inc({ result: 'failed' });
+    this.log.error(`config reload failed; ${restored}`, { error: describeError(err), hash: this.config.hash });
+    this.status?.event('error', `config reload failed: ${describeError(err)}; ${restored}`);
+    return { result: 'failed', hash: this.config.hash, error: describeError(err) };
+  }
+
+  private async applyConfig(next: RunConfig): Promise<ReloadResult> {
+    const previous = this.config;
+    if (next.name !== previous.name) return this.reloadRefused(new UserError(`name changed from ${previous.name} to ${next.name}`, 'a new name needs a restart', ExitCode.config));
+    if (next.hash === previous.hash) {
+      this.reloadCounter().inc({ result: 'unchanged' });
+      this.pipeline?.requestAll('reload');
+      void this.deploys.reconcile(next.deploys); // level-triggered: a SIGHUP re-checks the containers
+      return { result: 'unchanged', hash: next.hash };
+    }
+    let appliers: RunApplier[];
+    try {
+      appliers = await this.buildAppliers(next); // nothing running is touched yet
+    } catch (err) {
+      return this.reloadFailed(err, `nothing changed: config ${previous.hash} keeps running`);
+    }
+    const carried = await this.stopPipeline();
+    this.config = next;
+    try {
+      await this.startAll(previous, appliers, carried);
+    } catch (err) {
+      this.config = previous;
+      try {
+        await this.stopPipeline();
+        await this.startAll(next, await this.buildAppliers(previous), carried);
+      } catch (again) {
+        this.log.error('the previous config could not be started again', { error: describeError(again) });
+        return this.reloadFailed(err, `restoring config ${previous.hash} failed too: ${describeError(again)}`);
+      }
+      return this.reloadFailed(err, `config ${previous.hash} keeps running`);
+    }
+    this.configInForce();
+    this.reloadCounter().inc({ result: 'applied' });
+    this.log.info('config reloaded', { hash: next.hash });
+    this.status?.event('reload', `config ${next.hash} in force`);
+    void this.deploys.reconcile(next.deploys);
+    return { result: 'applied', hash: next.hash };
+  }
+
+  /** Listeners that changed between `from` and the config in force, then the pipeline. */
+  private async startAll(from: RunConfig, appliers: RunApplier[], carried: CarriedHealth): Promise<void> {
+    await this.startEdges();
+    await this.startMetrics(from);
+    await this.startApi(from);
+    await this.startPipeline(this.config, appliers, carried);
+  }
+
+  private async stopPipeline(): Promise<CarriedHealth> {
+    const p = this.pipeline;
+    this.pipeline = null;
+    if (!p) return new Map();
+    await p.stop();
+    return p.healthState();
+  }
+
+  /** The config hash in the status socket and `elastic_config_info`: switched only on success. */
+  private configInForce(): void {
+    for (const k of Object.keys(this.statusConfig)) delete this.statusConfig[k];
+    Object.assign(this.statusConfig, configSummary(this.config));
+    const info = this.metrics.of('configInfo');
+    info.clear();
+    info.set({ name: this.config.name, hash: this.config.hash }, 1);
   }
 
   private async drain(args: Record<string, unknown>): Promise<Record<string, unknown>> {

@@ -145,6 +145,32 @@ export function statsdPart(v: string): string {
   return v.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 100);
 }
 
+/**
+ * Every metric the daemon exposes, in one place (docs/run.md "Metrics" lists the same). Label
+ * values are bounded: config names (services, sources, appliers), fixed words, or addresses of
+ * backends that exist now (collectors clear and refill them).
+ */
+export const METRIC = {
+  backends: { name: 'elastic_backends', kind: 'gauge', help: 'backends served per service (after health and guardrails)', labels: ['service'] },
+  backendUp: { name: 'elastic_backend_up', kind: 'gauge', help: 'a backend served now (1) per service; health is the last verdict (healthy, unhealthy, starting, none)', labels: ['service', 'backend', 'health'] },
+  sourceBackends: { name: 'elastic_source_backends', kind: 'gauge', help: 'backends a source discovers (before health and guardrails)', labels: ['source'] },
+  sourceErrors: { name: 'elastic_source_errors_total', kind: 'counter', help: 'discovery watches of a source that stopped with an error', labels: ['source'] },
+  refusals: { name: 'elastic_refusals_total', kind: 'counter', help: 'backend sets refused by a guardrail', labels: ['service', 'rule'] },
+  syncs: { name: 'elastic_syncs_total', kind: 'counter', help: 'applier syncs by result', labels: ['applier', 'result'] },
+  syncDuration: { name: 'elastic_sync_duration_seconds', kind: 'histogram', help: 'time one applier sync took', labels: ['applier'] },
+  lastSync: { name: 'elastic_last_successful_sync_timestamp_seconds', kind: 'gauge', help: 'unix time of the last successful sync per applier (0: none yet)', labels: ['applier'] },
+  configReloads: { name: 'elastic_config_reloads_total', kind: 'counter', help: 'config reloads by result', labels: ['result'] },
+  configInfo: { name: 'elastic_config_info', kind: 'gauge', help: 'the config in force (value 1)', labels: ['name', 'hash'] },
+  buildInfo: { name: 'elastic_build_info', kind: 'gauge', help: 'the running elastic (value 1)', labels: ['version', 'node'] },
+  cpu: { name: 'elastic_process_cpu_seconds_total', kind: 'counter', help: 'CPU time of the daemon process (user + system)', labels: [] },
+  rss: { name: 'elastic_process_resident_memory_bytes', kind: 'gauge', help: 'resident memory of the daemon process', labels: [] },
+  fds: { name: 'elastic_process_open_fds', kind: 'gauge', help: 'open file descriptors of the daemon process', labels: [] },
+  lag: { name: 'elastic_event_loop_lag_seconds', kind: 'gauge', help: 'event loop delay (p99 over the last scrape interval)', labels: [] },
+  start: { name: 'elastic_process_start_time_seconds', kind: 'gauge', help: 'unix time the daemon started', labels: [] },
+} as const satisfies Record<string, { name: string; kind: Kind; help: string; labels: readonly string[] }>;
+
+export type MetricKey = keyof typeof METRIC;
+
 export type Collector = () => void | Promise<void>;
 
 export class MetricsRegistry {
@@ -172,6 +198,12 @@ export class MetricsRegistry {
   }
   histogram(name: string, help: string, labelNames: readonly string[] = [], buckets = DEFAULT_BUCKETS): MetricFamily {
     return this.family(name, help, 'histogram', labelNames, buckets);
+  }
+
+  /** A metric of the METRIC table. */
+  of(key: MetricKey): MetricFamily {
+    const m = METRIC[key];
+    return this.family(m.name, m.help, m.kind, m.labels);
   }
 
   /** Called before every scrape and flush; a failing collector is logged and the rest go on. */

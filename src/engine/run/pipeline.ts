@@ -1,11 +1,11 @@
 import { discoverWatch } from '../discover.js';
 import { describeError, ExitCode, UserError } from '../errors.js';
-import { HealthChecker } from '../health/checker.js';
+import { HealthChecker, type KnownHealth } from '../health/checker.js';
 import type { BackendSet } from '../model/backend.js';
 import type { Logger } from '../runtime/logger.js';
 import { SyncRunner } from '../runtime/runner.js';
 import type { StateStore } from '../runtime/state-store.js';
-import { judge, sameIds, unionOf } from './backends.js';
+import { judge, sameIds, storedBackend, unionOf } from './backends.js';
 import type { RunConfig, ServiceConfig } from './config.js';
 import type { RunApplier } from './appliers.js';
 import type { MetricsRegistry } from './metrics.js';
@@ -26,7 +26,33 @@ interface ServiceView {
   accepted: number;
   refused: string | null;
   healthChecked: boolean;
+  /** Why nothing was decided yet (health checks have not given their verdicts). */
+  waiting?: string;
 }
+
+/**
+ * `run-<name>.json`: the last accepted backends per service, so guardrails hold across restarts
+ * and health checks start from what is serving (`accepted`: ids, kept for older readers).
+ */
+export interface RunState {
+  readonly v: 1;
+  readonly accepted: Readonly<Record<string, readonly string[]>>;
+  readonly backends?: Readonly<Record<string, ReadonlyArray<{ id: string; address: string; port: number }>>>;
+  readonly time: string;
+}
+
+const isRecordOf = (v: unknown, item: (x: unknown) => boolean) =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((list) => Array.isArray(list) && list.every(item));
+
+export function isRunState(v: unknown): v is RunState {
+  if (typeof v !== 'object' || v === null) return false;
+  const s = v as Record<string, unknown>;
+  const isEndpoint = (b: unknown) => typeof b === 'object' && b !== null && typeof (b as { id: unknown }).id === 'string' && typeof (b as { address: unknown }).address === 'string' && Number.isInteger((b as { port: unknown }).port);
+  return s.v === 1 && isRecordOf(s.accepted, (id) => typeof id === 'string') && (s.backends === undefined || isRecordOf(s.backends, isEndpoint));
+}
+
+/** Health verdicts per service, carried from one pipeline to the next (reload) with the check they came from. */
+export type CarriedHealth = Map<string, { check: string; verdicts: Map<string, KnownHealth> }>;
 
 export class Pipeline {
   private readonly abort = new AbortController();
@@ -36,13 +62,22 @@ export class Pipeline {
   private readonly views = new Map<string, ServiceView>();
   readonly runners = new Map<string, SyncRunner>();
   private watches: Promise<void>[] = [];
-  private persisted: Record<string, string[]> = {};
+  private persisted: Map<string, BackendSet> = new Map();
+  /** Services being recomputed (a guardrail check may probe): a newer request waits for the running one. */
+  private readonly recomputing = new Map<string, { again: string | null }>();
 
   constructor(
     readonly config: RunConfig,
     readonly appliers: readonly RunApplier[],
-    private readonly ctx: { store: StateStore; logger: Logger; metrics: MetricsRegistry; hooks: PipelineHooks; once?: boolean },
+    private readonly ctx: { store: StateStore; logger: Logger; metrics: MetricsRegistry; hooks: PipelineHooks; once?: boolean; carried?: CarriedHealth },
   ) {}
+
+  /** Health verdicts now, per service (read before stop(): a reload carries them to the next pipeline). */
+  healthState(): CarriedHealth {
+    const out: CarriedHealth = new Map();
+    for (const [name, c] of this.checkers) out.set(name, { check: JSON.stringify(this.config.services.find((s) => s.name === name)?.health), verdicts: c.verdicts() });
+    return out;
+  }
 
   private get stateKey(): string {
     return `run-${this.config.name}`;
@@ -57,10 +92,12 @@ export class Pipeline {
   }
 
   async start(): Promise<void> {
-    this.persisted = (await this.ctx.store.get<{ accepted?: Record<string, string[]> }>(this.stateKey))?.accepted ?? {};
+    const saved = await this.ctx.store.get(this.stateKey, isRunState);
+    for (const [name, list] of Object.entries(saved?.backends ?? {})) this.persisted.set(name, list.map((b) => storedBackend(name, b, saved!.time)));
     const m = this.ctx.metrics;
-    const duration = m.histogram('elastic_sync_duration_seconds', 'time one applier sync took', ['applier']);
-    const syncs = m.counter('elastic_syncs_total', 'applier syncs by result', ['applier', 'result']);
+    const duration = m.of('syncDuration');
+    const syncs = m.of('syncs');
+    const lastSync = m.of('lastSync');
     for (const a of this.appliers) {
       const runner = new SyncRunner((reason) => this.syncApplier(a, reason), {
         minIntervalMs: this.config.sync.minIntervalMs,
@@ -72,21 +109,33 @@ export class Pipeline {
         onRun: ({ ms, ok }) => {
           duration.observe({ applier: a.name }, ms / 1000);
           syncs.inc({ applier: a.name, result: ok ? 'ok' : 'error' });
+          if (ok) lastSync.set({ applier: a.name }, Date.now() / 1000);
         },
       });
+      // Present from the start at 0: a rate() or an alert on "no sync yet" needs the series.
+      for (const result of ['ok', 'error']) syncs.inc({ applier: a.name, result }, 0);
+      if (lastSync.get({ applier: a.name }) === undefined) lastSync.set({ applier: a.name }, 0);
       this.runners.set(a.name, runner);
     }
     for (const s of this.config.services) {
-      if (s.health) this.checkers.set(s.name, new HealthChecker(s.health, () => this.recompute(s, 'health')));
+      if (!s.health) continue;
+      const checker = new HealthChecker(s.health, () => this.recompute(s, 'health'));
+      // Start from what was known: the previous pipeline's verdicts (same check), else what was serving.
+      const carried = this.ctx.carried?.get(s.name);
+      if (carried && carried.check === JSON.stringify(s.health)) checker.seed(carried.verdicts);
+      else checker.seed(new Map((this.persisted.get(s.name) ?? []).map((b) => [b.id, { address: b.address, port: b.port, health: 'healthy' as const }])));
+      this.checkers.set(s.name, checker);
     }
     for (const source of Object.values(this.config.sources)) {
+      m.of('sourceErrors').inc({ source: source.name }, 0);
       this.watches.push(this.watch(source.name, source.discover));
     }
+    for (const s of this.config.services) for (const rule of ['min-backends', 'max-change']) m.of('refusals').inc({ service: s.name, rule }, 0);
     if (Object.keys(this.config.sources).length === 0) for (const r of this.runners.values()) r.start();
   }
 
   private async watch(name: string, opts: RunConfig['sources'][string]['discover']): Promise<void> {
-    const discovered = this.ctx.metrics.gauge('elastic_source_backends', 'backends a source discovers (before health and guardrails)', ['source']);
+    const discovered = this.ctx.metrics.of('sourceBackends');
     try {
       for await (const u of discoverWatch({ ...opts, logger: this.ctx.logger.child(`source.${name}`) }, this.abort.signal)) {
         this.latest.set(name, u.backends);
@@ -95,6 +144,7 @@ export class Pipeline {
       }
     } catch (err) {
       if (this.abort.signal.aborted) return;
+      this.ctx.metrics.of('sourceErrors').inc({ source: name });
       this.ctx.logger.error(`source ${name} stopped`, { error: describeError(err) });
       this.ctx.hooks.event('error', `source ${name} stopped: ${describeError(err)}`);
     }
@@ -105,33 +155,73 @@ export class Pipeline {
     return s.sources.every((src) => this.latest.has(src));
   }
 
+  /** Recompute a service; one at a time per service, the newest request runs after the running one. */
   private recompute(s: ServiceConfig, reason: string): void {
+    const running = this.recomputing.get(s.name);
+    if (running) {
+      running.again = reason;
+      return;
+    }
+    const entry = { again: reason as string | null };
+    this.recomputing.set(s.name, entry);
+    void (async () => {
+      try {
+        while (entry.again !== null && !this.abort.signal.aborted) {
+          const r = entry.again;
+          entry.again = null;
+          await this.recomputeNow(s, r);
+        }
+      } catch (err) {
+        this.ctx.logger.error(`${s.name}: recompute failed`, { error: describeError(err) });
+      } finally {
+        this.recomputing.delete(s.name);
+      }
+    })();
+  }
+
+  private async recomputeNow(s: ServiceConfig, reason: string): Promise<void> {
     if (!this.ready(s)) return;
-    let next = unionOf(s.name, s.sources.map((src) => this.latest.get(src)));
+    const discovered = unionOf(s.name, s.sources.map((src) => this.latest.get(src)));
+    let next = discovered;
     const checker = this.checkers.get(s.name);
     if (checker) {
-      checker.setTargets(next);
-      next = checker.apply(next);
+      checker.setTargets(discovered);
+      next = checker.apply(discovered);
     }
     const before = this.accepted.get(s.name);
-    const view: ServiceView = { discovered: next.length, accepted: before?.length ?? 0, refused: null, healthChecked: Boolean(checker) };
+    const view: ServiceView = { discovered: discovered.length, accepted: before?.length ?? 0, refused: null, healthChecked: Boolean(checker) };
     if (sameIds(before, next)) {
       this.views.set(s.name, { ...view, accepted: next.length });
       return;
     }
-    const verdict = judge(s, next, before?.map((b) => b.id) ?? this.persisted[s.name]);
-    if (!verdict.accepted) {
-      const msg = verdict.refusals.map((r) => r.message).join('; ');
-      const repeated = this.views.get(s.name)?.refused === msg;
-      this.views.set(s.name, { ...view, refused: msg });
-      if (!repeated) this.ctx.logger.warn(`refused: ${msg}; the last good backends keep serving`);
-      this.ctx.hooks.event('refused', msg, s.name);
-      for (const r of verdict.refusals) this.ctx.metrics.counter('elastic_refusals_total', 'backend sets refused by a guardrail', ['service', 'rule']).inc({ service: s.name, rule: r.rule });
+    // Health checks still deciding, and what passed so far is too few: wait for the verdicts
+    // (no refusal, nothing logged); a restart or reload starts from the carried verdicts.
+    if (checker && checker.pending() > 0 && next.length < s.guard.minBackends) {
+      this.views.set(s.name, { ...view, waiting: `health checks: ${checker.pending()} backend(s) without a verdict yet` });
       return;
     }
+    const served = new Set(next.map((b) => b.id));
+    const failing = new Set(discovered.filter((b) => !served.has(b.id)).map((b) => b.id)); // failing their check: intended removals
+    const udpOnly = s.mapImage?.protocol === 'udp' && !s.haproxy && !s.nginx && !s.varnish && !s.edge;
+    const verdict = await judge(s, next, before ?? this.persisted.get(s.name), { intended: failing, isGone: udpOnly ? async () => false : undefined });
+    if (this.abort.signal.aborted) return;
+    const msg = verdict.refusals.map((r) => r.message).join('; ') || null;
+    if (msg) {
+      const repeated = this.views.get(s.name)?.refused === msg;
+      if (!repeated) {
+        this.ctx.logger.warn(`refused: ${msg}; ${verdict.accepted ? 'those backends keep serving, other changes are applied' : 'nothing is served until enough backends are found'}`);
+        this.ctx.hooks.event('refused', msg, s.name);
+        for (const r of verdict.refusals) this.ctx.metrics.of('refusals').inc({ service: s.name, rule: r.rule });
+      }
+    }
+    if (!verdict.accepted) {
+      this.views.set(s.name, { ...view, refused: msg });
+      return;
+    }
+    this.views.set(s.name, { ...view, accepted: verdict.backends.length, refused: msg });
+    if (sameIds(before, verdict.backends)) return;
     this.accepted.set(s.name, verdict.backends);
-    this.views.set(s.name, { ...view, accepted: verdict.backends.length });
-    this.ctx.metrics.gauge('elastic_backends', 'backends served per service (after health and guardrails)', ['service']).set({ service: s.name }, verdict.backends.length);
+    this.ctx.metrics.of('backends').set({ service: s.name }, verdict.backends.length);
     this.ctx.hooks.event('backends', `${verdict.backends.length} backend(s) (${reason})`, s.name);
     void this.persist();
     this.requestFor(s.name, reason);
@@ -139,7 +229,8 @@ export class Pipeline {
 
   private async persist(): Promise<void> {
     const accepted = Object.fromEntries([...this.accepted].map(([k, v]) => [k, v.map((b) => b.id)]));
-    await this.ctx.store.put(this.stateKey, { v: 1, accepted, time: new Date().toISOString() }).catch((err) => this.ctx.logger.warn('state not saved', { error: describeError(err) }));
+    const backends = Object.fromEntries([...this.accepted].map(([k, v]) => [k, v.map((b) => ({ id: b.id, address: b.address, port: b.port }))]));
+    await this.ctx.store.put<RunState>(this.stateKey, { v: 1, accepted, backends, time: new Date().toISOString() }).catch((err) => this.ctx.logger.warn('state not saved', { error: describeError(err) }));
   }
 
   /** Ask every applier serving this service to sync. */
@@ -201,7 +292,8 @@ export class Pipeline {
    */
   async syncOnce(signal: AbortSignal, timeoutMs: number): Promise<Record<string, string>> {
     const end = Date.now() + timeoutMs;
-    const settledChecks = () => this.config.services.every((s) => !s.health || this.accepted.has(s.name) || this.views.get(s.name)?.refused);
+    // Every health verdict in (rise/fall probes), every recompute done: then the one sync.
+    const settledChecks = () => this.recomputing.size === 0 && [...this.checkers.values()].every((c) => c.pending() === 0);
     while (!signal.aborted && Date.now() < end && !(this.config.services.every((s) => this.ready(s)) && settledChecks())) await new Promise((r) => setTimeout(r, 25));
     for (const r of this.runners.values()) r.stop();
     await Promise.allSettled([...this.inflight]);
