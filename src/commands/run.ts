@@ -42,6 +42,7 @@ export default class Run extends BaseCommand {
       return result;
     }
     await runDaemon({ file: flags.config, logger }, this.shutdownSignal, (d) => {
+      // reload() never rejects: a failure is logged and counted, the config in force keeps running.
       process.on('SIGHUP', () => void d.reload());
     });
   }

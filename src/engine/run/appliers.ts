@@ -227,8 +227,13 @@ export class MapImageApplier implements RunApplier {
     return [...this.specs.keys()];
   }
 
+  /** The mapping ids this daemon declared (and so removes when they leave the config). */
+  async owned(): Promise<string[]> {
+    return (await this.ctx.store.get(this.ownedKey, isStringList)) ?? [];
+  }
+
   async sync(backends: Readonly<Record<string, BackendSet>>): Promise<SyncOutcome> {
-    const owned = (await this.ctx.store.get(this.ownedKey, isStringList)) ?? [];
+    const owned = await this.owned();
     const wanted = [...this.specs.values()].map((s) => s.id);
     const r = await this.applier.update((state) => {
       let s = state;

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { discoverWatch } from '../discover.js';
 import { describeError, ExitCode, UserError } from '../errors.js';
 import type { BackendSet } from '../model/backend.js';
@@ -12,8 +13,10 @@ import { ElbService } from './elb/actions.js';
 import type { ElbState } from './elb/model.js';
 import { startElbServer, type RunningElbServer } from './elb/server.js';
 import { elbBackends, elbSpecs, findContainer, instanceHealth } from './elb-host.js';
-import { MetricsRegistry, serveMetrics, StatsdEmitter } from './metrics.js';
+import { MetricsRegistry, processMetrics, serveMetrics, StatsdEmitter } from './metrics.js';
 import { Pipeline, type CarriedHealth } from './pipeline.js';
+import { drainAll, servicesView } from './daemon-status.js';
+import { Reloader, type ReloadResult } from './reload.js';
 
 /**
  * `elastic run`: one process per LB host that keeps every mapping, rendered proxy and edge of
@@ -31,12 +34,7 @@ export interface DaemonOptions {
   once?: boolean;
 }
 
-/** What a reload did; `hash` is the config in force afterwards. */
-export interface ReloadResult {
-  readonly result: 'applied' | 'unchanged' | 'refused' | 'failed';
-  readonly hash: string;
-  readonly error?: string;
-}
+const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 
 export class RunDaemon {
   private config!: RunConfig;
@@ -53,6 +51,7 @@ export class RunDaemon {
   private reloading: Promise<void> = Promise.resolve();
   /** The config summary the status socket shows (mutated in place: the server holds this object). */
   private readonly statusConfig: Record<string, unknown> = {};
+  private processMetricsOff: (() => void) | null = null;
   /** The config's deploys:, reconciled at start, on SIGHUP and under --once. */
   private readonly deploys: DaemonDeploys;
   private readonly deploysAbort = new AbortController();
@@ -73,6 +72,7 @@ export class RunDaemon {
       event: (type, message, service) => this.status?.event(type, message, service),
       changed: () => this.pipeline?.requestAll('deploy'),
     });
+    this.reloader = this.makeReloader();
   }
 
   get current(): RunConfig {
@@ -88,8 +88,10 @@ export class RunDaemon {
   async start(): Promise<void> {
     this.config = await loadConfig(this.opts.file, { env: this.opts.env, logger: this.log });
     await this.securePaths();
-    this.metrics.gauge('elastic_config_info', 'the config in force (value 1)', ['name', 'hash']).set({ name: this.config.name, hash: this.config.hash }, 1);
+    this.configInForce();
     if (!this.opts.once) {
+      this.processMetricsOff = processMetrics(this.metrics, VERSION);
+      for (const result of ['applied', 'unchanged', 'refused', 'failed']) this.metrics.of('configReloads').inc({ result }, 0);
       this.status = new StatusServer({
         kind: 'run',
         name: this.config.name,
@@ -165,8 +167,9 @@ export class RunDaemon {
       out.push(a);
     }
     const mapped = c.services.filter((s) => s.mapImage).map((s) => ({ name: s.name, serve: s.mapImage! }));
-    if (mapped.length) {
-      const a = new MapImageApplier(c.name, ctx);
+    const a = new MapImageApplier(c.name, ctx);
+    // Also with no map_image service left: the mappings it declared before must leave the kernel.
+    if (mapped.length || (await a.owned()).length) {
       await a.setServices(mapped);
       out.push(a);
     }
@@ -204,6 +207,13 @@ export class RunDaemon {
   private metricsCollectors(): void {
     for (const off of this.collectorsOff) off();
     this.collectorsOff = this.appliers.filter((a) => a.collect).map((a) => this.metrics.addCollector(a.name, () => a.collect!(this.metrics)));
+    this.collectorsOff.push(
+      this.metrics.addCollector('backends', () => {
+        const up = this.metrics.of('backendUp');
+        up.clear(); // only backends that exist now: the label values stay bounded
+        for (const b of this.pipeline?.backendStates() ?? []) up.set({ service: b.service, backend: b.backend, health: b.health }, b.up ? 1 : 0);
+      }),
+    );
   }
 
   /** The edge lives in this process: (re)started only when its settings change. */
@@ -229,6 +239,7 @@ export class RunDaemon {
     if (this.opts.once) return;
     if (JSON.stringify(previous?.metrics.prometheus) !== JSON.stringify(p) || !previous) {
       await this.metricsServer?.close();
+      this.metricsServer = null; // closed: a failed listen below must not leave it looking open
       this.metricsServer = p ? await serveMetrics(this.metrics, p).catch((err) => Promise.reject(listenError('metrics', p, err))) : null;
     }
     const s = this.config.metrics.statsd;
@@ -307,93 +318,38 @@ export class RunDaemon {
     );
   }
 
-  /**
-   * SIGHUP: read and validate the file; a bad one is refused (logged, event, metric) and the old
-   * config keeps running. A good one goes through `reloadWith`. Never rejects.
-   */
+  /** SIGHUP: read and validate the file, then `reloadWith`. Never rejects. */
   reload(): Promise<ReloadResult> {
-    return this.serialized(async () => {
-      let next: RunConfig;
-      try {
-        next = await loadConfig(this.opts.file, { env: this.opts.env, logger: this.log });
-      } catch (err) {
-        return this.reloadRefused(err);
-      }
-      return this.applyConfig(next);
-    });
+    return this.reloader.reloadFrom(() => loadConfig(this.opts.file, { env: this.opts.env, logger: this.log }));
   }
 
-  /**
-   * Put a new (validated) config in force, all or nothing: the new appliers are built before
-   * anything running is touched; if starting the new pipeline (edges, metrics, API, watches)
-   * fails, the previous config is started again. Either way the daemon keeps serving and
-   * following containers, and the result says which config is in force (`hash`). Reloads never
-   * overlap. Used by SIGHUP, the status socket's `reload`, and a fleet store's updates.
-   */
+  /** Put a validated config in force, all or nothing (reload.ts). */
   reloadWith(next: RunConfig): Promise<ReloadResult> {
-    return this.serialized(() => this.applyConfig(next));
+    return this.reloader.reloadWith(next);
   }
 
-  private serialized(fn: () => Promise<ReloadResult>): Promise<ReloadResult> {
-    const run = this.reloading.then(fn).catch((err: unknown) => this.reloadFailed(err, 'unexpected'));
-    this.reloading = run.then(() => {});
-    return run;
-  }
-
-  private reloadCounter() {
-    return this.metrics.of('configReloads');
-  }
-
-  private reloadRefused(err: unknown): ReloadResult {
-    this.reloadCounter().inc({ result: 'refused' });
-    this.log.error('new config refused; the old one keeps running (deploys unchanged)', { error: describeError(err) });
-    this.status?.event('refused', `config refused: ${describeError(err)}`);
-    return { result: 'refused', hash: this.config.hash, error: describeError(err) };
-  }
-
-  private reloadFailed(err: unknown, restored: string): ReloadResult {
-    this.reloadCounter().inc({ result: 'failed' });
-    this.log.error(`config reload failed; ${restored}`, { error: describeError(err), hash: this.config.hash });
-    this.status?.event('error', `config reload failed: ${describeError(err)}; ${restored}`);
-    return { result: 'failed', hash: this.config.hash, error: describeError(err) };
-  }
-
-  private async applyConfig(next: RunConfig): Promise<ReloadResult> {
-    const previous = this.config;
-    if (next.name !== previous.name) return this.reloadRefused(new UserError(`name changed from ${previous.name} to ${next.name}`, 'a new name needs a restart', ExitCode.config));
-    if (next.hash === previous.hash) {
-      this.reloadCounter().inc({ result: 'unchanged' });
-      this.pipeline?.requestAll('reload');
-      void this.deploys.reconcile(next.deploys); // level-triggered: a SIGHUP re-checks the containers
-      return { result: 'unchanged', hash: next.hash };
-    }
-    let appliers: RunApplier[];
-    try {
-      appliers = await this.buildAppliers(next); // nothing running is touched yet
-    } catch (err) {
-      return this.reloadFailed(err, `nothing changed: config ${previous.hash} keeps running`);
-    }
-    const carried = await this.stopPipeline();
-    this.config = next;
-    try {
-      await this.startAll(previous, appliers, carried);
-    } catch (err) {
-      this.config = previous;
-      try {
-        await this.stopPipeline();
-        await this.startAll(next, await this.buildAppliers(previous), carried);
-      } catch (again) {
-        this.log.error('the previous config could not be started again', { error: describeError(again) });
-        return this.reloadFailed(err, `restoring config ${previous.hash} failed too: ${describeError(again)}`);
-      }
-      return this.reloadFailed(err, `config ${previous.hash} keeps running`);
-    }
-    this.configInForce();
-    this.reloadCounter().inc({ result: 'applied' });
-    this.log.info('config reloaded', { hash: next.hash });
-    this.status?.event('reload', `config ${next.hash} in force`);
-    void this.deploys.reconcile(next.deploys);
-    return { result: 'applied', hash: next.hash };
+  private readonly reloader: Reloader;
+  private makeReloader(): Reloader {
+    return new Reloader(
+      {
+        config: () => this.config,
+        setConfig: (c) => (this.config = c),
+        build: (c) => this.buildAppliers(c),
+        stopPipeline: () => this.stopPipeline(),
+        start: (from, appliers, carried) => this.startAll(from, appliers, carried),
+        unchanged: (c) => {
+          this.pipeline?.requestAll('reload');
+          void this.deploys.reconcile(c.deploys); // level-triggered: a SIGHUP re-checks the containers
+        },
+        applied: (c) => {
+          this.configInForce();
+          void this.deploys.reconcile(c.deploys);
+        },
+        event: (type, message) => this.status?.event(type, message),
+      },
+      this.metrics,
+      this.log,
+    );
   }
 
   /** Listeners that changed between `from` and the config in force, then the pipeline. */
@@ -408,8 +364,9 @@ export class RunDaemon {
     const p = this.pipeline;
     this.pipeline = null;
     if (!p) return new Map();
+    const health = p.healthState(); // before stop(): stopping forgets the verdicts
     await p.stop();
-    return p.healthState();
+    return health;
   }
 
   /** The config hash in the status socket and `elastic_config_info`: switched only on success. */
@@ -421,41 +378,12 @@ export class RunDaemon {
     info.set({ name: this.config.name, hash: this.config.hash }, 1);
   }
 
-  private async drain(args: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const address = String(args.address ?? '');
-    const port = Number(args.port);
-    const timeoutMs = Number(args.timeoutMs) || 30_000;
-    const signal = AbortSignal.timeout(timeoutMs + 5000);
-    const results = await Promise.all(this.appliers.filter((a) => a.drain).map(async (a) => [a.name, await a.drain!({ address, port, timeoutMs }, signal)] as const));
-    const drained = results.every(([, r]) => r.drained !== false);
-    const remaining = results.reduce((n, [, r]) => n + (Number(r.remaining) || 0), 0);
-    this.status?.event('drain', `${address}:${port} ${drained ? 'drained' : `${remaining} connection(s) remain`}`);
-    return { drained, remaining, appliers: Object.fromEntries(results) };
+  private drain(args: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return drainAll(this.appliers, args, (m) => this.status?.event('drain', m));
   }
 
-  /** Status socket content per service: what it gets, what is served, and each applier's view. */
-  private async statusServices(): Promise<Record<string, unknown>> {
-    const byApplier = await Promise.all(this.appliers.map(async (a) => [a.name, await a.status().catch((err) => ({ error: describeError(err) }))] as const));
-    const out: Record<string, unknown> = {};
-    const names = [...this.config.services.map((s) => s.name), ...elbSpecs(this.elbState, this.config.api?.haproxy ?? { address: '127.0.0.1', slots: 8 }).map((s) => s.name)];
-    for (const name of names) {
-      const cfg = this.config.services.find((s) => s.name === name);
-      const view = this.pipeline?.serviceView(name);
-      out[name] = {
-        sources: cfg?.sources ?? ['elb-api'],
-        servedBy: cfg ? servedBy(cfg) : ['haproxy'],
-        discovered: view?.discovered ?? null,
-        backends: cfg ? (this.pipeline?.acceptedOf(name) ?? []).map((b) => ({ id: b.id, name: b.name, address: b.address, port: b.port, health: b.health })) : (elbBackends(this.elbState, this.containers)[name] ?? []).map((b) => ({ id: b.id, name: b.name, address: b.address, port: b.port, health: b.health })),
-        refused: view?.refused ?? null,
-        appliers: Object.fromEntries(byApplier.filter(([, v]) => (v as Record<string, unknown>)[name] !== undefined).map(([k, v]) => [k, (v as Record<string, unknown>)[name]])),
-      };
-    }
-    // Deploy state under the service of the same name, or on its own entry (served by nothing).
-    for (const [name, d] of Object.entries(this.deploys.status())) {
-      const entry = out[name] as Record<string, unknown> | undefined;
-      out[name] = entry ? { ...entry, deploy: d } : { sources: [], servedBy: [], discovered: null, backends: [], refused: null, appliers: {}, deploy: d };
-    }
-    return out;
+  private statusServices(): Promise<Record<string, unknown>> {
+    return servicesView({ config: this.config, appliers: this.appliers, pipeline: this.pipeline, elbState: this.elbState, containers: this.containers, deploys: this.deploys.status() });
   }
 
   /** SIGTERM: stop watching and applying. Rules and proxies stay; the edge (in-process) stops. */
@@ -470,6 +398,7 @@ export class RunDaemon {
     await this.metricsServer?.close();
     await this.statsd?.close();
     await this.status?.close();
+    this.processMetricsOff?.();
     this.log.info('stopped; the data plane keeps serving');
   }
 }

@@ -1,5 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { createSocket, type Socket } from 'node:dgram';
+import { readdir } from 'node:fs/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describeError } from '../errors.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 
@@ -305,4 +307,29 @@ export class StatsdEmitter {
     await this.flush().catch(() => {});
     await new Promise<void>((r) => this.socket.close(() => r()));
   }
+}
+
+/**
+ * The daemon process itself, read at scrape/flush time: CPU, RSS, open fds, event-loop delay
+ * (p99 since the previous read), start time; and the build (version, Node) as an info gauge.
+ */
+export function processMetrics(registry: MetricsRegistry, version: string): () => void {
+  const loop = monitorEventLoopDelay({ resolution: 20 });
+  loop.enable();
+  registry.of('buildInfo').set({ version, node: process.version }, 1);
+  registry.of('start').set({}, Math.round(Date.now() / 1000 - process.uptime()));
+  const collect = async () => {
+    const cpu = process.cpuUsage();
+    registry.of('cpu').set({}, (cpu.user + cpu.system) / 1e6);
+    registry.of('rss').set({}, process.memoryUsage.rss());
+    registry.of('fds').set({}, (await readdir('/proc/self/fd').catch(() => [])).length);
+    registry.of('lag').set({}, Number.isFinite(loop.percentile(99)) ? loop.percentile(99) / 1e9 : 0);
+    loop.reset();
+  };
+  const off = registry.addCollector('process', collect);
+  void collect();
+  return () => {
+    off();
+    loop.disable();
+  };
 }

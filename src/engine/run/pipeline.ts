@@ -1,7 +1,7 @@
 import { discoverWatch } from '../discover.js';
 import { describeError, ExitCode, UserError } from '../errors.js';
 import { HealthChecker, type KnownHealth } from '../health/checker.js';
-import type { BackendSet } from '../model/backend.js';
+import { endpoint, type BackendSet } from '../model/backend.js';
 import type { Logger } from '../runtime/logger.js';
 import { SyncRunner } from '../runtime/runner.js';
 import type { StateStore } from '../runtime/state-store.js';
@@ -87,6 +87,20 @@ export class Pipeline {
     return this.views.get(name);
   }
 
+  /** Every backend of every service now: served or not, and its health (metrics). */
+  backendStates(): Array<{ service: string; backend: string; health: string; up: boolean }> {
+    const out: Array<{ service: string; backend: string; health: string; up: boolean }> = [];
+    for (const s of this.config.services) {
+      const served = new Set((this.accepted.get(s.name) ?? []).map((b) => b.id));
+      const discovered = unionOf(s.name, s.sources.map((src) => this.latest.get(src)));
+      const verdicts = this.checkers.get(s.name)?.verdicts();
+      for (const b of [...discovered, ...(this.accepted.get(s.name) ?? []).filter((x) => !discovered.some((d) => d.id === x.id))]) {
+        out.push({ service: s.name, backend: endpoint(b), health: verdicts?.get(b.id)?.health ?? b.health, up: served.has(b.id) });
+      }
+    }
+    return out;
+  }
+
   acceptedOf(name: string): BackendSet {
     return this.accepted.get(name) ?? [];
   }
@@ -132,6 +146,8 @@ export class Pipeline {
     }
     for (const s of this.config.services) for (const rule of ['min-backends', 'max-change']) m.of('refusals').inc({ service: s.name, rule }, 0);
     if (Object.keys(this.config.sources).length === 0) for (const r of this.runners.values()) r.start();
+    // An applier serving no service (every mapping of it left the config) syncs once to clean up.
+    for (const a of this.appliers) if (a.services().length === 0) this.requestApplier(a.name, 'no services left');
   }
 
   private async watch(name: string, opts: RunConfig['sources'][string]['discover']): Promise<void> {
