@@ -156,9 +156,14 @@ describe('elastic run: trust', () => {
       writeFileSync(file, config({ balance: i % 2 ? 'roundrobin' : 'leastconn' }));
       process.kill(daemon.child.pid!, 'SIGHUP');
       await daemon.err.next((l) => l.includes('config reloaded'), `reload ${i}`, 15_000, from);
-      // Right after the reload the health-checked service still has every backend.
+      // Right after the reload the health-checked service still has every backend: served by
+      // HAProxy, and accepted by the new pipeline (health verdicts carried, not restarted).
       const t0 = Date.now();
-      while (Date.now() - t0 < 1500) expect(await answering(P.hc, 6), `hc right after reload ${i}`).toEqual(idsOf(hc));
+      while (Date.now() - t0 < 1500) {
+        expect(((await statusOf()).services.hc as { backends: unknown[] }).backends, `hc accepted right after reload ${i}`).toHaveLength(hc.length);
+        expect(await answering(P.hc, 6), `hc served right after reload ${i}`).toEqual(idsOf(hc));
+      }
+      await waitFor(async () => readFileSync(defaultPaths(`run-${NAME}`, 'haproxy', env).output, 'utf8').includes(i % 2 ? 'balance roundrobin' : 'balance leastconn'), 'the new balance reaches HAProxy', 10_000, 100);
       expect(() => JSON.parse(readFileSync(stateFile, 'utf8'))).not.toThrow();
       const snap = await statusOf();
       const hash = /"hash":"([0-9a-f]+)"/.exec(daemon.err.lines.slice(from).find((l) => l.includes('config reloaded'))!)![1];

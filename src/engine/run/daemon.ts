@@ -14,7 +14,7 @@ import type { ElbState } from './elb/model.js';
 import { startElbServer, type RunningElbServer } from './elb/server.js';
 import { elbBackends, elbSpecs, findContainer, instanceHealth } from './elb-host.js';
 import { MetricsRegistry, processMetrics, serveMetrics, StatsdEmitter } from './metrics.js';
-import { Pipeline, type CarriedHealth } from './pipeline.js';
+import { nothingCarried, Pipeline, type Carried } from './pipeline.js';
 import { drainAll, servicesView } from './daemon-status.js';
 import { Reloader, type ReloadResult } from './reload.js';
 
@@ -177,7 +177,7 @@ export class RunDaemon {
   }
 
   /** Start a pipeline of `c` over `appliers` (built by buildAppliers), with health verdicts carried over. */
-  private async startPipeline(c: RunConfig, appliers: RunApplier[], carried: CarriedHealth = new Map()): Promise<void> {
+  private async startPipeline(c: RunConfig, appliers: RunApplier[], carried: Carried = nothingCarried()): Promise<void> {
     const edges = this.appliers.filter((a) => a.kind === 'edge');
     const pipeline = new Pipeline(c, [...appliers, ...edges], {
       store: this.store,
@@ -353,20 +353,20 @@ export class RunDaemon {
   }
 
   /** Listeners that changed between `from` and the config in force, then the pipeline. */
-  private async startAll(from: RunConfig, appliers: RunApplier[], carried: CarriedHealth): Promise<void> {
+  private async startAll(from: RunConfig, appliers: RunApplier[], carried: Carried): Promise<void> {
     await this.startEdges();
     await this.startMetrics(from);
     await this.startApi(from);
     await this.startPipeline(this.config, appliers, carried);
   }
 
-  private async stopPipeline(): Promise<CarriedHealth> {
+  private async stopPipeline(): Promise<Carried> {
     const p = this.pipeline;
     this.pipeline = null;
-    if (!p) return new Map();
-    const health = p.healthState(); // before stop(): stopping forgets the verdicts
+    if (!p) return nothingCarried();
+    const carried = p.carry(); // before stop(): stopping forgets the verdicts
     await p.stop();
-    return health;
+    return carried;
   }
 
   /** The config hash in the status socket and `elastic_config_info`: switched only on success. */

@@ -51,8 +51,15 @@ export function isRunState(v: unknown): v is RunState {
   return s.v === 1 && isRecordOf(s.accepted, (id) => typeof id === 'string') && (s.backends === undefined || isRecordOf(s.backends, isEndpoint));
 }
 
-/** Health verdicts per service, carried from one pipeline to the next (reload) with the check they came from. */
-export type CarriedHealth = Map<string, { check: string; verdicts: Map<string, KnownHealth> }>;
+/**
+ * What one pipeline hands the next (a reload): health verdicts per service with the check they
+ * came from, and the sets being served (so status and the guardrails start from them, not empty).
+ */
+export interface Carried {
+  readonly health: Map<string, { check: string; verdicts: Map<string, KnownHealth> }>;
+  readonly accepted: Map<string, BackendSet>;
+}
+export const nothingCarried = (): Carried => ({ health: new Map(), accepted: new Map() });
 
 export class Pipeline {
   private readonly abort = new AbortController();
@@ -69,13 +76,14 @@ export class Pipeline {
   constructor(
     readonly config: RunConfig,
     readonly appliers: readonly RunApplier[],
-    private readonly ctx: { store: StateStore; logger: Logger; metrics: MetricsRegistry; hooks: PipelineHooks; once?: boolean; carried?: CarriedHealth },
+    private readonly ctx: { store: StateStore; logger: Logger; metrics: MetricsRegistry; hooks: PipelineHooks; once?: boolean; carried?: Carried },
   ) {}
 
-  /** Health verdicts now, per service (read before stop(): a reload carries them to the next pipeline). */
-  healthState(): CarriedHealth {
-    const out: CarriedHealth = new Map();
-    for (const [name, c] of this.checkers) out.set(name, { check: JSON.stringify(this.config.services.find((s) => s.name === name)?.health), verdicts: c.verdicts() });
+  /** What the next pipeline starts from (read before stop(): stopping forgets the verdicts). */
+  carry(): Carried {
+    const out = nothingCarried();
+    for (const [name, c] of this.checkers) out.health.set(name, { check: JSON.stringify(this.config.services.find((s) => s.name === name)?.health), verdicts: c.verdicts() });
+    for (const [name, set] of this.accepted) out.accepted.set(name, set);
     return out;
   }
 
@@ -106,6 +114,10 @@ export class Pipeline {
   }
 
   async start(): Promise<void> {
+    for (const s of this.config.services) {
+      const set = this.ctx.carried?.accepted.get(s.name);
+      if (set) this.accepted.set(s.name, set);
+    }
     const saved = await this.ctx.store.get(this.stateKey, isRunState);
     for (const [name, list] of Object.entries(saved?.backends ?? {})) this.persisted.set(name, list.map((b) => storedBackend(name, b, saved!.time)));
     const m = this.ctx.metrics;
@@ -135,7 +147,7 @@ export class Pipeline {
       if (!s.health) continue;
       const checker = new HealthChecker(s.health, () => this.recompute(s, 'health'));
       // Start from what was known: the previous pipeline's verdicts (same check), else what was serving.
-      const carried = this.ctx.carried?.get(s.name);
+      const carried = this.ctx.carried?.health.get(s.name);
       if (carried && carried.check === JSON.stringify(s.health)) checker.seed(carried.verdicts);
       else checker.seed(new Map((this.persisted.get(s.name) ?? []).map((b) => [b.id, { address: b.address, port: b.port, health: 'healthy' as const }])));
       this.checkers.set(s.name, checker);
@@ -208,6 +220,8 @@ export class Pipeline {
     const view: ServiceView = { discovered: discovered.length, accepted: before?.length ?? 0, refused: null, healthChecked: Boolean(checker) };
     if (sameIds(before, next)) {
       this.views.set(s.name, { ...view, accepted: next.length });
+      // A set carried from the previous pipeline: the new config still has to reach the appliers once.
+      if (!this.synced.has(s.name)) this.requestFor(s.name, reason);
       return;
     }
     // Health checks still deciding, and what passed so far is too few: wait for the verdicts
@@ -235,13 +249,19 @@ export class Pipeline {
       return;
     }
     this.views.set(s.name, { ...view, accepted: verdict.backends.length, refused: msg });
-    if (sameIds(before, verdict.backends)) return;
+    if (sameIds(before, verdict.backends)) {
+      if (!this.synced.has(s.name)) this.requestFor(s.name, reason);
+      return;
+    }
     this.accepted.set(s.name, verdict.backends);
     this.ctx.metrics.of('backends').set({ service: s.name }, verdict.backends.length);
     this.ctx.hooks.event('backends', `${verdict.backends.length} backend(s) (${reason})`, s.name);
     void this.persist();
     this.requestFor(s.name, reason);
   }
+
+  /** Services whose appliers were asked to sync at least once by this pipeline. */
+  private readonly synced = new Set<string>();
 
   private async persist(): Promise<void> {
     const accepted = Object.fromEntries([...this.accepted].map(([k, v]) => [k, v.map((b) => b.id)]));
@@ -251,6 +271,7 @@ export class Pipeline {
 
   /** Ask every applier serving this service to sync. */
   requestFor(service: string, reason: string): void {
+    this.synced.add(service);
     if (this.ctx.once) return; // --once syncs each applier itself, after every source answered
     for (const a of this.appliers) if (a.services().includes(service)) this.runners.get(a.name)?.request(reason);
   }

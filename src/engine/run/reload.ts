@@ -3,7 +3,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { RunApplier } from './appliers.js';
 import type { RunConfig } from './config.js';
 import type { MetricsRegistry } from './metrics.js';
-import type { CarriedHealth } from './pipeline.js';
+import type { Carried } from './pipeline.js';
 
 /** What a reload did; `hash` is the config in force afterwards. */
 export interface ReloadResult {
@@ -19,9 +19,9 @@ export interface ReloadHost {
   /** The appliers of a config: resolved, nothing started, nothing running touched. */
   build(c: RunConfig): Promise<RunApplier[]>;
   /** Stop the running pipeline (the data plane keeps serving); its health verdicts. */
-  stopPipeline(): Promise<CarriedHealth>;
+  stopPipeline(): Promise<Carried>;
   /** Listeners that differ from `from`, then the pipeline of the config in force. */
-  start(from: RunConfig, appliers: RunApplier[], carried: CarriedHealth): Promise<void>;
+  start(from: RunConfig, appliers: RunApplier[], carried: Carried): Promise<void>;
   /** After an unchanged (re-check) or applied reload. */
   unchanged(c: RunConfig): void;
   applied(c: RunConfig): void;
