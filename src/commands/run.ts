@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
 import { checkRunConfig, ConfigError, runDaemon, runOnce, type CheckResult, type OnceResult } from '../engine/run.js';
 import { checkText, onceText } from '../ui/run.js';
+import { ExitCode, UserError } from '../engine/errors.js';
 
 export default class Run extends BaseCommand {
   static override summary = 'Run the daemon of an LB host: every service of elastic.yaml kept in sync, an ELB-compatible API and metrics';
@@ -15,7 +16,7 @@ export default class Run extends BaseCommand {
   static override enableJsonFlag = true;
   static override flags = {
     config: Flags.string({ char: 'c', description: 'the config file', default: '/etc/elastic/elastic.yaml' }),
-    check: Flags.boolean({ description: 'validate the config and exit (exit 5 on error)', exclusive: ['once'] }),
+    check: Flags.boolean({ description: 'validate the config and exit (exit 5 on error); not with --once' }),
     once: Flags.boolean({ description: 'sync every service once and exit' }),
     'once-timeout': Flags.integer({ description: '--once: seconds to wait for every source to answer', default: 60, min: 1 }),
   };
@@ -24,6 +25,7 @@ export default class Run extends BaseCommand {
     const { flags } = await this.parse(Run);
     const logger = this.makeLogger(flags, 'run');
     const json = this.jsonEnabled();
+    if (flags.check && flags.once) throw new UserError('--check and --once cannot be used together', '--check only validates the config; --once validates it and syncs once', ExitCode.usage);
     if (flags.check) {
       let result: CheckResult;
       try {

@@ -27,7 +27,7 @@ const runDir = mkdtempSync(join(tmpdir(), 'run-trust-run-'));
 const dir = mkdtempSync(join(tmpdir(), 'run-trust-cfg-'));
 const env = { ELASTIC_STATE_DIR: stateDir, ELASTIC_RUN_DIR: runDir };
 const file = join(dir, 'elastic.yaml');
-const P = { web: 21001, dnat: 21002, hc: 21003, metrics: 21004, taken: 21005, once: 21006 };
+const P = { web: 21001, dnat: 21002, hc: 21003, metrics: 21004, taken: 21005, once: 21006, static: 21007, nobody: 21008 };
 const NAME = 'trust';
 const children: ChildProcess[] = [];
 const web: Docker.Container[] = [];
@@ -96,7 +96,7 @@ beforeAll(async () => {
 afterAll(async () => {
   held?.close();
   for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) await Promise.resolve().then(() => process.kill(c.pid!, 'SIGKILL')).catch(() => {});
-  for (const inst of [`run-${NAME}`, 'run-trust-once']) {
+  for (const inst of [`run-${NAME}`, 'run-trust-once', 'run-trust-static']) {
     const d = defaultPaths(inst, 'haproxy', env);
     await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop().catch(() => {});
   }
@@ -237,5 +237,42 @@ services:
     expect(r.exitCode, String(r.stderr)).toBe(0);
     expect(String(r.stderr)).not.toContain('refused');
     expect(same(await answering(P.once), idsOf(hc))).toBe(true);
+  });
+});
+
+describe('elastic run: saying the right thing', () => {
+  it('a static-only source is listed once: no "event stream ended" over and over', async () => {
+    const f = join(dir, 'static.yaml');
+    writeFileSync(f, `version: 1
+name: trust-static
+sources:
+  fixed: { static: { backends: ["127.0.0.1:${P.nobody}"] } }
+services:
+  - { name: fixed, sources: [fixed], haproxy: { port: ${P.static}, lb_check: none } }
+`);
+    const child = spawn(process.execPath, [BIN, 'run', '-c', f, '--log-json'], { env: { ...process.env, ...env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    const err = new LineReader(child.stderr!);
+    await err.next((l) => l.includes('applied: start'), 'HAProxy started for the static service', 30_000);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(err.lines.filter((l) => l.includes('event stream ended'))).toEqual([]);
+    process.kill(child.pid!, 'SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  });
+
+  it('--check --json lists every problem; --check --once says what is wrong in one line', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'version: 1\nsources:\n  a: { static: { backends: ["198.18.0.1:80"] } }\nservices:\n  - name: s\n    sources: [nope]\n    haproxy: { port: 99999 }\n  - name: t\n    sources: [a]\n    haproxy: { port: 0 }\n');
+    const r = await elastic(['run', '-c', bad, '--check', '--json'], { env });
+    expect(r.exitCode).toBe(5);
+    const out = JSON.parse(String(r.stdout)) as { error: { problems: string[] } };
+    expect(out.error.problems).toEqual([
+      `${bad}:6: services[0].sources[0]: no source named "nope" (define it under sources:)`,
+      `${bad}:7: services[0].haproxy.port: must be 1-65535`,
+      `${bad}:10: services[1].haproxy.port: must be 1-65535`,
+    ]);
+    const both = await elastic(['run', '-c', bad, '--check', '--once'], { env });
+    expect(both.exitCode).toBe(2);
+    expect(String(both.stderr).trim()).toBe('error: --check and --once cannot be used together. try: --check only validates the config; --once validates it and syncs once');
   });
 });

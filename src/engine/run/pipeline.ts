@@ -1,4 +1,4 @@
-import { discoverWatch } from '../discover.js';
+import { discoverOnce, discoverWatch } from '../discover.js';
 import { describeError, ExitCode, UserError } from '../errors.js';
 import { HealthChecker, type KnownHealth } from '../health/checker.js';
 import { endpoint, type BackendSet } from '../model/backend.js';
@@ -165,6 +165,15 @@ export class Pipeline {
   private async watch(name: string, opts: RunConfig['sources'][string]['discover']): Promise<void> {
     const discovered = this.ctx.metrics.of('sourceBackends');
     try {
+      // A static list without a file never changes (a SIGHUP rebuilds the pipeline): list it once,
+      // there is no event stream to follow (or to report as ended).
+      if (opts.static && !opts.static.file && !opts.docker && !opts.ec2) {
+        const { backends } = await discoverOnce({ ...opts, logger: this.ctx.logger.child(`source.${name}`) });
+        this.latest.set(name, backends);
+        discovered.set({ source: name }, backends.length);
+        for (const s of this.config.services) if (s.sources.includes(name)) this.recompute(s, `${name}: listed`);
+        return;
+      }
       for await (const u of discoverWatch({ ...opts, logger: this.ctx.logger.child(`source.${name}`) }, this.abort.signal)) {
         this.latest.set(name, u.backends);
         discovered.set({ source: name }, u.backends.length);
