@@ -39,6 +39,8 @@ interface Opts {
   balance?: string;
   mapImage?: boolean;
   metricsPort?: number;
+  /** health: of the hc service (default: fast checks). */
+  health?: string;
 }
 const config = (o: Opts = {}) => `version: 1
 name: ${NAME}
@@ -52,7 +54,7 @@ services:
     haproxy: { port: ${P.web}, mode: http, balance: ${o.balance ?? 'roundrobin'}, lb_check: none }
 ${o.mapImage === false ? '' : `    map_image: { port: ${P.dnat}, dataplane: nft }\n`}  - name: hc
     sources: [hc]
-    health: { check: "http:/id", interval_ms: 300, rise: 2 }
+    health: ${o.health ?? '{ check: "http:/id", interval_ms: 300, rise: 2 }'}
     haproxy: { port: ${P.hc}, mode: http, lb_check: none }
 sync: { min_interval_ms: 50 }
 metrics:
@@ -217,6 +219,19 @@ describe('elastic run: trust', () => {
     await daemon.err.next((l) => l.includes('config reloaded'), 'reload without map_image', 15_000, from);
     await waitFor(async () => (await nftRules()) === 0, 'the mapping leaves the kernel', 15_000, 200);
     expect(same(await answering(P.web), idsOf(web))).toBe(true);
+  });
+
+  it('a restart starts health checks from what was serving: no wait for slow verdicts, HAProxy never shrinks', async () => {
+    process.kill(daemon.child.pid!, 'SIGKILL');
+    await new Promise((r) => daemon.child.once('exit', r));
+    // Checks that need 10 s for a first verdict: without starting from what served, nothing for 10 s.
+    writeFileSync(file, config({ mapImage: false, health: '{ check: "http:/id", interval_ms: 1000, rise: 10 }' }));
+    daemon = startDaemon();
+    await daemon.err.next((l) => l.includes('"msg":"running"'), 'daemon running again', 30_000);
+    const t0 = Date.now();
+    await waitFor(async () => ((await statusOf()).services.hc as { backends: unknown[] }).backends.length === hc.length, 'hc accepted from what was serving', 4000, 50);
+    while (Date.now() - t0 < 4000) expect(await answering(P.hc, 6)).toEqual(idsOf(hc));
+    expect(daemon.err.lines.filter((l) => l.includes('refused'))).toEqual([]);
     process.kill(daemon.child.pid!, 'SIGTERM');
     await new Promise((r) => daemon.child.once('exit', r));
   });
