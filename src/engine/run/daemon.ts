@@ -269,7 +269,7 @@ export class RunDaemon {
     await this.elbServer?.close();
     this.elbServer = null;
     if (!api) return;
-    const requests = this.metrics.counter('elastic_api_requests_total', 'ELB API requests by action and result code', ['action', 'code']);
+    const requests = this.metrics.of('apiRequests');
     this.elbServer = await startElbServer({ ...api, service: this.elb, logger: this.log.child('api'), onRequest: (action, code) => requests.inc({ action, code }) }).catch((err) => Promise.reject(listenError('api', api, err)));
   }
 

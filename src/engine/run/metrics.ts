@@ -169,6 +169,20 @@ export const METRIC = {
   fds: { name: 'elastic_process_open_fds', kind: 'gauge', help: 'open file descriptors of the daemon process', labels: [] },
   lag: { name: 'elastic_event_loop_lag_seconds', kind: 'gauge', help: 'event loop delay (p99 over the last scrape interval)', labels: [] },
   start: { name: 'elastic_process_start_time_seconds', kind: 'gauge', help: 'unix time the daemon started', labels: [] },
+  proxyReloadsTotal: { name: 'elastic_proxy_reloads_total', kind: 'counter', help: 'proxy reloads (and starts) by kind', labels: ['proxy'] },
+  proxyRuntimeOpsTotal: { name: 'elastic_proxy_runtime_ops_total', kind: 'counter', help: 'HAProxy runtime API operations (server changes without reload)', labels: ['proxy'] },
+  proxyFailuresTotal: { name: 'elastic_proxy_failures_total', kind: 'counter', help: 'proxy applies that failed (last good config restored)', labels: ['proxy'] },
+  haproxySessions: { name: 'elastic_haproxy_sessions', kind: 'gauge', help: 'current sessions per HAProxy server', labels: ['service', 'server', 'address'] },
+  haproxyQueue: { name: 'elastic_haproxy_queue', kind: 'gauge', help: 'requests queued per HAProxy server', labels: ['service', 'server', 'address'] },
+  haproxySessionsTotal: { name: 'elastic_haproxy_sessions_total', kind: 'counter', help: 'sessions served per HAProxy server', labels: ['service', 'server', 'address'] },
+  dnatPacketsTotal: { name: 'elastic_dnat_packets_total', kind: 'counter', help: 'packets DNATed to each backend (kernel counters)', labels: ['mapping', 'backend'] },
+  dnatBytesTotal: { name: 'elastic_dnat_bytes_total', kind: 'counter', help: 'bytes DNATed to each backend (kernel counters)', labels: ['mapping', 'backend'] },
+  edgeQueued: { name: 'elastic_edge_queued', kind: 'gauge', help: 'clients waiting in the edge queue', labels: ['service', 'route'] },
+  edgeActive: { name: 'elastic_edge_active', kind: 'gauge', help: 'client connections being served through the edge', labels: ['service', 'route'] },
+  edgeNodes: { name: 'elastic_edge_nodes', kind: 'gauge', help: 'nodes connected to the edge', labels: ['service', 'route'] },
+  edgeWaitSeconds: { name: 'elastic_edge_wait_seconds', kind: 'gauge', help: 'client wait for a node (p50 and p99 of recent clients)', labels: ['service', 'route', 'q'] },
+  edgeTimeoutsTotal: { name: 'elastic_edge_timeouts_total', kind: 'counter', help: 'clients that waited past the queue timeout', labels: ['service', 'route'] },
+  apiRequests: { name: 'elastic_api_requests_total', kind: 'counter', help: 'ELB API requests by action and result code', labels: ['action', 'code'] },
 } as const satisfies Record<string, { name: string; kind: Kind; help: string; labels: readonly string[] }>;
 
 export type MetricKey = keyof typeof METRIC;
