@@ -172,6 +172,9 @@ describe('elastic run: trust', () => {
       expect((snap.config as { hash: string }).hash).toBe(hash);
     }
     expect(daemon.err.lines.filter((l) => l.includes('state not saved'))).toEqual([]);
+    // Each reload replaces the appliers: the old ones' nft sessions end (one session, not one per reload).
+    const nft = await execa('pgrep', ['-P', String(daemon.child.pid), '-x', 'nft'], { reject: false });
+    expect(nft.stdout.split('\n').filter(Boolean).length).toBeLessThanOrEqual(1);
     expect(readdirSync(stateDir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 

@@ -287,7 +287,9 @@ export class MapImageApplier implements RunApplier {
   }
 
   async close(): Promise<void> {
-    // The rules stay in the kernel and keep serving.
+    // The rules stay in the kernel and keep serving; only our nft session ends (each reload
+    // builds a new applier: an open session per old one leaked a process and its pipes).
+    this.applier.close();
   }
 }
 

@@ -194,10 +194,14 @@ export class RunDaemon {
       await pipeline.start();
     } catch (err) {
       await pipeline.stop();
+      for (const a of appliers) await a.close().catch(() => {});
       throw err;
     }
     this.pipeline = pipeline;
+    // The previous config's appliers are done with (the edge's are kept or closed by startEdges).
+    const replaced = this.appliers.filter((a) => a.kind !== 'edge' && !appliers.includes(a));
     this.appliers = [...appliers, ...edges];
+    for (const a of replaced) await a.close().catch(() => {});
     this.metricsCollectors();
     // ELB services have no source: sync them now (and whenever the API or Docker changes them).
     if (c.api && this.elbState.loadBalancers.length) pipeline.requestApplier('haproxy', 'elb');
