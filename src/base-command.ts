@@ -96,7 +96,9 @@ export abstract class BaseCommand extends Command {
       kind = err instanceof BugError ? 'bug' : 'internal';
     }
     if (json) {
-      process.stdout.write(`${JSON.stringify({ error: { kind, message, hint, exitCode: code } })}\n`);
+      // Every problem of a config error (ConfigError.problems), not just the first.
+      const problems = (err as { problems?: unknown }).problems;
+      process.stdout.write(`${JSON.stringify({ error: { kind, message, hint, exitCode: code, ...(Array.isArray(problems) ? { problems } : {}) } })}\n`);
     } else {
       process.stderr.write(`error: ${printable(message, 400)}${hint ? `. try: ${printable(hint, 300)}` : ''}\n`);
     }

@@ -20,7 +20,7 @@ export default class Run extends BaseCommand {
   static override enableJsonFlag = true;
   static override flags = {
     config: Flags.string({ char: 'c', description: 'the config file', default: '/etc/elastic/elastic.yaml' }),
-    check: Flags.boolean({ description: 'validate the config and exit (exit 5 on error)', exclusive: ['once'] }),
+    check: Flags.boolean({ description: 'validate the config and exit (exit 5 on error); not with --once' }),
     once: Flags.boolean({ description: 'sync every service once and exit' }),
     'once-timeout': Flags.integer({ description: '--once: seconds to wait for every source to answer', default: 60, min: 1 }),
     ...hostFlags,
@@ -30,6 +30,7 @@ export default class Run extends BaseCommand {
     const { flags } = await this.parse(Run);
     const logger = this.makeLogger(flags, 'run');
     const json = this.jsonEnabled();
+    if (flags.check && flags.once) throw new UserError('--check and --once cannot be used together', '--check only validates the config; --once validates it and syncs once', ExitCode.usage);
     if (flags.host) {
       if (flags.check || flags.once) throw new UserError('--host runs a fleet host; --check and --once take a file', 'validate a fleet file with elastic cluster push --dry-run', ExitCode.usage);
       return runFleetHost({ ...flags, host: flags.host, addresses: flags.address, leaseTtl: flags['lease-ttl'], logger }, this.shutdownSignal, (reload) => onReloadSignal(reload));
@@ -52,6 +53,7 @@ export default class Run extends BaseCommand {
       return result;
     }
     await runDaemon({ file: flags.config, logger }, this.shutdownSignal, (d) => {
+      // reload() never rejects: a failure is logged and counted, the config in force keeps running.
       onReloadSignal(() => void d.reload());
     });
   }

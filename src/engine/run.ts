@@ -35,11 +35,20 @@ export async function runOnce(opts: DaemonOptions, signal: AbortSignal, timeoutM
   return { v: 1, config: d.current.hash, appliers, deploys: d.deployStatus() };
 }
 
-/** Run until `signal` aborts; `onStarted` gets the daemon (for reload on SIGHUP). */
+/**
+ * Run until `signal` aborts; `onStarted` gets the daemon (for reload on SIGHUP). A timer keeps the
+ * process alive whatever a reload closes: without it, a moment with no open handle (every
+ * listener of a config replaced) ends Node with exit 13 and no word said.
+ */
 export async function runDaemon(opts: DaemonOptions, signal: AbortSignal, onStarted?: (d: RunDaemon) => void): Promise<void> {
   const d = new RunDaemon(opts);
   await d.start();
-  onStarted?.(d);
-  if (!signal.aborted) await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+  const alive = setInterval(() => {}, 1 << 30);
+  try {
+    onStarted?.(d);
+    if (!signal.aborted) await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+  } finally {
+    clearInterval(alive);
+  }
   await d.stop();
 }

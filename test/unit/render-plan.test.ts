@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assignSlots, buildTemplateData, slotCount, type ServiceSpec } from '../../src/engine/frontends/model.js';
 import { opCommands, planHaproxy, type HaproxyApplied, type SlotContent } from '../../src/engine/frontends/haproxy/plan.js';
-import { checkGuardrails } from '../../src/engine/frontends/guardrails.js';
 import { semanticDiff, textDiff } from '../../src/engine/frontends/diff.js';
 import { parseWait } from '../../src/ui/render.js';
 import { staticBackend } from '../../src/engine/discovery/static/parse.js';
@@ -61,21 +60,6 @@ describe('planHaproxy', () => {
 
   it('names the slot growth as the reason', () => {
     expect(planHaproxy(applied([slot('a')], 'k1'), applied([slot('a'), null], 'k2')).reason).toBe('web: server slots 1 -> 2');
-  });
-});
-
-describe('guardrails', () => {
-  const g = { minBackends: 1, maxChangePct: 50, force: false };
-  it.each([
-    ['empty refused', { web: ['a'] }, { web: [] }, g, ['min-backends']],
-    ['empty allowed with min 0 and force', { web: ['a'] }, { web: [] }, { ...g, minBackends: 0, force: true }, []],
-    ['half removed ok', { web: ['a', 'b'] }, { web: ['a'] }, g, []],
-    ['two of three removed refused', { web: ['a', 'b', 'c'] }, { web: ['a'] }, g, ['max-change']],
-    ['forced', { web: ['a', 'b', 'c'] }, { web: ['a'] }, { ...g, force: true }, []],
-    ['first render has no previous', undefined, { web: ['a'] }, g, []],
-    ['replacement counts removals', { web: ['a', 'b'] }, { web: ['c', 'd'] }, g, ['max-change']],
-  ] as const)('%s', (_n, prev, next, guard, rules) => {
-    expect(checkGuardrails(prev, next, guard).map((r) => r.rule)).toEqual(rules);
   });
 });
 

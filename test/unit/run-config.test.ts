@@ -104,7 +104,7 @@ describe('elastic.yaml: invalid configs name the line and the path', () => {
     ['api key secret missing', `${BASE}api:\n  port: 18802\n  keys:\n    - access_key_id: AKIDEXAMPLE000001\n      secret_env: NOPE\n`, 'elastic.yaml:12: api.keys[0]: environment variable NOPE is not set'],
     ['api without keys', `${BASE}api:\n  port: 18802\n`, 'elastic.yaml:10: api: keys is required'],
     ['not YAML', 'version: 1\nservices: [\n', 'elastic.yaml:'],
-    ['duplicate key', 'version: 1\nversion: 1\n', 'elastic.yaml:1: not valid YAML: Map keys must be unique'],
+    ['duplicate key', 'version: 1\nversion: 1\n', 'elastic.yaml:2: not valid YAML: Map keys must be unique'],
     ['list instead of map', 'version: 1\nsources: [a]\n', 'elastic.yaml:2: sources: must be a mapping, not a list'],
     ['statsd prefix', `${BASE}metrics:\n  statsd: { port: 8125, prefix: "a b" }\n`, 'elastic.yaml:10: metrics.statsd.prefix: is not valid (metric name prefix)'],
   ];
@@ -136,5 +136,23 @@ describe('docs/elastic.schema.json', () => {
     const published = JSON.parse(await readFile(join(ROOT, 'docs', 'elastic.schema.json'), 'utf8'));
     // Regenerate: npx tsx -e "import('./src/engine/run/schema.ts').then(m=>process.stdout.write(JSON.stringify(m.publishedSchema(),null,2)+'\n'))" > docs/elastic.schema.json
     expect(published).toEqual(publishedSchema());
+  });
+});
+
+describe('elastic.yaml: every problem, at its own line (issue 12 finding 9)', () => {
+  it('YAML syntax errors name the line they are on, not line 1', () => {
+    expect(problems('version: 1\nname: x\nname: y\nsources:\n  a: { static: { backends: ["198.18.0.1:80"] }\n    - x\n')).toEqual([
+      'elastic.yaml:3: not valid YAML: Map keys must be unique',
+      'elastic.yaml:6: not valid YAML: Missing , between flow map items',
+      'elastic.yaml:6: not valid YAML: Block collections are not allowed within flow collections',
+      'elastic.yaml:7: not valid YAML: Flow map in block collection must be sufficiently indented and end with a }',
+    ]);
+  });
+
+  it('a reference error is listed together with schema errors, in line order', () => {
+    expect(problems(BASE.replace('sources: [web]', 'sources: [nope]').replace('port: 18801', 'port: 99999'))).toEqual([
+      'elastic.yaml:7: services[0].sources[0]: no source named "nope" (define it under sources:)',
+      'elastic.yaml:8: services[0].haproxy.port: must be 1-65535',
+    ]);
   });
 });

@@ -90,3 +90,14 @@ async function waitUntil(cond: () => boolean, ms = 3000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('the metric table', () => {
+  it('names are unique, valid, and each is documented in docs/run.md', async () => {
+    const { METRIC } = await import('../../src/engine/run/metrics.js');
+    const { readFile } = await import('node:fs/promises');
+    const doc = await readFile(new URL('../../docs/run.md', import.meta.url), 'utf8');
+    const names = Object.values(METRIC).map((m) => m.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const n of names) expect(doc, n).toContain(`\`${n}\``);
+  });
+});

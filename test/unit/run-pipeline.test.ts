@@ -13,16 +13,19 @@ describe('service backends', () => {
   });
 
   const svc = { name: 'web', guard: { minBackends: 1, maxChangePct: 50 } };
-  const cases: Array<[string, Backend[], string[] | undefined, boolean]> = [
-    ['first set', [b('a', '198.18.0.2')], undefined, true],
-    ['empty is below min', [], undefined, false],
-    ['empty after some', [], ['a'], false],
-    ['half removed is allowed', [b('a', '198.18.0.2')], ['a', 'b'], true],
-    ['more than half removed', [b('a', '198.18.0.2')], ['a', 'b', 'c'], false],
-    ['additions are free', [b('a', '198.18.0.2'), b('b', '198.18.0.3'), b('c', '198.18.0.4')], ['a'], true],
+  const alive = { isGone: async () => false };
+  const cases: Array<[string, Backend[], string[] | undefined, boolean, string[]]> = [
+    ['first set', [b('a', '198.18.0.2')], undefined, true, ['a']],
+    ['empty is below min: waits', [], undefined, false, []],
+    ['empty after some: the live ones keep serving', [], ['a'], true, ['a']],
+    ['half removed is allowed', [b('a', '198.18.0.2')], ['a', 'b'], true, ['a']],
+    ['more than half removed: the removals are refused', [b('a', '198.18.0.2')], ['a', 'b', 'c'], true, ['a', 'b', 'c']],
+    ['additions are free', [b('a', '198.18.0.2'), b('b', '198.18.0.3'), b('c', '198.18.0.4')], ['a'], true, ['a', 'b', 'c']],
   ];
-  it.each(cases)('guardrails: %s', (_n, next, previous, accepted) => {
-    expect(judge(svc, next, previous).accepted).toBe(accepted);
+  it.each(cases)('guardrails: %s', async (_n, next, previous, accepted, served) => {
+    const v = await judge(svc, next, previous?.map((id) => b(id, '198.18.0.9')), alive);
+    expect(v.accepted).toBe(accepted);
+    expect(v.accepted ? v.backends.map((x) => x.id) : []).toEqual(served);
   });
 });
 

@@ -49,7 +49,7 @@ export interface HostStatus {
 }
 
 interface Daemon {
-  reload(): Promise<boolean>;
+  reload(): Promise<{ readonly result: 'applied' | 'unchanged' | 'refused' | 'failed'; readonly error?: string }>;
   statusServices(): Promise<Record<string, unknown>>;
   readonly metrics: MetricsRegistry;
   readonly current: RunConfig;
@@ -196,7 +196,9 @@ export class FleetAgent implements ConfigSource {
     let ok = false;
     let error: string | null = null;
     try {
-      ok = await this.daemon!.reload();
+      const r = await this.daemon!.reload();
+      ok = r.result === 'applied' || r.result === 'unchanged';
+      error = r.error ?? null;
     } catch (err) {
       error = describeError(err);
     }

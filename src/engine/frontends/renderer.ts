@@ -6,6 +6,7 @@ import type { Applier, ApplyOutcome, ApplyPlan, DesiredRender } from './applier.
 import { semanticDiff, textDiff, type SemanticDiff } from './diff.js';
 import { CONFIG_MODE, VCL_MODE, discardStaged, readIfExists, restore, stage, swapIn, type LiveFile } from './files.js';
 import { checkGuardrails, type Guardrails, type Refusal } from './guardrails.js';
+import type { Backend } from '../model/backend.js';
 import { appliedSlots, hashText, type HaproxyApplied } from './haproxy/plan.js';
 import { WEIGHT_LABEL, backendWeight, buildTemplateData, skeletonOf, type ServiceSpec, type SlotMap } from './model.js';
 import { printable } from '../model/validate.js';
@@ -25,6 +26,13 @@ export interface RenderState {
   readonly applied: HaproxyApplied;
   readonly backends: Readonly<Record<string, readonly string[]>>;
   readonly time: string;
+}
+
+/** The backends last applied to a service, from its slots (what the guardrails compare with). */
+function previousBackends(state: RenderState, service: string): Backend[] | undefined {
+  const slots = state.applied.slots[service];
+  if (!slots) return undefined;
+  return slots.flatMap((s) => (s ? [{ id: s.id, name: s.id, service, source: 'static' as const, address: s.address, port: s.port, state: 'running' as const, health: 'none' as const, labels: {}, since: state.time }] : []));
 }
 
 export type RenderAction = ApplyOutcome['action'] | 'refused' | 'checked' | 'dry-run';
@@ -102,7 +110,19 @@ export class Renderer {
     const { output, applier } = this.opts;
     const state = await this.state();
     for (const id of this.drained) if (!Object.values(discovered).some((set) => set.some((b) => b.id === id))) this.drained.delete(id);
-    const backends = Object.fromEntries(this.opts.specs.map((s) => [s.name, (discovered[s.name] ?? []).filter((b) => !this.drained.has(b.id))]));
+    const fresh = Object.fromEntries(this.opts.specs.map((s) => [s.name, (discovered[s.name] ?? []).filter((b) => !this.drained.has(b.id))]));
+    // One guardrail definition (guardrails.ts): drained and gone backends are intended removals;
+    // a refusal keeps only the suspicious removals serving, additions go through.
+    const refusals: Refusal[] = [];
+    const backends: Record<string, BackendSet> = {};
+    let blocked = false;
+    for (const spec of this.opts.specs) {
+      const previous = state ? previousBackends(state, spec.name) : undefined;
+      const v = await checkGuardrails(spec.name, previous, fresh[spec.name] ?? [], this.opts.guard, { intended: this.drained });
+      refusals.push(...v.refusals);
+      blocked ||= v.blocked;
+      backends[spec.name] = v.backends;
+    }
     this.warnBadWeights(backends);
     const ids = Object.fromEntries(Object.entries(backends).map(([k, v]) => [k, v.map((b) => b.id)]));
     const counts = Object.fromEntries(Object.entries(ids).map(([k, v]) => [k, v.length]));
@@ -113,19 +133,19 @@ export class Renderer {
       return r;
     };
 
-    const refusals = checkGuardrails(state?.backends, ids, this.opts.guard);
     // --dry-run refuses exactly as the real run would (it only skips the bookkeeping).
     if (refusals.length > 0 && !mode.check) {
       const message = refusals.map((r) => r.message).join('; ');
       if (!mode.dryRun) {
         this.counters.refusals++;
         this.counters.lastRefusal = { time: new Date().toISOString(), message };
-        this.log.warn(`refused: ${message}; the last good config keeps serving`);
+        this.log.warn(`refused: ${message}; those backends keep serving, other changes are applied`);
       }
       if (mode.throwOnRefusal) {
         throw new UserError(`${mode.dryRun ? 'dry run: would be refused' : 'refused'}: ${message}`, refusals.some((r) => r.rule === 'max-change') ? 'if this is intended, re-run with --force (or raise --max-change)' : 'the last good config keeps serving; lower --min-backends if an empty service is intended', ExitCode.refused);
       }
-      return result('refused', message, { refusals });
+      // Nothing may be applied yet (a first sync with too few backends): the last good config serves.
+      if (blocked) return result('refused', message, { refusals });
     }
 
     const desired = this.desired(backends, state);

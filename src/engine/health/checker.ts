@@ -90,8 +90,16 @@ interface Tracked {
   timer: NodeJS.Timeout | null;
 }
 
+/** A verdict carried across a reload or restart (valid only for the same address and port). */
+export interface KnownHealth {
+  readonly address: string;
+  readonly port: number;
+  readonly health: Health;
+}
+
 export class HealthChecker {
   private readonly tracked = new Map<string, Tracked>();
+  private seeded: ReadonlyMap<string, KnownHealth> = new Map();
   private stopped = false;
 
   constructor(
@@ -115,10 +123,30 @@ export class HealthChecker {
         t.backend = b;
         continue;
       }
-      const entry: Tracked = { backend: b, health: 'starting', ok: 0, bad: 0, timer: null };
+      const known = this.seeded.get(b.id);
+      const health = known && known.address === b.address && known.port === b.port ? known.health : 'starting';
+      const entry: Tracked = { backend: b, health, ok: health === 'healthy' ? this.spec.rise : 0, bad: health === 'unhealthy' ? this.spec.fall : 0, timer: null };
       this.tracked.set(b.id, entry);
       void this.run(entry);
     }
+  }
+
+  /**
+   * Verdicts known from before (the previous pipeline of a reload, what was serving before a
+   * restart): a backend starts from its verdict instead of `starting`; its checks go on.
+   */
+  seed(known: ReadonlyMap<string, KnownHealth>): void {
+    this.seeded = known;
+  }
+
+  /** Every tracked backend's verdict now (to carry across a reload). */
+  verdicts(): Map<string, KnownHealth> {
+    return new Map([...this.tracked].map(([id, t]) => [id, { address: t.backend.address, port: t.backend.port, health: t.health }]));
+  }
+
+  /** Tracked backends still waiting for their first verdict. */
+  pending(): number {
+    return [...this.tracked.values()].filter((t) => t.health === 'starting').length;
   }
 
   /** The set with our verdicts applied; `includeUnhealthy` keeps failing ones (marked). */

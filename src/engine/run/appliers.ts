@@ -167,15 +167,15 @@ export class RenderApplier implements RunApplier {
 
   async collect(m: MetricsRegistry): Promise<void> {
     const c = this.counters();
-    m.counter('elastic_proxy_reloads_total', 'proxy reloads (and starts) by kind', ['proxy']).set({ proxy: this.kind }, c.reloads + c.starts);
-    m.counter('elastic_proxy_runtime_ops_total', 'HAProxy runtime API operations (server changes without reload)', ['proxy']).set({ proxy: this.kind }, c.runtimeOps);
-    m.counter('elastic_proxy_failures_total', 'proxy applies that failed (last good config restored)', ['proxy']).set({ proxy: this.kind }, c.failures);
+    m.of('proxyReloadsTotal').set({ proxy: this.kind }, c.reloads + c.starts);
+    m.of('proxyRuntimeOpsTotal').set({ proxy: this.kind }, c.runtimeOps);
+    m.of('proxyFailuresTotal').set({ proxy: this.kind }, c.failures);
     const applier = this.renderer?.opts.applier;
     if (this.kind !== 'haproxy' || !applier?.stats) return;
     const stats = await applier.stats();
-    const sessions = m.gauge('elastic_haproxy_sessions', 'current sessions per HAProxy server', ['service', 'server', 'address']);
-    const queue = m.gauge('elastic_haproxy_queue', 'requests queued per HAProxy server', ['service', 'server', 'address']);
-    const total = m.counter('elastic_haproxy_sessions_total', 'sessions served per HAProxy server', ['service', 'server', 'address']);
+    const sessions = m.of('haproxySessions');
+    const queue = m.of('haproxyQueue');
+    const total = m.of('haproxySessionsTotal');
     for (const f of [sessions, queue, total]) f.clear();
     for (const s of stats) {
       if (s.status === 'MAINT' || !s.backend.startsWith('be_')) continue;
@@ -227,8 +227,13 @@ export class MapImageApplier implements RunApplier {
     return [...this.specs.keys()];
   }
 
+  /** The mapping ids this daemon declared (and so removes when they leave the config). */
+  async owned(): Promise<string[]> {
+    return (await this.ctx.store.get(this.ownedKey, isStringList)) ?? [];
+  }
+
   async sync(backends: Readonly<Record<string, BackendSet>>): Promise<SyncOutcome> {
-    const owned = (await this.ctx.store.get<string[]>(this.ownedKey)) ?? [];
+    const owned = await this.owned();
     const wanted = [...this.specs.values()].map((s) => s.id);
     const r = await this.applier.update((state) => {
       let s = state;
@@ -269,8 +274,8 @@ export class MapImageApplier implements RunApplier {
 
   async collect(m: MetricsRegistry): Promise<void> {
     const { mine, counters } = await this.countersNow();
-    const packets = m.counter('elastic_dnat_packets_total', 'packets DNATed to each backend (kernel counters)', ['mapping', 'backend']);
-    const bytes = m.counter('elastic_dnat_bytes_total', 'bytes DNATed to each backend (kernel counters)', ['mapping', 'backend']);
+    const packets = m.of('dnatPacketsTotal');
+    const bytes = m.of('dnatBytesTotal');
     packets.clear();
     bytes.clear();
     for (const entry of mine.mappings) {
@@ -282,9 +287,13 @@ export class MapImageApplier implements RunApplier {
   }
 
   async close(): Promise<void> {
-    // The rules stay in the kernel and keep serving.
+    // The rules stay in the kernel and keep serving; only our nft session ends (each reload
+    // builds a new applier: an open session per old one leaked a process and its pipes).
+    this.applier.close();
   }
 }
+
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
 export const mappingIdOf = (s: MapImageServe) => mappingId(s.protocol, s.port);
 
@@ -343,12 +352,12 @@ export class EdgeApplier implements RunApplier {
   async collect(m: MetricsRegistry): Promise<void> {
     for (const [route, v] of Object.entries(this.edge?.server.view() ?? {})) {
       const labels = { service: this.service, route };
-      m.gauge('elastic_edge_queued', 'clients waiting in the edge queue', ['service', 'route']).set(labels, v.queued);
-      m.gauge('elastic_edge_active', 'client connections being served through the edge', ['service', 'route']).set(labels, v.active);
-      m.gauge('elastic_edge_nodes', 'nodes connected to the edge', ['service', 'route']).set(labels, v.nodes);
-      m.gauge('elastic_edge_wait_seconds', 'client wait for a node (p50 and p99 of recent clients)', ['service', 'route', 'q']).set({ ...labels, q: 'p50' }, v.waitP50Ms / 1000);
-      m.gauge('elastic_edge_wait_seconds', 'client wait for a node (p50 and p99 of recent clients)', ['service', 'route', 'q']).set({ ...labels, q: 'p99' }, v.waitP99Ms / 1000);
-      m.counter('elastic_edge_timeouts_total', 'clients that waited past the queue timeout', ['service', 'route']).set(labels, v.timeouts);
+      m.of('edgeQueued').set(labels, v.queued);
+      m.of('edgeActive').set(labels, v.active);
+      m.of('edgeNodes').set(labels, v.nodes);
+      m.of('edgeWaitSeconds').set({ ...labels, q: 'p50' }, v.waitP50Ms / 1000);
+      m.of('edgeWaitSeconds').set({ ...labels, q: 'p99' }, v.waitP99Ms / 1000);
+      m.of('edgeTimeoutsTotal').set(labels, v.timeouts);
     }
   }
 

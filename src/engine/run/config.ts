@@ -105,6 +105,8 @@ export interface RunConfig {
   readonly api?: Bind & { readonly region: string; readonly keys: readonly ApiKey[]; readonly allowTargets: readonly string[]; readonly haproxy: { readonly address: string; readonly slots: number } };
 }
 
+const lineNo = (problem: string) => Number(/:(\d+): /.exec(problem)?.[1] ?? 0);
+
 /** A config that does not validate: every problem, each as `file:line: path: message`. */
 export class ConfigError extends UserError {
   constructor(readonly problems: readonly string[]) {
@@ -126,15 +128,27 @@ export function parseConfig(text: string, file: string, opts: { env?: NodeJS.Pro
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? 1}: not valid YAML: ${printable(e.message.split('\n')[0] ?? '', 160)}`));
+    // The line of each error's own position (linePos is only filled with prettyErrors).
+    throw new ConfigError(doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line}: not valid YAML: ${printable(e.message.split('\n')[0] ?? '', 160)}`));
   }
   const root: unknown = doc.toJS({ maxAliasCount: 100 });
   const at = (e: SchemaError) => `${file}:${lineOf(doc, lines, e.path, e.atKey)}: ${formatPath(e.path)}: ${e.message}`;
   const schemaErrors = validate(CONFIG_SCHEMA, root ?? {});
-  if (schemaErrors.length > 0) throw new ConfigError(schemaErrors.map(at));
   const errors: SchemaError[] = [];
-  const config = build(root as Raw, file, text, errors, opts);
-  if (errors.length > 0) throw new ConfigError(errors.map(at));
+  let config: RunConfig | undefined;
+  try {
+    config = build(root as Raw, file, text, errors, opts);
+  } catch (err) {
+    // Building a config that failed the schema may trip on a wrong type: its schema errors say why.
+    if (schemaErrors.length === 0) throw err;
+  }
+  // Schema and reference errors together, in line order, each once: one --check lists them all.
+  // (A value the schema refused is not reported twice: build errors at or around its path are dropped.)
+  const refusedPaths = schemaErrors.map((e) => formatPath(e.path));
+  const related = (p: string) => refusedPaths.some((r) => r.startsWith(p) || p.startsWith(r));
+  const crossChecks = errors.filter((e) => !related(formatPath(e.path)));
+  const all = [...new Set([...schemaErrors, ...crossChecks].map(at))].sort((a, b) => lineNo(a) - lineNo(b));
+  if (all.length > 0 || !config) throw new ConfigError(all);
   return config;
 }
 

@@ -1,8 +1,9 @@
+import { createRequire } from 'node:module';
 import { discoverWatch } from '../discover.js';
 import { describeError, ExitCode, UserError } from '../errors.js';
 import type { BackendSet } from '../model/backend.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
-import { stateDir } from '../runtime/paths.js';
+import { runDir, securePrivateDirs, stateDir } from '../runtime/paths.js';
 import { FileStateStore, type StateStore } from '../runtime/state-store.js';
 import { StatusServer } from '../runtime/status.js';
 import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
@@ -12,9 +13,11 @@ import { ElbService } from './elb/actions.js';
 import type { ElbState } from './elb/model.js';
 import { startElbServer, type RunningElbServer } from './elb/server.js';
 import { elbBackends, elbPortsTaken, elbSpecs, findContainer, forbiddenTargets, instanceHealth } from './elb-host.js';
-import { MetricsRegistry, serveMetrics, StatsdEmitter } from './metrics.js';
-import { Pipeline } from './pipeline.js';
+import { MetricsRegistry, processMetrics, serveMetrics, StatsdEmitter } from './metrics.js';
+import { nothingCarried, Pipeline, type Carried } from './pipeline.js';
 import { assertNewBindsFree } from './ports.js';
+import { drainAll, servicesView } from './daemon-status.js';
+import { Reloader, type ReloadResult } from './reload.js';
 
 /**
  * `elastic run`: one process per LB host that keeps every mapping, rendered proxy and edge of
@@ -34,6 +37,9 @@ export interface DaemonOptions {
   once?: boolean;
 }
 
+const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+
+/** Where start() and reload() get the config: the file (default) or a fleet store (fleet/agent.ts). */
 export interface ConfigSource {
   load(): Promise<RunConfig>;
 }
@@ -51,6 +57,9 @@ export class RunDaemon {
   private containers: BackendSet = [];
   private containersWatch: AbortController | null = null;
   private reloading: Promise<void> = Promise.resolve();
+  /** The config summary the status socket shows (mutated in place: the server holds this object). */
+  private readonly statusConfig: Record<string, unknown> = {};
+  private processMetricsOff: (() => void) | null = null;
   /** The config's deploys:, reconciled at start, on SIGHUP and under --once. */
   private readonly deploys: DaemonDeploys;
   private readonly deploysAbort = new AbortController();
@@ -60,7 +69,7 @@ export class RunDaemon {
 
   constructor(private readonly opts: DaemonOptions) {
     this.log = opts.logger ?? nullLogger;
-    this.store = opts.store ?? new FileStateStore(stateDir(opts.env));
+    this.store = opts.store ?? new FileStateStore(stateDir(opts.env), { recover: true, logger: this.log.child('state') });
     this.metrics = new MetricsRegistry(this.log.child('metrics'));
     this.deploys = new DaemonDeploys({
       store: this.store,
@@ -71,6 +80,7 @@ export class RunDaemon {
       event: (type, message, service) => this.status?.event(type, message, service),
       changed: () => this.pipeline?.requestAll('deploy'),
     });
+    this.reloader = this.makeReloader();
   }
 
   get current(): RunConfig {
@@ -84,17 +94,23 @@ export class RunDaemon {
   }
 
   async start(): Promise<void> {
-    this.config = await (this.opts.source?.load() ?? loadConfig(this.opts.file, { env: this.opts.env, logger: this.log }));
-    this.metrics.gauge('elastic_config_info', 'the config in force (value 1)', ['name', 'hash']).set({ name: this.config.name, hash: this.config.hash }, 1);
+    this.config = await this.loadConfig();
+    await this.securePaths();
+    this.configInForce();
     if (!this.opts.once) {
+      this.processMetricsOff = processMetrics(this.metrics, VERSION);
+      for (const result of ['applied', 'unchanged', 'refused', 'failed']) this.metrics.of('configReloads').inc({ result }, 0);
       this.status = new StatusServer({
         kind: 'run',
         name: this.config.name,
         dir: this.opts.statusDir,
-        config: configSummary(this.config),
+        config: this.statusConfig, // switched in place by a successful reload
         services: () => this.statusServices(),
         actions: {
-          reload: async () => ({ reloaded: await this.reload() }),
+          reload: async () => {
+            const r = await this.reload();
+            return { reloaded: r.result === 'applied' || r.result === 'unchanged', ...r };
+          },
           sync: async () => {
             this.pipeline?.requestAll('status action');
             return { requested: true };
@@ -110,7 +126,7 @@ export class RunDaemon {
       await this.startApi();
       // --once: deploy first, so the one sync that follows lists the containers it created.
       if (this.opts.once) await this.deploys.reconcile(this.config.deploys);
-      await this.buildPipeline(this.config);
+      await this.startPipeline(this.config, await this.buildAppliers(this.config));
       if (!this.opts.once) {
         // In the background: a rollout takes minutes, the data plane must follow meanwhile.
         void this.deploys.reconcile(this.config.deploys);
@@ -120,6 +136,16 @@ export class RunDaemon {
       throw err;
     }
     this.log.info('running', { config: this.config.file, hash: this.config.hash, services: this.config.services.length, sources: Object.keys(this.config.sources).length });
+  }
+
+  /** State and run dirs private (warn and fix when looser); temp files of killed writers removed. */
+  private async securePaths(): Promise<void> {
+    const dirs = [this.store.location, this.opts.statusDir ?? runDir(this.opts.env)];
+    for (const fix of await securePrivateDirs(dirs)) this.log.warn(`permissions too open: ${fix} (state and run directories hold secrets)`);
+    if (this.store instanceof FileStateStore) {
+      const removed = await this.store.removeStaleTemps();
+      if (removed.length) this.log.info('removed temp files left by an interrupted write', { files: removed.join(' ') });
+    }
   }
 
   /** --once: every applier synced once from a full listing; nothing keeps running. */
@@ -149,30 +175,41 @@ export class RunDaemon {
       out.push(a);
     }
     const mapped = c.services.filter((s) => s.mapImage).map((s) => ({ name: s.name, serve: s.mapImage! }));
-    if (mapped.length) {
-      const a = new MapImageApplier(c.name, ctx);
+    const a = new MapImageApplier(c.name, ctx);
+    // Also with no map_image service left: the mappings it declared before must leave the kernel.
+    if (mapped.length || (await a.owned()).length) {
       await a.setServices(mapped);
       out.push(a);
     }
     return out;
   }
 
-  private async buildPipeline(c: RunConfig): Promise<void> {
-    const appliers = await this.buildAppliers(c);
+  /** Start a pipeline of `c` over `appliers` (built by buildAppliers), with health verdicts carried over. */
+  private async startPipeline(c: RunConfig, appliers: RunApplier[], carried: Carried = nothingCarried()): Promise<void> {
     const edges = this.appliers.filter((a) => a.kind === 'edge');
     const pipeline = new Pipeline(c, [...appliers, ...edges], {
       store: this.store,
       logger: this.log,
       metrics: this.metrics,
       once: this.opts.once,
+      carried,
       hooks: {
         event: (type, message, service) => this.status?.event(type, message, service),
         extraBackends: () => (c.api ? elbBackends(this.elbState, this.containers, undefined, c.api.allowTargets) : {}),
       },
     });
-    await pipeline.start();
+    try {
+      await pipeline.start();
+    } catch (err) {
+      await pipeline.stop();
+      for (const a of appliers) await a.close().catch(() => {});
+      throw err;
+    }
     this.pipeline = pipeline;
+    // The previous config's appliers are done with (the edge's are kept or closed by startEdges).
+    const replaced = this.appliers.filter((a) => a.kind !== 'edge' && !appliers.includes(a));
     this.appliers = [...appliers, ...edges];
+    for (const a of replaced) await a.close().catch(() => {});
     this.metricsCollectors();
     // ELB services have no source: sync them now (and whenever the API or Docker changes them).
     if (c.api && this.elbState.loadBalancers.length) pipeline.requestApplier('haproxy', 'elb');
@@ -182,6 +219,13 @@ export class RunDaemon {
   private metricsCollectors(): void {
     for (const off of this.collectorsOff) off();
     this.collectorsOff = this.appliers.filter((a) => a.collect).map((a) => this.metrics.addCollector(a.name, () => a.collect!(this.metrics)));
+    this.collectorsOff.push(
+      this.metrics.addCollector('backends', () => {
+        const up = this.metrics.of('backendUp');
+        up.clear(); // only backends that exist now: the label values stay bounded
+        for (const b of this.pipeline?.backendStates() ?? []) up.set({ service: b.service, backend: b.backend, health: b.health }, b.up ? 1 : 0);
+      }),
+    );
   }
 
   /** The edge lives in this process: (re)started only when its settings change. */
@@ -207,6 +251,7 @@ export class RunDaemon {
     if (this.opts.once) return;
     if (JSON.stringify(previous?.metrics.prometheus) !== JSON.stringify(p) || !previous) {
       await this.metricsServer?.close();
+      this.metricsServer = null; // closed: a failed listen below must not leave it looking open
       this.metricsServer = p ? await serveMetrics(this.metrics, p).catch((err) => Promise.reject(listenError('metrics', p, err))) : null;
     }
     const s = this.config.metrics.statsd;
@@ -238,7 +283,7 @@ export class RunDaemon {
     await this.elbServer?.close();
     this.elbServer = null;
     if (!api) return;
-    const requests = this.metrics.counter('elastic_api_requests_total', 'ELB API requests by action and result code', ['action', 'code']);
+    const requests = this.metrics.of('apiRequests');
     this.elbServer = await startElbServer({ ...api, service: this.elb, logger: this.log.child('api'), onRequest: (action, code) => requests.inc({ action, code }) }).catch((err) => Promise.reject(listenError('api', api, err)));
   }
 
@@ -288,88 +333,84 @@ export class RunDaemon {
   }
 
   /**
-   * SIGHUP: read and validate the file; a bad one is refused (logged, event, metric) and the old
-   * config keeps running. A good one replaces the pipeline; the data plane is reconciled, not
-   * rebuilt (unchanged proxies see an unchanged config and do nothing).
+   * SIGHUP (or a fleet version): read and validate the config, refuse a bind another process
+   * serves (before anything stops), then `reloadWith`. Never rejects.
    */
-  reload(): Promise<boolean> {
-    const run = this.reloading.then(async () => {
-      const results = this.metrics.counter('elastic_config_reloads_total', 'config reloads by result', ['result']);
-      let next: RunConfig;
-      try {
-        next = await (this.opts.source?.load() ?? loadConfig(this.opts.file, { env: this.opts.env, logger: this.log }));
-        if (next.name !== this.config.name) throw new UserError(`name changed from ${this.config.name} to ${next.name}`, 'a new name needs a restart', ExitCode.config);
-        await assertNewBindsFree(next, this.config, this.opts.env); // a bind another process serves: refused before anything stops
-      } catch (err) {
-        results.inc({ result: 'refused' });
-        this.log.error('new config refused; the old one keeps running (deploys unchanged)', { error: describeError(err) });
-        this.status?.event('refused', `config refused: ${describeError(err)}`);
-        return false;
-      }
-      const previous = this.config;
-      if (next.hash === previous.hash) {
-        results.inc({ result: 'unchanged' });
-        this.pipeline?.requestAll('reload');
-        void this.deploys.reconcile(next.deploys); // level-triggered: a SIGHUP re-checks the containers
-        return true;
-      }
-      const old = this.pipeline;
-      await old?.stop();
-      this.config = next;
-      await this.startEdges();
-      await this.startMetrics(previous);
-      await this.startApi(previous);
-      await this.buildPipeline(next);
-      this.metrics.gauge('elastic_config_info', 'the config in force (value 1)', ['name', 'hash']).clear();
-      this.metrics.gauge('elastic_config_info', 'the config in force (value 1)', ['name', 'hash']).set({ name: next.name, hash: next.hash }, 1);
-      results.inc({ result: 'applied' });
-      this.log.info('config reloaded', { hash: next.hash });
-      this.status?.event('reload', `config ${next.hash} in force`);
-      void this.deploys.reconcile(next.deploys);
-      return true;
+  reload(): Promise<ReloadResult> {
+    return this.reloader.reloadFrom(async () => {
+      const next = await this.loadConfig();
+      if (next.name === this.config.name) await assertNewBindsFree(next, this.config, this.opts.env);
+      return next;
     });
-    this.reloading = run.then(
-      () => {},
-      () => {},
+  }
+
+  /** The config source's current config: the file, or the fleet store's version. */
+  private loadConfig(): Promise<RunConfig> {
+    return this.opts.source?.load() ?? loadConfig(this.opts.file, { env: this.opts.env, logger: this.log });
+  }
+
+  /** Put a validated config in force, all or nothing (reload.ts). */
+  reloadWith(next: RunConfig): Promise<ReloadResult> {
+    return this.reloader.reloadWith(next);
+  }
+
+  private readonly reloader: Reloader;
+  private makeReloader(): Reloader {
+    return new Reloader(
+      {
+        config: () => this.config,
+        setConfig: (c) => (this.config = c),
+        build: (c) => this.buildAppliers(c),
+        stopPipeline: () => this.stopPipeline(),
+        start: (from, appliers, carried) => this.startAll(from, appliers, carried),
+        unchanged: (c) => {
+          this.pipeline?.requestAll('reload');
+          void this.deploys.reconcile(c.deploys); // level-triggered: a SIGHUP re-checks the containers
+        },
+        applied: (c) => {
+          this.configInForce();
+          void this.deploys.reconcile(c.deploys);
+        },
+        event: (type, message) => this.status?.event(type, message),
+      },
+      this.metrics,
+      this.log,
     );
-    return run;
   }
 
-  private async drain(args: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const address = String(args.address ?? '');
-    const port = Number(args.port);
-    const timeoutMs = Number(args.timeoutMs) || 30_000;
-    const signal = AbortSignal.timeout(timeoutMs + 5000);
-    const results = await Promise.all(this.appliers.filter((a) => a.drain).map(async (a) => [a.name, await a.drain!({ address, port, timeoutMs }, signal)] as const));
-    const drained = results.every(([, r]) => r.drained !== false);
-    const remaining = results.reduce((n, [, r]) => n + (Number(r.remaining) || 0), 0);
-    this.status?.event('drain', `${address}:${port} ${drained ? 'drained' : `${remaining} connection(s) remain`}`);
-    return { drained, remaining, appliers: Object.fromEntries(results) };
+  /** Listeners that changed between `from` and the config in force, then the pipeline. */
+  private async startAll(from: RunConfig, appliers: RunApplier[], carried: Carried): Promise<void> {
+    await this.startEdges();
+    await this.startMetrics(from);
+    await this.startApi(from);
+    await this.startPipeline(this.config, appliers, carried);
   }
 
-  /** Status socket content per service: what it gets, what is served, and each applier's view. */
-  async statusServices(): Promise<Record<string, unknown>> {
-    const byApplier = await Promise.all(this.appliers.map(async (a) => [a.name, await a.status().catch((err) => ({ error: describeError(err) }))] as const));
-    const out: Record<string, unknown> = {};
-    const names = [...this.config.services.map((s) => s.name), ...elbSpecs(this.elbState, this.config.api?.haproxy ?? { address: '127.0.0.1', slots: 8 }).map((s) => s.name)];
-    for (const name of names) {
-      const cfg = this.config.services.find((s) => s.name === name);
-      const view = this.pipeline?.serviceView(name);
-      out[name] = {
-        sources: cfg?.sources ?? ['elb-api'],
-        servedBy: cfg ? servedBy(cfg) : ['haproxy'],
-        discovered: view?.discovered ?? null,
-        backends: cfg ? (this.pipeline?.acceptedOf(name) ?? []).map((b) => ({ id: b.id, name: b.name, address: b.address, port: b.port, health: b.health })) : (elbBackends(this.elbState, this.containers, undefined, this.config.api?.allowTargets ?? [])[name] ?? []).map((b) => ({ id: b.id, name: b.name, address: b.address, port: b.port, health: b.health })),
-        refused: view?.refused ?? null,
-        appliers: Object.fromEntries(byApplier.filter(([, v]) => (v as Record<string, unknown>)[name] !== undefined).map(([k, v]) => [k, (v as Record<string, unknown>)[name]])),
-      };
-    }
-    // Deploy state under the service of the same name, or on its own entry (served by nothing).
-    for (const [name, d] of Object.entries(this.deploys.status())) {
-      const entry = out[name] as Record<string, unknown> | undefined;
-      out[name] = entry ? { ...entry, deploy: d } : { sources: [], servedBy: [], discovered: null, backends: [], refused: null, appliers: {}, deploy: d };
-    }
-    return out;
+  private async stopPipeline(): Promise<Carried> {
+    const p = this.pipeline;
+    this.pipeline = null;
+    if (!p) return nothingCarried();
+    const carried = p.carry(); // before stop(): stopping forgets the verdicts
+    await p.stop();
+    return carried;
+  }
+
+  /** The config hash in the status socket and `elastic_config_info`: switched only on success. */
+  private configInForce(): void {
+    for (const k of Object.keys(this.statusConfig)) delete this.statusConfig[k];
+    Object.assign(this.statusConfig, configSummary(this.config));
+    const info = this.metrics.of('configInfo');
+    info.clear();
+    info.set({ name: this.config.name, hash: this.config.hash }, 1);
+  }
+
+  private drain(args: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return drainAll(this.appliers, args, (m) => this.status?.event('drain', m));
+  }
+
+  /** Status socket content per service (also what a fleet host publishes). */
+  statusServices(): Promise<Record<string, unknown>> {
+    return servicesView({ config: this.config, appliers: this.appliers, pipeline: this.pipeline, elbState: this.elbState, containers: this.containers, deploys: this.deploys.status() });
   }
 
   /** SIGTERM: stop watching and applying. Rules and proxies stay; the edge (in-process) stops. */
@@ -384,6 +425,7 @@ export class RunDaemon {
     await this.metricsServer?.close();
     await this.statsd?.close();
     await this.status?.close();
+    this.processMetricsOff?.();
     this.log.info('stopped; the data plane keeps serving');
   }
 }

@@ -1,5 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { createSocket, type Socket } from 'node:dgram';
+import { readdir } from 'node:fs/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describeError } from '../errors.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 
@@ -145,6 +147,46 @@ export function statsdPart(v: string): string {
   return v.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 100);
 }
 
+/**
+ * Every metric the daemon exposes, in one place (docs/run.md "Metrics" lists the same). Label
+ * values are bounded: config names (services, sources, appliers), fixed words, or addresses of
+ * backends that exist now (collectors clear and refill them).
+ */
+export const METRIC = {
+  backends: { name: 'elastic_backends', kind: 'gauge', help: 'backends served per service (after health and guardrails)', labels: ['service'] },
+  backendUp: { name: 'elastic_backend_up', kind: 'gauge', help: 'a backend served now (1) per service; health is the last verdict (healthy, unhealthy, starting, none)', labels: ['service', 'backend', 'health'] },
+  sourceBackends: { name: 'elastic_source_backends', kind: 'gauge', help: 'backends a source discovers (before health and guardrails)', labels: ['source'] },
+  sourceErrors: { name: 'elastic_source_errors_total', kind: 'counter', help: 'discovery watches of a source that stopped with an error', labels: ['source'] },
+  refusals: { name: 'elastic_refusals_total', kind: 'counter', help: 'backend sets refused by a guardrail', labels: ['service', 'rule'] },
+  syncs: { name: 'elastic_syncs_total', kind: 'counter', help: 'applier syncs by result', labels: ['applier', 'result'] },
+  syncDuration: { name: 'elastic_sync_duration_seconds', kind: 'histogram', help: 'time one applier sync took', labels: ['applier'] },
+  lastSync: { name: 'elastic_last_successful_sync_timestamp_seconds', kind: 'gauge', help: 'unix time of the last successful sync per applier (0: none yet)', labels: ['applier'] },
+  configReloads: { name: 'elastic_config_reloads_total', kind: 'counter', help: 'config reloads by result', labels: ['result'] },
+  configInfo: { name: 'elastic_config_info', kind: 'gauge', help: 'the config in force (value 1)', labels: ['name', 'hash'] },
+  buildInfo: { name: 'elastic_build_info', kind: 'gauge', help: 'the running elastic (value 1)', labels: ['version', 'node'] },
+  cpu: { name: 'elastic_process_cpu_seconds_total', kind: 'counter', help: 'CPU time of the daemon process (user + system)', labels: [] },
+  rss: { name: 'elastic_process_resident_memory_bytes', kind: 'gauge', help: 'resident memory of the daemon process', labels: [] },
+  fds: { name: 'elastic_process_open_fds', kind: 'gauge', help: 'open file descriptors of the daemon process', labels: [] },
+  lag: { name: 'elastic_event_loop_lag_seconds', kind: 'gauge', help: 'event loop delay (p99 over the last scrape interval)', labels: [] },
+  start: { name: 'elastic_process_start_time_seconds', kind: 'gauge', help: 'unix time the daemon started', labels: [] },
+  proxyReloadsTotal: { name: 'elastic_proxy_reloads_total', kind: 'counter', help: 'proxy reloads (and starts) by kind', labels: ['proxy'] },
+  proxyRuntimeOpsTotal: { name: 'elastic_proxy_runtime_ops_total', kind: 'counter', help: 'HAProxy runtime API operations (server changes without reload)', labels: ['proxy'] },
+  proxyFailuresTotal: { name: 'elastic_proxy_failures_total', kind: 'counter', help: 'proxy applies that failed (last good config restored)', labels: ['proxy'] },
+  haproxySessions: { name: 'elastic_haproxy_sessions', kind: 'gauge', help: 'current sessions per HAProxy server', labels: ['service', 'server', 'address'] },
+  haproxyQueue: { name: 'elastic_haproxy_queue', kind: 'gauge', help: 'requests queued per HAProxy server', labels: ['service', 'server', 'address'] },
+  haproxySessionsTotal: { name: 'elastic_haproxy_sessions_total', kind: 'counter', help: 'sessions served per HAProxy server', labels: ['service', 'server', 'address'] },
+  dnatPacketsTotal: { name: 'elastic_dnat_packets_total', kind: 'counter', help: 'packets DNATed to each backend (kernel counters)', labels: ['mapping', 'backend'] },
+  dnatBytesTotal: { name: 'elastic_dnat_bytes_total', kind: 'counter', help: 'bytes DNATed to each backend (kernel counters)', labels: ['mapping', 'backend'] },
+  edgeQueued: { name: 'elastic_edge_queued', kind: 'gauge', help: 'clients waiting in the edge queue', labels: ['service', 'route'] },
+  edgeActive: { name: 'elastic_edge_active', kind: 'gauge', help: 'client connections being served through the edge', labels: ['service', 'route'] },
+  edgeNodes: { name: 'elastic_edge_nodes', kind: 'gauge', help: 'nodes connected to the edge', labels: ['service', 'route'] },
+  edgeWaitSeconds: { name: 'elastic_edge_wait_seconds', kind: 'gauge', help: 'client wait for a node (p50 and p99 of recent clients)', labels: ['service', 'route', 'q'] },
+  edgeTimeoutsTotal: { name: 'elastic_edge_timeouts_total', kind: 'counter', help: 'clients that waited past the queue timeout', labels: ['service', 'route'] },
+  apiRequests: { name: 'elastic_api_requests_total', kind: 'counter', help: 'ELB API requests by action and result code', labels: ['action', 'code'] },
+} as const satisfies Record<string, { name: string; kind: Kind; help: string; labels: readonly string[] }>;
+
+export type MetricKey = keyof typeof METRIC;
+
 export type Collector = () => void | Promise<void>;
 
 export class MetricsRegistry {
@@ -172,6 +214,12 @@ export class MetricsRegistry {
   }
   histogram(name: string, help: string, labelNames: readonly string[] = [], buckets = DEFAULT_BUCKETS): MetricFamily {
     return this.family(name, help, 'histogram', labelNames, buckets);
+  }
+
+  /** A metric of the METRIC table. */
+  of(key: MetricKey): MetricFamily {
+    const m = METRIC[key];
+    return this.family(m.name, m.help, m.kind, m.labels);
   }
 
   /** Called before every scrape and flush; a failing collector is logged and the rest go on. */
@@ -273,4 +321,29 @@ export class StatsdEmitter {
     await this.flush().catch(() => {});
     await new Promise<void>((r) => this.socket.close(() => r()));
   }
+}
+
+/**
+ * The daemon process itself, read at scrape/flush time: CPU, RSS, open fds, event-loop delay
+ * (p99 since the previous read), start time; and the build (version, Node) as an info gauge.
+ */
+export function processMetrics(registry: MetricsRegistry, version: string): () => void {
+  const loop = monitorEventLoopDelay({ resolution: 20 });
+  loop.enable();
+  registry.of('buildInfo').set({ version, node: process.version }, 1);
+  registry.of('start').set({}, Math.round(Date.now() / 1000 - process.uptime()));
+  const collect = async () => {
+    const cpu = process.cpuUsage();
+    registry.of('cpu').set({}, (cpu.user + cpu.system) / 1e6);
+    registry.of('rss').set({}, process.memoryUsage.rss());
+    registry.of('fds').set({}, (await readdir('/proc/self/fd').catch(() => [])).length);
+    registry.of('lag').set({}, Number.isFinite(loop.percentile(99)) ? loop.percentile(99) / 1e9 : 0);
+    loop.reset();
+  };
+  const off = registry.addCollector('process', collect);
+  void collect();
+  return () => {
+    off();
+    loop.disable();
+  };
 }

@@ -1,11 +1,11 @@
-import { discoverWatch } from '../discover.js';
+import { discoverOnce, discoverWatch } from '../discover.js';
 import { describeError, ExitCode, UserError } from '../errors.js';
-import { HealthChecker } from '../health/checker.js';
-import type { BackendSet } from '../model/backend.js';
+import { HealthChecker, type KnownHealth } from '../health/checker.js';
+import { endpoint, type BackendSet } from '../model/backend.js';
 import type { Logger } from '../runtime/logger.js';
 import { SyncRunner } from '../runtime/runner.js';
 import type { StateStore } from '../runtime/state-store.js';
-import { judge, sameIds, unionOf } from './backends.js';
+import { judge, sameIds, storedBackend, unionOf } from './backends.js';
 import type { RunConfig, ServiceConfig } from './config.js';
 import type { RunApplier } from './appliers.js';
 import type { MetricsRegistry } from './metrics.js';
@@ -26,7 +26,40 @@ interface ServiceView {
   accepted: number;
   refused: string | null;
   healthChecked: boolean;
+  /** Why nothing was decided yet (health checks have not given their verdicts). */
+  waiting?: string;
 }
+
+/**
+ * `run-<name>.json`: the last accepted backends per service, so guardrails hold across restarts
+ * and health checks start from what is serving (`accepted`: ids, kept for older readers).
+ */
+export interface RunState {
+  readonly v: 1;
+  readonly accepted: Readonly<Record<string, readonly string[]>>;
+  readonly backends?: Readonly<Record<string, ReadonlyArray<{ id: string; address: string; port: number }>>>;
+  readonly time: string;
+}
+
+const isRecordOf = (v: unknown, item: (x: unknown) => boolean) =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((list) => Array.isArray(list) && list.every(item));
+
+export function isRunState(v: unknown): v is RunState {
+  if (typeof v !== 'object' || v === null) return false;
+  const s = v as Record<string, unknown>;
+  const isEndpoint = (b: unknown) => typeof b === 'object' && b !== null && typeof (b as { id: unknown }).id === 'string' && typeof (b as { address: unknown }).address === 'string' && Number.isInteger((b as { port: unknown }).port);
+  return s.v === 1 && isRecordOf(s.accepted, (id) => typeof id === 'string') && (s.backends === undefined || isRecordOf(s.backends, isEndpoint));
+}
+
+/**
+ * What one pipeline hands the next (a reload): health verdicts per service with the check they
+ * came from, and the sets being served (so status and the guardrails start from them, not empty).
+ */
+export interface Carried {
+  readonly health: Map<string, { check: string; verdicts: Map<string, KnownHealth> }>;
+  readonly accepted: Map<string, BackendSet>;
+}
+export const nothingCarried = (): Carried => ({ health: new Map(), accepted: new Map() });
 
 export class Pipeline {
   private readonly abort = new AbortController();
@@ -36,13 +69,23 @@ export class Pipeline {
   private readonly views = new Map<string, ServiceView>();
   readonly runners = new Map<string, SyncRunner>();
   private watches: Promise<void>[] = [];
-  private persisted: Record<string, string[]> = {};
+  private persisted: Map<string, BackendSet> = new Map();
+  /** Services being recomputed (a guardrail check may probe): a newer request waits for the running one. */
+  private readonly recomputing = new Map<string, { again: string | null }>();
 
   constructor(
     readonly config: RunConfig,
     readonly appliers: readonly RunApplier[],
-    private readonly ctx: { store: StateStore; logger: Logger; metrics: MetricsRegistry; hooks: PipelineHooks; once?: boolean },
+    private readonly ctx: { store: StateStore; logger: Logger; metrics: MetricsRegistry; hooks: PipelineHooks; once?: boolean; carried?: Carried },
   ) {}
+
+  /** What the next pipeline starts from (read before stop(): stopping forgets the verdicts). */
+  carry(): Carried {
+    const out = nothingCarried();
+    for (const [name, c] of this.checkers) out.health.set(name, { check: JSON.stringify(this.config.services.find((s) => s.name === name)?.health), verdicts: c.verdicts() });
+    for (const [name, set] of this.accepted) out.accepted.set(name, set);
+    return out;
+  }
 
   private get stateKey(): string {
     return `run-${this.config.name}`;
@@ -52,15 +95,35 @@ export class Pipeline {
     return this.views.get(name);
   }
 
+  /** Every backend of every service now: served or not, and its health (metrics). */
+  backendStates(): Array<{ service: string; backend: string; health: string; up: boolean }> {
+    const out: Array<{ service: string; backend: string; health: string; up: boolean }> = [];
+    for (const s of this.config.services) {
+      const served = new Set((this.accepted.get(s.name) ?? []).map((b) => b.id));
+      const discovered = unionOf(s.name, s.sources.map((src) => this.latest.get(src)));
+      const verdicts = this.checkers.get(s.name)?.verdicts();
+      for (const b of [...discovered, ...(this.accepted.get(s.name) ?? []).filter((x) => !discovered.some((d) => d.id === x.id))]) {
+        out.push({ service: s.name, backend: endpoint(b), health: verdicts?.get(b.id)?.health ?? b.health, up: served.has(b.id) });
+      }
+    }
+    return out;
+  }
+
   acceptedOf(name: string): BackendSet {
     return this.accepted.get(name) ?? [];
   }
 
   async start(): Promise<void> {
-    this.persisted = (await this.ctx.store.get<{ accepted?: Record<string, string[]> }>(this.stateKey))?.accepted ?? {};
+    for (const s of this.config.services) {
+      const set = this.ctx.carried?.accepted.get(s.name);
+      if (set) this.accepted.set(s.name, set);
+    }
+    const saved = await this.ctx.store.get(this.stateKey, isRunState);
+    for (const [name, list] of Object.entries(saved?.backends ?? {})) this.persisted.set(name, list.map((b) => storedBackend(name, b, saved!.time)));
     const m = this.ctx.metrics;
-    const duration = m.histogram('elastic_sync_duration_seconds', 'time one applier sync took', ['applier']);
-    const syncs = m.counter('elastic_syncs_total', 'applier syncs by result', ['applier', 'result']);
+    const duration = m.of('syncDuration');
+    const syncs = m.of('syncs');
+    const lastSync = m.of('lastSync');
     for (const a of this.appliers) {
       const runner = new SyncRunner((reason) => this.syncApplier(a, reason), {
         minIntervalMs: this.config.sync.minIntervalMs,
@@ -72,22 +135,45 @@ export class Pipeline {
         onRun: ({ ms, ok }) => {
           duration.observe({ applier: a.name }, ms / 1000);
           syncs.inc({ applier: a.name, result: ok ? 'ok' : 'error' });
+          if (ok) lastSync.set({ applier: a.name }, Date.now() / 1000);
         },
       });
+      // Present from the start at 0: a rate() or an alert on "no sync yet" needs the series.
+      for (const result of ['ok', 'error']) syncs.inc({ applier: a.name, result }, 0);
+      if (lastSync.get({ applier: a.name }) === undefined) lastSync.set({ applier: a.name }, 0);
       this.runners.set(a.name, runner);
     }
     for (const s of this.config.services) {
-      if (s.health) this.checkers.set(s.name, new HealthChecker(s.health, () => this.recompute(s, 'health')));
+      if (!s.health) continue;
+      const checker = new HealthChecker(s.health, () => this.recompute(s, 'health'));
+      // Start from what was known: the previous pipeline's verdicts (same check), else what was serving.
+      const carried = this.ctx.carried?.health.get(s.name);
+      if (carried && carried.check === JSON.stringify(s.health)) checker.seed(carried.verdicts);
+      else checker.seed(new Map((this.persisted.get(s.name) ?? []).map((b) => [b.id, { address: b.address, port: b.port, health: 'healthy' as const }])));
+      this.checkers.set(s.name, checker);
     }
     for (const source of Object.values(this.config.sources)) {
+      m.of('sourceErrors').inc({ source: source.name }, 0);
       this.watches.push(this.watch(source.name, source.discover));
     }
+    for (const s of this.config.services) for (const rule of ['min-backends', 'max-change']) m.of('refusals').inc({ service: s.name, rule }, 0);
     if (Object.keys(this.config.sources).length === 0) for (const r of this.runners.values()) r.start();
+    // An applier serving no service (every mapping of it left the config) syncs once to clean up.
+    for (const a of this.appliers) if (a.services().length === 0) this.requestApplier(a.name, 'no services left');
   }
 
   private async watch(name: string, opts: RunConfig['sources'][string]['discover']): Promise<void> {
-    const discovered = this.ctx.metrics.gauge('elastic_source_backends', 'backends a source discovers (before health and guardrails)', ['source']);
+    const discovered = this.ctx.metrics.of('sourceBackends');
     try {
+      // A static list without a file never changes (a SIGHUP rebuilds the pipeline): list it once,
+      // there is no event stream to follow (or to report as ended).
+      if (opts.static && !opts.static.file && !opts.docker && !opts.ec2) {
+        const { backends } = await discoverOnce({ ...opts, logger: this.ctx.logger.child(`source.${name}`) });
+        this.latest.set(name, backends);
+        discovered.set({ source: name }, backends.length);
+        for (const s of this.config.services) if (s.sources.includes(name)) this.recompute(s, `${name}: listed`);
+        return;
+      }
       for await (const u of discoverWatch({ ...opts, logger: this.ctx.logger.child(`source.${name}`) }, this.abort.signal)) {
         this.latest.set(name, u.backends);
         discovered.set({ source: name }, u.backends.length);
@@ -95,6 +181,7 @@ export class Pipeline {
       }
     } catch (err) {
       if (this.abort.signal.aborted) return;
+      this.ctx.metrics.of('sourceErrors').inc({ source: name });
       this.ctx.logger.error(`source ${name} stopped`, { error: describeError(err) });
       this.ctx.hooks.event('error', `source ${name} stopped: ${describeError(err)}`);
     }
@@ -105,45 +192,95 @@ export class Pipeline {
     return s.sources.every((src) => this.latest.has(src));
   }
 
+  /** Recompute a service; one at a time per service, the newest request runs after the running one. */
   private recompute(s: ServiceConfig, reason: string): void {
-    if (!this.ready(s)) return;
-    let next = unionOf(s.name, s.sources.map((src) => this.latest.get(src)));
-    const checker = this.checkers.get(s.name);
-    if (checker) {
-      checker.setTargets(next);
-      next = checker.apply(next);
-    }
-    const before = this.accepted.get(s.name);
-    const view: ServiceView = { discovered: next.length, accepted: before?.length ?? 0, refused: null, healthChecked: Boolean(checker) };
-    if (sameIds(before, next)) {
-      this.views.set(s.name, { ...view, accepted: next.length });
+    const running = this.recomputing.get(s.name);
+    if (running) {
+      running.again = reason;
       return;
     }
-    const verdict = judge(s, next, before?.map((b) => b.id) ?? this.persisted[s.name]);
-    if (!verdict.accepted) {
-      const msg = verdict.refusals.map((r) => r.message).join('; ');
+    const entry = { again: reason as string | null };
+    this.recomputing.set(s.name, entry);
+    void (async () => {
+      try {
+        while (entry.again !== null && !this.abort.signal.aborted) {
+          const r = entry.again;
+          entry.again = null;
+          await this.recomputeNow(s, r);
+        }
+      } catch (err) {
+        this.ctx.logger.error(`${s.name}: recompute failed`, { error: describeError(err) });
+      } finally {
+        this.recomputing.delete(s.name);
+      }
+    })();
+  }
+
+  private async recomputeNow(s: ServiceConfig, reason: string): Promise<void> {
+    if (!this.ready(s)) return;
+    const discovered = unionOf(s.name, s.sources.map((src) => this.latest.get(src)));
+    let next = discovered;
+    const checker = this.checkers.get(s.name);
+    if (checker) {
+      checker.setTargets(discovered);
+      next = checker.apply(discovered);
+    }
+    const before = this.accepted.get(s.name);
+    const view: ServiceView = { discovered: discovered.length, accepted: before?.length ?? 0, refused: null, healthChecked: Boolean(checker) };
+    if (sameIds(before, next)) {
+      this.views.set(s.name, { ...view, accepted: next.length });
+      // A set carried from the previous pipeline: the new config still has to reach the appliers once.
+      if (!this.synced.has(s.name)) this.requestFor(s.name, reason);
+      return;
+    }
+    // Health checks still deciding, and what passed so far is too few: wait for the verdicts
+    // (no refusal, nothing logged); a restart or reload starts from the carried verdicts.
+    if (checker && checker.pending() > 0 && next.length < s.guard.minBackends) {
+      this.views.set(s.name, { ...view, waiting: `health checks: ${checker.pending()} backend(s) without a verdict yet` });
+      return;
+    }
+    const served = new Set(next.map((b) => b.id));
+    const failing = new Set(discovered.filter((b) => !served.has(b.id)).map((b) => b.id)); // failing their check: intended removals
+    const udpOnly = s.mapImage?.protocol === 'udp' && !s.haproxy && !s.nginx && !s.varnish && !s.edge;
+    const verdict = await judge(s, next, before ?? this.persisted.get(s.name), { intended: failing, isGone: udpOnly ? async () => false : undefined });
+    if (this.abort.signal.aborted) return;
+    const msg = verdict.refusals.map((r) => r.message).join('; ') || null;
+    if (msg) {
       const repeated = this.views.get(s.name)?.refused === msg;
+      if (!repeated) {
+        this.ctx.logger.warn(`refused: ${msg}; ${verdict.accepted ? 'those backends keep serving, other changes are applied' : 'nothing is served until enough backends are found'}`);
+        this.ctx.hooks.event('refused', msg, s.name);
+        for (const r of verdict.refusals) this.ctx.metrics.of('refusals').inc({ service: s.name, rule: r.rule });
+      }
+    }
+    if (!verdict.accepted) {
       this.views.set(s.name, { ...view, refused: msg });
-      if (!repeated) this.ctx.logger.warn(`refused: ${msg}; the last good backends keep serving`);
-      this.ctx.hooks.event('refused', msg, s.name);
-      for (const r of verdict.refusals) this.ctx.metrics.counter('elastic_refusals_total', 'backend sets refused by a guardrail', ['service', 'rule']).inc({ service: s.name, rule: r.rule });
+      return;
+    }
+    this.views.set(s.name, { ...view, accepted: verdict.backends.length, refused: msg });
+    if (sameIds(before, verdict.backends)) {
+      if (!this.synced.has(s.name)) this.requestFor(s.name, reason);
       return;
     }
     this.accepted.set(s.name, verdict.backends);
-    this.views.set(s.name, { ...view, accepted: verdict.backends.length });
-    this.ctx.metrics.gauge('elastic_backends', 'backends served per service (after health and guardrails)', ['service']).set({ service: s.name }, verdict.backends.length);
+    this.ctx.metrics.of('backends').set({ service: s.name }, verdict.backends.length);
     this.ctx.hooks.event('backends', `${verdict.backends.length} backend(s) (${reason})`, s.name);
     void this.persist();
     this.requestFor(s.name, reason);
   }
 
+  /** Services whose appliers were asked to sync at least once by this pipeline. */
+  private readonly synced = new Set<string>();
+
   private async persist(): Promise<void> {
     const accepted = Object.fromEntries([...this.accepted].map(([k, v]) => [k, v.map((b) => b.id)]));
-    await this.ctx.store.put(this.stateKey, { v: 1, accepted, time: new Date().toISOString() }).catch((err) => this.ctx.logger.warn('state not saved', { error: describeError(err) }));
+    const backends = Object.fromEntries([...this.accepted].map(([k, v]) => [k, v.map((b) => ({ id: b.id, address: b.address, port: b.port }))]));
+    await this.ctx.store.put<RunState>(this.stateKey, { v: 1, accepted, backends, time: new Date().toISOString() }).catch((err) => this.ctx.logger.warn('state not saved', { error: describeError(err) }));
   }
 
   /** Ask every applier serving this service to sync. */
   requestFor(service: string, reason: string): void {
+    this.synced.add(service);
     if (this.ctx.once) return; // --once syncs each applier itself, after every source answered
     for (const a of this.appliers) if (a.services().includes(service)) this.runners.get(a.name)?.request(reason);
   }
@@ -201,7 +338,8 @@ export class Pipeline {
    */
   async syncOnce(signal: AbortSignal, timeoutMs: number): Promise<Record<string, string>> {
     const end = Date.now() + timeoutMs;
-    const settledChecks = () => this.config.services.every((s) => !s.health || this.accepted.has(s.name) || this.views.get(s.name)?.refused);
+    // Every health verdict in (rise/fall probes), every recompute done: then the one sync.
+    const settledChecks = () => this.recomputing.size === 0 && [...this.checkers.values()].every((c) => c.pending() === 0);
     while (!signal.aborted && Date.now() < end && !(this.config.services.every((s) => this.ready(s)) && settledChecks())) await new Promise((r) => setTimeout(r, 25));
     for (const r of this.runners.values()) r.stop();
     await Promise.allSettled([...this.inflight]);
