@@ -1,4 +1,5 @@
 import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,15 +39,23 @@ afterAll(async () => {
 describe('render one-shot modes', () => {
   it('--dry-run refuses (exit 6) exactly where the real run would', async () => {
     const env = envOf('dry');
-    const three = ['127.0.0.1:22551', '127.0.0.1:22552', '127.0.0.1:22553'];
-    const applied = await elastic([...svc(three), '--no-apply'], { env });
-    expect(applied.exitCode, String(applied.stderr)).toBe(0);
-    for (const args of [svc(three.slice(0, 1)), [...svc(three), '--min-backends', '4']]) {
-      const real = await elastic([...args, '--no-apply'], { env });
-      const dry = await elastic([...args, '--dry-run'], { env });
-      expect(real.exitCode).toBe(6);
-      expect(dry.exitCode).toBe(6);
-      expect(dry.stderr).toMatch(/dry run: would be refused: cli: /);
+    // Backends that answer: a removal of a backend that is gone is intended, never refused
+    // (frontends/guardrails.ts), so only live ones can make a refusal.
+    const three = ['127.0.0.1:22561', '127.0.0.1:22562', '127.0.0.1:22563'];
+    const live = await Promise.all(three.map((b) => new Promise<Server>((r) => { const srv = createServer((c) => c.destroy()).listen(Number(b.split(':')[1]), '127.0.0.1', () => r(srv)); })));
+    try {
+      const applied = await elastic([...svc(three), '--no-apply'], { env });
+      expect(applied.exitCode, String(applied.stderr)).toBe(0);
+      // 2 of 3 live backends gone from discovery (67% > --max-change 50); 1 of 3 gone below --min-backends 3.
+      for (const args of [svc(three.slice(0, 1)), [...svc(three.slice(0, 2)), '--min-backends', '3']]) {
+        const real = await elastic([...args, '--no-apply'], { env });
+        const dry = await elastic([...args, '--dry-run'], { env });
+        expect(real.exitCode, String(real.stderr)).toBe(6);
+        expect(dry.exitCode, String(dry.stderr)).toBe(6);
+        expect(dry.stderr).toMatch(/dry run: would be refused: cli: /);
+      }
+    } finally {
+      for (const srv of live) srv.close();
     }
   });
 
