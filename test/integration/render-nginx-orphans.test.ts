@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPaths } from '../../src/engine/render.js';
-import { parseProcStat, pidAlive } from '../../src/engine/runtime/pid.js';
+import { pidAlive } from '../../src/engine/runtime/pid.js';
 import { elastic } from '../support/cli.js';
 import { TestContainers, docker, requireDocker, waitFor } from '../support/docker.js';
 import { httpGet } from '../support/render-backends.js';
@@ -28,8 +28,9 @@ async function session(sid: number): Promise<number[]> {
   const out: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    const st = parseProcStat(await readFile(`/proc/${name}/stat`, 'utf8').catch(() => ''));
-    if (st?.session === sid && pidAlive(Number(name))) out.push(Number(name));
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp session ...
+    if (stat && Number(f[3]) === sid && !'ZX'.includes(f[0]!) && pidAlive(Number(name))) out.push(Number(name));
   }
   return out;
 }
@@ -51,8 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (watch) {
     watch.kill('SIGTERM');
-    const r = await watch;
-    if (process.env.DEBUG_ORPHANS) console.log(String(r.stderr));
+    await watch;
   }
   const ours = await pidIn(defaultPaths('rno', 'nginx', env).pidFile);
   for (const p of ours > 1 ? await session(ours) : []) started.add(p);
@@ -89,7 +89,6 @@ describe('render --proxy nginx --start --watch after kill -9 of the master', () 
     };
     await waitFor(current, 'the current config served', 20_000, 100);
     const ms = Date.now() - t0;
-    if (process.env.DEBUG_ORPHANS) console.log({ c1: c1.id.slice(0, 12), c2: c2.id.slice(0, 12), master, workers, ms, live: await readFile(defaultPaths('rno', 'nginx', env).output, 'utf8') });
     const next = await pidIn(pidFile);
     for (const p of await session(next)) started.add(p);
 
@@ -101,4 +100,27 @@ describe('render --proxy nginx --start --watch after kill -9 of the master', () 
     expect((await session(foreignMaster)).sort()).toEqual(foreignBefore);
     expect(await httpGet(FOREIGN, '/')).toBe('foreign');
   }, 120_000);
+
+  it('a one-shot render --start counts the orphan as ours (not "bind port in use"), ends it and starts nginx', async () => {
+    watch!.kill('SIGTERM');
+    await watch;
+    watch = null;
+    const pidFile = defaultPaths('rno', 'nginx', env).pidFile;
+    const master = await pidIn(pidFile);
+    const workers = (await session(master)).filter((p) => p !== master);
+    for (const p of [master, ...workers]) started.add(p);
+    process.kill(master, 'SIGKILL');
+    await waitFor(() => !pidAlive(master), 'the master gone');
+    expect(await session(master)).toEqual(workers);
+
+    const r = await elastic(['render', '--proxy', 'nginx', '--service', 'rno', '--bind', `127.0.0.1:${FRONT}`, '--name', `rno-${tc.runId}-*`, '--port', '80', '--start'], { env });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stderr)).not.toContain('bind port in use');
+    expect(String(r.stderr)).toContain(`nginx master ${master} is gone; ended its orphaned workers (pids ${workers.join(', ')})`);
+    const next = await pidIn(pidFile);
+    for (const p of await session(next)) started.add(p);
+    expect(pidAlive(next) && next !== master).toBe(true);
+    expect(await session(master)).toEqual([]);
+    expect(await httpGet(FOREIGN, '/')).toBe('foreign');
+  }, 60_000);
 });
