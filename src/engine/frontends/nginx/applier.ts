@@ -6,7 +6,7 @@ import { printable } from '../../model/validate.js';
 import { sleep } from '../../runtime/clock.js';
 import { reloadPlan, type Applier, type ApplyOutcome, type ApplyPlan, type DesiredRender } from '../applier.js';
 import type { HaproxyApplied } from '../haproxy/plan.js';
-import { pidAlive } from '../../runtime/pid.js';
+import { parseProcStat, pidAlive } from '../../runtime/pid.js';
 import { endNginxOrphans, nginxOrphans } from './orphans.js';
 import { nullLogger, type Logger } from '../../runtime/logger.js';
 
@@ -50,9 +50,7 @@ export async function childPids(parent: number): Promise<number[]> {
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent) out.push(Number(name));
+      if (parseProcStat(await readFile(`/proc/${name}/stat`, 'utf8'))?.ppid === parent) out.push(Number(name));
     } catch {
       // exited meanwhile
     }
