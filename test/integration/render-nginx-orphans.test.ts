@@ -123,4 +123,22 @@ describe('render --proxy nginx --start --watch after kill -9 of the master', () 
     expect(await session(master)).toEqual([]);
     expect(await httpGet(FOREIGN, '/')).toBe('foreign');
   }, 60_000);
+
+  it('render stop after kill -9 of the master ends the orphans (it said "not running" and left them serving)', async () => {
+    const pidFile = defaultPaths('rno', 'nginx', env).pidFile;
+    const master = await pidIn(pidFile);
+    const workers = (await session(master)).filter((p) => p !== master);
+    for (const p of [master, ...workers]) started.add(p);
+    expect(workers.length).toBeGreaterThan(0);
+    process.kill(master, 'SIGKILL');
+    await waitFor(() => !pidAlive(master), 'the master gone');
+
+    const r = await elastic(['render', 'stop', '--service', 'rno', '--proxy', 'nginx', '--timeout', '5'], { env });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stdout)).toContain(`nginx (pid ${master}): stopped (master was gone; ended its orphaned workers, pids ${workers.join(', ')})`);
+    expect(await session(master)).toEqual([]);
+    await expect(httpGet(FRONT)).rejects.toThrow();
+    expect(await httpGet(FOREIGN, '/')).toBe('foreign');
+    expect((await elastic(['render', 'stop', '--service', 'rno', '--proxy', 'nginx'], { env })).stdout).toMatch(/nginx: not running/);
+  }, 60_000);
 });
