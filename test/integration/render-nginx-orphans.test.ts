@@ -22,6 +22,25 @@ let watch: ReturnType<typeof elastic> | null = null;
 let foreignMaster = 0;
 /** Every nginx pid this test caused: killed (by pid) in afterAll if still there. */
 const started = new Set<number>();
+const foreignPids = new Set<number>();
+const RENDER = ['render', '--proxy', 'nginx', '--service', 'rno', '--bind', `127.0.0.1:${FRONT}`, '--name', `rno-${tc.runId}-*`, '--port', '80', '--start'];
+
+/**
+ * Each case starts from our nginx running under a fresh master: what an earlier case left (a
+ * failed one may leave orphans) is killed by pid, then a one-shot render starts nginx.
+ */
+async function freshNginx(): Promise<{ master: number; workers: number[] }> {
+  const ours = [...started].filter((p) => !foreignPids.has(p) && pidAlive(p));
+  for (const p of ours) process.kill(p, 'SIGKILL');
+  await waitFor(() => ours.every((p) => !pidAlive(p)), 'leftover nginx of ours gone');
+  const r = await elastic(RENDER, { env });
+  expect(r.exitCode, String(r.stderr)).toBe(0);
+  const master = await pidIn(defaultPaths('rno', 'nginx', env).pidFile);
+  const workers = (await session(master)).filter((p) => p !== master);
+  for (const p of [master, ...workers]) started.add(p);
+  expect(workers.length).toBeGreaterThan(0);
+  return { master, workers };
+}
 
 /** Live processes whose session is `sid` (an nginx master and the workers it forked). */
 async function session(sid: number): Promise<number[]> {
@@ -46,7 +65,7 @@ beforeAll(async () => {
   await writeFile(join(dir, 'foreign.conf'), `worker_processes 1;\npid ${dir}/foreign.pid;\nerror_log ${dir}/foreign.err warn;\nevents { worker_connections 64; }\nhttp { access_log off; ${temp}\n  server { listen 127.0.0.1:${FOREIGN}; location / { return 200 "foreign\\n"; } } }\n`);
   await execa('nginx', ['-c', join(dir, 'foreign.conf')], { stdin: 'ignore' });
   foreignMaster = await waitFor(() => pidIn(join(dir, 'foreign.pid')), 'foreign nginx pid file');
-  for (const p of await session(foreignMaster)) started.add(p);
+  for (const p of await session(foreignMaster)) (started.add(p), foreignPids.add(p));
 });
 
 afterAll(async () => {
@@ -65,7 +84,7 @@ afterAll(async () => {
 describe('render --proxy nginx --start --watch after kill -9 of the master', () => {
   it('ends the orphaned worker of our nginx, serves the current config under a new master, leaves a foreign nginx alone', async () => {
     const c1 = await tc.run({ name: `rno-${tc.runId}-1` });
-    watch = elastic(['render', '--proxy', 'nginx', '--service', 'rno', '--bind', `127.0.0.1:${FRONT}`, '--name', `rno-${tc.runId}-*`, '--port', '80', '--start', '--watch', '--wait', '50ms:300ms'], { env, timeout: 120_000 });
+    watch = elastic([...RENDER, '--watch', '--wait', '50ms:300ms'], { env, timeout: 120_000 });
     await waitFor(async () => (await httpGet(FRONT)) === c1.id.slice(0, 12), 'the first container served', 30_000, 200);
     const pidFile = defaultPaths('rno', 'nginx', env).pidFile;
     const master = await pidIn(pidFile);
@@ -102,18 +121,19 @@ describe('render --proxy nginx --start --watch after kill -9 of the master', () 
   }, 120_000);
 
   it('a one-shot render --start counts the orphan as ours (not "bind port in use"), ends it and starts nginx', async () => {
-    watch!.kill('SIGTERM');
-    await watch;
-    watch = null;
+    if (watch) {
+      watch.kill('SIGTERM');
+      await watch;
+      watch = null;
+    }
+    await tc.run({ name: `rno-${tc.runId}-3` });
     const pidFile = defaultPaths('rno', 'nginx', env).pidFile;
-    const master = await pidIn(pidFile);
-    const workers = (await session(master)).filter((p) => p !== master);
-    for (const p of [master, ...workers]) started.add(p);
+    const { master, workers } = await freshNginx();
     process.kill(master, 'SIGKILL');
     await waitFor(() => !pidAlive(master), 'the master gone');
     expect(await session(master)).toEqual(workers);
 
-    const r = await elastic(['render', '--proxy', 'nginx', '--service', 'rno', '--bind', `127.0.0.1:${FRONT}`, '--name', `rno-${tc.runId}-*`, '--port', '80', '--start'], { env });
+    const r = await elastic(RENDER, { env });
     expect(r.exitCode, String(r.stderr)).toBe(0);
     expect(String(r.stderr)).not.toContain('bind port in use');
     expect(String(r.stderr)).toContain(`nginx master ${master} is gone; ended its orphaned workers (pids ${workers.join(', ')})`);
@@ -125,11 +145,7 @@ describe('render --proxy nginx --start --watch after kill -9 of the master', () 
   }, 60_000);
 
   it('render stop after kill -9 of the master ends the orphans (it said "not running" and left them serving)', async () => {
-    const pidFile = defaultPaths('rno', 'nginx', env).pidFile;
-    const master = await pidIn(pidFile);
-    const workers = (await session(master)).filter((p) => p !== master);
-    for (const p of [master, ...workers]) started.add(p);
-    expect(workers.length).toBeGreaterThan(0);
+    const { master, workers } = await freshNginx();
     process.kill(master, 'SIGKILL');
     await waitFor(() => !pidAlive(master), 'the master gone');
 
