@@ -33,7 +33,7 @@ async function freshNginx(): Promise<{ master: number; workers: number[] }> {
   const ours = [...started].filter((p) => !foreignPids.has(p) && pidAlive(p));
   for (const p of ours) process.kill(p, 'SIGKILL');
   await waitFor(() => ours.every((p) => !pidAlive(p)), 'leftover nginx of ours gone');
-  const r = await elastic(RENDER, { env });
+  const r = await elastic([...RENDER, '--force'], { env }); // an earlier failed case may leave another backend set
   expect(r.exitCode, String(r.stderr)).toBe(0);
   const master = await pidIn(defaultPaths('rno', 'nginx', env).pidFile);
   const workers = (await session(master)).filter((p) => p !== master);
