@@ -17,6 +17,7 @@ import type { Guardrails } from './frontends/guardrails.js';
 import { HaproxyApplier } from './frontends/haproxy/applier.js';
 import type { ProxyKind } from './frontends/model.js';
 import { NginxApplier } from './frontends/nginx/applier.js';
+import { endNginxOrphans } from './frontends/nginx/orphans.js';
 import { Renderer, type RenderResult } from './frontends/renderer.js';
 import type { RenderService } from './frontends/services.js';
 import { renderStatus } from './frontends/status.js';
@@ -312,11 +313,17 @@ export async function requestDrain(statusSocket: string, service: string, backen
  * Graceful first (HAProxy SIGUSR1 soft stop, nginx SIGQUIT: in-flight requests finish), SIGTERM
  * after `timeoutMs`.
  */
-export async function renderStop(o: { instance: string; proxy: ProxyKind; pidFile?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<{ proxy: ProxyKind; pid: number | null; stopped: boolean; forced: boolean }> {
+export async function renderStop(o: { instance: string; proxy: ProxyKind; pidFile?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<{ proxy: ProxyKind; pid: number | null; stopped: boolean; forced: boolean; orphans?: number[] }> {
   if (o.proxy === 'varnish') throw new UserError('render never starts varnishd, so it does not stop it', 'stop varnishd the way you started it', ExitCode.usage);
   const pidFile = resolve(o.pidFile ?? defaultPaths(o.instance, o.proxy, o.env).pidFile);
   const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim().split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 1 || !pidAlive(pid)) return { proxy: o.proxy, pid: null, stopped: false, forced: false };
+  if (!Number.isInteger(pid) || pid <= 1) return { proxy: o.proxy, pid: null, stopped: false, forced: false };
+  if (!pidAlive(pid)) {
+    // A master killed with -9 leaves its nginx workers serving: they are what still runs.
+    const { ended, left } = o.proxy === 'nginx' ? await endNginxOrphans(pid, o.timeoutMs) : { ended: [], left: [] };
+    if (left.length > 0) throw new UserError(`orphaned workers of nginx master ${pid} did not exit (pids ${left.join(', ')})`, 'end them by hand (kill -9)', ExitCode.unavailable);
+    return ended.length === 0 ? { proxy: o.proxy, pid: null, stopped: false, forced: false } : { proxy: o.proxy, pid, stopped: true, forced: false, orphans: ended.map((e) => e.pid) };
+  }
   const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ');
   const ours = o.proxy === 'haproxy' ? /haproxy/.test(cmdline) && cmdline.includes(pidFile) : /^nginx: master process/.test(cmdline);
   if (!ours) throw new UserError(`pid ${pid} in ${pidFile} is not the ${o.proxy} master render started`, 'it may have been replaced; stop the proxy by hand', ExitCode.usage);

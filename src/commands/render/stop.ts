@@ -7,7 +7,7 @@ import { renderStop } from '../../engine/render.js';
 
 export default class RenderStop extends BaseCommand {
   static override summary = 'Stop the HAProxy or nginx that `render --start` started';
-  static override description = `Finds the proxy by the render's pid file (default under the run dir, as render --start wrote it), checks that the pid is that proxy's master, and stops it gracefully: HAProxy soft stop (SIGUSR1), nginx SIGQUIT, so in-flight requests finish; SIGTERM after --timeout. Stop a running render --watch first, or it starts the proxy again.`;
+  static override description = `Finds the proxy by the render's pid file (default under the run dir, as render --start wrote it), checks that the pid is that proxy's master, and stops it gracefully: HAProxy soft stop (SIGUSR1), nginx SIGQUIT, so in-flight requests finish; SIGTERM after --timeout. An nginx master killed with -9 leaves its workers serving: those orphans (found by the master's session) are ended the same way. Stop a running render --watch first, or it starts the proxy again.`;
   static override examples = ['<%= config.bin %> render stop --service web', '<%= config.bin %> render stop --proxy nginx --instance-name edge'];
   static override enableJsonFlag = true;
   static override flags = {
@@ -23,7 +23,8 @@ export default class RenderStop extends BaseCommand {
     const name = flags['instance-name'] ?? flags.service;
     if (!name) throw new UserError('say which render: --service NAME or --instance-name NAME', 'e.g. elastic render stop --service web', ExitCode.usage);
     const r = await renderStop({ instance: toIdent(name), proxy: flags.proxy as ProxyKind, pidFile: flags.pidfile, timeoutMs: flags.timeout * 1000 });
-    if (!this.jsonEnabled()) process.stdout.write(r.pid === null ? `${r.proxy}: not running\n` : `${r.proxy} (pid ${r.pid}): stopped${r.forced ? ' (SIGTERM after --timeout)' : ''}\n`);
+    const how = r.orphans ? ` (master was gone; ended its orphaned workers, pids ${r.orphans.join(', ')})` : r.forced ? ' (SIGTERM after --timeout)' : '';
+    if (!this.jsonEnabled()) process.stdout.write(r.pid === null ? `${r.proxy}: not running\n` : `${r.proxy} (pid ${r.pid}): stopped${how}\n`);
     return r;
   }
 }

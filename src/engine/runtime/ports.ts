@@ -2,6 +2,7 @@ import { readdir, readFile, readlink } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { ExitCode, UserError } from '../errors.js';
 import { printable } from '../model/validate.js';
+import { parseProcStat } from './pid.js';
 
 /**
  * Who listens on a port: the kernel's listening TCP sockets (/proc/net/tcp and tcp6), and which
@@ -79,9 +80,8 @@ async function parents(): Promise<Map<number, number>> {
   const out = new Map<number, number>();
   for (const name of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (stat) out.set(Number(name), ppid);
+    const st = parseProcStat(await readFile(`/proc/${name}/stat`, 'utf8').catch(() => ''));
+    if (st) out.set(Number(name), st.ppid);
   }
   return out;
 }

@@ -6,7 +6,8 @@ import { printable } from '../../model/validate.js';
 import { sleep } from '../../runtime/clock.js';
 import { reloadPlan, type Applier, type ApplyOutcome, type ApplyPlan, type DesiredRender } from '../applier.js';
 import type { HaproxyApplied } from '../haproxy/plan.js';
-import { pidAlive } from '../../runtime/pid.js';
+import { parseProcStat, pidAlive } from '../../runtime/pid.js';
+import { endNginxOrphans, nginxOrphans } from './orphans.js';
 import { nullLogger, type Logger } from '../../runtime/logger.js';
 
 /**
@@ -49,9 +50,7 @@ export async function childPids(parent: number): Promise<number[]> {
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent) out.push(Number(name));
+      if (parseProcStat(await readFile(`/proc/${name}/stat`, 'utf8'))?.ppid === parent) out.push(Number(name));
     } catch {
       // exited meanwhile
     }
@@ -87,25 +86,39 @@ export class NginxApplier implements Applier {
     return reloadPlan(last, desired);
   }
 
+  /** The pid our pid file records (the master, alive or not), or null. */
+  private async recordedPid(): Promise<number | null> {
+    const n = Number((await readFile(this.opts.pidFile, 'utf8').catch(() => '')).trim());
+    return Number.isInteger(n) && n > 1 ? n : null;
+  }
+
   async masterPid(): Promise<number | null> {
-    try {
-      const n = Number((await readFile(this.opts.pidFile, 'utf8')).trim());
-      return Number.isInteger(n) && n > 1 && pidAlive(n) ? n : null;
-    } catch {
-      return null;
-    }
+    const n = await this.recordedPid();
+    return n !== null && pidAlive(n) ? n : null;
   }
 
   async alive(): Promise<boolean> {
     return (await this.masterPid()) !== null;
   }
 
+  /** The master; when it died (kill -9), its orphaned workers: their listening sockets are ours too. */
   async owners(): Promise<readonly number[]> {
-    const pid = await this.masterPid();
-    return pid === null ? [] : [pid];
+    const pid = await this.recordedPid();
+    if (pid === null) return [];
+    return pidAlive(pid) ? [pid] : (await nginxOrphans(pid)).map((o) => o.pid);
+  }
+
+  /** Workers our dead master left behind hold the ports and serve the old config: end them first. */
+  private async endOrphans(): Promise<void> {
+    const master = await this.recordedPid();
+    if (master === null) return;
+    const { ended, left } = await endNginxOrphans(master);
+    if (ended.length > 0) (this.opts.logger ?? nullLogger).warn(`nginx master ${master} is gone; ended its orphaned workers (pids ${ended.map((o) => o.pid).join(', ')}) before starting nginx`);
+    if (left.length > 0) throw new UserError(`orphaned workers of nginx master ${master} did not exit (pids ${left.join(', ')})`, 'end them by hand (kill -9), then run render again', ExitCode.unavailable);
   }
 
   async start(): Promise<void> {
+    await this.endOrphans();
     const r = await execa(this.bin, ['-c', this.opts.config], { reject: false, stdin: 'ignore', all: true, timeout: 30_000 });
     if (r.exitCode !== 0) throw new UserError(`nginx did not start: ${printable(String(r.all ?? '').trim().split('\n')[0] ?? '', 200)}`, 'check that the listen ports are free', ExitCode.unavailable);
     const end = Date.now() + 10_000;
