@@ -9,7 +9,8 @@ import { stateDir } from './paths.js';
  * `render-web.json`, `deploy-api.json`). Writes are atomic: temp file, fsync, rename, fsync the
  * directory, so a crash leaves the old or the new file, never half of one.
  *
- * Kept behind this small interface so an etcd-backed store can replace it for several LB hosts.
+ * Kept behind this small interface so a fleet host keeps its fleet-wide keys (`elb`) in the fleet
+ * store (src/engine/fleet/fleet-state-store.ts) and the rest here; callers do not know which.
  */
 export interface StateStore {
   get<T>(key: string): Promise<T | undefined>;
@@ -18,6 +19,23 @@ export interface StateStore {
   /** Every key held (any order). */
   keys(): Promise<string[]>;
   readonly location: string;
+  /**
+   * Read-change-write that holds when other writers (other hosts) change the key at the same
+   * time: `fn` may run again on the newer value. Returning the value it was given writes nothing.
+   * Absent: get then put (one process writes the key).
+   */
+  update?<T>(key: string, fn: (current: T | undefined) => T | undefined | Promise<T | undefined>): Promise<T | undefined>;
+  /** Call `changed` when someone else may have changed `key` (re-read it); returns the unsubscribe. */
+  watch?(key: string, changed: () => void): () => void;
+}
+
+/** `store.update` where the store has one, else get, change, put. */
+export async function updateState<T>(store: StateStore, key: string, fn: (current: T | undefined) => T | undefined | Promise<T | undefined>): Promise<T | undefined> {
+  if (store.update) return store.update(key, fn);
+  const before = await store.get<T>(key);
+  const after = await fn(before);
+  if (after !== before && after !== undefined) await store.put(key, after);
+  return after;
 }
 
 export class FileStateStore implements StateStore {

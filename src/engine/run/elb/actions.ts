@@ -1,4 +1,4 @@
-import type { StateStore } from '../../runtime/state-store.js';
+import { updateState, type StateStore } from '../../runtime/state-store.js';
 import {
   EMPTY_ELB,
   ELB_STATE_KEY,
@@ -22,7 +22,8 @@ import type { XmlValue } from './xml.js';
 /**
  * The nine actions of the Classic ELB API we serve: query parameters in, (new state, result
  * object) out. The state is read and written through the state store (key `elb`), one mutation
- * at a time; the daemon is told after every change so HAProxy follows.
+ * at a time; the daemon is told after every change so HAProxy follows, also a change another
+ * fleet host made (the store's watch, when it has one).
  */
 export const ACTIONS = [
   'CreateLoadBalancer',
@@ -92,11 +93,15 @@ function sub(params: Params, prefix: string): Record<string, string> {
 
 export class ElbService {
   private chain: Promise<unknown> = Promise.resolve();
+  /** The state last handed to the daemon (JSON), so a watch echo of our own write is not news. */
+  private told = '';
 
   constructor(
     private readonly store: StateStore,
     private readonly host: ElbHost,
-  ) {}
+  ) {
+    store.watch?.(ELB_STATE_KEY, () => void this.refresh());
+  }
 
   async state(): Promise<ElbState> {
     const s = await this.store.get<ElbState>(ELB_STATE_KEY);
@@ -106,16 +111,36 @@ export class ElbService {
   /** One mutation at a time: read, change (pure), write, tell the daemon. */
   private mutate(fn: (s: ElbState) => ElbState | Promise<ElbState>): Promise<ElbState> {
     const run = this.chain.then(async () => {
-      const before = await this.state();
-      const after = await fn(before);
-      if (after !== before) {
-        await this.store.put(ELB_STATE_KEY, after);
-        this.host.onChange(after);
-      }
+      let after: ElbState = EMPTY_ELB;
+      let changed = false;
+      // In a fleet `fn` runs again when another host wrote in between (compare-and-swap).
+      await updateState<ElbState>(this.store, ELB_STATE_KEY, async (stored) => {
+        const before = stored?.v === 1 ? stored : EMPTY_ELB;
+        after = await fn(before);
+        changed = after !== before;
+        return changed ? after : stored;
+      });
+      if (changed) this.tell(after);
       return after;
     });
     this.chain = run.catch(() => {});
     return run;
+  }
+
+  /** Another host may have changed the state: re-read it and, if it is new here, tell the daemon. */
+  refresh(): Promise<void> {
+    const run = this.chain.then(async () => {
+      const s = await this.state();
+      if (JSON.stringify(s) !== this.told) this.tell(s);
+    });
+    // The store unreachable: the daemon keeps the state it has (the watch calls again on return).
+    this.chain = run.catch(() => {});
+    return this.chain as Promise<void>;
+  }
+
+  private tell(s: ElbState): void {
+    this.told = JSON.stringify(s);
+    this.host.onChange(s);
   }
 
   /** A new listener port someone else serves is refused before anything is stored or rendered. */
