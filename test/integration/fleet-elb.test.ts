@@ -1,5 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -29,6 +29,8 @@ const dir = mkdtempSync(join(tmpdir(), 'fleet-elb-cfg-'));
 const file = join(dir, 'elastic.yaml');
 const BACKEND = 24040;
 const LISTENER = 24030;
+/** Held on host 2's address by another process in the last test. */
+const TAKEN = 24031;
 // Every host's ELB listeners bind the same port on its own loopback address (api.haproxy.address).
 const HOSTS = [
   { name: 'lb-1', web: 24011, api: 24021, address: '127.0.0.1' },
@@ -60,11 +62,11 @@ ${HOSTS.map((h) => `  ${h.name}:\n    services:\n      web: { haproxy: { port: $
 const elb = (i: number) => new ElasticLoadBalancingClient({ endpoint: `http://127.0.0.1:${HOSTS[i]!.api}`, region: 'us-east-1', credentials: KEY, maxAttempts: 1 });
 const id = (c: Docker.Container) => c.id.slice(0, 12);
 /** Which containers answer through host i's listener (hostnames = 12-hex ids) in `n` requests. */
-async function answering(i: number, n = 12): Promise<string> {
+async function answering(i: number, n = 12, port = LISTENER): Promise<string> {
   const seen = new Set<string>();
   for (let k = 0; k < n; k++) {
     try {
-      const res = await fetch(`http://${HOSTS[i]!.address}:${LISTENER}/id`, { signal: AbortSignal.timeout(3000), headers: { connection: 'close' } });
+      const res = await fetch(`http://${HOSTS[i]!.address}:${port}/id`, { signal: AbortSignal.timeout(3000), headers: { connection: 'close' } });
       seen.add((await res.text()).trim());
     } catch {
       seen.add('ERR');
@@ -118,5 +120,27 @@ describe('the ELB API on every fleet host', () => {
     await waitFor(async () => (await answering(0, 16)) === both, 'host 1 serving both containers', 20_000, 200);
     await elb(2).send(new DeregisterInstancesFromLoadBalancerCommand({ LoadBalancerName: 'shop', Instances: [{ InstanceId: id(b!) }] }));
     await waitFor(async () => (await answering(0, 16)) === id(a!), 'host 1 follows the deregistration made on host 3', 20_000, 200);
+  }, 60_000);
+
+  it('a listener whose port another process holds on host 2: refused there, created on host 1, served by 1 and 3; host 2 serves the rest and says why', async () => {
+    const [a, b] = containers;
+    const other = createServer((_req, res) => res.setHeader('connection', 'close').end('not-elastic'));
+    await new Promise<void>((r) => other.listen(TAKEN, HOSTS[1]!.address, () => r()));
+    servers.push(other);
+    const onHost2 = await elb(1).send(new CreateLoadBalancerCommand({ LoadBalancerName: 'admin', Listeners: [{ Protocol: 'HTTP', LoadBalancerPort: TAKEN, InstanceProtocol: 'HTTP', InstancePort: 80 }] })).then(() => 'ok', (e: { name: string; message: string }) => `${e.name}: ${e.message}`);
+    expect(onHost2).toMatch(/^InvalidConfigurationRequestException: LoadBalancerPort in use on this host: 127.0.0.2:24031 is already served by/);
+    const from = hosts[1]!.err!.lines.length;
+    await elb(0).send(new CreateLoadBalancerCommand({ LoadBalancerName: 'admin', Listeners: [{ Protocol: 'HTTP', LoadBalancerPort: TAKEN, InstanceProtocol: 'HTTP', InstancePort: 80 }] }));
+    await elb(2).send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: 'admin', Instances: [{ InstanceId: id(b!) }] }));
+    for (const i of [0, 2]) await waitFor(async () => (await answering(i, 6, TAKEN)) === id(b!), `host ${i + 1} serving admin`, 20_000, 200);
+    await hosts[1]!.err!.next((l) => l.includes('ELB listener(s) not served here: port taken on this host') && l.includes(String(TAKEN)), 'host 2 saying why', 10_000, from);
+    expect(await answering(1, 4, TAKEN)).toBe('not-elastic');
+    // Host 2 keeps following the rest.
+    await elb(0).send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: 'shop', Instances: [{ InstanceId: id(b!) }] }));
+    await waitFor(async () => (await answering(1, 16)) === [id(a!), id(b!)].sort().join(','), 'host 2 following shop', 20_000, 200);
+    // The port freed: the next change brings the listener to host 2 too.
+    await new Promise((r) => other.close(r));
+    await elb(2).send(new DeregisterInstancesFromLoadBalancerCommand({ LoadBalancerName: 'shop', Instances: [{ InstanceId: id(b!) }] }));
+    await waitFor(async () => (await answering(1, 6, TAKEN)) === id(b!), 'host 2 serving admin once its port is free', 20_000, 200);
   }, 60_000);
 });

@@ -228,8 +228,9 @@ export class RunDaemon {
       health: async (lb) => instanceHealth(lb, this.containers, await this.haproxyServers()),
       dnsName: () => this.config.api?.haproxy.address ?? '127.0.0.1',
       onChange: (state) => this.onElbChange(state),
+      refused: (problems) => (problems.length ? this.log.error('ELB listener(s) not served here: port taken on this host', { problems: problems.join('; ').slice(0, 500) }) : this.log.info('every ELB listener served again')),
     });
-    this.elbState = await this.elb.state();
+    this.elbState = await this.elb.served();
     if (api && !this.containersWatch) {
       const first = this.watchContainers();
       if (this.opts.once) await first;

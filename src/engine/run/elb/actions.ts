@@ -59,6 +59,11 @@ export interface ElbHost {
   /** The address clients use for this load balancer's listeners. */
   dnsName(lb: ElbLoadBalancer): string;
   onChange(state: ElbState): void;
+  /**
+   * Listeners in the stored state this host does not serve, because another process holds their
+   * port here (another fleet host created them): one line each; [] when every listener is served.
+   */
+  refused?(problems: readonly string[]): void;
 }
 
 export type Params = ReadonlyMap<string, string>;
@@ -91,10 +96,13 @@ function sub(params: Params, prefix: string): Record<string, string> {
   return out;
 }
 
+const ports = (s: ElbState) => new Set(s.loadBalancers.flatMap((lb) => lb.listeners.map((l) => l.loadBalancerPort)));
+
 export class ElbService {
   private chain: Promise<unknown> = Promise.resolve();
   /** The state last handed to the daemon (JSON), so a watch echo of our own write is not news. */
   private told = '';
+  private problems: string[] = [];
 
   constructor(
     private readonly store: StateStore,
@@ -120,7 +128,7 @@ export class ElbService {
         changed = after !== before;
         return changed ? after : stored;
       });
-      if (changed) this.tell(after);
+      if (changed) await this.tell(after);
       return after;
     });
     this.chain = run.catch(() => {});
@@ -130,22 +138,52 @@ export class ElbService {
   /** Another host may have changed the state: re-read it and, if it is new here, tell the daemon. */
   refresh(): Promise<void> {
     const run = this.chain.then(async () => {
-      const s = await this.state();
-      if (JSON.stringify(s) !== this.told) this.tell(s);
+      await this.tell(await this.state());
     });
     // The store unreachable: the daemon keeps the state it has (the watch calls again on return).
     this.chain = run.catch(() => {});
     return this.chain as Promise<void>;
   }
 
-  private tell(s: ElbState): void {
-    this.told = JSON.stringify(s);
-    this.host.onChange(s);
+  /** The stored state as this host serves it (see servable), for the daemon's start and reload. */
+  async served(): Promise<ElbState> {
+    return (await this.servable(await this.state())).out;
+  }
+
+  /**
+   * The state this host is to serve: all of it, but a listener new here whose port another
+   * process holds on this host (possible when another fleet host created it) is left out and
+   * reported; the rest is served. It is checked again with the next change.
+   */
+  private async servable(s: ElbState): Promise<{ out: ElbState; problems: string[] }> {
+    const served = ports(this.told ? (JSON.parse(this.told) as ElbState) : EMPTY_ELB);
+    const problems: string[] = [];
+    const skip = new Set<number>();
+    for (const p of ports(s)) {
+      if (served.has(p)) continue;
+      const taken = await this.host.portsTaken([p]);
+      if (taken.length) {
+        skip.add(p);
+        problems.push(...taken);
+      }
+    }
+    const out = skip.size ? { ...s, loadBalancers: s.loadBalancers.map((lb) => ({ ...lb, listeners: lb.listeners.filter((l) => !skip.has(l.loadBalancerPort)) })) } : s;
+    return { out, problems };
+  }
+
+  /** Hand the daemon what it is to serve of `s`, when that changed. */
+  private async tell(s: ElbState): Promise<void> {
+    const { out, problems } = await this.servable(s);
+    if (problems.join() !== this.problems.join()) this.host.refused?.(problems);
+    this.problems = problems;
+    const json = JSON.stringify(out);
+    if (json === this.told) return;
+    this.told = json;
+    this.host.onChange(out);
   }
 
   /** A new listener port someone else serves is refused before anything is stored or rendered. */
   private async checkNewPorts(before: ElbState, after: ElbState): Promise<ElbState> {
-    const ports = (s: ElbState) => new Set(s.loadBalancers.flatMap((lb) => lb.listeners.map((l) => l.loadBalancerPort)));
     const old = ports(before);
     const added = [...ports(after)].filter((p) => !old.has(p));
     const taken = added.length ? await this.host.portsTaken(added) : [];
