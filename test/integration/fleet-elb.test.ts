@@ -143,4 +143,19 @@ describe('the ELB API on every fleet host', () => {
     await elb(2).send(new DeregisterInstancesFromLoadBalancerCommand({ LoadBalancerName: 'shop', Instances: [{ InstanceId: id(b!) }] }));
     await waitFor(async () => (await answering(1, 6, TAKEN)) === id(b!), 'host 2 serving admin once its port is free', 20_000, 200);
   }, 60_000);
+
+  it('the store gone: every host keeps serving its listeners and answers Describe; a change is refused with ServiceUnavailable', async () => {
+    const [a, b] = containers;
+    await etcd.killMember('m1');
+    await new Promise((r) => setTimeout(r, 3000)); // past a watch's reconnect and a resync
+    for (const i of [0, 1, 2]) {
+      expect(await answering(i, 6)).toBe(id(a!));
+      expect(await answering(i, 6, TAKEN)).toBe(id(b!));
+    }
+    const d = await elb(1).send(new DescribeLoadBalancersCommand({}));
+    expect(d.LoadBalancerDescriptions?.map((lb) => lb.LoadBalancerName).sort()).toEqual(['admin', 'shop']);
+    const change = await elb(2).send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: 'shop', Instances: [{ InstanceId: id(b!) }] })).then(() => 'ok', (e: { name: string; message: string }) => `${e.name}: ${e.message}`);
+    expect(change).toMatch(/^ServiceUnavailable(Exception)?: etcd is unreachable or has no quorum .*; nothing was changed$/);
+    for (const i of [0, 1, 2]) expect(await answering(i, 6)).toBe(id(a!));
+  }, 60_000);
 });

@@ -1,3 +1,4 @@
+import { ExitCode, UserError } from '../../errors.js';
 import { updateState, type StateStore } from '../../runtime/state-store.js';
 import {
   EMPTY_ELB,
@@ -127,6 +128,9 @@ export class ElbService {
         after = await fn(before);
         changed = after !== before;
         return changed ? after : stored;
+      }).catch((err) => {
+        // A fleet host whose store is unreachable: nothing changed anywhere; the client may retry.
+        throw err instanceof UserError && err.exitCode === ExitCode.unavailable ? new ElbError('ServiceUnavailable', `${err.message.slice(0, 200)}; nothing was changed`, 503) : err;
       });
       if (changed) await this.tell(after);
       return after;
