@@ -1,6 +1,6 @@
 import { describeError, ExitCode, UserError } from '../errors.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
-import type { StateStore } from '../runtime/state-store.js';
+import { updateState, type StateStore } from '../runtime/state-store.js';
 import { Keys, type FleetStore } from './store.js';
 
 /**
@@ -63,12 +63,7 @@ export class FleetStateStore implements StateStore {
   }
 
   async update<T>(key: string, fn: (current: T | undefined) => T | undefined | Promise<T | undefined>): Promise<T | undefined> {
-    if (!this.shared.has(key)) {
-      const before = await this.local.get<T>(key);
-      const after = await fn(before);
-      if (after !== before && after !== undefined) await this.local.put(key, after);
-      return after;
-    }
+    if (!this.shared.has(key)) return updateState(this.local, key, fn);
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const { value: before, modRevision } = await this.read<T>(key);
       const after = await fn(before);
