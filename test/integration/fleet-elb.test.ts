@@ -14,7 +14,7 @@ import type Docker from 'dockerode';
 import { elastic } from '../support/cli.js';
 import { requireDocker, TestContainers, waitFor } from '../support/docker.js';
 import { EtcdCluster } from '../support/etcd.js';
-import { converged, FleetHost, startBackend, teardownFleet } from '../support/fleet.js';
+import { converged, FleetHost, fleetStatus, startBackend, teardownFleet } from '../support/fleet.js';
 
 /**
  * The ELB API in a fleet: a real etcd (1 member), three `elastic run --etcd --fleet --host`
@@ -135,6 +135,11 @@ describe('the ELB API on every fleet host', () => {
     for (const i of [0, 2]) await waitFor(async () => (await answering(i, 6, TAKEN)) === id(b!), `host ${i + 1} serving admin`, 20_000, 200);
     await hosts[1]!.err!.next((l) => l.includes('ELB listener(s) not served here: port taken on this host') && l.includes(String(TAKEN)), 'host 2 saying why', 10_000, from);
     expect(await answering(1, 4, TAKEN)).toBe('not-elastic');
+    const refusal = () => fleetStatus(etcd.endpoints, FLEET).then((st) => Object.fromEntries(st.hosts.map((h) => [h.name, h.elbRefusal?.message ?? null])));
+    const r = (await waitFor(async () => ((await refusal())['lb-2'] ? refusal() : null), 'the refusal in lb-2\'s fleet status', 10_000, 200))!;
+    expect(r['lb-2']).toContain(`127.0.0.2:${TAKEN} is already served by pid ${process.pid}`);
+    expect([r['lb-1'], r['lb-3']]).toEqual([null, null]);
+    expect((await elastic(['cluster', 'status', '--etcd', etcd.endpoints, '--fleet', FLEET])).stdout).toMatch(/lb-2 .*ELB listener not served: 127\.0\.0\.2:24031 is already served by/);
     // Host 2 keeps following the rest.
     await elb(0).send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: 'shop', Instances: [{ InstanceId: id(b!) }] }));
     await waitFor(async () => (await answering(1, 16)) === [id(a!), id(b!)].sort().join(','), 'host 2 following shop', 20_000, 200);
@@ -142,6 +147,7 @@ describe('the ELB API on every fleet host', () => {
     await new Promise((r) => other.close(r));
     await elb(2).send(new DeregisterInstancesFromLoadBalancerCommand({ LoadBalancerName: 'shop', Instances: [{ InstanceId: id(b!) }] }));
     await waitFor(async () => (await answering(1, 6, TAKEN)) === id(b!), 'host 2 serving admin once its port is free', 20_000, 200);
+    await waitFor(async () => (await refusal())['lb-2'] === null, 'the refusal gone from lb-2\'s status', 10_000, 200);
   }, 60_000);
 
   it('the store gone: every host keeps serving its listeners and answers Describe; a change is refused with ServiceUnavailable', async () => {

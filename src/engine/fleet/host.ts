@@ -35,7 +35,7 @@ export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, 
   let daemon: RunDaemon | null = null;
   try {
     await agent.init();
-    const d = new RunDaemon({ file: `etcd:/elastic/${store.fleet}/current`, source: agent, logger: opts.logger, env: opts.env, store: state });
+    const d = new RunDaemon({ file: `etcd:/elastic/${store.fleet}/current`, source: agent, logger: opts.logger, env: opts.env, store: state, onElbRefused: (p) => agent.elbRefused(p) });
     await d.start(); // a failed start stops itself
     daemon = d;
     await agent.attach(d);
