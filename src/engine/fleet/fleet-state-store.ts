@@ -35,15 +35,19 @@ export class FleetStateStore implements StateStore {
     return this.local.location;
   }
 
-  async get<T>(key: string): Promise<T | undefined> {
-    if (!this.shared.has(key)) return this.local.get<T>(key);
+  /** `valid`: the value's shape (a local key: the file store checks it; a shared key: a wrong shape is refused). */
+  async get<T>(key: string, valid?: (v: unknown) => v is T): Promise<T | undefined> {
+    if (!this.shared.has(key)) return (this.local.get as (k: string, v?: (v: unknown) => v is T) => Promise<T | undefined>).call(this.local, key, valid);
+    let value: T | undefined;
     try {
-      return (await this.read<T>(key)).value;
+      value = (await this.read<T>(key)).value;
     } catch (err) {
       if (!this.last.has(key)) throw err;
       this.log.debug('fleet store unreachable: answering the last state read', { key, error: describeError(err) });
       return this.last.get(key) as T | undefined;
     }
+    if (value !== undefined && valid && !valid(value)) throw new UserError(`fleet state ${key} in the store has an unexpected shape`, `inspect it: etcdctl get /elastic/${this.fleet.fleet}/${Keys.state(key)}`, ExitCode.config);
+    return value;
   }
 
   async put<T>(key: string, value: T): Promise<void> {
