@@ -42,7 +42,7 @@ export function statusText(s: FleetStatus): string {
     Object.entries(h.services)
       .map(([n, v]) => `${n} ${v.healthy}/${v.backends}${v.refused ? ' refused' : ''}`)
       .join(', ') || '-',
-    h.refusal ? `v${h.refusal.version} refused: ${printable(h.refusal.message, 120)}` : '',
+    [h.refusal ? `v${h.refusal.version} refused: ${printable(h.refusal.message, 120)}` : '', h.elbRefusal ? `ELB listener not served: ${printable(h.elbRefusal.message, 120)}` : ''].filter(Boolean).join('; '),
   ]);
   return head + renderTable(['HOST', 'STATE', 'APPLIED', 'CONVERGED', 'DIGEST', 'SERVICES (healthy/backends)', 'LAST REFUSAL'], rows);
 }

@@ -42,6 +42,8 @@ export interface HostStatus {
   readonly digest: string | null;
   readonly appliedAt: string | null;
   readonly refusal: { readonly version: number; readonly message: string; readonly at: string } | null;
+  /** ELB listeners (created on another host) this host does not serve: their port is taken here. */
+  readonly elbRefusal?: { readonly message: string; readonly at: string } | null;
   /** Seconds the host could not reach the store, last time it could not (null: never). */
   readonly lastStale: { readonly from: string; readonly to: string } | null;
   readonly services: Readonly<Record<string, { readonly backends: ReadonlyArray<{ address: string; port: number; health: string }>; readonly refused: unknown }>>;
@@ -66,6 +68,7 @@ export class FleetAgent implements ConfigSource {
   private applied: { version: number; digest: string; at: string; rec: VersionRecord } | null = null;
   private refusal: HostStatus['refusal'] = null;
   private refusedVersion: number | null = null;
+  private elbRefusal: HostStatus['elbRefusal'] = null;
   private daemon: Daemon | null = null;
   private lease: StoreLease | null = null;
   private watches: Map<string, { cancel(): Promise<void> }> = new Map();
@@ -218,6 +221,12 @@ export class FleetAgent implements ConfigSource {
     this.log.error('fleet version refused; the previous one keeps serving', { version: rec.version, applied: this.applied?.version ?? null, error: message });
   }
 
+  /** The daemon's ELB API left listeners out (or serves them all again): say so in status. */
+  elbRefused(problems: readonly string[]): void {
+    this.elbRefusal = problems.length ? { message: problems.join('; ').slice(0, 500), at: new Date().toISOString() } : null;
+    if (this.daemon) void this.sync('elb refusal');
+  }
+
   private markApplied(rec: VersionRecord): void {
     this.applied = { version: rec.version, digest: this.daemon!.current.hash, at: new Date().toISOString(), rec };
     this.refusal = null;
@@ -318,6 +327,7 @@ export class FleetAgent implements ConfigSource {
       digest: this.applied?.digest ?? null,
       appliedAt: this.applied?.at ?? null,
       refusal: this.refusal,
+      elbRefusal: this.elbRefusal,
       lastStale: this.lastStale,
       services,
       updatedAt: new Date().toISOString(),

@@ -3,8 +3,12 @@ import { networkInterfaces } from 'node:os';
 import { ExitCode, UserError } from '../errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { RunDaemon } from '../run/daemon.js';
+import { ELB_STATE_KEY } from '../run/elb/model.js';
+import { stateDir } from '../runtime/paths.js';
+import { FileStateStore } from '../runtime/state-store.js';
 import { FleetAgent } from './agent.js';
 import { connectOptions, type StoreFlags } from './connect.js';
+import { FleetStateStore } from './fleet-state-store.js';
 import { openStore } from './open.js';
 import { checkName } from './store.js';
 
@@ -26,10 +30,12 @@ export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, 
   for (const a of opts.addresses ?? []) if (!isIP(a)) throw new UserError(`--address ${JSON.stringify(a.slice(0, 64))} is not an IP address`, 'e.g. --address 198.18.0.5', ExitCode.usage);
   const store = await openStore(connectOptions(opts, opts.env));
   const agent = new FleetAgent({ store, host: opts.host, addresses: opts.addresses?.length ? opts.addresses : localAddresses(), leaseTtl: opts.leaseTtl, logger: opts.logger, env: opts.env });
+  // The ELB API's state is the fleet's (every host serves it); the rest stays this host's own.
+  const state = new FleetStateStore(store, new FileStateStore(stateDir(opts.env)), new Set([ELB_STATE_KEY]), opts.logger);
   let daemon: RunDaemon | null = null;
   try {
     await agent.init();
-    const d = new RunDaemon({ file: `etcd:/elastic/${store.fleet}/current`, source: agent, logger: opts.logger, env: opts.env });
+    const d = new RunDaemon({ file: `etcd:/elastic/${store.fleet}/current`, source: agent, logger: opts.logger, env: opts.env, store: state, onElbRefused: (p) => agent.elbRefused(p) });
     await d.start(); // a failed start stops itself
     daemon = d;
     await agent.attach(d);
@@ -38,6 +44,7 @@ export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, 
     if (!signal.aborted) await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
   } finally {
     await agent.stop();
+    state.close();
     await daemon?.stop();
     await store.close();
   }

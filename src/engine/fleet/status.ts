@@ -16,6 +16,7 @@ export interface HostView {
   readonly digest: string | null;
   readonly expectedDigest: string | null;
   readonly refusal: HostStatus['refusal'];
+  readonly elbRefusal: NonNullable<HostStatus['elbRefusal']> | null;
   readonly addresses: readonly string[];
   readonly elastic: string | null;
   readonly updatedAt: string | null;
@@ -57,6 +58,7 @@ export function buildStatus(fleet: string, rec: VersionRecord | null, hosts: rea
         digest: h.digest,
         expectedDigest,
         refusal: h.refusal,
+        elbRefusal: h.elbRefusal ?? null,
         addresses: h.addresses ?? [],
         elastic: h.elastic ?? null,
         updatedAt: h.updatedAt ?? null,

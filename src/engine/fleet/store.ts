@@ -80,6 +80,8 @@ export const Keys = {
   leader: 'leader',
   /** The leader's fenced heartbeat (who leads, and that its writes still hold). */
   heartbeat: 'singleton/heartbeat',
+  /** Fleet-wide daemon state (the ELB API's `elb`): every host reads and writes the same value. */
+  state: (key: string) => `state/${key}`,
 } as const;
 
 /** Fleet and host names go into keys, metrics and logs: a strict identifier, 1-63 characters. */

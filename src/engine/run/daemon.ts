@@ -32,6 +32,8 @@ export interface DaemonOptions {
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
   store?: StateStore;
+  /** ELB listeners (from the shared store) not served here because their port is taken; [] when all are. */
+  onElbRefused?: (problems: readonly string[]) => void;
   statusDir?: string;
   /** --once: sync once and stop. */
   once?: boolean;
@@ -273,8 +275,13 @@ export class RunDaemon {
       health: async (lb) => instanceHealth(lb, this.containers, await this.haproxyServers()),
       dnsName: () => this.config.api?.haproxy.address ?? '127.0.0.1',
       onChange: (state) => this.onElbChange(state),
+      refused: (problems) => {
+        if (problems.length) this.log.error('ELB listener(s) not served here: port taken on this host', { problems: problems.join('; ').slice(0, 500) });
+        else this.log.info('every ELB listener served again');
+        this.opts.onElbRefused?.(problems);
+      },
     });
-    this.elbState = await this.elb.state();
+    this.elbState = await this.elb.served();
     if (api && !this.containersWatch) {
       const first = this.watchContainers();
       if (this.opts.once) await first;

@@ -14,7 +14,8 @@ import { pidAlive } from './pid.js';
  * serialized (last call wins) and every temp file has its own name, so two writers in one
  * millisecond cannot share (and corrupt) one temp file.
  *
- * Kept behind this small interface so an etcd-backed store can replace it for several LB hosts.
+ * Kept behind this small interface so a fleet host keeps its fleet-wide keys (`elb`) in the fleet
+ * store (src/engine/fleet/fleet-state-store.ts) and the rest here; callers do not know which.
  */
 export interface StateStore {
   /** `valid`: the value's shape; a value of another shape is treated like unparseable text. */
@@ -24,6 +25,23 @@ export interface StateStore {
   /** Every key held (any order). */
   keys(): Promise<string[]>;
   readonly location: string;
+  /**
+   * Read-change-write that holds when other writers (other hosts) change the key at the same
+   * time: `fn` may run again on the newer value. Returning the value it was given writes nothing.
+   * Absent: get then put (one process writes the key).
+   */
+  update?<T>(key: string, fn: (current: T | undefined) => T | undefined | Promise<T | undefined>): Promise<T | undefined>;
+  /** Call `changed` when someone else may have changed `key` (re-read it); returns the unsubscribe. */
+  watch?(key: string, changed: () => void): () => void;
+}
+
+/** `store.update` where the store has one, else get, change, put. */
+export async function updateState<T>(store: StateStore, key: string, fn: (current: T | undefined) => T | undefined | Promise<T | undefined>): Promise<T | undefined> {
+  if (store.update) return store.update(key, fn);
+  const before = await store.get<T>(key);
+  const after = await fn(before);
+  if (after !== before && after !== undefined) await store.put(key, after);
+  return after;
 }
 
 export interface FileStateStoreOptions {

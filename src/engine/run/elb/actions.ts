@@ -1,4 +1,5 @@
-import type { StateStore } from '../../runtime/state-store.js';
+import { ExitCode, UserError } from '../../errors.js';
+import { updateState, type StateStore } from '../../runtime/state-store.js';
 import {
   EMPTY_ELB,
   ELB_STATE_KEY,
@@ -22,7 +23,8 @@ import type { XmlValue } from './xml.js';
 /**
  * The nine actions of the Classic ELB API we serve: query parameters in, (new state, result
  * object) out. The state is read and written through the state store (key `elb`), one mutation
- * at a time; the daemon is told after every change so HAProxy follows.
+ * at a time; the daemon is told after every change so HAProxy follows, also a change another
+ * fleet host made (the store's watch, when it has one).
  */
 export const ACTIONS = [
   'CreateLoadBalancer',
@@ -58,6 +60,11 @@ export interface ElbHost {
   /** The address clients use for this load balancer's listeners. */
   dnsName(lb: ElbLoadBalancer): string;
   onChange(state: ElbState): void;
+  /**
+   * Listeners in the stored state this host does not serve, because another process holds their
+   * port here (another fleet host created them): one line each; [] when every listener is served.
+   */
+  refused?(problems: readonly string[]): void;
 }
 
 export type Params = ReadonlyMap<string, string>;
@@ -90,13 +97,20 @@ function sub(params: Params, prefix: string): Record<string, string> {
   return out;
 }
 
+const ports = (s: ElbState) => new Set(s.loadBalancers.flatMap((lb) => lb.listeners.map((l) => l.loadBalancerPort)));
+
 export class ElbService {
   private chain: Promise<unknown> = Promise.resolve();
+  /** The state last handed to the daemon (JSON), so a watch echo of our own write is not news. */
+  private told = '';
+  private problems: string[] = [];
 
   constructor(
     private readonly store: StateStore,
     private readonly host: ElbHost,
-  ) {}
+  ) {
+    store.watch?.(ELB_STATE_KEY, () => void this.refresh());
+  }
 
   async state(): Promise<ElbState> {
     const s = await this.store.get<ElbState>(ELB_STATE_KEY);
@@ -106,21 +120,74 @@ export class ElbService {
   /** One mutation at a time: read, change (pure), write, tell the daemon. */
   private mutate(fn: (s: ElbState) => ElbState | Promise<ElbState>): Promise<ElbState> {
     const run = this.chain.then(async () => {
-      const before = await this.state();
-      const after = await fn(before);
-      if (after !== before) {
-        await this.store.put(ELB_STATE_KEY, after);
-        this.host.onChange(after);
-      }
+      let after: ElbState = EMPTY_ELB;
+      let changed = false;
+      // In a fleet `fn` runs again when another host wrote in between (compare-and-swap).
+      await updateState<ElbState>(this.store, ELB_STATE_KEY, async (stored) => {
+        const before = stored?.v === 1 ? stored : EMPTY_ELB;
+        after = await fn(before);
+        changed = after !== before;
+        return changed ? after : stored;
+      }).catch((err) => {
+        // A fleet host whose store is unreachable: nothing changed anywhere; the client may retry.
+        throw err instanceof UserError && err.exitCode === ExitCode.unavailable ? new ElbError('ServiceUnavailable', `${err.message.slice(0, 200)}; nothing was changed`, 503) : err;
+      });
+      if (changed) await this.tell(after);
       return after;
     });
     this.chain = run.catch(() => {});
     return run;
   }
 
+  /** Another host may have changed the state: re-read it and, if it is new here, tell the daemon. */
+  refresh(): Promise<void> {
+    const run = this.chain.then(async () => {
+      await this.tell(await this.state());
+    });
+    // The store unreachable: the daemon keeps the state it has (the watch calls again on return).
+    this.chain = run.catch(() => {});
+    return this.chain as Promise<void>;
+  }
+
+  /** The stored state as this host serves it (see servable), for the daemon's start and reload. */
+  async served(): Promise<ElbState> {
+    return (await this.servable(await this.state())).out;
+  }
+
+  /**
+   * The state this host is to serve: all of it, but a listener new here whose port another
+   * process holds on this host (possible when another fleet host created it) is left out and
+   * reported; the rest is served. It is checked again with the next change.
+   */
+  private async servable(s: ElbState): Promise<{ out: ElbState; problems: string[] }> {
+    const served = ports(this.told ? (JSON.parse(this.told) as ElbState) : EMPTY_ELB);
+    const problems: string[] = [];
+    const skip = new Set<number>();
+    for (const p of ports(s)) {
+      if (served.has(p)) continue;
+      const taken = await this.host.portsTaken([p]);
+      if (taken.length) {
+        skip.add(p);
+        problems.push(...taken);
+      }
+    }
+    const out = skip.size ? { ...s, loadBalancers: s.loadBalancers.map((lb) => ({ ...lb, listeners: lb.listeners.filter((l) => !skip.has(l.loadBalancerPort)) })) } : s;
+    return { out, problems };
+  }
+
+  /** Hand the daemon what it is to serve of `s`, when that changed. */
+  private async tell(s: ElbState): Promise<void> {
+    const { out, problems } = await this.servable(s);
+    if (problems.join() !== this.problems.join()) this.host.refused?.(problems);
+    this.problems = problems;
+    const json = JSON.stringify(out);
+    if (json === this.told) return;
+    this.told = json;
+    this.host.onChange(out);
+  }
+
   /** A new listener port someone else serves is refused before anything is stored or rendered. */
   private async checkNewPorts(before: ElbState, after: ElbState): Promise<ElbState> {
-    const ports = (s: ElbState) => new Set(s.loadBalancers.flatMap((lb) => lb.listeners.map((l) => l.loadBalancerPort)));
     const old = ports(before);
     const added = [...ports(after)].filter((p) => !old.has(p));
     const taken = added.length ? await this.host.portsTaken(added) : [];
