@@ -31,7 +31,7 @@ export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, 
   const store = await openStore(connectOptions(opts, opts.env));
   const agent = new FleetAgent({ store, host: opts.host, addresses: opts.addresses?.length ? opts.addresses : localAddresses(), leaseTtl: opts.leaseTtl, logger: opts.logger, env: opts.env });
   // The ELB API's state is the fleet's (every host serves it); the rest stays this host's own.
-  const state = new FleetStateStore(store, new FileStateStore(stateDir(opts.env)), new Set([ELB_STATE_KEY]), opts.logger);
+  const state = new FleetStateStore(store, new FileStateStore(stateDir(opts.env), { recover: true, logger: opts.logger.child('state') }), new Set([ELB_STATE_KEY]), opts.logger);
   let daemon: RunDaemon | null = null;
   try {
     await agent.init();

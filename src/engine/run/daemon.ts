@@ -4,7 +4,7 @@ import { describeError, ExitCode, UserError } from '../errors.js';
 import type { BackendSet } from '../model/backend.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 import { runDir, securePrivateDirs, stateDir } from '../runtime/paths.js';
-import { FileStateStore, type StateStore } from '../runtime/state-store.js';
+import { FileStateStore, removeStaleTemps, type StateStore } from '../runtime/state-store.js';
 import { StatusServer } from '../runtime/status.js';
 import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
 import { configSummary, loadConfig, servedBy, type RunConfig } from './config.js';
@@ -144,10 +144,9 @@ export class RunDaemon {
   private async securePaths(): Promise<void> {
     const dirs = [this.store.location, this.opts.statusDir ?? runDir(this.opts.env)];
     for (const fix of await securePrivateDirs(dirs)) this.log.warn(`permissions too open: ${fix} (state and run directories hold secrets)`);
-    if (this.store instanceof FileStateStore) {
-      const removed = await this.store.removeStaleTemps();
-      if (removed.length) this.log.info('removed temp files left by an interrupted write', { files: removed.join(' ') });
-    }
+    // Whatever the store (a fleet host's keeps its local keys in this directory too).
+    const removed = await removeStaleTemps(this.store.location);
+    if (removed.length) this.log.info('removed temp files left by an interrupted write', { files: removed.join(' ') });
   }
 
   /** --once: every applier synced once from a full listing; nothing keeps running. */
