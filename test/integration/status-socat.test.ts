@@ -72,6 +72,15 @@ afterAll(async () => {
     await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop().catch(() => {});
   }
   await elastic(['map-image', 'stop', '--all'], { env });
+  // A proxy the daemon started while it was being stopped (seen once under load) is still ours:
+  // its command line names this test's own directories. End it by pid.
+  for (const pid of (await execa('pgrep', ['-f', `haproxy .*(${dir}|${stateDir})`], { reject: false })).stdout.split('\n').filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
   rmSync(dir, { recursive: true, force: true });
   rmSync(stateDir, { recursive: true, force: true });
 }, 60_000);
