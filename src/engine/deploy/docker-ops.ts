@@ -191,9 +191,14 @@ export class DeployDocker {
     }
   }
 
-  /** An empty `docker update`: Docker emits an `update` event, so discovery re-lists now. */
+  /**
+   * A no-op `docker update`: Docker emits an `update` event, so discovery re-lists now. Not an
+   * empty object: dockerode sends no body for `{}` and Docker answers 500 "EOF" (no event, and the
+   * replica was served only at the next resync, 30 s later). CpuShares 0 means "unchanged" to
+   * Docker's update.
+   */
   async touch(id: string): Promise<void> {
-    await this.call(() => this.docker.getContainer(id).update({}));
+    await this.call(() => this.docker.getContainer(id).update({ CpuShares: 0 }));
   }
 
   async inspect(id: string, network?: string): Promise<ReplicaDetail | null> {

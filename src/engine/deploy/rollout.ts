@@ -137,7 +137,7 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
           // Admitted: the load balancers may serve it now (the touch makes discovery look at once).
           if (gating.delete(r.id)) {
             await save();
-            await opts.ops.touch(r.id).catch((err: unknown) => log.debug(`touch ${r.name}: ${describeError(err)}`, { service }));
+            await opts.ops.touch(r.id).catch((err: unknown) => log.warn(`could not touch ${r.name} (load balancers serve it at their next resync): ${describeError(err)}`, { service }));
           }
           ev('ready', `${res.ms} ms`);
         } else {
