@@ -184,8 +184,8 @@ describe('api.allow_targets', () => {
     ['127.0.0.1/32', '127.0.0.1', true],
     ['127.0.0.1/32', '127.0.0.2', false],
     ['0.0.0.0/0', '1.2.3.4', true],
-    ['10.0.0.0/33', '10.0.0.1', false],
-    ['not-a-cidr', '10.0.0.1', false],
+    ['198.18.0.0/33', '198.18.0.1', false],
+    ['not-a-cidr', '198.18.0.1', false],
   ])('%s contains %s: %s', (cidr, ip, want) => expect(inCidrs(ip, [cidr])).toBe(want));
 
   it('CIDRs parse strictly; an IP:PORT instance is allowed inside a CIDR or at a running container address, containers always', () => {
