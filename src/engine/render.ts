@@ -210,7 +210,16 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
           // HAProxy: the slot stops taking new sessions now and we wait for its sessions to end.
           // nginx/Varnish: the next pass renders without it (graceful reload / new VCL): in-flight
           // requests finish on the old workers / VCL.
-          const r = applier.drain ? { backend: slot.id, server: `s${slot.index + 1}`, ...(await applier.drain(t.service, `s${slot.index + 1}`, timeoutMs, signal)) } : { backend: slot.id, ...(await applyNow(t.service, slot.id, true)) };
+          // A runtime drain that fails (HAProxy busy or reloading) still takes the backend out:
+          // the next pass renders without it; the warning says why sessions were not waited for.
+          const server = `s${slot.index + 1}`;
+          const viaRuntime = applier.drain
+            ? await applier.drain(t.service, server, timeoutMs, signal).catch((err: unknown) => {
+                log.warn(`drain ${slot.id} through the runtime API failed; rendering without it`, { error: describeError(err) });
+                return null;
+              })
+            : null;
+          const r = viaRuntime ? { backend: slot.id, server, ...viaRuntime } : { backend: slot.id, ...(await applyNow(t.service, slot.id, true)) };
           status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'not drained'} after ${r.ms} ms`, t.service);
           results.push(r);
         }

@@ -19,7 +19,7 @@ export function progressLine(e: RolloutEvent): string | null {
       if (e.phase === 'existing') return null;
       return `  ${printable(e.name, 60)} #${e.index} ${shortRev(e.revision)} ${e.phase}${e.detail ? ` (${printable(e.detail, 160)})` : ''}`;
     case 'drain': {
-      const parts = e.outcomes.map((o) => `${o.socket}: ${o.outcome}`);
+      const parts = e.outcomes.map((o) => `${o.socket}: ${o.outcome}${o.detail ? ` (${printable(o.detail, 120)})` : ''}`);
       return parts.length ? `  drain ${e.id}: ${parts.join(', ')}` : `  drain ${e.id}: no load balancer of elastic runs here`;
     }
   }

@@ -7,15 +7,16 @@ import { listStatusSockets, requestStatus, type Snapshot } from '../runtime/stat
  * The drain contract (docs/ARCHITECTURE.md), deploy's side: before an old replica is stopped, every
  * load balancer elastic runs on this host (map-image, render, edge status sockets) is asked, in
  * parallel, to take it out and answer once its connections are gone or the timeout passed.
- * A socket that does not know the backend, does not know `drain`, or does not answer in time is
- * logged and counted as "not ours": a drain never blocks a rollout forever.
+ * A socket that does not serve the backend is "not ours"; one that serves it but could not drain
+ * it ("failed") or did not answer in time ("no answer") is a warning with its reason. None of
+ * them blocks a rollout forever.
  */
 /** Kinds that run load balancers and answer `drain`; `run` hosts all of them in one daemon. */
 export const LB_KINDS = ['map-image', 'render', 'edge', 'run'] as const;
 
 export interface DrainOutcome {
   readonly socket: string; // kind.name
-  readonly outcome: 'drained' | 'timeout' | 'not ours' | 'no answer';
+  readonly outcome: 'drained' | 'timeout' | 'not ours' | 'failed' | 'no answer';
   readonly remaining?: number;
   readonly detail?: string;
 }
@@ -37,9 +38,11 @@ export async function drainEverywhere(t: DrainTarget, timeoutMs: number, opts: {
     await Promise.all(
       sockets.map(async (s) => {
         if (s.kind !== 'render') return [{ s, args }];
-        // render drains per frontend service: find the ones serving this endpoint.
+        // render drains per frontend service: the ones serving this endpoint. Without the service
+        // the render finds them itself ({address, port}; none: it answers with no services).
         const services = await renderServicesOf(s.path, ep);
-        return services.length ? services.map((service) => ({ s, args: { ...args, service } })) : [{ s, args }];
+        const { service: _, ...byAddress } = args;
+        return services.length ? services.map((service) => ({ s, args: { ...args, service } })) : [{ s, args: byAddress }];
       }),
     )
   ).flat();
@@ -49,8 +52,8 @@ export async function drainEverywhere(t: DrainTarget, timeoutMs: number, opts: {
       let out: DrainOutcome;
       try {
         const r = await requestStatus<Record<string, unknown>>(s.path, { op: 'action', action: 'drain', args }, timeoutMs + 3000);
-        if (r.ok !== true) out = { socket, outcome: 'not ours', detail: printable(String(r.error ?? 'refused'), 120) };
-        else if (r.nodes === 0 || (Array.isArray(r.mappings) && r.mappings.length === 0)) out = { socket, outcome: 'not ours', detail: 'backend not served there' };
+        if (r.ok !== true) out = { socket, outcome: 'failed', detail: printable(String(r.error ?? 'refused'), 120) };
+        else if (r.nodes === 0 || (Array.isArray(r.mappings) && r.mappings.length === 0) || (Array.isArray(r.services) && r.services.length === 0)) out = { socket, outcome: 'not ours' };
         else {
           const remaining = typeof r.remaining === 'number' ? r.remaining : typeof r.sessions === 'number' ? r.sessions : undefined;
           out = { socket, outcome: r.drained === false ? 'timeout' : 'drained', remaining };
