@@ -18,8 +18,9 @@ describe('parseProcStat', () => {
 
 describe('pidAlive', () => {
   it('a zombie answers signal 0 but is dead', async () => {
-    // The background `true` exits; its parent exec's sleep, which never reaps it.
-    const parent = execa('sh', ['-c', 'true & echo $!; exec sleep 10'], { reject: false });
+    // The background child exits 200 ms later, after its parent exec'd sleep, which never reaps
+    // it (a child that exited before the exec could be reaped by sh: flaky, seen on CI).
+    const parent = execa('sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 10'], { reject: false });
     try {
       const zombie = await new Promise<number>((r) => parent.stdout!.once('data', (d) => r(Number(String(d).trim()))));
       const end = Date.now() + 5000;
