@@ -53,8 +53,11 @@ describe('render --proxy nginx: status backends, drain contract, undrain', () =>
     await waitFor(async () => (await served(6)).size === 2, 'both containers served', 30_000, 200);
     const sock = join(env.ELASTIC_RUN_DIR!, 'render.rdn.sock');
     const ip1 = await tc.ip(c1);
-    const snap = await requestStatus<Snapshot>(sock);
-    const servers = (snap.services.rdn as { servers: Array<{ address: string; backend: string; status: string }> }).servers;
+    // The state (what status lists) is written just after nginx took the config: wait for it.
+    type Servers = Array<{ address: string; backend: string; status: string }>;
+    const listed = async () => ((await requestStatus<Snapshot>(sock)).services.rdn as { servers: Servers }).servers;
+    await waitFor(async () => (await listed()).length === 2, 'status listing both backends', 10_000, 100);
+    const servers = await listed();
     expect(servers.map((s) => s.address).sort()).toEqual([`${ip1}:80`, `${await tc.ip(c2)}:80`].sort());
     expect(servers.every((s) => s.status === 'in config')).toBe(true);
 

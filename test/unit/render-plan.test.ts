@@ -18,10 +18,15 @@ describe('slots', () => {
     [3, 1, 4],
   ])('slotCount(%i, min %i) = %i', (n, min, want) => expect(slotCount(n, min)).toBe(want));
 
-  it('keeps backends in their slot, fills the lowest free slot, frees removed ones', () => {
-    expect(assignSlots(undefined, ['a', 'b'], 4)).toEqual(['a', 'b', null, null]);
-    expect(assignSlots(['a', 'b', null, null], ['b', 'c'], 4)).toEqual(['c', 'b', null, null]);
-    expect(assignSlots(['a', null, 'c', null], ['c', 'd', 'e'], 4)).toEqual(['d', 'e', 'c', null]);
+  it.each([
+    ['first pass: in order', undefined, ['a', 'b'], [], ['a', 'b', null, null]],
+    ['a slot free before this pass is taken before one freed now', ['a', 'b', null, null], ['b', 'c'], [], [null, 'b', 'c', null]],
+    ['a slot freed now is taken when no other is free', ['a', 'b', 'c', 'd'], ['b', 'c', 'd', 'e'], [], ['e', 'b', 'c', 'd']],
+    ['lowest first among the long-free, then the just-freed', ['a', null, 'c', null], ['c', 'd', 'e'], [], [null, 'd', 'c', 'e']],
+    ['a drained backend keeps its slot empty', ['a', 'b', 'c', null], ['b', 'c', 'd'], ['a'], [null, 'b', 'c', 'd']],
+    ['a drained backend\'s slot is never reused: the table grows instead', ['a', 'b', 'c', 'd'], ['b', 'c', 'd', 'e'], ['a'], [null, 'b', 'c', 'd', 'e', null, null, null]],
+  ] as Array<[string, Array<string | null> | undefined, string[], string[], Array<string | null>]>)('%s', (_, prev, ids, reserved, want) => {
+    expect(assignSlots(prev, ids, 4, new Set(reserved))).toEqual(want);
   });
 
   it('grows to the next power of two when the backends do not fit, keeping places', () => {

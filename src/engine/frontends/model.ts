@@ -99,22 +99,30 @@ export function slotCount(n: number, min: number): number {
 }
 
 /**
- * Stable slot assignment (pure): backends keep their slot; new ones take the lowest free slot;
- * removed ones free theirs. When they do not fit, the table grows (a structural change).
+ * Stable slot assignment (pure): backends keep their slot; removed ones free theirs; new ones take
+ * the lowest slot that was already free before this pass, and a slot freed in this pass only when
+ * there is no other. A just-freed slot may still carry the old backend's sessions and pooled idle
+ * connections (HAProxy keeps reusing those after `set server addr`), and a backend being drained
+ * (`reserved`: still listed, taken out by a drain) keeps its slot empty until it is gone, so a
+ * drain in progress never watches, or ends with `maint` on, a slot that now holds someone else.
+ * When they do not fit, the table grows (a structural change).
  */
-export function assignSlots(previous: ReadonlyArray<string | null> | undefined, ids: readonly string[], minSlots: number): Array<string | null> {
+export function assignSlots(previous: ReadonlyArray<string | null> | undefined, ids: readonly string[], minSlots: number, reserved: ReadonlySet<string> = new Set()): Array<string | null> {
   const want = new Set(ids);
-  const size = Math.max(previous?.length ?? 0, slotCount(ids.length, minSlots));
+  const held = (previous ?? []).filter((id): id is string => id !== null && !want.has(id) && reserved.has(id)).length;
+  const size = Math.max(previous?.length ?? 0, slotCount(ids.length + held, minSlots));
   const slots: Array<string | null> = Array.from({ length: size }, (_, i) => {
     const id = previous?.[i] ?? null;
     return id !== null && want.has(id) ? id : null;
   });
   const placed = new Set(slots.filter((s): s is string => s !== null));
-  let free = 0;
+  const wasFree = (i: number) => (previous?.[i] ?? null) === null;
+  const isReserved = (i: number) => reserved.has(previous?.[i] ?? '');
+  const order = [...slots.keys()].filter((i) => slots[i] === null && !isReserved(i)).sort((a, b) => Number(wasFree(b)) - Number(wasFree(a)) || a - b);
+  let next = 0;
   for (const id of ids) {
     if (placed.has(id)) continue;
-    while (slots[free] !== null) free++;
-    slots[free] = id;
+    slots[order[next++]!] = id;
   }
   return slots;
 }
@@ -125,6 +133,8 @@ export interface BuildInput {
   readonly specs: readonly ServiceSpec[];
   readonly backends: Readonly<Record<string, BackendSet>>;
   readonly previousSlots?: SlotMap;
+  /** Backends being drained: their slots are not given to another backend (assignSlots). */
+  readonly reserved?: ReadonlySet<string>;
   readonly paths?: Readonly<Record<string, string>>;
 }
 
@@ -134,7 +144,7 @@ export function buildTemplateData(input: BuildInput): { data: TemplateData; slot
   const services = input.specs.map((spec): TemplateService => {
     const set = input.backends[spec.name] ?? [];
     const byId = new Map(set.map((b) => [b.id, toTemplateBackend(b)]));
-    const assigned = assignSlots(input.previousSlots?.[spec.name], set.map((b) => b.id), spec.minSlots);
+    const assigned = assignSlots(input.previousSlots?.[spec.name], set.map((b) => b.id), spec.minSlots, input.reserved);
     slotMap[spec.name] = assigned;
     return {
       name: spec.name,

@@ -99,7 +99,7 @@ export class Renderer {
   /** Build the desired render (pure apart from reading the last slot map). */
   desired(backends: Readonly<Record<string, BackendSet>>, state: RenderState | undefined): DesiredRender {
     const previousSlots: SlotMap = Object.fromEntries(Object.entries(state?.applied.slots ?? {}).map(([k, v]) => [k, v.map((s) => s?.id ?? null)]));
-    const { data } = buildTemplateData({ instance: this.opts.instance, proxy: this.opts.applier.proxy, specs: this.opts.specs, backends, previousSlots, paths: this.opts.applier.paths });
+    const { data } = buildTemplateData({ instance: this.opts.instance, proxy: this.opts.applier.proxy, specs: this.opts.specs, backends, previousSlots, reserved: this.drained, paths: this.opts.applier.paths });
     const text = this.opts.template(data);
     const skeleton = this.opts.applier.proxy === 'haproxy' ? this.opts.template(skeletonOf(data)) : text;
     return { text, configHash: hashText(text), skeletonHash: hashText(skeleton), slots: appliedSlots(data) };
