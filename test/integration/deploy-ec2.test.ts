@@ -65,7 +65,7 @@ describe('elastic deploy ec2 (loopback EC2 API)', () => {
     const zero = await run(['deploy', 'ec2', '--name', svc, '--launch-template', 'lt-0123456789abcdef0', '--template-version', '4', '--replicas', '0', '--tag', 'Role=web']);
     expect(zero.exitCode, String(zero.stderr)).toBe(0);
     expect(running()).toHaveLength(0);
-  });
+  }, 150_000); // six CLI runs: ~25 s alone, past 60 s on a loaded CI machine (then its last run took the next test's injected failure)
 
   it('errors: EC2 refusing RunInstances is a clear permission error; reserved tags are refused', async () => {
     server.failNext(1, { status: 403, code: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.' });
