@@ -6,7 +6,7 @@ import { StatusServer } from '../runtime/status.js';
 import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
 import { DaemonElb } from './daemon-elb.js';
 import { configSummary, loadConfig, servedBy, type RunConfig } from './config.js';
-import { DaemonDeploys } from './deploys.js';
+import { DaemonDeploys, type SingletonGate } from './deploys.js';
 import { MetricsRegistry, processMetrics, serveMetrics, StatsdEmitter } from './metrics.js';
 import { nothingCarried, Pipeline, type Carried } from './pipeline.js';
 import { assertNewBindsFree, listenError } from './ports.js';
@@ -26,6 +26,8 @@ export interface DaemonOptions {
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
   store?: StateStore;
+  /** A fleet host: deploys: run only while this host leads (fleet/agent.ts). */
+  singleton?: SingletonGate;
   /** ELB listeners (from the shared store) not served here because their port is taken; [] when all are. */
   onElbRefused?: (problems: readonly string[]) => void;
   statusDir?: string;
@@ -70,6 +72,7 @@ export class RunDaemon {
       env: opts.env,
       runDir: opts.statusDir,
       signal: this.deploysAbort.signal,
+      singleton: opts.singleton,
       event: (type, message, service) => this.status?.event(type, message, service),
       changed: () => this.pipeline?.requestAll('deploy'),
     });
