@@ -196,7 +196,8 @@ export class DaemonDeploys {
       st.message = e.message;
     } else if (e.type === 'replica') {
       // Which host made each container change (a fleet: only ever the leader).
-      if (e.phase === 'creating' || e.phase === 'removed') log.info(`replica ${e.name} ${e.phase === 'creating' ? 'created' : 'removed'}`, { service: st.service, id: e.id, revision: e.revision });
+      const change = { creating: 'created', stopping: 'stopping', removed: 'removed' }[e.phase as string];
+      if (change) log.info(`replica ${e.name} ${change}`, { service: st.service, id: e.id, revision: e.revision, reason: e.detail });
       if (e.phase === 'ready') log.info(`replica ${e.name} passed its health gate`, { service: st.service, id: e.id, revision: e.revision, gate: e.detail });
       if (e.phase === 'removed') delete st.replicas[e.id];
       else st.replicas[e.id] = { name: e.name, revision: e.revision, phase: e.phase, detail: e.detail };
