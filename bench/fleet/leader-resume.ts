@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { elastic } from '../../test/support/cli.js';
 import { docker, requireDocker, waitFor } from '../../test/support/docker.js';
 import { EtcdCluster } from '../../test/support/etcd.js';
-import { FleetHost, fleetStatus } from '../../test/support/fleet.js';
+import { FleetHost, fleetStatus, leaderOtherThan } from '../../test/support/fleet.js';
 import { changes, convergedOn, deployFleetConfig, gates, makeNetwork, removeDeployed, replicas, resumeTimes, ServiceEvents } from '../../test/support/fleet-deploys.js';
 import { percentile } from '../stats.js';
 
@@ -57,10 +57,7 @@ try {
     const first = await oh.err!.json<{ msg: string; revision?: string; id?: string }>((l) => l.msg?.endsWith('passed its health gate') && !before.has(l.id ?? ''), `round ${v}: the leader gating a new replica`, 60_000, from);
     const t0 = Date.now();
     await oh.kill('SIGKILL');
-    const next = (await waitFor(async () => {
-      const l = await leader();
-      return l && l !== old ? l : null;
-    }, 'a new leader', 20_000, 50))!;
+    const next = await leaderOtherThan(etcd.endpoints, FLEET, old, 'a new leader', 20_000, 50);
     const nh = byName(next);
     await waitFor(() => convergedOn(SERVICE, hosts, v), `round ${v}: rolled out by the new leader`, 120_000, 50);
     const older = (await replicas(SERVICE)).filter((r) => r.v !== String(v)).map((r) => r.id);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { elastic } from '../support/cli.js';
 import { docker, requireDocker, waitFor } from '../support/docker.js';
 import { EtcdCluster } from '../support/etcd.js';
-import { FleetHost, fleetStatus, teardownFleet } from '../support/fleet.js';
+import { FleetHost, fleetStatus, leaderOtherThan, teardownFleet } from '../support/fleet.js';
 import { changes, convergedOn, deployFleetConfig, linesOf, makeNetwork, removeDeployed, replicas, resumeTimes, ServiceEvents, timeline, type Line } from '../support/fleet-deploys.js';
 import { namespaceOfEnv } from '../../src/engine/dataplane/namespace.js';
 
@@ -97,10 +97,7 @@ describe('fleet deploys: singleton work on the leader', () => {
     const first = await oh.err!.json<Line>((l) => l.msg?.endsWith('passed its health gate') && l.revision !== v1Revision, 'the leader gating a v2 replica', 60_000, from);
     const t0 = Date.now();
     await oh.kill('SIGKILL');
-    const next = (await waitFor(async () => {
-      const l = await leader();
-      return l && l !== old ? l : null;
-    }, 'a new leader', 15_000, 50))!;
+    const next = await leaderOtherThan(etcd.endpoints, FLEET, old, 'a new leader', 15_000, 50);
     const nh = hostByName(next);
     const tLead = Date.parse((await nh.err!.json<Line>((l) => l.msg === 'fleet leader: singleton work runs here' && Date.parse(l.time) >= t0, 'the new leader saying so', 5000)).time) - t0;
     await waitFor(() => convergedOn(SERVICE, hosts, 2), 'v2 rolled out by the new leader', 90_000, 50);
@@ -137,10 +134,7 @@ describe('fleet deploys: singleton work on the leader', () => {
     let resumedAt: number;
     let at: number;
     try {
-      next = (await waitFor(async () => {
-        const l = await leader();
-        return l && l !== old ? l : null;
-      }, 'another leader while the old one is stopped', 20_000, 100))!;
+      next = await leaderOtherThan(etcd.endpoints, FLEET, old, 'another leader while the old one is stopped', 20_000, 100);
       // Let the new leader take the rollout over (a container change of its own) while the old one sleeps.
       const nh = hostByName(next);
       await waitFor(() => changes(nh).some((l) => Date.parse(l.time) >= stoppedAt), 'the new leader changing containers', 30_000, 100);
