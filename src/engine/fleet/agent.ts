@@ -379,6 +379,7 @@ export class FleetAgent implements ConfigSource {
   /** Stop following the store; the daemon (and the data plane) are stopped by the caller. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.leadership.demote('stopping'); // singleton work ends before the lease (and the lead) goes
     if (this.timer) clearInterval(this.timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     await this.syncing?.catch(() => {});
