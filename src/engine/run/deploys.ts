@@ -115,7 +115,7 @@ export class DaemonDeploys {
    */
   reconcile(deploys: readonly DeployConfig[]): Promise<void> {
     this.wanted = deploys;
-    const idle = this.mayRun ? 'pending' : 'standby';
+    const idle = this.opts.singleton && !this.opts.singleton.leading() ? 'standby' : 'pending';
     for (const d of deploys) {
       const old = this.states.get(d.service);
       this.states.set(d.service, { ...(old ?? emptyStatus(d)), service: d.service, image: d.image, desired: d.replicas, state: old?.state === 'reconciling' ? 'reconciling' : idle });
