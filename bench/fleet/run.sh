@@ -3,3 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 npx tsx bench/fleet/push-applied.ts 50
+npx tsx bench/fleet/leader-resume.ts 5

@@ -25,6 +25,8 @@ export interface DeployContext {
   readonly onEvent?: (e: RolloutEvent) => void;
   /** Status-socket directory (ELASTIC_RUN_DIR by default). */
   readonly runDir?: string;
+  /** Before every container change; rejects to prevent it (a fleet host that no longer leads). */
+  readonly guard?: (what: string) => Promise<void>;
 }
 
 export interface DeployResult {
@@ -51,7 +53,9 @@ interface Session {
 }
 
 function session(ctx: DeployContext): Session {
-  return { ops: new DeployDocker(ctx.host, ctx.env), store: ctx.store ?? new FileStateStore(), log: ctx.logger ?? nullLogger };
+  const ops = new DeployDocker(ctx.host, ctx.env);
+  ops.guard = ctx.guard;
+  return { ops, store: ctx.store ?? new FileStateStore(), log: ctx.logger ?? nullLogger };
 }
 
 const noDeploy = (service: string) =>

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, elastic } from './cli.js';
+import { waitFor } from './docker.js';
 import { LineReader } from './lines.js';
 import { ownedStateDir } from './owned.js';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
@@ -73,6 +74,14 @@ export async function fleetStatus(endpoints: string, fleet: string): Promise<Fle
   const r = await elastic(['cluster', 'status', '--etcd', endpoints, '--fleet', fleet, '--json']);
   if (r.exitCode !== 0) throw new Error(`cluster status exit ${r.exitCode}: ${r.stdout} ${r.stderr}`);
   return JSON.parse(String(r.stdout)) as FleetStatus;
+}
+
+/** Wait until `cluster status` names a leader other than `old`; its name. */
+export async function leaderOtherThan(endpoints: string, fleet: string, old: string, what: string, timeoutMs: number, everyMs = 100): Promise<string> {
+  return (await waitFor(async () => {
+    const l = (await fleetStatus(endpoints, fleet)).leader;
+    return l && l !== old ? l : null;
+  }, what, timeoutMs, everyMs))!;
 }
 
 /** What a host's HAProxy answers on `port` (the backend's name), or ERR. */

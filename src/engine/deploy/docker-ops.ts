@@ -38,6 +38,12 @@ export class DeployDocker {
   /** The state directory's namespace, on every container created (LABEL.state). */
   readonly namespace: string;
 
+  /**
+   * Runs before every container change (create, stop, remove) and rejects to prevent it: a fleet
+   * host checks in the store that it still leads (run/deploys.ts SingletonGate).
+   */
+  guard: ((what: string) => Promise<void>) | undefined;
+
   constructor(host?: string, env: NodeJS.ProcessEnv = process.env) {
     ({ docker: this.docker, target: this.target } = createDocker(host, env));
     this.namespace = namespaceOfEnv(env).id || 'default';
@@ -140,6 +146,7 @@ export class DeployDocker {
       : spec.health.kind === 'none'
         ? { Test: ['NONE'] }
         : undefined;
+    await this.guard?.(`creating a replica of ${service}`);
     const tagged = await this.docker.getImage(spec.image).inspect().then((i) => i.Id, () => '');
     const ref = tagged === imageId ? spec.image : imageId;
     for (let attempt = 0; ; attempt++) {
@@ -229,6 +236,7 @@ export class DeployDocker {
    * here it is on its way out. `stop()` then waits for it and kills it after the timeout.
    */
   async signalStop(id: string): Promise<void> {
+    await this.guard?.(`stopping replica ${id}`);
     try {
       const c = this.docker.getContainer(id);
       const sig = ((await c.inspect()).Config as { StopSignal?: string } | undefined)?.StopSignal || 'SIGTERM';
@@ -241,6 +249,7 @@ export class DeployDocker {
   }
 
   async stop(id: string, timeoutS: number): Promise<void> {
+    await this.guard?.(`stopping replica ${id}`);
     try {
       await this.docker.getContainer(id).stop({ t: timeoutS });
     } catch (err) {
@@ -251,6 +260,7 @@ export class DeployDocker {
   }
 
   async remove(id: string): Promise<void> {
+    await this.guard?.(`removing replica ${id}`);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (err) {

@@ -3,10 +3,11 @@ import { describeError, ExitCode, UserError } from '../errors.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 import { ConfigError, parseConfig, type RunConfig } from '../run/config.js';
 import type { ConfigSource } from '../run/daemon.js';
+import type { SingletonGate } from '../run/deploys.js';
 import type { MetricsRegistry } from '../run/metrics.js';
 import { Leadership } from './election.js';
 import { splitHosts, textForHost } from './hosts.js';
-import { Keys, type FleetStore, type StoreLease } from './store.js';
+import { Keys, type FleetStore, type Put, type StoreLease } from './store.js';
 import { readCurrent, readVersion, type VersionRecord } from './versions.js';
 
 /**
@@ -83,6 +84,7 @@ export class FleetAgent implements ConfigSource {
   private lastStale: HostStatus['lastStale'] = null;
   private published = '';
   private stopped = false;
+  private readonly leaderListeners: Array<(leading: boolean) => void> = [];
 
   constructor(private readonly opts: AgentOptions) {
     this.log = (opts.logger ?? nullLogger).child('fleet');
@@ -94,20 +96,19 @@ export class FleetAgent implements ConfigSource {
   }
 
   /**
-   * Singleton work while this host leads. Today that is only a fenced heartbeat (`singleton/
-   * heartbeat`: who leads, and that its writes still hold); `deploys:` will run here.
+   * Singleton work while this host leads: a fenced heartbeat (`singleton/heartbeat`: who leads,
+   * and that its writes still hold) and the daemon's `deploys:` (run/deploys.ts, through
+   * `singleton`: they start here and are aborted the moment this host stops leading).
    */
   private onLeadership(leading: boolean): void {
     this.daemon?.metrics.gauge('elastic_fleet_leader', 'this host leads the fleet (1) or not (0)').set({}, leading ? 1 : 0);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
+    for (const fn of this.leaderListeners) fn(leading && !this.stopped);
     if (!leading || this.stopped) return;
     const beat = async () => {
-      const fenced = this.daemon!.metrics.counter('elastic_fleet_fenced_writes_total', 'writes made as the leader, by result', ['result']);
       try {
-        const ok = await this.leadership.fencedPut([{ key: Keys.heartbeat, value: JSON.stringify({ host: this.opts.host, at: new Date().toISOString() }) }]);
-        fenced.inc({ result: ok ? 'written' : 'refused' });
-        if (!ok) this.log.warn('fenced write refused: this host no longer leads; nothing was written');
+        await this.fenced([{ key: Keys.heartbeat, value: JSON.stringify({ host: this.opts.host, at: new Date().toISOString() }) }]);
       } catch (err) {
         this.leadership.demote(`store write failed: ${describeError(err)}`);
       }
@@ -116,6 +117,28 @@ export class FleetAgent implements ConfigSource {
     this.heartbeat.unref();
     void beat();
   }
+
+  /**
+   * A write as the leader, fenced by the leadership key (election.ts); no puts: only the check,
+   * before a change outside the store (a container created or removed). False: this host does
+   * not lead (any more) and nothing was written. Counted in elastic_fleet_fenced_writes_total.
+   */
+  async fenced(puts: readonly Put[]): Promise<boolean> {
+    const ok = await this.leadership.fencedPut(puts);
+    this.daemon?.metrics.counter('elastic_fleet_fenced_writes_total', 'writes made as the leader, by result', ['result']).inc({ result: ok ? 'written' : 'refused' });
+    if (ok && puts.length) this.metric('elastic_fleet_fenced_revision', 'store revision of the last fenced write that held here (0: none)').set({}, this.leadership.lastWritten);
+    if (!ok) this.log.warn('fenced write refused: this host does not lead the fleet; nothing was written', { keys: puts.map((p) => p.key).join(' ') || '(check before a container change)' });
+    return ok;
+  }
+
+  /** What the daemon's deploys need of the election: run them only here, only while leading. */
+  readonly singleton: SingletonGate = {
+    leading: () => this.leadership.leading && !this.stopped,
+    onChange: (fn) => void this.leaderListeners.push(fn),
+    guard: async (what) => {
+      if (!(await this.fenced([]))) throw new UserError(`${what} refused: host ${this.opts.host} no longer leads fleet ${this.opts.store.fleet}`, 'nothing was changed; the leader carries on from the containers that exist', ExitCode.refused);
+    },
+  };
 
   get appliedVersion(): number | null {
     return this.applied?.version ?? null;
@@ -139,8 +162,8 @@ export class FleetAgent implements ConfigSource {
       const text = textForHost(splitHosts(rec.text, rec.file), this.opts.host);
       const c = parseConfig(text, `${this.opts.store.fleet}@v${rec.version}`, { env: this.opts.env, logger: this.log });
       this.loadError = null;
-      // Singleton work needs the fleet election (not built yet): no fleet host runs deploys.
-      return c.deploys.length ? { ...c, deploys: [] } : c;
+      // deploys: run only on the leader (the daemon's deploys follow `singleton`).
+      return c;
     } catch (err) {
       this.loadError = err instanceof ConfigError ? err.problems.join('; ') : describeError(err);
       throw err;
@@ -286,7 +309,9 @@ export class FleetAgent implements ConfigSource {
       void this.sync('keepalive ok');
     });
     lease.on('lost', () => {
-      if (this.lease === lease) this.lease = null;
+      if (this.lease !== lease) return;
+      this.leadership.demote('lease lost');
+      this.lease = null;
     });
     this.lease = lease;
     this.keepaliveOk = true;
@@ -354,6 +379,7 @@ export class FleetAgent implements ConfigSource {
   /** Stop following the store; the daemon (and the data plane) are stopped by the caller. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.leadership.demote('stopping'); // singleton work ends before the lease (and the lead) goes
     if (this.timer) clearInterval(this.timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     await this.syncing?.catch(() => {});

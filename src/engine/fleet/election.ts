@@ -59,16 +59,22 @@ export class Leadership {
     this.set(false, reason);
   }
 
-  /** A write that holds only while this host leads; false (and demoted) when it does not. */
+  /**
+   * A write that holds only while this host leads; false (and demoted) when it does not. No puts:
+   * only the check, in the store (before a change outside it, e.g. a container created).
+   */
   async fencedPut(puts: readonly Put[]): Promise<boolean> {
     if (this.token === null || !this.leadingNow) return false;
     const res = await this.store.txn([{ key: Keys.leader, target: 'create', revision: this.token }], puts);
     if (!res.succeeded) {
       this.token = null;
       this.set(false, 'fenced write refused: another host leads');
-    }
+    } else if (puts.length) this.lastWritten = res.revision;
     return res.succeeded;
   }
+
+  /** The store revision of the last fenced write that held (0: none yet). */
+  lastWritten = 0;
 
   private set(leading: boolean, reason: string): void {
     if (leading === this.leadingNow) return;

@@ -1,7 +1,7 @@
 import { describeError, ExitCode, UserError } from '../errors.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 import { updateState, type StateStore } from '../runtime/state-store.js';
-import { Keys, type FleetStore } from './store.js';
+import { Keys, type FleetStore, type Put } from './store.js';
 
 /**
  * A fleet host's state store: the fleet-wide keys (the ELB API's `elb`) in the fleet store under
@@ -13,22 +13,36 @@ import { Keys, type FleetStore } from './store.js';
  *   (level-triggered: the caller re-reads, so a change missed meanwhile is not lost).
  * - the store unreachable: get answers the last value read or written here (the host keeps
  *   serving it); a write fails (nothing changes anywhere).
+ * - fenced keys (deploy state, `deploy-<service>`: only the fleet leader writes it): every write
+ *   is the leader's fenced txn (election.ts); a host that does not lead has it refused and
+ *   nothing is written.
  */
 const MAX_ATTEMPTS = 20;
 const REWATCH_MS = 1000;
+
+export interface StateFence {
+  /** Keys only the leader writes. */
+  readonly keys: (key: string) => boolean;
+  /** The leader's fenced write (fleet/agent.ts fenced): false when this host does not lead. */
+  readonly write: (puts: readonly Put[]) => Promise<boolean>;
+}
 
 export class FleetStateStore implements StateStore {
   private readonly last = new Map<string, unknown>();
   private readonly watches = new Set<{ stop(): void }>();
   private readonly log: Logger;
+  private readonly isShared: (key: string) => boolean;
 
+  /** `shared`: the fleet-wide keys (a set, or a test for families of keys such as `deploy-*`). */
   constructor(
     private readonly fleet: FleetStore,
     private readonly local: StateStore,
-    private readonly shared: ReadonlySet<string>,
+    private readonly shared: ReadonlySet<string> | ((key: string) => boolean),
     logger?: Logger,
+    private readonly fence?: StateFence,
   ) {
     this.log = (logger ?? nullLogger).child('fleet.state');
+    this.isShared = typeof shared === 'function' ? shared : (k) => shared.has(k);
   }
 
   get location(): string {
@@ -37,7 +51,7 @@ export class FleetStateStore implements StateStore {
 
   /** `valid`: the value's shape (a local key: the file store checks it; a shared key: a wrong shape is refused). */
   async get<T>(key: string, valid?: (v: unknown) => v is T): Promise<T | undefined> {
-    if (!this.shared.has(key)) return (this.local.get as (k: string, v?: (v: unknown) => v is T) => Promise<T | undefined>).call(this.local, key, valid);
+    if (!this.isShared(key)) return (this.local.get as (k: string, v?: (v: unknown) => v is T) => Promise<T | undefined>).call(this.local, key, valid);
     let value: T | undefined;
     try {
       value = (await this.read<T>(key)).value;
@@ -51,23 +65,39 @@ export class FleetStateStore implements StateStore {
   }
 
   async put<T>(key: string, value: T): Promise<void> {
-    if (!this.shared.has(key)) return this.local.put(key, value);
-    await this.fleet.put({ key: Keys.state(key), value: JSON.stringify(value) });
+    if (!this.isShared(key)) return this.local.put(key, value);
+    const put = { key: Keys.state(key), value: JSON.stringify(value) };
+    if (this.fence?.keys(key)) {
+      if (!(await this.fence.write([put]))) throw new UserError(`fleet state ${key} not written: this host does not lead fleet ${this.fleet.fleet}`, 'only the leader writes it; nothing was changed', ExitCode.refused);
+    } else await this.fleet.put(put);
     this.last.set(key, value);
   }
 
   async delete(key: string): Promise<void> {
-    if (!this.shared.has(key)) return this.local.delete(key);
+    if (!this.isShared(key)) return this.local.delete(key);
     // Kept as an empty value: a fleet key is never removed, so watchers see a change (not a gap).
     await this.put(key, null);
   }
 
   async keys(): Promise<string[]> {
-    return [...new Set([...(await this.local.keys()), ...this.shared])];
+    const local = (await this.local.keys()).filter((k) => !this.isShared(k));
+    if (typeof this.shared !== 'function') return [...new Set([...local, ...this.shared])];
+    const inStore = await this.fleet.list(Keys.state('')).then(
+      (r) => r.kvs.filter((kv) => kv.value !== 'null').map((kv) => kv.key.slice(Keys.state('').length)),
+      () => [...this.last.entries()].filter(([, v]) => v !== undefined && v !== null).map(([k]) => k), // the store unreachable: what was seen
+    );
+    return [...new Set([...local, ...inStore.filter(this.isShared)])];
   }
 
   async update<T>(key: string, fn: (current: T | undefined) => T | undefined | Promise<T | undefined>): Promise<T | undefined> {
-    if (!this.shared.has(key)) return updateState(this.local, key, fn);
+    if (!this.isShared(key)) return updateState(this.local, key, fn);
+    if (this.fence?.keys(key)) {
+      // One writer (the leader), fenced: no compare-and-swap needed.
+      const { value: before } = await this.read<T>(key);
+      const after = await fn(before);
+      if (after !== before && after !== undefined) await this.put(key, after);
+      return after;
+    }
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const { value: before, modRevision } = await this.read<T>(key);
       const after = await fn(before);
@@ -86,7 +116,7 @@ export class FleetStateStore implements StateStore {
   }
 
   watch(key: string, changed: () => void): () => void {
-    if (!this.shared.has(key)) return () => {};
+    if (!this.isShared(key)) return () => {};
     let stopped = false;
     let current: { cancel(): Promise<void> } | null = null;
     let timer: NodeJS.Timeout | null = null;

@@ -3,6 +3,7 @@ import { networkInterfaces } from 'node:os';
 import { ExitCode, UserError } from '../errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { RunDaemon } from '../run/daemon.js';
+import { stateKey } from '../deploy/state.js';
 import { ELB_STATE_KEY } from '../run/elb/model.js';
 import { stateDir } from '../runtime/paths.js';
 import { FileStateStore } from '../runtime/state-store.js';
@@ -30,12 +31,16 @@ export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, 
   for (const a of opts.addresses ?? []) if (!isIP(a)) throw new UserError(`--address ${JSON.stringify(a.slice(0, 64))} is not an IP address`, 'e.g. --address 198.18.0.5', ExitCode.usage);
   const store = await openStore(connectOptions(opts, opts.env));
   const agent = new FleetAgent({ store, host: opts.host, addresses: opts.addresses?.length ? opts.addresses : localAddresses(), leaseTtl: opts.leaseTtl, logger: opts.logger, env: opts.env });
-  // The ELB API's state is the fleet's (every host serves it); the rest stays this host's own.
-  const state = new FleetStateStore(store, new FileStateStore(stateDir(opts.env), { recover: true, logger: opts.logger.child('state') }), new Set([ELB_STATE_KEY]), opts.logger);
+  // The ELB API's state and the deploy state are the fleet's (every host serves the one and
+  // follows the other's gating; a new leader resumes a rollout from it); the rest stays this
+  // host's own. Only the leader writes deploy state, each write fenced by its leadership.
+  const isDeploy = (k: string) => k.startsWith(stateKey(''));
+  const local = new FileStateStore(stateDir(opts.env), { recover: true, logger: opts.logger.child('state') });
+  const state = new FleetStateStore(store, local, (k) => k === ELB_STATE_KEY || isDeploy(k), opts.logger, { keys: isDeploy, write: (puts) => agent.fenced(puts) });
   let daemon: RunDaemon | null = null;
   try {
     await agent.init();
-    const d = new RunDaemon({ file: `etcd:/elastic/${store.fleet}/current`, source: agent, logger: opts.logger, env: opts.env, store: state, onElbRefused: (p) => agent.elbRefused(p) });
+    const d = new RunDaemon({ file: `etcd:/elastic/${store.fleet}/current`, source: agent, singleton: agent.singleton, logger: opts.logger, env: opts.env, store: state, onElbRefused: (p) => agent.elbRefused(p) });
     await d.start(); // a failed start stops itself
     daemon = d;
     await agent.attach(d);

@@ -70,9 +70,6 @@ export async function push(store: FleetStore, opts: PushOptions): Promise<PushRe
   // Exactly `run --check` (same parser, same messages), for the file and for every host's part.
   const check = checkFleetFile(opts.text, opts.file, opts.env);
   const warnings: string[] = [];
-  if (check.base.deploys.length || Object.values(check.hosts).some((c) => c.deploys.length)) {
-    warnings.push('deploys: are not run by fleet hosts yet (they need the fleet election, not built); run them on one host with run -c');
-  }
   const { pointer, kv } = await readCurrent(store);
   const prev = pointer ? await readVersion(store, pointer.version) : null;
   const hash = digestOf(opts.text);

@@ -1,21 +1,15 @@
 import { createRequire } from 'node:module';
-import { discoverWatch } from '../discover.js';
-import { describeError, ExitCode, UserError } from '../errors.js';
-import type { BackendSet } from '../model/backend.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 import { runDir, securePrivateDirs, stateDir } from '../runtime/paths.js';
 import { FileStateStore, removeStaleTemps, type StateStore } from '../runtime/state-store.js';
 import { StatusServer } from '../runtime/status.js';
 import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
+import { DaemonElb } from './daemon-elb.js';
 import { configSummary, loadConfig, servedBy, type RunConfig } from './config.js';
-import { DaemonDeploys } from './deploys.js';
-import { ElbService } from './elb/actions.js';
-import type { ElbState } from './elb/model.js';
-import { startElbServer, type RunningElbServer } from './elb/server.js';
-import { elbBackends, elbPortsTaken, elbSpecs, findContainer, forbiddenTargets, instanceHealth } from './elb-host.js';
+import { DaemonDeploys, type SingletonGate } from './deploys.js';
 import { MetricsRegistry, processMetrics, serveMetrics, StatsdEmitter } from './metrics.js';
 import { nothingCarried, Pipeline, type Carried } from './pipeline.js';
-import { assertNewBindsFree } from './ports.js';
+import { assertNewBindsFree, listenError } from './ports.js';
 import { drainAll, servicesView } from './daemon-status.js';
 import { Reloader, type ReloadResult } from './reload.js';
 
@@ -32,6 +26,8 @@ export interface DaemonOptions {
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
   store?: StateStore;
+  /** A fleet host: deploys: run only while this host leads (fleet/agent.ts). */
+  singleton?: SingletonGate;
   /** ELB listeners (from the shared store) not served here because their port is taken; [] when all are. */
   onElbRefused?: (problems: readonly string[]) => void;
   statusDir?: string;
@@ -53,11 +49,8 @@ export class RunDaemon {
   private status: StatusServer | null = null;
   private metricsServer: { port: number; close(): Promise<void> } | null = null;
   private statsd: StatsdEmitter | null = null;
-  private elbServer: RunningElbServer | null = null;
-  private elb: ElbService | null = null;
-  private elbState: ElbState = { v: 1, loadBalancers: [] };
-  private containers: BackendSet = [];
-  private containersWatch: AbortController | null = null;
+  /** The ELB API: its server, load balancers and the containers they may name. */
+  private readonly elb: DaemonElb;
   private reloading: Promise<void> = Promise.resolve();
   /** The config summary the status socket shows (mutated in place: the server holds this object). */
   private readonly statusConfig: Record<string, unknown> = {};
@@ -79,8 +72,21 @@ export class RunDaemon {
       env: opts.env,
       runDir: opts.statusDir,
       signal: this.deploysAbort.signal,
+      singleton: opts.singleton,
       event: (type, message, service) => this.status?.event(type, message, service),
       changed: () => this.pipeline?.requestAll('deploy'),
+    });
+    this.elb = new DaemonElb({
+      store: this.store,
+      log: this.log,
+      metrics: this.metrics,
+      env: opts.env,
+      once: opts.once,
+      config: () => this.config,
+      haproxy: () => this.appliers.find((a): a is RenderApplier => a instanceof RenderApplier && a.kind === 'haproxy'),
+      requestHaproxy: (reason) => this.pipeline?.requestApplier('haproxy', reason),
+      event: (type, message) => this.status?.event(type, message),
+      onRefused: opts.onElbRefused,
     });
     this.reloader = this.makeReloader();
   }
@@ -92,7 +98,7 @@ export class RunDaemon {
     return this.metricsServer?.port ?? null;
   }
   get apiPort(): number | null {
-    return this.elbServer?.port ?? null;
+    return this.elb.port;
   }
 
   async start(): Promise<void> {
@@ -125,7 +131,7 @@ export class RunDaemon {
     try {
       await this.startEdges();
       await this.startMetrics();
-      await this.startApi();
+      await this.elb.start();
       // --once: deploy first, so the one sync that follows lists the containers it created.
       if (this.opts.once) await this.deploys.reconcile(this.config.deploys);
       await this.startPipeline(this.config, await this.buildAppliers(this.config));
@@ -168,7 +174,7 @@ export class RunDaemon {
     const out: RunApplier[] = [];
     for (const kind of ['haproxy', 'nginx', 'varnish'] as const) {
       const specs = c.services.filter((s) => s[kind]).map((s) => toServiceSpec(s.name, s[kind]!));
-      if (kind === 'haproxy' && c.api) specs.push(...elbSpecs(this.elbState, c.api.haproxy));
+      if (kind === 'haproxy') specs.push(...this.elb.specs(c));
       if (specs.length === 0 && !(kind === 'haproxy' && c.api)) continue;
       const p = c.proxies[kind];
       const a = new RenderApplier(kind, p.instance, ctx, { bin: 'bin' in p ? p.bin : undefined, varnishInstance: 'varnishInstance' in p ? p.varnishInstance : undefined });
@@ -196,7 +202,7 @@ export class RunDaemon {
       carried,
       hooks: {
         event: (type, message, service) => this.status?.event(type, message, service),
-        extraBackends: () => (c.api ? elbBackends(this.elbState, this.containers, undefined, c.api.allowTargets) : {}),
+        extraBackends: () => this.elb.backends(c),
       },
     });
     try {
@@ -213,7 +219,7 @@ export class RunDaemon {
     for (const a of replaced) await a.close().catch(() => {});
     this.metricsCollectors();
     // ELB services have no source: sync them now (and whenever the API or Docker changes them).
-    if (c.api && this.elbState.loadBalancers.length) pipeline.requestApplier('haproxy', 'elb');
+    if (c.api && this.elb.state.loadBalancers.length) pipeline.requestApplier('haproxy', 'elb');
   }
 
   private collectorsOff: Array<() => void> = [];
@@ -261,81 +267,6 @@ export class RunDaemon {
       this.statsd = s ? new StatsdEmitter(this.metrics, s, this.log.child('statsd')) : null;
       this.statsd?.start();
     }
-  }
-
-  private async startApi(previous?: RunConfig): Promise<void> {
-    const api = this.config.api;
-    if (this.opts.once && !api) return;
-    this.elb ??= new ElbService(this.store, {
-      reservedPorts: () => reservedPorts(this.config),
-      forbiddenTargets: (ids) => forbiddenTargets(ids, this.config.api?.allowTargets ?? [], this.containers),
-      portsTaken: (ports) => elbPortsTaken(this.config.api?.haproxy.address ?? '127.0.0.1', this.config.proxies.haproxy.instance, ports, this.opts.env),
-      unknownInstances: async (ids) => ids.filter((id) => !/^\d{1,3}(\.\d{1,3}){3}(:\d+)?$/.test(id) && !findContainer(this.containers, id)),
-      health: async (lb) => instanceHealth(lb, this.containers, await this.haproxyServers()),
-      dnsName: () => this.config.api?.haproxy.address ?? '127.0.0.1',
-      onChange: (state) => this.onElbChange(state),
-      refused: (problems) => {
-        if (problems.length) this.log.error('ELB listener(s) not served here: port taken on this host', { problems: problems.join('; ').slice(0, 500) });
-        else this.log.info('every ELB listener served again');
-        this.opts.onElbRefused?.(problems);
-      },
-    });
-    this.elbState = await this.elb.served();
-    if (api && !this.containersWatch) {
-      const first = this.watchContainers();
-      if (this.opts.once) await first;
-    }
-    if (this.opts.once || JSON.stringify(previous?.api) === JSON.stringify(api)) return;
-    await this.elbServer?.close();
-    this.elbServer = null;
-    if (!api) return;
-    const requests = this.metrics.of('apiRequests');
-    this.elbServer = await startElbServer({ ...api, service: this.elb, logger: this.log.child('api'), onRequest: (action, code) => requests.inc({ action, code }) }).catch((err) => Promise.reject(listenError('api', api, err)));
-  }
-
-  /**
-   * Containers ELB instances may name: every running container (only the address is used). The
-   * daemon follows them; --once waits for the first listing.
-   */
-  private watchContainers(): Promise<void> {
-    const ac = new AbortController();
-    this.containersWatch = ac;
-    let listed: () => void = () => {};
-    const first = new Promise<void>((r) => (listed = r));
-    void (async () => {
-      try {
-        for await (const u of discoverWatch({ docker: { selector: { labels: [], includeUnhealthy: true, service: 'elb', port: 1 } }, logger: this.log.child('elb.docker') }, ac.signal)) {
-          this.containers = u.backends;
-          listed();
-          if (this.elbState.loadBalancers.length) this.pipeline?.requestApplier('haproxy', 'containers changed');
-        }
-      } catch (err) {
-        if (!ac.signal.aborted) this.log.error('container watch for the ELB API stopped', { error: describeError(err) });
-      } finally {
-        listed();
-      }
-    })();
-    return first;
-  }
-
-  private onElbChange(state: ElbState): void {
-    this.elbState = state;
-    const haproxy = this.appliers.find((a): a is RenderApplier => a instanceof RenderApplier && a.kind === 'haproxy');
-    if (!haproxy || !this.config.api) return;
-    haproxy.setSpecs([...this.config.services.filter((s) => s.haproxy).map((s) => toServiceSpec(s.name, s.haproxy!)), ...elbSpecs(state, this.config.api.haproxy)]);
-    this.status?.event('api', `${state.loadBalancers.length} load balancer(s)`);
-    this.pipeline?.requestApplier('haproxy', 'elb api');
-  }
-
-  private async haproxyServers() {
-    const h = this.appliers.find((a) => a.kind === 'haproxy');
-    const services = h ? ((await h.status()) as Record<string, { servers?: Array<{ address: string; status: string }> }>) : {};
-    return Object.entries(services).flatMap(([service, v]) =>
-      (v.servers ?? []).map((s) => {
-        const i = s.address.lastIndexOf(':');
-        return { service, address: s.address.slice(0, i), port: Number(s.address.slice(i + 1)), status: s.status };
-      }),
-    );
   }
 
   /**
@@ -388,7 +319,7 @@ export class RunDaemon {
   private async startAll(from: RunConfig, appliers: RunApplier[], carried: Carried): Promise<void> {
     await this.startEdges();
     await this.startMetrics(from);
-    await this.startApi(from);
+    await this.elb.start(from);
     await this.startPipeline(this.config, appliers, carried);
   }
 
@@ -416,7 +347,7 @@ export class RunDaemon {
 
   /** Status socket content per service (also what a fleet host publishes). */
   statusServices(): Promise<Record<string, unknown>> {
-    return servicesView({ config: this.config, appliers: this.appliers, pipeline: this.pipeline, elbState: this.elbState, containers: this.containers, deploys: this.deploys.status() });
+    return servicesView({ config: this.config, appliers: this.appliers, pipeline: this.pipeline, elbState: this.elb.state, containers: this.elb.containers, deploys: this.deploys.status() });
   }
 
   /** SIGTERM: stop watching and applying. Rules and proxies stay; the edge (in-process) stops. */
@@ -424,27 +355,14 @@ export class RunDaemon {
     // A rollout stops where it is (state `interrupted`); the next start carries on from the containers.
     this.deploysAbort.abort();
     await Promise.race([this.deploys.idle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
-    this.containersWatch?.abort();
+    this.elb.stopWatch();
     await this.pipeline?.stop();
     for (const a of this.appliers) await a.close().catch(() => {});
-    await this.elbServer?.close();
+    await this.elb.close();
     await this.metricsServer?.close();
     await this.statsd?.close();
     await this.status?.close();
     this.processMetricsOff?.();
     this.log.info('stopped; the data plane keeps serving');
   }
-}
-
-function reservedPorts(c: RunConfig): Set<number> {
-  const ports = new Set<number>();
-  for (const s of c.services) for (const p of [s.haproxy?.port, s.nginx?.port, s.varnish?.port, s.mapImage?.port, s.edge?.port, s.edge?.nodePort]) if (p) ports.add(p);
-  if (c.metrics.prometheus) ports.add(c.metrics.prometheus.port);
-  if (c.api) ports.add(c.api.port);
-  return ports;
-}
-
-function listenError(what: string, b: { address: string; port: number }, err: unknown): UserError {
-  const code = (err as NodeJS.ErrnoException).code;
-  return new UserError(`cannot listen for ${what} on ${b.address}:${b.port}: ${code ?? describeError(err)}`, 'pick another port in the config, or stop what uses it', code === 'EACCES' ? ExitCode.permission : ExitCode.unavailable);
 }

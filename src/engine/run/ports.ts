@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { describeError, ExitCode, UserError } from '../errors.js';
 import { HaproxyProcess } from '../frontends/haproxy/process.js';
 import { defaultPaths } from '../render.js';
 import { pidAlive } from '../runtime/pid.js';
@@ -32,4 +33,10 @@ export async function assertNewBindsFree(next: RunConfig, previous: RunConfig, e
   if (added.length === 0) return;
   const owners = [...(await haproxyOwners(next.proxies.haproxy.instance, env)), ...(await nginxOwners(next.proxies.nginx.instance, env))];
   await assertBindsFree(added, owners);
+}
+
+/** A listen that failed (metrics, the ELB API): what, where, and what to try. */
+export function listenError(what: string, b: { address: string; port: number }, err: unknown): UserError {
+  const code = (err as NodeJS.ErrnoException).code;
+  return new UserError(`cannot listen for ${what} on ${b.address}:${b.port}: ${code ?? describeError(err)}`, 'pick another port in the config, or stop what uses it', code === 'EACCES' ? ExitCode.permission : ExitCode.unavailable);
 }
