@@ -368,6 +368,7 @@ export class RunDaemon {
         setConfig: (c) => (this.config = c),
         build: (c) => this.buildAppliers(c),
         stopPipeline: () => this.stopPipeline(),
+        retarget: (c) => this.pipeline?.retarget(c) ?? false,
         start: (from, appliers, carried) => this.startAll(from, appliers, carried),
         unchanged: (c) => {
           this.pipeline?.requestAll('reload');
