@@ -10,7 +10,8 @@ import { FleetAgent } from './agent.js';
 import { connectOptions, type StoreFlags } from './connect.js';
 import { FleetStateStore } from './fleet-state-store.js';
 import { openStore } from './open.js';
-import { checkName } from './store.js';
+import { fleetStatus, type FleetStatus } from './status.js';
+import { checkName, type FleetStore } from './store.js';
 
 /**
  * `elastic run --etcd URL --fleet NAME --host NAME`: the same daemon as `run -c`, whose config
@@ -35,7 +36,7 @@ export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, 
   let daemon: RunDaemon | null = null;
   try {
     await agent.init();
-    const d = new RunDaemon({ file: `etcd:/elastic/${store.fleet}/current`, source: agent, logger: opts.logger, env: opts.env, store: state, onElbRefused: (p) => agent.elbRefused(p) });
+    const d = new RunDaemon({ file: `etcd:/elastic/${store.fleet}/current`, source: agent, logger: opts.logger, env: opts.env, store: state, onElbRefused: (p) => agent.elbRefused(p), statusFleet: cachedStatus(store) });
     await d.start(); // a failed start stops itself
     daemon = d;
     await agent.attach(d);
@@ -48,6 +49,22 @@ export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, 
     await daemon?.stop();
     await store.close();
   }
+}
+
+/**
+ * The fleet's status for this host's status socket (top's Hosts view): read from the store at
+ * most once a second however many clients ask, so `top` costs the store one read a second.
+ */
+function cachedStatus(store: FleetStore, maxAgeMs = 1000): () => Promise<FleetStatus> {
+  let last: { at: number; p: Promise<FleetStatus> } | null = null;
+  return () => {
+    if (!last || Date.now() - last.at > maxAgeMs) {
+      const p = fleetStatus(store);
+      last = { at: Date.now(), p };
+      p.catch(() => (last = null)); // a failed read is not cached
+    }
+    return last.p;
+  };
 }
 
 function localAddresses(): string[] {

@@ -37,6 +37,8 @@ export interface DaemonOptions {
   statusDir?: string;
   /** --once: sync once and stop. */
   once?: boolean;
+  /** A fleet host: the fleet's status, in the status socket (top's Hosts view). */
+  statusFleet?: () => Promise<unknown>;
 }
 
 const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
@@ -108,6 +110,7 @@ export class RunDaemon {
         dir: this.opts.statusDir,
         config: this.statusConfig, // switched in place by a successful reload
         services: () => this.statusServices(),
+        fleet: this.opts.statusFleet,
         actions: {
           reload: async () => {
             const r = await this.reload();

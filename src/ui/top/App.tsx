@@ -4,6 +4,7 @@ import type { TopState, TopStore } from '../../engine/top/store.js';
 import { BACKEND_COLUMNS, SERVICE_COLUMNS, layout } from './columns.js';
 import { EventsPane, Footer, HelpView, Table, Tabs, TimelineView, TitleBar, type Theme } from './components.js';
 import { DrillView } from './drill.js';
+import { HostsView } from './hosts.js';
 import { fit } from './format.js';
 import { initialUi, reduceKey, type KeyInfo, type PendingAction, type UiState, type View } from './keys.js';
 import { rowCount, viewRows } from './rows.js';
@@ -52,6 +53,7 @@ const HINTS: Record<View, string> = {
   backends: 'q quit  ? help  / filter  s sort  r reverse  Enter drill  d drain  x disable',
   service: 'Esc back  / filter  s sort  d drain  x disable  u undrain  +/- scale  ? help',
   timeline: 'q quit  ? help  / filter  j/k scroll  1 overview  2 backends',
+  hosts: 'q quit  ? help  / filter  j/k scroll  1 overview  3 timeline',
 };
 
 export function TopApp(props: TopAppProps): React.ReactElement {
@@ -105,7 +107,7 @@ export function TopApp(props: TopAppProps): React.ReactElement {
   }
 
   const lost = state.sources.filter((s) => s.status === 'lost').length;
-  const sortView = ui.view === 'timeline' ? null : ui.view;
+  const sortView = ui.view === 'timeline' || ui.view === 'hosts' ? null : ui.view;
   const sortText = sortView ? `sort ${ui.sort[sortView].col} ${ui.sort[sortView].reverse ? 'desc' : 'asc'}` : '';
   const footer = ui.confirm
     ? `${fit(ui.confirm.question, Math.max(10, width - 6)).trimEnd()} [y/N]`
@@ -115,6 +117,7 @@ export function TopApp(props: TopAppProps): React.ReactElement {
 
   let main: React.ReactElement;
   if (ui.help) main = <HelpView height={body} width={width} />;
+  else if (ui.view === 'hosts') main = <HostsView fleet={state.fleet} hosts={rows.hosts} cursor={cursor} height={body} width={width} theme={theme} />;
   else if (ui.view === 'timeline') main = <TimelineView events={rows.timeline} cursor={cursor} height={body - 1} width={width} theme={theme} />;
   else if (ui.view === 'service') main = <DrillView service={rows.drill} backends={rows.drillBackends} cursor={cursor} height={body} width={width} theme={theme} history={(k, m, n) => props.store.history(k, m, n, state.now)} />;
   else {

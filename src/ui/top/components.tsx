@@ -86,6 +86,7 @@ export function Tabs(props: { width: number; theme: Theme; active: string; drill
     ['overview', '1 Overview'],
     ['backends', '2 Backends'],
     ['timeline', '3 Timeline'],
+    ['hosts', '4 Hosts'],
   ] as const;
   const parts = tabs.map(([id, label]) => (props.active === id ? `[${label}]` : ` ${label} `));
   if (props.drill) parts.push(`[> ${props.drill}]`);
@@ -140,7 +141,7 @@ export function TimelineView(props: { events: readonly TimelineEvent[]; cursor: 
 export const HELP_LINES = [
   'Keys',
   '  up/down, j/k     move            PgUp/PgDn, g/G  page, first/last',
-  '  1 2 3, Tab       overview, backends, timeline',
+  '  1 2 3 4, Tab     overview, backends, timeline, hosts (a fleet)',
   '  Enter            drill down into the service under the cursor',
   '  Esc              back; clear the filter',
   '  /                filter: words must all match; field:value; !word',
