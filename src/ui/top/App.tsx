@@ -84,8 +84,8 @@ export function TopApp(props: TopAppProps): React.ReactElement {
   });
 
   // Ink may call an input handler from an earlier render: read the latest rows through a ref.
-  const latest = useRef({ rows, count, tableH });
-  latest.current = { rows, count, tableH };
+  const latest = useRef({ rows, count, tableH, fleet: state.fleet !== null });
+  latest.current = { rows, count, tableH, fleet: state.fleet !== null };
 
   function onKey(input: string, key: KeyInfo): void {
     const { rows, count, tableH } = latest.current;
@@ -93,7 +93,7 @@ export function TopApp(props: TopAppProps): React.ReactElement {
     const at = Math.min(cur.cursor[cur.view], Math.max(0, count - 1));
     const service = cur.view === 'overview' ? rows.services[at] : cur.view === 'service' ? rows.drill : undefined;
     const backend = cur.view === 'backends' ? rows.backends[at] : cur.view === 'service' ? rows.drillBackends[at] : undefined;
-    const { ui: next, effect } = reduceKey({ ...cur, cursor: { ...cur.cursor, [cur.view]: at } }, input, key, { rows: count, pageSize: tableH, service, backend });
+    const { ui: next, effect } = reduceKey({ ...cur, cursor: { ...cur.cursor, [cur.view]: at } }, input, key, { rows: count, pageSize: tableH, service, backend, fleet: latest.current.fleet });
     if (next !== cur) {
       uiRef.current = next;
       setUi(next);
@@ -142,7 +142,7 @@ export function TopApp(props: TopAppProps): React.ReactElement {
   return (
     <Box flexDirection="column" width={width}>
       <TitleBar width={width} theme={theme} sources={state.sources.length} lost={lost} services={state.services.length} backends={state.backends.length} intervalMs={props.intervalMs} clockMs={state.now} />
-      <Tabs width={width} theme={theme} active={ui.view} drill={ui.view === 'service' ? rows.drill?.service ?? 'gone' : undefined} sortText={sortText} filter={ui.editing ? '' : ui.filter} position={count > 0 ? `${cursor + 1}/${count}` : ''} />
+      <Tabs width={width} theme={theme} fleet={state.fleet !== null || ui.view === 'hosts'} active={ui.view} drill={ui.view === 'service' ? rows.drill?.service ?? 'gone' : undefined} sortText={sortText} filter={ui.editing ? '' : ui.filter} position={count > 0 ? `${cursor + 1}/${count}` : ''} />
       {main}
       <Footer width={width} theme={theme} text={footer} prompt={Boolean(ui.confirm)} />
     </Box>

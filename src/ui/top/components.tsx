@@ -81,12 +81,12 @@ export function TitleBar(props: { width: number; theme: Theme; sources: number; 
   );
 }
 
-export function Tabs(props: { width: number; theme: Theme; active: string; drill?: string; sortText: string; filter: string; position: string }): React.ReactElement {
+export function Tabs(props: { width: number; theme: Theme; active: string; drill?: string; sortText: string; filter: string; position: string; fleet?: boolean }): React.ReactElement {
   const tabs = [
     ['overview', '1 Overview'],
     ['backends', '2 Backends'],
     ['timeline', '3 Timeline'],
-    ['hosts', '4 Hosts'],
+    ...(props.fleet ? [['hosts', '4 Hosts'] as const] : []),
   ] as const;
   const parts = tabs.map(([id, label]) => (props.active === id ? `[${label}]` : ` ${label} `));
   if (props.drill) parts.push(`[> ${props.drill}]`);
@@ -141,7 +141,7 @@ export function TimelineView(props: { events: readonly TimelineEvent[]; cursor: 
 export const HELP_LINES = [
   'Keys',
   '  up/down, j/k     move            PgUp/PgDn, g/G  page, first/last',
-  '  1 2 3 4, Tab     overview, backends, timeline, hosts (a fleet)',
+  '  1 2 3, Tab       overview, backends, timeline',
   '  Enter            drill down into the service under the cursor',
   '  Esc              back; clear the filter',
   '  /                filter: words must all match; field:value; !word',
@@ -150,6 +150,7 @@ export const HELP_LINES = [
   '  x                disable the backend now;  u  put it back',
   '  + / -            scale a deploy up / down by one replica',
   '  ?                this help;  q  quit',
+  '  4                hosts of the fleet (with --etcd/--fleet, or a fleet host)',
   '',
   'Actions ask for confirmation (y/Enter) and go to the socket that',
   'reported the row. Rates are deltas of counters between snapshots.',

@@ -55,6 +55,8 @@ export interface KeyContext {
   readonly pageSize: number;
   readonly service?: ServiceRow;
   readonly backend?: BackendRow;
+  /** A fleet is shown: the Hosts tab (4) is there. */
+  readonly fleet?: boolean;
 }
 
 export type Effect = { type: 'quit' } | { type: 'action'; pending: PendingAction } | null;
@@ -111,11 +113,12 @@ export function reduceKey(ui: UiState, input: string, key: KeyInfo, ctx: KeyCont
   if (key.pageDown || (key.ctrl && input === 'f') || input === ' ') return { ui: move(ui, cur + ctx.pageSize, ctx.rows), effect: null };
   if (key.home || input === 'g') return { ui: move(ui, 0, ctx.rows), effect: null };
   if (key.end || input === 'G') return { ui: move(ui, ctx.rows - 1, ctx.rows), effect: null };
-  if (input >= '1' && input <= '4') return { ui: { ...ui, view: TABS[Number(input) - 1]!, help: false }, effect: null };
+  const tabs = ctx.fleet ? TABS : TABS.slice(0, 3);
+  if (input >= '1' && input <= String(tabs.length)) return { ui: { ...ui, view: tabs[Number(input) - 1]!, help: false }, effect: null };
   if (key.tab || key.rightArrow || key.leftArrow) {
-    const at = ui.view === 'service' ? TABS.indexOf(ui.back) : TABS.indexOf(ui.view);
-    const step = key.leftArrow || key.shift ? TABS.length - 1 : 1;
-    return { ui: { ...ui, view: TABS[(Math.max(0, at) + step) % TABS.length]! }, effect: null };
+    const at = ui.view === 'service' ? tabs.indexOf(ui.back) : tabs.indexOf(ui.view);
+    const step = key.leftArrow || key.shift ? tabs.length - 1 : 1;
+    return { ui: { ...ui, view: tabs[(Math.max(0, at) + step) % tabs.length]! }, effect: null };
   }
   if (key.escape) {
     if (ui.view === 'service') return { ui: { ...ui, view: ui.back, drill: null }, effect: null };
