@@ -92,7 +92,8 @@ await etcd.start();
 const store = new EtcdStore({ fleet: FLEET, endpoints: etcd.endpoints.split(','), dialTimeoutMs: 5000 });
 try {
   await push(store, { text: config(A), file: 'bench.yaml' });
-  for (const h of hosts) h.start(etcd.endpoints, FLEET, process.env.FLEET_BENCH_DEBUG ? ["--log-level", "debug"] : []);
+  // FLEET_NODE_OPTIONS: V8 flags for the daemons (docs/BENCHMARKS.md, idle RSS).
+  for (const h of hosts) h.start(etcd.endpoints, FLEET, [], { NODE_OPTIONS: process.env.FLEET_NODE_OPTIONS ?? "" });
   const until = Date.now() + 30_000;
   while ((await Promise.all(HOSTS.map((h) => answer(h.web)))).some((a) => a !== 'A')) {
     if (Date.now() > until) throw new Error('hosts did not start serving');
