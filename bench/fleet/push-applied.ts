@@ -104,7 +104,10 @@ try {
   const applied: number[] = [];
   const pushes: Array<{ version: number; at: number }> = [];
   const hostServing: number[] = []; // per host and push: the push call to that host serving
+  // FLEET_BENCH_GAP_MS: a pause between pushes (default 0: the next push as soon as every host serves).
+  const gap = Number(process.env.FLEET_BENCH_GAP_MS ?? 0);
   for (let i = 0; i < N; i++) {
+    if (gap) await new Promise((r) => setTimeout(r, gap));
     const want = i % 2 === 0 ? 'B' : 'A';
     const t0 = performance.now();
     const at = Date.now();
