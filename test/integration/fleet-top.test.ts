@@ -129,4 +129,21 @@ describe('fleet: push in place, metrics on every host, top shows the hosts', () 
     expect(j.fleet).toMatchObject({ fleet: FLEET, version: 3, converged: true, from: 'run.fleettop' });
     expect(j.fleet.hosts.map((h: { name: string; alive: boolean }) => `${h.name}:${h.alive}`)).toEqual(['lb-1:true', 'lb-2:true', 'lb-3:true']);
   }, 30_000);
+
+  it('the store gone: top next to a fleet host still sees the daemon, and the hosts it last read with the store\'s error', async () => {
+    await etcd.killMember('m1');
+    const top = async (h: FleetHost) => {
+      const r = await elastic(['top', '--json', '--interval', '0.2', '--no-docker'], { env: h.env });
+      expect(r.exitCode, `${r.stdout}${r.stderr}`).toBe(0);
+      const j = JSON.parse(String(r.stdout));
+      expect(j.sources.map((s: { id: string; status: string }) => `${s.id}:${s.status}`)).toEqual(['run.fleettop:live']);
+      expect(j.fleet).toMatchObject({ fleet: FLEET, error: expect.any(String) });
+      return j.fleet.hosts.map((x: { name: string }) => x.name);
+    };
+    // lb-2 was asked before (the test above): its last read; lb-3 never was: the error alone.
+    expect(await top(hosts[1]!)).toEqual(['lb-1', 'lb-2', 'lb-3']);
+    expect(await top(hosts[2]!)).toEqual([]);
+    // HAProxy keeps serving meanwhile.
+    expect(await answer(HOSTS[2]!.haproxy)).toBe('B');
+  }, 30_000);
 });

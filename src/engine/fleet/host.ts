@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { ExitCode, UserError } from '../errors.js';
+import { describeError, ExitCode, UserError } from '../errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { RunDaemon } from '../run/daemon.js';
 import { ELB_STATE_KEY } from '../run/elb/model.js';
@@ -53,17 +53,29 @@ export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, 
 
 /**
  * The fleet's status for this host's status socket (top's Hosts view): read from the store at
- * most once a second however many clients ask, so `top` costs the store one read a second.
+ * most once a second however many clients ask. A snapshot never waits on the store more than
+ * `waitMs` (a store without quorum takes the dial timeout to fail, and `top` must keep seeing
+ * the daemon): the last good status with the store's error, or just the error, instead.
  */
-function cachedStatus(store: FleetStore, maxAgeMs = 1000): () => Promise<FleetStatus> {
+function cachedStatus(store: FleetStore, maxAgeMs = 1000, waitMs = 500): () => Promise<FleetStatus | { fleet: string; error: string }> {
   let last: { at: number; p: Promise<FleetStatus> } | null = null;
-  return () => {
+  let good: FleetStatus | null = null;
+  let error: string | null = null;
+  return async () => {
     if (!last || Date.now() - last.at > maxAgeMs) {
       const p = fleetStatus(store);
       last = { at: Date.now(), p };
-      p.catch(() => (last = null)); // a failed read is not cached
+      p.then(
+        (s) => ((good = s), (error = null)),
+        (err: unknown) => ((last = null), (error = describeError(err))), // a failed read is not cached
+      );
     }
-    return last.p;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), waitMs)));
+    const s = await Promise.race([last.p.catch(() => null), late]).finally(() => clearTimeout(timer));
+    if (s) return s;
+    const why = error ?? `the store did not answer within ${waitMs} ms`;
+    return good ? { ...good, error: why } : { fleet: store.fleet, error: why };
   };
 }
 

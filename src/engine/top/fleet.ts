@@ -38,9 +38,10 @@ const text = (v: unknown, max: number): string | null => (typeof v === 'string' 
 
 /** A `cluster status` document (FleetStatus, or a snapshot's `fleet`) as Hosts rows; null when it is not one. */
 export function adaptFleet(v: unknown, from: string): TopFleet | null {
-  if (!isObj(v) || typeof v.fleet !== 'string' || !Array.isArray(v.hosts)) return null;
+  // A fleet host whose store did not answer yet sends only `{ fleet, error }`.
+  if (!isObj(v) || typeof v.fleet !== 'string' || !(Array.isArray(v.hosts) || typeof v.error === 'string')) return null;
   const leader = text(v.leader, 64);
-  const hosts = v.hosts.slice(0, MAX_HOSTS).flatMap((h): TopHost[] => {
+  const hosts = (Array.isArray(v.hosts) ? v.hosts : []).slice(0, MAX_HOSTS).flatMap((h): TopHost[] => {
     if (!isObj(h) || typeof h.name !== 'string') return [];
     const name = printable(h.name, 64);
     const refusal = isObj(h.refusal) ? `v${count(h.refusal.version) ?? '?'}: ${text(h.refusal.message, 200) ?? ''}` : null;
