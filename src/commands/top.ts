@@ -1,5 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
+import { storeFlags } from '../fleet-flags.js';
+import type { View } from '../ui/top/keys.js';
 import { parseInterval, topJson, topOnce, topWatch, type TopJson, type TopOptions } from '../engine/top.js';
 
 export default class Top extends BaseCommand {
@@ -11,26 +13,38 @@ export default class Top extends BaseCommand {
     '<%= config.bin %> top --once',
     '<%= config.bin %> top --json',
     '<%= config.bin %> top --json --watch --interval 5 | jq -c ".services[] | {service, rate, queued}"',
+    '<%= config.bin %> top --etcd http://etcd-1:2379 --fleet edge --view hosts   # the fleet (docs/fleet.md)',
   ];
   static override enableJsonFlag = true;
   static override flags = {
     interval: Flags.string({ char: 'i', description: 'refresh interval: seconds (0.25, 1) or milliseconds (250ms); 100ms to 60s', default: '1' }),
     once: Flags.boolean({ description: 'print one snapshot and exit (the default when stdout is not a terminal)' }),
     watch: Flags.boolean({ char: 'w', description: 'without a terminal: print a snapshot every interval (NDJSON with --json)' }),
-    view: Flags.option({ options: ['overview', 'backends', 'timeline'] as const, default: 'overview', description: 'view to start in' })(),
+    view: Flags.option({ options: ['overview', 'backends', 'timeline', 'hosts'] as const, default: 'overview', description: 'view to start in' })(),
     filter: Flags.string({ description: 'initial filter (words that must all match; field:value; !word)' }),
     sort: Flags.string({ description: 'initial sort column (service, kind, rate, conns, queued, address, health, pkt, bytes, sessions...)' }),
     reverse: Flags.boolean({ description: 'initial sort in descending order' }),
     'max-fps': Flags.integer({ description: 'cap on screen redraws per second', default: 10, min: 1, max: 60 }),
     docker: Flags.boolean({ description: 'show local containers when no elastic process is running', default: true, allowNo: true }),
     'docker-host': Flags.string({ description: 'Docker daemon for that (default $DOCKER_HOST or unix:///var/run/docker.sock)' }),
+    ...storeFlags,
   };
 
   async run(): Promise<TopJson | void> {
     const { flags } = await this.parse(Top);
     const logger = this.makeLogger(flags, 'top');
     const intervalMs = parseInterval(flags.interval);
-    const opts: TopOptions = { intervalMs, docker: flags.docker ? { host: flags['docker-host'] } : null, logger };
+    // --etcd/--fleet: the Hosts view read from the store (else from a fleet daemon's socket, if any).
+    const fleet = flags.etcd || flags.fleet ? await (await import('../engine/top/fleet-reader.js')).openFleetReader(flags) : undefined;
+    try {
+      return await this.show(flags, { intervalMs, docker: flags.docker ? { host: flags['docker-host'] } : null, logger, fleet });
+    } finally {
+      await fleet?.close();
+    }
+  }
+
+  private async show(flags: { watch: boolean; once: boolean; view: View; filter?: string; sort?: string; reverse: boolean; 'max-fps': number }, opts: TopOptions): Promise<TopJson | void> {
+    const { intervalMs } = opts;
     const json = this.jsonEnabled();
 
     if (flags.watch && (json || !this.isInteractive())) {

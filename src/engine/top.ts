@@ -4,6 +4,8 @@ import { Collector, collectRound, sleep } from './top/collector.js';
 import type { DockerFallback } from './top/docker.js';
 import { TopStore, type BackendRow, type ServiceRow, type SourceInfo, type TopState } from './top/store.js';
 import type { Logger } from './runtime/logger.js';
+import type { TopFleet } from './top/fleet.js';
+import type { FleetReader } from './top/fleet-reader.js';
 import { printable } from './model/validate.js';
 import { ExitCode, UserError } from './errors.js';
 
@@ -19,6 +21,8 @@ export interface TopOptions {
   /** Show local containers when nothing is configured; null: never talk to Docker. */
   docker: DockerFallback | null;
   logger?: Logger;
+  /** `top --etcd --fleet`: the fleet read from the store every interval (the Hosts view). */
+  fleet?: FleetReader;
 }
 
 /** The JSON shape of one `top --json` snapshot (and of each `--json --watch` line). */
@@ -31,6 +35,8 @@ export interface TopJson {
   readonly services: ReadonlyArray<Omit<ServiceRow, 'key'>>;
   readonly backends: ReadonlyArray<Omit<BackendRow, 'key' | 'serviceKey'>>;
   readonly events: ReadonlyArray<{ time: string; source: string; type: string; message: string; service: string | null }>;
+  /** The fleet (--etcd/--fleet, or the daemon watched is a fleet host); null otherwise. */
+  readonly fleet: TopFleet | null;
 }
 
 const round = (n: number | null) => (n === null ? null : Math.round(n * 100) / 100);
@@ -45,17 +51,19 @@ export function topJson(state: TopState, intervalMs: number, maxEvents = 50): To
     services: state.services.map(({ key: _k, ...s }) => ({ ...s, rate: round(s.rate), bytesRate: round(s.bytesRate) })),
     backends: state.backends.map(({ key: _k, serviceKey: _s, ...b }) => ({ ...b, pktRate: round(b.pktRate), bytesRate: round(b.bytesRate), hitRate: round(b.hitRate) })),
     events: state.timeline.slice(-maxEvents).map((e) => ({ time: new Date(e.time).toISOString(), source: e.sourceId, type: e.type, message: printable(e.message, 200), service: e.service ?? null })),
+    fleet: state.fleet,
   };
 }
 
 /** One snapshot with rates: two rounds over every socket, one interval apart. */
 export async function topOnce(opts: TopOptions, signal?: AbortSignal): Promise<TopState> {
   const store = new TopStore();
-  const live = await collectRound(store, { dir: opts.dir, docker: opts.docker });
+  const live = await collectRound(store, { dir: opts.dir, docker: opts.fleet ? null : opts.docker });
   if (live > 0 && !signal?.aborted) {
     await sleep(opts.intervalMs, signal ?? new AbortController().signal);
     await collectRound(store, { dir: opts.dir, docker: null });
   }
+  if (opts.fleet) store.setFleet(await opts.fleet.read());
   return store.state();
 }
 
@@ -71,16 +79,30 @@ export async function startTop(opts: TopOptions, signal: AbortSignal): Promise<L
   const collector = new Collector(store, { dir: opts.dir, intervalMs: opts.intervalMs, docker: opts.docker, logger: opts.logger });
   await collector.start(signal);
   const timer = setInterval(() => store.flush(), opts.intervalMs);
+  const fleet = opts.fleet ? followFleet(store, opts.fleet, opts.intervalMs) : null;
   const gc = idleCollector();
   const gcTimer = gc ? setInterval(gc, GC_EVERY_MS) : null;
   gcTimer?.unref();
   const stop = () => {
     clearInterval(timer);
+    if (fleet) clearInterval(fleet);
     if (gcTimer) clearInterval(gcTimer);
     collector.stop();
   };
   signal.addEventListener('abort', stop, { once: true });
   return { store, collector, stop };
+}
+
+/** The fleet read every interval, one read at a time (a slow store does not pile reads up). */
+function followFleet(store: TopStore, reader: FleetReader, intervalMs: number): NodeJS.Timeout {
+  let busy = false;
+  const read = () => {
+    if (busy) return;
+    busy = true;
+    void reader.read().then((f) => store.setFleet(f)).finally(() => (busy = false));
+  };
+  read();
+  return setInterval(read, Math.max(intervalMs, 500));
 }
 
 /**

@@ -127,7 +127,7 @@ describe('TopStore', () => {
     const store = new TopStore();
     for (const t of [0, 1]) store.ingest(sample('map-image', t, 1), T0 + t * 1000);
     const j = topJson(store.state(T0 + 1000), 1000);
-    expect(Object.keys(j)).toEqual(['v', 'time', 'intervalMs', 'notice', 'sources', 'services', 'backends', 'events']);
+    expect(Object.keys(j)).toEqual(['v', 'time', 'intervalMs', 'notice', 'sources', 'services', 'backends', 'events', 'fleet']);
     expect(j.backends[0]).toMatchObject({ service: 'tcp-18710', endpoint: '198.18.1.1:80', pktRate: 10, bytesRate: 1000, sourceId: 'map-image.tcp-18710' });
     expect(j.backends[0]).not.toHaveProperty('key');
   });

@@ -85,6 +85,8 @@ export class FleetAgent implements ConfigSource {
   private published = '';
   private stopped = false;
   private readonly leaderListeners: Array<(leading: boolean) => void> = [];
+  /** When the last watch event arrived (ms epoch): the first stage of push -> applied. */
+  private notifiedAt = 0;
 
   constructor(private readonly opts: AgentOptions) {
     this.log = (opts.logger ?? nullLogger).child('fleet');
@@ -185,6 +187,7 @@ export class FleetAgent implements ConfigSource {
   /** Level-triggered: re-read `current`; apply it if it is new; keep lease, watch and status up. */
   sync(reason: string): Promise<void> {
     if (reason === 'SIGHUP') this.refusedVersion = null; // the operator asks: try a refused version again
+    if (reason.startsWith('watch')) this.notifiedAt = Date.now();
     if (this.syncing) {
       this.again = true;
       return this.syncing;
@@ -206,17 +209,20 @@ export class FleetAgent implements ConfigSource {
   }
 
   private async syncOnce(reason: string): Promise<void> {
+    const notifiedAt = this.notifiedAt;
     const { pointer } = await readCurrent(this.opts.store);
+    const readAt = { notifiedAt, currentAt: Date.now() };
     this.metric('elastic_fleet_version', 'the fleet version: current (in the store) and applied (here)', ['kind']).set({ kind: 'current' }, pointer?.version ?? 0);
     if (pointer && pointer.version !== this.applied?.version && pointer.version !== this.refusedVersion && !this.stopped) {
       const rec = await readVersion(this.opts.store, pointer.version);
-      await this.apply(rec, reason);
+      await this.apply(rec, reason, readAt);
     }
     this.metric('elastic_fleet_converged', 'this host applied the current version (1) or not (0)').set({}, pointer && pointer.version === this.applied?.version ? 1 : 0);
     await this.publish();
   }
 
-  private async apply(rec: VersionRecord, reason: string): Promise<void> {
+  private async apply(rec: VersionRecord, reason: string, t: { notifiedAt: number; currentAt: number }): Promise<void> {
+    const readAt = Date.now();
     this.pending = rec;
     this.loadError = null;
     let ok = false;
@@ -232,7 +238,9 @@ export class FleetAgent implements ConfigSource {
       this.markApplied(rec);
       const seconds = (Date.now() - Date.parse(rec.pushedAt)) / 1000;
       if (seconds >= 0 && seconds < 86_400) this.histogram().observe({}, seconds);
-      this.log.info('fleet version applied', { version: rec.version, reason });
+      // Where push -> applied goes, ms from the push (docs/BENCHMARKS.md, Fleet).
+      const since = (at: number) => (at >= Date.parse(rec.pushedAt) ? at - Date.parse(rec.pushedAt) : undefined);
+      this.log.info('fleet version applied', { version: rec.version, reason, notifiedMs: since(t.notifiedAt), currentMs: since(t.currentAt), readMs: since(readAt), reloadedMs: since(Date.now()) });
       return;
     }
     const message = this.loadError ?? error ?? 'the daemon refused it (see its log)';

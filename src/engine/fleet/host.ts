@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { ExitCode, UserError } from '../errors.js';
+import { describeError, ExitCode, UserError } from '../errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { RunDaemon } from '../run/daemon.js';
 import { stateKey } from '../deploy/state.js';
@@ -11,7 +11,8 @@ import { FleetAgent } from './agent.js';
 import { connectOptions, type StoreFlags } from './connect.js';
 import { FleetStateStore } from './fleet-state-store.js';
 import { openStore } from './open.js';
-import { checkName } from './store.js';
+import { fleetStatus, type FleetStatus } from './status.js';
+import { checkName, type FleetStore } from './store.js';
 
 /**
  * `elastic run --etcd URL --fleet NAME --host NAME`: the same daemon as `run -c`, whose config
@@ -40,7 +41,7 @@ export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, 
   let daemon: RunDaemon | null = null;
   try {
     await agent.init();
-    const d = new RunDaemon({ file: `etcd:/elastic/${store.fleet}/current`, source: agent, singleton: agent.singleton, logger: opts.logger, env: opts.env, store: state, onElbRefused: (p) => agent.elbRefused(p) });
+    const d = new RunDaemon({ file: `etcd:/elastic/${store.fleet}/current`, source: agent, singleton: agent.singleton, logger: opts.logger, env: opts.env, store: state, onElbRefused: (p) => agent.elbRefused(p), statusFleet: cachedStatus(store) });
     await d.start(); // a failed start stops itself
     daemon = d;
     await agent.attach(d);
@@ -53,6 +54,34 @@ export async function runFleetHost(opts: FleetHostOptions, signal: AbortSignal, 
     await daemon?.stop();
     await store.close();
   }
+}
+
+/**
+ * The fleet's status for this host's status socket (top's Hosts view): read from the store at
+ * most once a second however many clients ask. A snapshot never waits on the store more than
+ * `waitMs` (a store without quorum takes the dial timeout to fail, and `top` must keep seeing
+ * the daemon): the last good status with the store's error, or just the error, instead.
+ */
+function cachedStatus(store: FleetStore, maxAgeMs = 1000, waitMs = 500): () => Promise<FleetStatus | { fleet: string; error: string }> {
+  let last: { at: number; p: Promise<FleetStatus> } | null = null;
+  let good: FleetStatus | null = null;
+  let error: string | null = null;
+  return async () => {
+    if (!last || Date.now() - last.at > maxAgeMs) {
+      const p = fleetStatus(store);
+      last = { at: Date.now(), p };
+      p.then(
+        (s) => ((good = s), (error = null)),
+        (err: unknown) => ((last = null), (error = describeError(err))), // a failed read is not cached
+      );
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), waitMs)));
+    const s = await Promise.race([last.p.catch(() => null), late]).finally(() => clearTimeout(timer));
+    if (s) return s;
+    const why = error ?? `the store did not answer within ${waitMs} ms`;
+    return good ? { ...good, error: why } : { fleet: store.fleet, error: why };
+  };
 }
 
 function localAddresses(): string[] {

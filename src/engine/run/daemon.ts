@@ -33,6 +33,8 @@ export interface DaemonOptions {
   statusDir?: string;
   /** --once: sync once and stop. */
   once?: boolean;
+  /** A fleet host: the fleet's status, in the status socket (top's Hosts view). */
+  statusFleet?: () => Promise<unknown>;
 }
 
 const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
@@ -114,6 +116,7 @@ export class RunDaemon {
         dir: this.opts.statusDir,
         config: this.statusConfig, // switched in place by a successful reload
         services: () => this.statusServices(),
+        fleet: this.opts.statusFleet,
         actions: {
           reload: async () => {
             const r = await this.reload();
@@ -299,6 +302,7 @@ export class RunDaemon {
         setConfig: (c) => (this.config = c),
         build: (c) => this.buildAppliers(c),
         stopPipeline: () => this.stopPipeline(),
+        retarget: (c) => this.pipeline?.retarget(c) ?? false,
         start: (from, appliers, carried) => this.startAll(from, appliers, carried),
         unchanged: (c) => {
           this.pipeline?.requestAll('reload');

@@ -68,13 +68,16 @@ export class Pipeline {
   private readonly accepted = new Map<string, BackendSet>();
   private readonly views = new Map<string, ServiceView>();
   readonly runners = new Map<string, SyncRunner>();
-  private watches: Promise<void>[] = [];
+  private readonly watches = new Set<Promise<void>>();
+  /** One per source, under the pipeline's: a retarget stops one source's watch, not the rest. */
+  private readonly sourceAborts = new Map<string, AbortController>();
   private persisted: Map<string, BackendSet> = new Map();
   /** Services being recomputed (a guardrail check may probe): a newer request waits for the running one. */
   private readonly recomputing = new Map<string, { again: string | null }>();
 
   constructor(
-    readonly config: RunConfig,
+    /** Switched only by retarget(), to a config that differs in its sources' definitions. */
+    public config: RunConfig,
     readonly appliers: readonly RunApplier[],
     private readonly ctx: { store: StateStore; logger: Logger; metrics: MetricsRegistry; hooks: PipelineHooks; once?: boolean; carried?: Carried },
   ) {}
@@ -154,7 +157,7 @@ export class Pipeline {
     }
     for (const source of Object.values(this.config.sources)) {
       m.of('sourceErrors').inc({ source: source.name }, 0);
-      this.watches.push(this.watch(source.name, source.discover));
+      this.startSource(source.name, source.discover);
     }
     for (const s of this.config.services) for (const rule of ['min-backends', 'max-change']) m.of('refusals').inc({ service: s.name, rule }, 0);
     if (Object.keys(this.config.sources).length === 0) for (const r of this.runners.values()) r.start();
@@ -162,25 +165,54 @@ export class Pipeline {
     for (const a of this.appliers) if (a.services().length === 0) this.requestApplier(a.name, 'no services left');
   }
 
-  private async watch(name: string, opts: RunConfig['sources'][string]['discover']): Promise<void> {
+  private startSource(name: string, opts: RunConfig['sources'][string]['discover']): void {
+    this.sourceAborts.get(name)?.abort();
+    const ac = new AbortController();
+    this.sourceAborts.set(name, ac);
+    const w = this.watch(name, opts, ac.signal);
+    this.watches.add(w);
+    void w.finally(() => this.watches.delete(w));
+  }
+
+  /**
+   * Put `next` in force in place when it differs from the running config only in what its
+   * sources list (a fleet version or a SIGHUP that changes backends): the changed sources are
+   * listed again, everything else (appliers, runners, health checks, served sets) stays. Until
+   * the new listing arrives the previous one keeps serving. False (nothing changed) when
+   * anything else differs: the caller rebuilds the pipeline.
+   */
+  retarget(next: RunConfig): boolean {
+    const rest = (c: RunConfig) => JSON.stringify({ ...c, file: '', hash: '', deploys: [], sources: Object.keys(c.sources).sort() });
+    if (this.abort.signal.aborted || this.ctx.once || rest(next) !== rest(this.config)) return false;
+    const changed = Object.values(next.sources).filter((src) => JSON.stringify(src) !== JSON.stringify(this.config.sources[src.name]));
+    this.config = next;
+    for (const src of changed) this.startSource(src.name, src.discover);
+    // The config's hash changed: every applier syncs once more even if no set did (level-triggered).
+    if (changed.length === 0) this.requestAll('reload');
+    return true;
+  }
+
+  private async watch(name: string, opts: RunConfig['sources'][string]['discover'], signal: AbortSignal): Promise<void> {
     const discovered = this.ctx.metrics.of('sourceBackends');
     try {
       // A static list without a file never changes (a SIGHUP rebuilds the pipeline): list it once,
       // there is no event stream to follow (or to report as ended).
       if (opts.static && !opts.static.file && !opts.docker && !opts.ec2) {
         const { backends } = await discoverOnce({ ...opts, logger: this.ctx.logger.child(`source.${name}`) });
+        if (signal.aborted) return; // retargeted meanwhile: the newer listing wins
         this.latest.set(name, backends);
         discovered.set({ source: name }, backends.length);
         for (const s of this.config.services) if (s.sources.includes(name)) this.recompute(s, `${name}: listed`);
         return;
       }
-      for await (const u of discoverWatch({ ...opts, logger: this.ctx.logger.child(`source.${name}`) }, this.abort.signal)) {
+      for await (const u of discoverWatch({ ...opts, logger: this.ctx.logger.child(`source.${name}`) }, signal)) {
+        if (signal.aborted) return;
         this.latest.set(name, u.backends);
         discovered.set({ source: name }, u.backends.length);
         for (const s of this.config.services) if (s.sources.includes(name)) this.recompute(s, `${name}: ${u.reason}`);
       }
     } catch (err) {
-      if (this.abort.signal.aborted) return;
+      if (signal.aborted) return;
       this.ctx.metrics.of('sourceErrors').inc({ source: name });
       this.ctx.logger.error(`source ${name} stopped`, { error: describeError(err) });
       this.ctx.hooks.event('error', `source ${name} stopped: ${describeError(err)}`);
@@ -358,9 +390,10 @@ export class Pipeline {
 
   async stop(): Promise<void> {
     this.abort.abort();
+    for (const ac of this.sourceAborts.values()) ac.abort();
     for (const c of this.checkers.values()) c.stop();
     for (const r of this.runners.values()) r.stop();
     await Promise.allSettled([...this.inflight]);
-    await Promise.allSettled(this.watches);
+    await Promise.allSettled([...this.watches]);
   }
 }

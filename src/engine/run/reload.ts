@@ -22,6 +22,11 @@ export interface ReloadHost {
   stopPipeline(): Promise<Carried>;
   /** Listeners that differ from `from`, then the pipeline of the config in force. */
   start(from: RunConfig, appliers: RunApplier[], carried: Carried): Promise<void>;
+  /**
+   * Put `next` in force on the running pipeline when only its sources' definitions differ (no
+   * stop and rebuild: the fast path for a fleet version that changes backends); false otherwise.
+   */
+  retarget?(next: RunConfig): boolean;
   /** After an unchanged (re-check) or applied reload. */
   unchanged(c: RunConfig): void;
   applied(c: RunConfig): void;
@@ -95,6 +100,10 @@ export class Reloader {
       h.unchanged(next);
       return { result: 'unchanged', hash: next.hash };
     }
+    if (h.retarget?.(next)) {
+      h.setConfig(next);
+      return this.applied(next, true);
+    }
     let appliers: RunApplier[];
     try {
       appliers = await h.build(next);
@@ -115,10 +124,14 @@ export class Reloader {
       }
       return this.failed(err, `config ${previous.hash} keeps running`);
     }
+    return this.applied(next, false);
+  }
+
+  private applied(next: RunConfig, inPlace: boolean): ReloadResult {
     this.count('applied');
-    this.log.info('config reloaded', { hash: next.hash });
-    h.event('reload', `config ${next.hash} in force`);
-    h.applied(next);
+    this.log.info('config reloaded', { hash: next.hash, inPlace });
+    this.host.event('reload', `config ${next.hash} in force${inPlace ? ' (sources re-listed in place)' : ''}`);
+    this.host.applied(next);
     return { result: 'applied', hash: next.hash };
   }
 }

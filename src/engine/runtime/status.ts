@@ -2,7 +2,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isIdent, printable } from '../model/validate.js';
-import { ExitCode, UserError } from '../errors.js';
+import { describeError, ExitCode, UserError } from '../errors.js';
 import { runDir } from './paths.js';
 
 /**
@@ -36,6 +36,8 @@ export interface Snapshot {
   /** Per-service state and counters; the shape per kind is documented in docs/ARCHITECTURE.md. */
   readonly services: Record<string, unknown>;
   readonly events: readonly StatusEvent[];
+  /** A fleet host's view of its fleet (`cluster status`'s shape); absent elsewhere. */
+  readonly fleet?: unknown;
 }
 
 interface StatusRequest {
@@ -53,6 +55,8 @@ export interface StatusServerOptions {
   config?: Record<string, unknown>;
   /** Content provider: called for each snapshot. */
   services: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** A fleet host: its fleet's status, in each snapshot. */
+  fleet?: () => Promise<unknown>;
   actions?: Record<string, ActionHandler>;
   dir?: string;
   maxEvents?: number;
@@ -99,6 +103,7 @@ export class StatusServer {
       config: this.opts.config ?? {},
       services: await this.opts.services(),
       events: this.events.slice(-50),
+      ...(this.opts.fleet ? { fleet: await this.opts.fleet().catch((err: unknown) => ({ error: describeError(err) })) } : {}),
     };
   }
 

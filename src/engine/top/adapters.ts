@@ -1,3 +1,4 @@
+import { adaptFleet } from './fleet.js';
 import type { Snapshot } from '../runtime/status.js';
 import { printable } from '../model/validate.js';
 import type { BackendSample, Counters, ServiceSample, SourceEvent, SourceSample } from './model.js';
@@ -274,5 +275,6 @@ export function adaptSnapshot(snap: Snapshot, receivedAt = Date.now()): SourceSa
     time: Number.isFinite(t) ? t : receivedAt,
     services,
     events: adaptEvents(snap.events),
+    fleet: adaptFleet(snap.fleet, `${kind}.${printable(String(snap.name ?? ''), 64)}`),
   };
 }

@@ -1,3 +1,4 @@
+import type { TopFleet } from './fleet.js';
 /**
  * `top`'s own view model: what every status-socket kind is turned into (by adapters.ts) and what
  * the store, the Ink views and the plain renderer read. Plain data; every string in it has been
@@ -71,6 +72,8 @@ export interface SourceSample {
   readonly time: number;
   readonly services: readonly ServiceSample[];
   readonly events: readonly SourceEvent[];
+  /** A fleet daemon's view of its fleet (its status socket's `fleet`). */
+  readonly fleet?: TopFleet | null;
 }
 
 export const sourceId = (s: { kind: string; name: string }) => `${s.kind}.${s.name}`;

@@ -1,3 +1,4 @@
+import type { TopFleet } from './fleet.js';
 import { RateSeries, DEFAULT_SERIES, type SeriesOptions } from './series.js';
 import { COUNTER_NAMES, sourceId, type BackendSample, type ServiceSample, type SourceSample } from './model.js';
 import { printable } from '../model/validate.js';
@@ -83,6 +84,8 @@ export interface TopState {
   readonly timeline: readonly TimelineEvent[];
   /** A line for the header: how to start something when nothing is configured, or a problem. */
   readonly notice: string | null;
+  /** The fleet (Hosts view): top's own store read (--etcd), else a live fleet daemon's. */
+  readonly fleet: TopFleet | null;
 }
 
 interface SourceEntry {
@@ -111,6 +114,7 @@ export class TopStore {
   private version = 0;
   private cached: TopState | null = null;
   private notice: string | null = null;
+  private ownFleet: TopFleet | null = null;
 
   constructor(private readonly opts: TopStoreOptions = {}) {}
 
@@ -145,6 +149,12 @@ export class TopStore {
       entry.error = why;
     }
     this.addEvent({ time: now, sourceId: id, type: 'source', message: `${entry.sample.kind} ${entry.sample.name} ${printable(why, 120)}` });
+    this.dirty = true;
+  }
+
+  /** The fleet as top read it from the store itself (`top --etcd --fleet`). */
+  setFleet(fleet: TopFleet | null): void {
+    this.ownFleet = fleet;
     this.dirty = true;
   }
 
@@ -311,7 +321,7 @@ export class TopStore {
     // A kernel mapping does not know health; discovery or the proxy does: show theirs.
     const withHealth = backends.map((b) => (b.health === '-' && healthByEndpoint.has(b.endpoint) ? { ...b, health: healthByEndpoint.get(b.endpoint)! } : b));
     this.version++;
-    return { version: this.version, now, sources, services: labelled(services), backends: withHealth, timeline: [...this.timeline], notice: this.notice };
+    return { version: this.version, now, sources, services: labelled(services), backends: withHealth, timeline: [...this.timeline], notice: this.notice, fleet: this.ownFleet ?? [...this.sources.values()].find((e) => e.status === 'live' && e.sample.fleet)?.sample.fleet ?? null };
   }
 }
 

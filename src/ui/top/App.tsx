@@ -4,6 +4,7 @@ import type { TopState, TopStore } from '../../engine/top/store.js';
 import { BACKEND_COLUMNS, SERVICE_COLUMNS, layout } from './columns.js';
 import { EventsPane, Footer, HelpView, Table, Tabs, TimelineView, TitleBar, type Theme } from './components.js';
 import { DrillView } from './drill.js';
+import { HostsView } from './hosts.js';
 import { fit } from './format.js';
 import { initialUi, reduceKey, type KeyInfo, type PendingAction, type UiState, type View } from './keys.js';
 import { rowCount, viewRows } from './rows.js';
@@ -52,6 +53,7 @@ const HINTS: Record<View, string> = {
   backends: 'q quit  ? help  / filter  s sort  r reverse  Enter drill  d drain  x disable',
   service: 'Esc back  / filter  s sort  d drain  x disable  u undrain  +/- scale  ? help',
   timeline: 'q quit  ? help  / filter  j/k scroll  1 overview  2 backends',
+  hosts: 'q quit  ? help  / filter  j/k scroll  1 overview  3 timeline',
 };
 
 export function TopApp(props: TopAppProps): React.ReactElement {
@@ -82,8 +84,8 @@ export function TopApp(props: TopAppProps): React.ReactElement {
   });
 
   // Ink may call an input handler from an earlier render: read the latest rows through a ref.
-  const latest = useRef({ rows, count, tableH });
-  latest.current = { rows, count, tableH };
+  const latest = useRef({ rows, count, tableH, fleet: state.fleet !== null });
+  latest.current = { rows, count, tableH, fleet: state.fleet !== null };
 
   function onKey(input: string, key: KeyInfo): void {
     const { rows, count, tableH } = latest.current;
@@ -91,7 +93,7 @@ export function TopApp(props: TopAppProps): React.ReactElement {
     const at = Math.min(cur.cursor[cur.view], Math.max(0, count - 1));
     const service = cur.view === 'overview' ? rows.services[at] : cur.view === 'service' ? rows.drill : undefined;
     const backend = cur.view === 'backends' ? rows.backends[at] : cur.view === 'service' ? rows.drillBackends[at] : undefined;
-    const { ui: next, effect } = reduceKey({ ...cur, cursor: { ...cur.cursor, [cur.view]: at } }, input, key, { rows: count, pageSize: tableH, service, backend });
+    const { ui: next, effect } = reduceKey({ ...cur, cursor: { ...cur.cursor, [cur.view]: at } }, input, key, { rows: count, pageSize: tableH, service, backend, fleet: latest.current.fleet });
     if (next !== cur) {
       uiRef.current = next;
       setUi(next);
@@ -105,7 +107,7 @@ export function TopApp(props: TopAppProps): React.ReactElement {
   }
 
   const lost = state.sources.filter((s) => s.status === 'lost').length;
-  const sortView = ui.view === 'timeline' ? null : ui.view;
+  const sortView = ui.view === 'timeline' || ui.view === 'hosts' ? null : ui.view;
   const sortText = sortView ? `sort ${ui.sort[sortView].col} ${ui.sort[sortView].reverse ? 'desc' : 'asc'}` : '';
   const footer = ui.confirm
     ? `${fit(ui.confirm.question, Math.max(10, width - 6)).trimEnd()} [y/N]`
@@ -115,6 +117,7 @@ export function TopApp(props: TopAppProps): React.ReactElement {
 
   let main: React.ReactElement;
   if (ui.help) main = <HelpView height={body} width={width} />;
+  else if (ui.view === 'hosts') main = <HostsView fleet={state.fleet} hosts={rows.hosts} cursor={cursor} height={body} width={width} theme={theme} />;
   else if (ui.view === 'timeline') main = <TimelineView events={rows.timeline} cursor={cursor} height={body - 1} width={width} theme={theme} />;
   else if (ui.view === 'service') main = <DrillView service={rows.drill} backends={rows.drillBackends} cursor={cursor} height={body} width={width} theme={theme} history={(k, m, n) => props.store.history(k, m, n, state.now)} />;
   else {
@@ -139,7 +142,7 @@ export function TopApp(props: TopAppProps): React.ReactElement {
   return (
     <Box flexDirection="column" width={width}>
       <TitleBar width={width} theme={theme} sources={state.sources.length} lost={lost} services={state.services.length} backends={state.backends.length} intervalMs={props.intervalMs} clockMs={state.now} />
-      <Tabs width={width} theme={theme} active={ui.view} drill={ui.view === 'service' ? rows.drill?.service ?? 'gone' : undefined} sortText={sortText} filter={ui.editing ? '' : ui.filter} position={count > 0 ? `${cursor + 1}/${count}` : ''} />
+      <Tabs width={width} theme={theme} fleet={state.fleet !== null || ui.view === 'hosts'} active={ui.view} drill={ui.view === 'service' ? rows.drill?.service ?? 'gone' : undefined} sortText={sortText} filter={ui.editing ? '' : ui.filter} position={count > 0 ? `${cursor + 1}/${count}` : ''} />
       {main}
       <Footer width={width} theme={theme} text={footer} prompt={Boolean(ui.confirm)} />
     </Box>

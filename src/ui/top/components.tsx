@@ -81,11 +81,12 @@ export function TitleBar(props: { width: number; theme: Theme; sources: number; 
   );
 }
 
-export function Tabs(props: { width: number; theme: Theme; active: string; drill?: string; sortText: string; filter: string; position: string }): React.ReactElement {
+export function Tabs(props: { width: number; theme: Theme; active: string; drill?: string; sortText: string; filter: string; position: string; fleet?: boolean }): React.ReactElement {
   const tabs = [
     ['overview', '1 Overview'],
     ['backends', '2 Backends'],
     ['timeline', '3 Timeline'],
+    ...(props.fleet ? [['hosts', '4 Hosts'] as const] : []),
   ] as const;
   const parts = tabs.map(([id, label]) => (props.active === id ? `[${label}]` : ` ${label} `));
   if (props.drill) parts.push(`[> ${props.drill}]`);
@@ -149,6 +150,7 @@ export const HELP_LINES = [
   '  x                disable the backend now;  u  put it back',
   '  + / -            scale a deploy up / down by one replica',
   '  ?                this help;  q  quit',
+  '  4                hosts of the fleet (with --etcd/--fleet, or a fleet host)',
   '',
   'Actions ask for confirmation (y/Enter) and go to the socket that',
   'reported the row. Rates are deltas of counters between snapshots.',

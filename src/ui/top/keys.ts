@@ -6,7 +6,7 @@ import { BACKEND_COLUMNS, SERVICE_COLUMNS } from './columns.js';
  * cursor) -> (state, effect). The Ink component only renders; tests drive this directly or
  * through ink-testing-library.
  */
-export type View = 'overview' | 'backends' | 'timeline' | 'service';
+export type View = 'overview' | 'backends' | 'timeline' | 'hosts' | 'service';
 export type TableView = 'overview' | 'backends' | 'service';
 
 export interface PendingAction {
@@ -55,6 +55,8 @@ export interface KeyContext {
   readonly pageSize: number;
   readonly service?: ServiceRow;
   readonly backend?: BackendRow;
+  /** A fleet is shown: the Hosts tab (4) is there. */
+  readonly fleet?: boolean;
 }
 
 export type Effect = { type: 'quit' } | { type: 'action'; pending: PendingAction } | null;
@@ -65,7 +67,7 @@ export function initialUi(opts: { view?: View; filter?: string; sort?: string; r
     view: opts.view === 'service' ? 'overview' : (opts.view ?? 'overview'),
     back: 'overview',
     drill: null,
-    cursor: { overview: 0, backends: 0, timeline: 0, service: 0 },
+    cursor: { overview: 0, backends: 0, timeline: 0, hosts: 0, service: 0 },
     filter: opts.filter ?? '',
     editing: false,
     sort: {
@@ -78,7 +80,7 @@ export function initialUi(opts: { view?: View; filter?: string; sort?: string; r
   };
 }
 
-const TABS: readonly View[] = ['overview', 'backends', 'timeline'];
+const TABS: readonly View[] = ['overview', 'backends', 'timeline', 'hosts'];
 
 function move(ui: UiState, to: number, rows: number): UiState {
   const c = Math.max(0, Math.min(Math.max(0, rows - 1), to));
@@ -111,11 +113,12 @@ export function reduceKey(ui: UiState, input: string, key: KeyInfo, ctx: KeyCont
   if (key.pageDown || (key.ctrl && input === 'f') || input === ' ') return { ui: move(ui, cur + ctx.pageSize, ctx.rows), effect: null };
   if (key.home || input === 'g') return { ui: move(ui, 0, ctx.rows), effect: null };
   if (key.end || input === 'G') return { ui: move(ui, ctx.rows - 1, ctx.rows), effect: null };
-  if (input >= '1' && input <= '3') return { ui: { ...ui, view: TABS[Number(input) - 1]!, help: false }, effect: null };
+  const tabs = ctx.fleet ? TABS : TABS.slice(0, 3);
+  if (input >= '1' && input <= String(tabs.length)) return { ui: { ...ui, view: tabs[Number(input) - 1]!, help: false }, effect: null };
   if (key.tab || key.rightArrow || key.leftArrow) {
-    const at = ui.view === 'service' ? TABS.indexOf(ui.back) : TABS.indexOf(ui.view);
-    const step = key.leftArrow || key.shift ? TABS.length - 1 : 1;
-    return { ui: { ...ui, view: TABS[(Math.max(0, at) + step) % TABS.length]! }, effect: null };
+    const at = ui.view === 'service' ? tabs.indexOf(ui.back) : tabs.indexOf(ui.view);
+    const step = key.leftArrow || key.shift ? tabs.length - 1 : 1;
+    return { ui: { ...ui, view: tabs[(Math.max(0, at) + step) % tabs.length]! }, effect: null };
   }
   if (key.escape) {
     if (ui.view === 'service') return { ui: { ...ui, view: ui.back, drill: null }, effect: null };
@@ -127,7 +130,7 @@ export function reduceKey(ui: UiState, input: string, key: KeyInfo, ctx: KeyCont
     if (!target) return same;
     return { ui: { ...ui, view: 'service', back: ui.view, drill: target, cursor: { ...ui.cursor, service: 0 } }, effect: null };
   }
-  if ((input === 's' || input === 'r') && ui.view !== 'timeline') {
+  if ((input === 's' || input === 'r') && ui.view !== 'timeline' && ui.view !== 'hosts') {
     const tv = ui.view as TableView;
     const cols = tv === 'overview' ? SERVICE_COLUMNS : BACKEND_COLUMNS;
     const now = ui.sort[tv];

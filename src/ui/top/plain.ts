@@ -1,5 +1,6 @@
 import type { TopState } from '../../engine/top/store.js';
 import { renderTable } from '../table.js';
+import { fleetTitle, hostCells, hostTail } from './hosts-text.js';
 import { clock, formatBytesRate, formatCount, formatMs, formatRate } from './format.js';
 
 /** `top` for pipes and `--once`: the same rows as the dashboard, as plain aligned tables. */
@@ -56,6 +57,10 @@ export function topText(state: TopState, opts: { events?: number } = {}): string
         ]),
       ),
     );
+  }
+  if (state.fleet) {
+    out.push(`${fleetTitle(state.fleet)}\n`);
+    out.push(renderTable(['HOST', 'STATE', 'APPLIED', 'CONVERGED', 'LEADER', 'BACKENDS (healthy/all)  LAST REFUSAL'], state.fleet.hosts.map((h) => [...hostCells(h), hostTail(h)])));
   }
   const events = state.timeline.slice(-(opts.events ?? 10));
   if (events.length > 0) {

@@ -2,6 +2,7 @@ import type { BackendRow, ServiceRow, TimelineEvent, TopState } from '../../engi
 import { filterRows, sortRows } from '../../engine/top/query.js';
 import { BACKEND_COLUMNS, BACKEND_FIELDS, SERVICE_COLUMNS, SERVICE_FIELDS, type Column } from './columns.js';
 import type { UiState } from './keys.js';
+import type { TopHost } from '../../engine/top/fleet.js';
 
 /** The rows each view shows: the store's rows, filtered and sorted by the UI state (pure). */
 export interface ViewRows {
@@ -11,6 +12,8 @@ export interface ViewRows {
   readonly drillBackends: readonly BackendRow[];
   /** Newest first. */
   readonly timeline: readonly TimelineEvent[];
+  /** The fleet's hosts (Hosts view), by name. */
+  readonly hosts: readonly TopHost[];
 }
 
 function sortBy<R extends { key: string }>(rows: readonly R[], cols: readonly Column<R>[], sort: { col: string; reverse: boolean }): R[] {
@@ -25,8 +28,15 @@ export function viewRows(state: TopState, ui: UiState): ViewRows {
   const drillBackends =
     ui.view === 'service' && ui.drill ? sortBy(filterRows(state.backends.filter((b) => b.serviceKey === ui.drill), ui.filter, BACKEND_FIELDS), BACKEND_COLUMNS, ui.sort.service) : [];
   const timeline = ui.view === 'timeline' ? filterRows([...state.timeline].reverse(), ui.filter, TIMELINE_FIELDS) : [];
-  return { services, backends, drill, drillBackends, timeline };
+  const hosts = ui.view === 'hosts' ? filterRows(state.fleet?.hosts ?? [], ui.filter, HOST_FIELDS) : [];
+  return { services, backends, drill, drillBackends, timeline, hosts };
 }
+
+const HOST_FIELDS = {
+  host: (h: TopHost) => h.name,
+  state: (h: TopHost) => `${h.alive ? 'alive' : 'stale'} ${h.converged ? 'converged' : 'diverged'}${h.leader ? ' leader' : ''}${h.refusal ? ' refused' : ''}`,
+  service: (h: TopHost) => h.services.map((s) => s.service).join(' '),
+};
 
 const TIMELINE_FIELDS = {
   type: (e: TimelineEvent) => e.type,
@@ -36,7 +46,7 @@ const TIMELINE_FIELDS = {
 };
 
 export function rowCount(rows: ViewRows, ui: UiState): number {
-  return ui.view === 'overview' ? rows.services.length : ui.view === 'backends' ? rows.backends.length : ui.view === 'service' ? rows.drillBackends.length : rows.timeline.length;
+  return ui.view === 'overview' ? rows.services.length : ui.view === 'backends' ? rows.backends.length : ui.view === 'service' ? rows.drillBackends.length : ui.view === 'hosts' ? rows.hosts.length : rows.timeline.length;
 }
 
 /**
