@@ -1,0 +1,45 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pidAlive } from '../../src/engine/runtime/pid.js';
+import { TestContainers, requireDocker, waitFor } from '../support/docker.js';
+import { startVarnishd } from '../support/render-backends.js';
+import { membershipUnderLoad, stopWatches } from '../support/render-membership.js';
+
+// Issue 14 item 1, Varnish: membership changes under a keep-alive client (wrk, 10 connections,
+// and our own client, 4, no retries; bounded in time) through `render --watch --proxy varnish`
+// with a real varnishd and real containers: 3 added one by one, then removed one by one with
+// `docker rm -f`: 0 failed requests. Ports 25000 (varnish), 25001 (admin).
+const tc = new TestContainers();
+let dir: string;
+let env: NodeJS.ProcessEnv;
+let varnishPid = 0;
+
+beforeAll(async () => {
+  await requireDocker();
+  dir = await mkdtemp(join(tmpdir(), 'elastic-render-mship-varnish-'));
+  await chmod(dir, 0o755); // varnishd compiles the VCL as its own user
+  env = { ELASTIC_STATE_DIR: join(dir, 'state'), ELASTIC_RUN_DIR: join(dir, 'run') };
+});
+
+afterAll(async () => {
+  await stopWatches();
+  if (varnishPid > 1 && pidAlive(varnishPid)) process.kill(varnishPid, 'SIGTERM');
+  await waitFor(() => !(varnishPid > 1 && pidAlive(varnishPid)), 'varnishd stopped', 10_000).catch(() => {});
+  await tc.cleanup();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('Varnish: membership changes under keep-alive load', () => {
+  it('3 containers added and removed (docker rm -f), 0 failed requests', async () => {
+    const { pid, work } = await startVarnishd(dir, 25000, 25001);
+    varnishPid = pid;
+    const { r, k, events, underLoad } = await membershipUnderLoad(tc, env, 'mvarnish', 25000, ['--proxy', 'varnish', '--varnish-name', work, '--lb-check', 'http:/id'], '1500ms:3s');
+    // (a slow --wait leaves removed containers in the VCL for 1.5 s: fetches to them must be retried)
+    expect(underLoad, 'every change happened under load').toBe(true);
+    expect(r.requests).toBeGreaterThan(1000);
+    expect(k.failures, JSON.stringify({ events, failures: k.failures.slice(0, 5), n: k.failures.length })).toEqual([]);
+    expect({ non2xx: r.non2xx, socketErrors: r.socketErrors }, r.raw).toEqual({ non2xx: 0, socketErrors: 0 });
+  }, 120_000);
+});
