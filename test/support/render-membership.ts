@@ -12,7 +12,7 @@ import { httpGet, wrk } from './render-backends.js';
  * wrk (10 connections) and a keep-alive client of our own (4) while 3 containers are added one by
  * one and then removed one by one with `docker rm -f`. The load runs until 1 s after the last
  * removal left the config (so every change happens under load, however slow the machine), at
- * most `seconds`; `underLoad` says whether all changes were done before that bound.
+ * most `seconds` (a change may take 15 s to be served on a host at load 20: VCL compiles); `underLoad` says whether all changes were done before that bound.
  */
 const watches: Array<ReturnType<typeof elastic>> = [];
 
@@ -24,7 +24,7 @@ export async function stopWatches(): Promise<void> {
 }
 
 /** Start 2 containers and `render --watch`, then add 3 and remove them under wrk. */
-export async function membershipUnderLoad(tc: TestContainers, env: NodeJS.ProcessEnv, instance: string, port: number, extra: string[], wait = '100ms:500ms', seconds = 90) {
+export async function membershipUnderLoad(tc: TestContainers, env: NodeJS.ProcessEnv, instance: string, port: number, extra: string[], wait = '100ms:500ms', seconds = 150) {
   const prefix = `${instance}-${tc.runId}`;
   for (let i = 0; i < 2; i++) await tc.run({ name: `${prefix}-base${i}` });
   const w = elastic(['render', '--service', instance, '--bind', `127.0.0.1:${port}`, '--name', `${prefix}-*`, '--port', '80', '--watch', '--wait', wait, '--lb-check-interval', '500', ...extra], { env, timeout: 120_000 });
@@ -50,7 +50,7 @@ export async function membershipUnderLoad(tc: TestContainers, env: NodeJS.Proces
     const c = await tc.run({ name: `${prefix}-new${i}` });
     added.push(c);
     const host = c.id.slice(0, 12);
-    await waitFor(async () => (await served(12)).has(host), `${instance}: new container ${i} served`, 15_000, 100);
+    await waitFor(async () => (await served(12)).has(host), `${instance}: new container ${i} served`, 30_000, 100);
     await new Promise((r) => setTimeout(r, 700));
   }
   const proxy = (extra[extra.indexOf('--proxy') + 1] ?? 'haproxy') as 'haproxy' | 'nginx' | 'varnish';
@@ -59,7 +59,7 @@ export async function membershipUnderLoad(tc: TestContainers, env: NodeJS.Proces
     const ip = await tc.ip(c);
     mark(`remove ${ip}`);
     await c.remove({ force: true });
-    await waitFor(async () => !(await readFile(output, 'utf8')).includes(`${ip}`), `${instance}: ${ip} gone from the config`, 15_000, 100);
+    await waitFor(async () => !(await readFile(output, 'utf8')).includes(`${ip}`), `${instance}: ${ip} gone from the config`, 30_000, 100);
     await new Promise((r) => setTimeout(r, 700));
   }
   const underLoad = Date.now() + 300 < loadEnd;

@@ -71,10 +71,10 @@ export class VarnishApplier implements Applier {
     return String(r.all ?? '');
   }
 
-  /** Wait (at most PROBE_WAIT_MS) until the loaded VCL `name` is ready (vclReady). */
+  /** Wait (at most PROBE_WAIT_MS) until the loaded VCL `name` is ready (vclReady); a failed backend.list does not hold the switch. */
   private async probed(name: string): Promise<void> {
     const end = Date.now() + PROBE_WAIT_MS;
-    while (!vclReady(parseBackendList(await this.adm('backend.list', `${name}.*`))) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    while (!vclReady(parseBackendList(await this.adm('backend.list', `${name}.*`).catch(() => ''))) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   }
 
   async alive(): Promise<boolean> {
