@@ -12,7 +12,8 @@ export interface KeepAliveResult {
   failures: Array<{ at: number; what: string }>;
 }
 
-export async function keepAliveLoad(port: number, seconds: number, connections = 10, path = '/id', maxRequests = 2_000_000): Promise<KeepAliveResult> {
+/** `stop` ends the load early (each connection finishes its request in flight). */
+export async function keepAliveLoad(port: number, seconds: number, connections = 10, path = '/id', maxRequests = 2_000_000, stop?: AbortSignal): Promise<KeepAliveResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const end = Date.now() + seconds * 1000;
   const out: KeepAliveResult = { requests: 0, ok: 0, failures: [] };
@@ -34,7 +35,7 @@ export async function keepAliveLoad(port: number, seconds: number, connections =
     });
   await Promise.all(
     Array.from({ length: connections }, async () => {
-      while (Date.now() < end && out.requests < maxRequests) await one();
+      while (Date.now() < end && out.requests < maxRequests && !stop?.aborted) await one();
     }),
   );
   agent.destroy();

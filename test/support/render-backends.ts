@@ -68,9 +68,14 @@ export function parseWrk(out: string): WrkResult {
   return { requests, non2xx, socketErrors, raw: out };
 }
 
-/** A bounded wrk run (time and connections) against 127.0.0.1. */
-export function wrk(port: number, seconds: number, connections = 10, path = '/id'): Promise<WrkResult> {
-  return execa('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', `http://127.0.0.1:${port}${path}`], { reject: false, timeout: (seconds + 20) * 1000, stdin: 'ignore' }).then((r) => {
+/**
+ * A bounded wrk run (time and connections) against 127.0.0.1. `stop` ends it early: wrk gets
+ * SIGINT, which it answers by stopping and printing its summary as at the end of `seconds`.
+ */
+export function wrk(port: number, seconds: number, connections = 10, path = '/id', stop?: AbortSignal): Promise<WrkResult> {
+  const p = execa('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', `http://127.0.0.1:${port}${path}`], { reject: false, timeout: (seconds + 20) * 1000, stdin: 'ignore' });
+  stop?.addEventListener('abort', () => p.kill('SIGINT'), { once: true });
+  return p.then((r) => {
     if (r.exitCode !== 0) throw new Error(`wrk failed: ${r.stderr || r.shortMessage}`);
     return parseWrk(String(r.stdout));
   });

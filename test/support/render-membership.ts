@@ -9,8 +9,10 @@ import { httpGet, wrk } from './render-backends.js';
 /**
  * Membership changes under keep-alive load, shared by test/integration/render-membership.test.ts
  * and bench/render/membership.ts: `render --watch` over containers named <instance>-<run>-*,
- * wrk (10 connections) and a keep-alive client of our own (4) for `seconds`, while 3 containers
- * are added one by one and then removed one by one with `docker rm -f`.
+ * wrk (10 connections) and a keep-alive client of our own (4) while 3 containers are added one by
+ * one and then removed one by one with `docker rm -f`. The load runs until 1 s after the last
+ * removal left the config (so every change happens under load, however slow the machine), at
+ * most `seconds` (a change may take 15 s to be served on a host at load 20: VCL compiles); `underLoad` says whether all changes were done before that bound.
  */
 const watches: Array<ReturnType<typeof elastic>> = [];
 
@@ -22,7 +24,7 @@ export async function stopWatches(): Promise<void> {
 }
 
 /** Start 2 containers and `render --watch`, then add 3 and remove them under wrk. */
-export async function membershipUnderLoad(tc: TestContainers, env: NodeJS.ProcessEnv, instance: string, port: number, extra: string[], wait = '100ms:500ms', seconds = 20) {
+export async function membershipUnderLoad(tc: TestContainers, env: NodeJS.ProcessEnv, instance: string, port: number, extra: string[], wait = '100ms:500ms', seconds = 150) {
   const prefix = `${instance}-${tc.runId}`;
   for (let i = 0; i < 2; i++) await tc.run({ name: `${prefix}-base${i}` });
   const w = elastic(['render', '--service', instance, '--bind', `127.0.0.1:${port}`, '--name', `${prefix}-*`, '--port', '80', '--watch', '--wait', wait, '--lb-check-interval', '500', ...extra], { env, timeout: 120_000 });
@@ -35,8 +37,10 @@ export async function membershipUnderLoad(tc: TestContainers, env: NodeJS.Proces
     return seen;
   };
   await waitFor(async () => (await served(6)).size === 2 && !(await served(6)).has(''), `${instance}: both base containers served`, 30_000, 200);
-  const load = wrk(port, seconds, 10);
-  const own = keepAliveLoad(port, seconds, 4);
+  const stop = new AbortController();
+  const loadEnd = Date.now() + seconds * 1000;
+  const load = wrk(port, seconds, 10, '/id', stop.signal);
+  const own = keepAliveLoad(port, seconds, 4, '/id', 2_000_000, stop.signal);
   const events: string[] = [];
   const mark = (e: string) => events.push(`${Date.now()} ${e}`);
   await new Promise((r) => setTimeout(r, 1000));
@@ -46,7 +50,7 @@ export async function membershipUnderLoad(tc: TestContainers, env: NodeJS.Proces
     const c = await tc.run({ name: `${prefix}-new${i}` });
     added.push(c);
     const host = c.id.slice(0, 12);
-    await waitFor(async () => (await served(12)).has(host), `${instance}: new container ${i} served`, 15_000, 100);
+    await waitFor(async () => (await served(12)).has(host), `${instance}: new container ${i} served`, 30_000, 100);
     await new Promise((r) => setTimeout(r, 700));
   }
   const proxy = (extra[extra.indexOf('--proxy') + 1] ?? 'haproxy') as 'haproxy' | 'nginx' | 'varnish';
@@ -55,12 +59,15 @@ export async function membershipUnderLoad(tc: TestContainers, env: NodeJS.Proces
     const ip = await tc.ip(c);
     mark(`remove ${ip}`);
     await c.remove({ force: true });
-    await waitFor(async () => !(await readFile(output, 'utf8')).includes(`${ip}`), `${instance}: ${ip} gone from the config`, 15_000, 100);
+    await waitFor(async () => !(await readFile(output, 'utf8')).includes(`${ip}`), `${instance}: ${ip} gone from the config`, 30_000, 100);
     await new Promise((r) => setTimeout(r, 700));
   }
+  const underLoad = Date.now() + 300 < loadEnd;
+  await new Promise((r) => setTimeout(r, 300));
+  stop.abort();
   const r = await load;
   const k = await own;
   const errorLog = await readFile(join(env.ELASTIC_RUN_DIR!, `render-${instance}`, 'nginx-error.log'), 'utf8').catch(() => '');
-  return { r, k, stderr, events: [...events, ...errorLog.split('\n').filter((l) => !l.includes('no live upstreams')).slice(-8)] };
+  return { r, k, stderr, underLoad, events: [...events, ...errorLog.split('\n').filter((l) => !l.includes('no live upstreams')).slice(-8)] };
 }
 
