@@ -1,8 +1,9 @@
 import { isIP } from 'node:net';
 import { discoverOnce, discoverWatch, type DiscoverOptions } from './discover.js';
 import { ExitCode, UserError, describeError } from './errors.js';
-import { endpoint, type BackendSet } from './model/backend.js';
-import { parseEndpoint, printable, toIdent } from './model/validate.js';
+import { backendWeight, endpoint, type BackendSet } from './model/backend.js';
+import { parseWeightedEndpoint, printable, toIdent } from './model/validate.js';
+import { DEFAULT_SEED } from './dataplane/maglev.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
 import { FileStateStore, type StateStore } from './runtime/state-store.js';
 import { runDir } from './runtime/paths.js';
@@ -20,6 +21,7 @@ import { isImageReference } from './discovery/selector.js';
 import {
   backendAddressProblem,
   endpointKey,
+  MAX_SEED,
   mappingId,
   sameSpec,
   sameTarget,
@@ -29,7 +31,11 @@ import {
   type MappingSpec,
   type MappingsState,
   type Protocol,
+  type Spread,
 } from './dataplane/model.js';
+
+/** The spread of a new nft mapping when --spread is not given (see docs/map-image.md, "Spread"). */
+export const DEFAULT_SPREAD: Spread = 'hash';
 
 /**
  * `map-image` as engine functions: declare a mapping (one-shot or watching), list, stop, and the
@@ -46,6 +52,10 @@ export interface MapImageOptions {
   dataplane: DataplaneKind | 'auto';
   network?: string;
   staticBackends: readonly string[];
+  /** Absent: hash on nft, random on iptables (which cannot hash a flow into a table). */
+  spread?: Spread;
+  /** The hash seed; absent: DEFAULT_SEED (two hosts agree with no configuration). */
+  seed?: number;
   dockerHost?: string;
   /**
    * Active readiness check: a container is DNATed to only once it answers (and taken out when it
@@ -105,12 +115,20 @@ export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
     throw new UserError(`invalid image reference "${printable(opts.image, 80)}"`, 'give repo:tag (e.g. elastic-test/web:1), registry/repo@sha256:..., or an image ID', ExitCode.usage);
   }
   for (const b of opts.staticBackends) {
-    const e = parseEndpoint(b);
+    const e = parseWeightedEndpoint(b);
     if (isIP(e.address) !== 4) throw new UserError(`backend ${printable(b, 60)} is not IPv4`, 'map-image programs the ip family; give IPv4 backends', ExitCode.usage);
     const problem = backendAddressProblem(e.address);
     if (problem) throw new UserError(`backend ${printable(b, 60)} is ${problem}`, 'give the address of a host or container that serves the port', ExitCode.usage);
   }
   const dataplane = await detectDataplane(opts.dataplane, { env: opts.env });
+  if (dataplane === 'iptables' && opts.spread === 'hash') {
+    throw new UserError('--spread hash needs the nft data plane (iptables cannot pick a backend from a table by a hash of the flow)', 'use --dataplane nft, or --spread random', ExitCode.usage);
+  }
+  if (opts.seed !== undefined && (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > MAX_SEED)) {
+    throw new UserError(`invalid seed ${printable(String(opts.seed), 20)}`, `give a whole number 0-${MAX_SEED}`, ExitCode.usage);
+  }
+  const spread = opts.spread ?? (dataplane === 'nft' ? DEFAULT_SPREAD : 'random');
+  if (opts.seed !== undefined && spread !== 'hash') throw new UserError('--seed only applies to --spread hash', 'drop --seed, or add --spread hash', ExitCode.usage);
   return {
     id: mappingId(opts.protocol, opts.port),
     protocol: opts.protocol,
@@ -121,6 +139,8 @@ export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
     network: opts.network,
     staticBackends: [...opts.staticBackends],
     dataplane,
+    spread,
+    ...(spread === 'hash' && opts.seed !== undefined && opts.seed !== DEFAULT_SEED ? { seed: opts.seed } : {}),
     created: new Date().toISOString(),
   };
 }
@@ -137,7 +157,12 @@ export function discoverOptionsFor(spec: MappingSpec, opts: Pick<MapImageOptions
 }
 
 export function toMappingBackends(backends: BackendSet): MappingBackend[] {
-  return backends.filter((b) => isIP(b.address) === 4).map((b) => ({ id: b.id, name: printable(b.name, 80), address: b.address, port: b.port }));
+  return backends
+    .filter((b) => isIP(b.address) === 4)
+    .map((b) => {
+      const weight = backendWeight(b);
+      return { id: b.id, name: printable(b.name, 80), address: b.address, port: b.port, ...(weight !== 1 ? { weight } : {}) };
+    });
 }
 
 /** Backends discovery reports as going away (a stop was sent): drained, their live flows kept. */
@@ -171,7 +196,7 @@ export function upsertMapping(state: MappingsState, spec: MappingSpec, backends:
 }
 
 function sameBackends(a: readonly MappingBackend[], b: readonly MappingBackend[]): boolean {
-  const key = (x: MappingBackend) => `${x.id} ${x.address}:${x.port} ${x.name}`;
+  const key = (x: MappingBackend) => `${x.id} ${x.address}:${x.port} ${x.name} ${x.weight ?? 1}`;
   const ka = a.map(key).sort();
   const kb = b.map(key).sort();
   return ka.length === kb.length && ka.every((k, i) => k === kb[i]);

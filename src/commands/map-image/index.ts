@@ -7,16 +7,24 @@ import { parsePort } from '../../engine/model/validate.js';
 import { ExitCode, UserError } from '../../engine/errors.js';
 import { mappedText } from '../../ui/map-image.js';
 import { CHECK_RANGES, parseCheck } from '../../engine/health/checker.js';
+import { MAX_SEED, SPREADS } from '../../engine/dataplane/model.js';
+
+function parseSeed(text: string): number {
+  const n = /^\d{1,10}$/.test(text) ? Number(text) : /^0x[0-9a-f]{1,8}$/i.test(text) ? Number.parseInt(text.slice(2), 16) : Number.NaN;
+  if (!(n >= 0 && n <= MAX_SEED)) throw new UserError(`invalid --seed "${text.slice(0, 20)}"`, `give a whole number 0-${MAX_SEED} (or 0x hex), the same on every LB host`, ExitCode.usage);
+  return n;
+}
 
 export default class MapImage extends BaseCommand {
   static override summary = 'Spread a host port over the containers of an image, with kernel DNAT (nftables or iptables)';
-  static override description = `Programs the kernel so that new connections to PORT on this host are spread evenly over every running container of IMAGE (on CONTAINER_PORT), plus any --backend. Nothing sits in the data path: nftables (numgen map, the default when nft works) or iptables (a probability cascade) DNAT each new connection. Every change is one atomic transaction; the mapping is kept in the state file so a restart reconciles. Without --watch the current containers are programmed once (waiting up to --wait seconds for a first one); with --watch it stays in the foreground following Docker events, serves a status socket, and on exit leaves the rules serving (--remove-on-exit removes them). See docs/map-image.md.`;
+  static override description = `Programs the kernel so that new connections to PORT on this host are spread evenly over every running container of IMAGE (on CONTAINER_PORT), plus any --backend. Nothing sits in the data path: nftables (the default when nft works) or iptables (a probability cascade) DNAT each new connection. On nft the backend of a flow is a Maglev hash of the flow (--spread hash): every host with the same backends and --seed picks the same one, and removing a backend moves few other flows; backends take weights (IP:PORT@W, label elastic.weight). Every change is one atomic transaction; the mapping is kept in the state file so a restart reconciles. Without --watch the current containers are programmed once (waiting up to --wait seconds for a first one); with --watch it stays in the foreground following Docker events, serves a status socket, and on exit leaves the rules serving (--remove-on-exit removes them). See docs/map-image.md.`;
   static override examples = [
     '<%= config.bin %> map-image 80 elastic-test/web:1 80',
     '<%= config.bin %> map-image 8080 myapp:2 8080 --watch',
     '<%= config.bin %> map-image 80 web:1 80 --watch --check tcp --check-interval 200',
     '<%= config.bin %> map-image 5353 dns:1 53 --protocol udp --dataplane iptables',
     '<%= config.bin %> map-image 80 web:1 80 --address 198.18.0.1 --backend 198.18.0.50:80 --json',
+    '<%= config.bin %> map-image 80 web:1 80 --spread hash --seed 7 --backend 198.18.0.50:80@3 --backend 198.18.0.51:80@1',
   ];
   static override enableJsonFlag = true;
   static override args = {
@@ -29,7 +37,9 @@ export default class MapImage extends BaseCommand {
     address: Flags.string({ description: 'only this local IPv4 address (default: every local address but 127.0.0.0/8)' }),
     dataplane: Flags.option({ options: ['auto', 'nft', 'iptables'] as const, default: 'auto', description: 'kernel data plane (auto: nft when it works, else iptables)' })(),
     network: selectorFlags.network,
-    backend: selectorFlags.backend,
+    backend: Flags.string({ description: 'static backend IP:PORT[@WEIGHT] (repeatable; weight 0-256, 0 = no new connections)', multiple: true, helpGroup: 'STATIC' }),
+    spread: Flags.option({ options: SPREADS, description: 'how a new connection picks its backend: hash (the same backend for a flow on every host with the same backends and seed; default on nft) or random (default on iptables)' })(),
+    seed: Flags.string({ description: `with --spread hash: the hash seed, 0-${MAX_SEED} (default: the same constant on every host)` }),
     'docker-host': selectorFlags['docker-host'],
     watch: Flags.boolean({ char: 'w', description: 'stay in the foreground and follow containers as they start and stop' }),
     'remove-on-exit': Flags.boolean({ description: 'with --watch: remove the mapping when stopped (default: keep serving)', dependsOn: ['watch'] }),
@@ -54,6 +64,8 @@ export default class MapImage extends BaseCommand {
       dataplane: flags.dataplane,
       network: flags.network,
       staticBackends: flags.backend ?? [],
+      spread: flags.spread,
+      seed: flags.seed === undefined ? undefined : parseSeed(flags.seed),
       dockerHost: flags['docker-host'],
       waitMs: flags.wait * 1000,
       check: flags.check ? parseCheck(flags.check, { intervalMs: flags['check-interval'], timeoutMs: flags['check-timeout'], rise: flags.rise, fall: flags.fall }) : undefined,
