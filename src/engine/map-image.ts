@@ -79,6 +79,9 @@ export interface MappingView {
   readonly containerPort: number;
   readonly network: string | null;
   readonly dataplane: DataplaneKind;
+  readonly spread: Spread;
+  /** The hash seed (null with --spread random). */
+  readonly seed: number | null;
   readonly created: string;
   readonly updated: string;
   readonly backends: ReadonlyArray<{
@@ -87,6 +90,8 @@ export interface MappingView {
     address: string;
     port: number;
     endpoint: string;
+    /** 0-256; 0 = no new connections. */
+    weight: number;
     draining: boolean;
     packets: number | null;
     bytes: number | null;
@@ -273,12 +278,14 @@ export function viewOf(entry: MappingEntry, counters: Map<string, { packets: num
     containerPort: spec.containerPort,
     network: spec.network ?? null,
     dataplane: spec.dataplane,
+    spread: spec.spread ?? 'random',
+    seed: spec.spread === 'hash' ? (spec.seed ?? DEFAULT_SEED) : null,
     created: spec.created,
     updated: entry.updated,
     backends: entry.backends.map((b) => {
       const key = endpointKey(b.address, b.port);
       const c = counters?.get(key);
-      return { id: b.id, name: b.name, address: b.address, port: b.port, endpoint: endpoint(b), draining: draining.has(key), packets: c?.packets ?? null, bytes: c?.bytes ?? null };
+      return { id: b.id, name: b.name, address: b.address, port: b.port, endpoint: endpoint(b), weight: b.weight ?? 1, draining: draining.has(key), packets: c?.packets ?? null, bytes: c?.bytes ?? null };
     }),
   };
 }
