@@ -35,7 +35,7 @@ import {
 } from './dataplane/model.js';
 
 /** The spread of a new nft mapping when --spread is not given (see docs/map-image.md, "Spread"). */
-export const DEFAULT_SPREAD: Spread = 'hash';
+export const DEFAULT_SPREAD: Spread = 'random';
 
 /**
  * `map-image` as engine functions: declare a mapping (one-shot or watching), list, stop, and the
@@ -52,7 +52,7 @@ export interface MapImageOptions {
   dataplane: DataplaneKind | 'auto';
   network?: string;
   staticBackends: readonly string[];
-  /** Absent: hash on nft, random on iptables (which cannot hash a flow into a table). */
+  /** Absent: DEFAULT_SPREAD on nft, random on iptables (which cannot hash a flow into a table). */
   spread?: Spread;
   /** The hash seed; absent: DEFAULT_SEED (two hosts agree with no configuration). */
   seed?: number;
