@@ -21,7 +21,6 @@ import { isImageReference } from './discovery/selector.js';
 import {
   backendAddressProblem,
   endpointKey,
-  MAX_SEED,
   mappingId,
   sameSpec,
   sameTarget,
@@ -33,9 +32,7 @@ import {
   type Protocol,
   type Spread,
 } from './dataplane/model.js';
-
-/** The spread of a new nft mapping when --spread is not given (see docs/map-image.md, "Spread"). */
-export const DEFAULT_SPREAD: Spread = 'random';
+import { resolveSpread, type SpreadOptions } from './map-image-spread.js';
 
 /**
  * `map-image` as engine functions: declare a mapping (one-shot or watching), list, stop, and the
@@ -43,7 +40,7 @@ export const DEFAULT_SPREAD: Spread = 'random';
  * `drainBackend()` (deploy's rolling update). Commands stay thin; the long-running form is in
  * map-image-watch.ts.
  */
-export interface MapImageOptions {
+export interface MapImageOptions extends SpreadOptions {
   port: number;
   protocol: Protocol;
   image: string;
@@ -52,10 +49,6 @@ export interface MapImageOptions {
   dataplane: DataplaneKind | 'auto';
   network?: string;
   staticBackends: readonly string[];
-  /** Absent: DEFAULT_SPREAD on nft, random on iptables (which cannot hash a flow into a table). */
-  spread?: Spread;
-  /** The hash seed; absent: DEFAULT_SEED (two hosts agree with no configuration). */
-  seed?: number;
   dockerHost?: string;
   /**
    * Active readiness check: a container is DNATed to only once it answers (and taken out when it
@@ -82,6 +75,8 @@ export interface MappingView {
   readonly spread: Spread;
   /** The hash seed (null with --spread random). */
   readonly seed: number | null;
+  /** Client-ip affinity timeout in seconds (null: no affinity). */
+  readonly affinityTimeoutS: number | null;
   readonly created: string;
   readonly updated: string;
   readonly backends: ReadonlyArray<{
@@ -126,14 +121,7 @@ export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
     if (problem) throw new UserError(`backend ${printable(b, 60)} is ${problem}`, 'give the address of a host or container that serves the port', ExitCode.usage);
   }
   const dataplane = await detectDataplane(opts.dataplane, { env: opts.env });
-  if (dataplane === 'iptables' && opts.spread === 'hash') {
-    throw new UserError('--spread hash needs the nft data plane (iptables cannot pick a backend from a table by a hash of the flow)', 'use --dataplane nft, or --spread random', ExitCode.usage);
-  }
-  if (opts.seed !== undefined && (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > MAX_SEED)) {
-    throw new UserError(`invalid seed ${printable(String(opts.seed), 20)}`, `give a whole number 0-${MAX_SEED}`, ExitCode.usage);
-  }
-  const spread = opts.spread ?? (dataplane === 'nft' ? DEFAULT_SPREAD : 'random');
-  if (opts.seed !== undefined && spread !== 'hash') throw new UserError('--seed only applies to --spread hash', 'drop --seed, or add --spread hash', ExitCode.usage);
+  const spread = resolveSpread(dataplane, opts);
   return {
     id: mappingId(opts.protocol, opts.port),
     protocol: opts.protocol,
@@ -144,8 +132,7 @@ export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
     network: opts.network,
     staticBackends: [...opts.staticBackends],
     dataplane,
-    spread,
-    ...(spread === 'hash' && opts.seed !== undefined && opts.seed !== DEFAULT_SEED ? { seed: opts.seed } : {}),
+    ...spread,
     created: new Date().toISOString(),
   };
 }
@@ -280,6 +267,7 @@ export function viewOf(entry: MappingEntry, counters: Map<string, { packets: num
     dataplane: spec.dataplane,
     spread: spec.spread ?? 'random',
     seed: spec.spread === 'hash' ? (spec.seed ?? DEFAULT_SEED) : null,
+    affinityTimeoutS: spec.affinityS ?? null,
     created: spec.created,
     updated: entry.updated,
     backends: entry.backends.map((b) => {

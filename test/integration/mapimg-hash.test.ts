@@ -18,7 +18,9 @@ import { elasticTraces } from '../support/ruleset.js';
  *   - removing 1 of 10 backends: live flows keep their backend (conntrack), and new flows of the
  *     same 5-tuples keep it too (>= 85%; Maglev moves ~1%), where `--spread random` keeps ~1/10;
  *   - two state directories ("two LB hosts") with the same backends and seed send every replayed
- *     tuple to the same backend; another seed does not.
+ *     tuple to the same backend; another seed does not;
+ *   - `--affinity client-ip`: a client keeps its backend over 50 connections, follows another one
+ *     at once when its backend is removed, and is spread again after the timeout.
  */
 const tc = new TestContainers();
 const stateA = ownedStateDir('mapimg-hash-a-');
@@ -143,5 +145,54 @@ describe('map-image --spread hash', () => {
       expect(String(r.stderr).trim().split('\n')).toHaveLength(1);
     }
     expect(await docker.getImage(TEST_IMAGE).inspect()).toBeTruthy();
+  });
+});
+
+describe('map-image --affinity client-ip', () => {
+  const AFF_PORT = 25402;
+  const mapAff = async (backends: readonly string[]) => {
+    const r = await elastic(['map-image', String(AFF_PORT), none, '80', '--dataplane', 'nft', '--spread', 'random', '--affinity', 'client-ip', '--affinity-timeout', '30s', ...backends.flatMap((b) => ['--backend', `${b}:80`])], { env: envA });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+  };
+  const affinityEntries = async () => (await execa('nft', ['list', 'map', 'ip', namespaceFor(stateA).nftTable, `aff_tcp_${AFF_PORT}_30`])).stdout;
+  const fifty = async (ns: ClientNamespace) => ns.httpSpread(`http://${ns.hostAddress}:${AFF_PORT}/id`, 50, { concurrency: 4, timeoutMs: 3000 });
+  const firstOf = async (ns: ClientNamespace) => (await replay(ns, AFF_PORT, [25520], ns.hostAddress)).get(25520)!;
+
+  it('one client address: 50 connections, one backend; its backend removed: another one at once; after the timeout (30 s): spread again', async () => {
+    await mapAff(addresses);
+    const chosen: string[] = [];
+    for (const ns of [...clients].reverse()) {
+      const first = await firstOf(ns);
+      expect(hosts.has([...hosts].find(([, h]) => h === first)?.[0] ?? ''), first).toBe(true);
+      expect([...(await fifty(ns))]).toEqual([[first, 50]]);
+      chosen.unshift(first);
+    }
+    expect(await affinityEntries()).toContain(clients[0]!.clientAddress);
+    // Client 0's backend goes: its entry is cleared with the change, its connections stick to a new one.
+    const gone = [...hosts].find(([, h]) => h === chosen[0])![0];
+    await mapAff(addresses.filter((a) => a !== gone));
+    const next = await firstOf(clients[0]!);
+    expect(next).not.toBe(chosen[0]);
+    expect([...(await fifty(clients[0]!))]).toEqual([[next, 50]]);
+    // The timeout (30 s after the last new connection): the entries expire and the spread picks again.
+    await new Promise((r) => setTimeout(r, 31_000));
+    expect(await affinityEntries()).not.toContain(clients[0]!.clientAddress);
+    const again = [];
+    for (const ns of clients) again.push(await firstOf(ns));
+    expect([next, ...chosen.slice(1)]).not.toEqual(again); // all three the same again by chance: 1 in 1,000
+    expect((await elastic(['map-image', 'stop', String(AFF_PORT)], { env: envA })).exitCode).toBe(0);
+  }, 180_000);
+
+  it('refuses --affinity on iptables and --affinity-timeout out of range, one line each', async () => {
+    for (const [args, re] of [
+      [['--dataplane', 'iptables', '--affinity', 'client-ip'], /--affinity needs the nft data plane/],
+      [['--dataplane', 'nft', '--affinity', 'client-ip', '--affinity-timeout', '25h'], /invalid --affinity-timeout/],
+      [['--dataplane', 'nft', '--affinity-timeout', '3h'], /--affinity-timeout only applies to --affinity client-ip/],
+    ] as const) {
+      const r = await elastic(['map-image', String(AFF_PORT), none, '80', '--backend', `${addresses[0]}:80`, ...args], { env: envA });
+      expect(r.exitCode, String(r.stderr)).toBe(2);
+      expect(String(r.stderr)).toMatch(re);
+      expect(String(r.stderr).trim().split('\n')).toHaveLength(1);
+    }
   });
 });

@@ -8,12 +8,7 @@ import { ExitCode, UserError } from '../../engine/errors.js';
 import { mappedText } from '../../ui/map-image.js';
 import { CHECK_RANGES, parseCheck } from '../../engine/health/checker.js';
 import { MAX_SEED, SPREADS } from '../../engine/dataplane/model.js';
-
-function parseSeed(text: string): number {
-  const n = /^\d{1,10}$/.test(text) ? Number(text) : /^0x[0-9a-f]{1,8}$/i.test(text) ? Number.parseInt(text.slice(2), 16) : Number.NaN;
-  if (!(n >= 0 && n <= MAX_SEED)) throw new UserError(`invalid --seed "${text.slice(0, 20)}"`, `give a whole number 0-${MAX_SEED} (or 0x hex), the same on every LB host`, ExitCode.usage);
-  return n;
-}
+import { parseAffinityTimeout, parseSeed } from '../../engine/map-image-spread.js';
 
 export default class MapImage extends BaseCommand {
   static override summary = 'Spread a host port over the containers of an image, with kernel DNAT (nftables or iptables)';
@@ -40,6 +35,8 @@ export default class MapImage extends BaseCommand {
     backend: Flags.string({ description: 'static backend IP:PORT[@WEIGHT] (repeatable; weight 0-256, 0 = no new connections)', multiple: true, helpGroup: 'STATIC' }),
     spread: Flags.option({ options: SPREADS, description: 'how a new connection picks its backend: random (default) or hash (nft only: the same backend for a flow on every host with the same backends and --seed; few flows move when a backend goes)' })(),
     seed: Flags.string({ description: `with --spread hash: the hash seed, 0-${MAX_SEED} (default: the same constant on every host)` }),
+    affinity: Flags.option({ options: ['none', 'client-ip'] as const, description: 'client-ip: a client address keeps its backend while it comes back within --affinity-timeout (nft only)' })(),
+    'affinity-timeout': Flags.string({ description: 'with --affinity client-ip: 1s-24h (default 3h)' }),
     'docker-host': selectorFlags['docker-host'],
     watch: Flags.boolean({ char: 'w', description: 'stay in the foreground and follow containers as they start and stop' }),
     'remove-on-exit': Flags.boolean({ description: 'with --watch: remove the mapping when stopped (default: keep serving)', dependsOn: ['watch'] }),
@@ -66,6 +63,8 @@ export default class MapImage extends BaseCommand {
       staticBackends: flags.backend ?? [],
       spread: flags.spread,
       seed: flags.seed === undefined ? undefined : parseSeed(flags.seed),
+      affinity: flags.affinity,
+      affinityTimeoutS: flags['affinity-timeout'] === undefined ? undefined : parseAffinityTimeout(flags['affinity-timeout']),
       dockerHost: flags['docker-host'],
       waitMs: flags.wait * 1000,
       check: flags.check ? parseCheck(flags.check, { intervalMs: flags['check-interval'], timeoutMs: flags['check-timeout'], rise: flags.rise, fall: flags.fall }) : undefined,

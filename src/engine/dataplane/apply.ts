@@ -9,6 +9,7 @@ import { toRuleMapping, type MappingsState, type RuleMapping } from './model.js'
 import { namespaceFor, type Namespace } from './namespace.js';
 import { NftSession } from './nft-session.js';
 import { readMappings, withMappingsLock, writeMappings } from './store.js';
+import { affinityLeavers, purgeAffinity } from './affinity.js';
 
 /**
  * The applier: state in, kernel out. Every change goes through `update()`:
@@ -137,6 +138,13 @@ export class MappingsApplier {
       }
       await this.cleanFlows(before, after);
       lap('conntrack');
+      for (const { map, gone } of affinityLeavers(before, after)) {
+        const n = await purgeAffinity(this.nft, this.ns.nftTable, map, gone).catch((err: unknown) => {
+          this.log.warn('could not clear affinity entries of removed backends: their clients follow them until the timeout', { error: describeError(err) });
+          return 0;
+        });
+        if (n > 0) this.log.debug(`cleared ${n} affinity entr${n === 1 ? 'y' : 'ies'} of removed backends`, { map });
+      }
       return { before, after, transactions, full, ms: performance.now() - t0, phases };
     });
   }

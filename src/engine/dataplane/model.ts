@@ -14,6 +14,8 @@ export type DataplaneKind = 'iptables' | 'nft';
 /** How a new connection picks its backend: `numgen random`, or a Maglev table keyed by the flow's hash (maglev.ts). */
 export type Spread = 'random' | 'hash';
 export const SPREADS: readonly Spread[] = ['random', 'hash'];
+/** `--affinity-timeout` range, seconds (kube-proxy's sessionAffinity allows up to a day too). */
+export const AFFINITY_TIMEOUT_S = { min: 1, max: 86_400, default: 10_800 } as const;
 /** Seeds are 32-bit: `--seed` 0-4294967295. */
 export const MAX_SEED = 0xffffffff;
 
@@ -34,6 +36,8 @@ export interface MappingSpec {
   readonly spread?: Spread;
   /** The hash seed (`spread: hash`); absent = DEFAULT_SEED, the same on every host. */
   readonly seed?: number;
+  /** `--affinity client-ip`: a client address keeps its backend while it comes back within this many seconds. */
+  readonly affinityS?: number;
   readonly created: string;
 }
 
@@ -95,6 +99,8 @@ export interface RuleMapping {
   readonly address?: string;
   readonly spread: Spread;
   readonly seed: number;
+  /** Client-ip affinity timeout in seconds; absent = none. */
+  readonly affinityS?: number;
   /** Sorted, unique, validated `address:port` targets that take new connections (weight >= 1). */
   readonly targets: ReadonlyArray<RuleTarget>;
 }
@@ -130,6 +136,8 @@ function computeRuleMapping(entry: Pick<MappingEntry, 'spec' | 'backends' | 'dra
   if (!SPREADS.includes(spread)) throw new Error(`invalid spread for ${spec.id}`);
   const seed = spec.seed ?? DEFAULT_SEED;
   if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) throw new Error(`invalid seed for ${spec.id}`);
+  const affinityS = spec.affinityS;
+  if (affinityS !== undefined && !(Number.isInteger(affinityS) && affinityS >= AFFINITY_TIMEOUT_S.min && affinityS <= AFFINITY_TIMEOUT_S.max)) throw new Error(`invalid affinity timeout for ${spec.id}`);
   const draining = new Set(entry.draining);
   const seen = new Map<string, RuleTarget>();
   for (const b of entry.backends) {
@@ -142,7 +150,7 @@ function computeRuleMapping(entry: Pick<MappingEntry, 'spec' | 'backends' | 'dra
     seen.set(key, { address: b.address, port: b.port, hash: backendHash(spec.id, b.address, b.port), weight });
   }
   const targets = [...seen.values()].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
-  return { id: spec.id, protocol: spec.protocol, port: spec.port, address: spec.address, spread, seed, targets };
+  return { id: spec.id, protocol: spec.protocol, port: spec.port, address: spec.address, spread, seed, ...(affinityS !== undefined ? { affinityS } : {}), targets };
 }
 
 /**
@@ -164,6 +172,7 @@ export function sameSpec(a: MappingSpec, b: MappingSpec): boolean {
     a.dataplane === b.dataplane &&
     (a.spread ?? 'random') === (b.spread ?? 'random') &&
     (a.seed ?? DEFAULT_SEED) === (b.seed ?? DEFAULT_SEED) &&
+    a.affinityS === b.affinityS &&
     a.staticBackends.join(',') === b.staticBackends.join(',')
   );
 }

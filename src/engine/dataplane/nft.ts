@@ -41,6 +41,8 @@ export interface NftSet {
   readonly kind: NftSetKind;
   readonly decl: string;
   readonly elements: ReadonlyArray<string | undefined>;
+  /** Filled by the packet path (affinity): its elements are never planned. */
+  readonly dynamic?: boolean;
 }
 
 export interface NftRuleset {
@@ -66,6 +68,8 @@ export const nftSvc = (id: string) => `svc_${part(id)}`;
 export const nftHairpin = (id: string) => `hp_${part(id)}`;
 export const nftSpread = (id: string) => `spread_${part(id)}`;
 export const nftCounters = (id: string) => `cnt_${part(id)}`;
+/** The affinity map; its name carries the timeout, so a new timeout is a new map (a map's timeout cannot change). */
+export const nftAffinity = (id: string, timeoutS: number) => `aff_${part(id)}_${timeoutS}`;
 /** An `address:port` target as a set element. */
 export const nftTarget = (address: string, port: number) => `${address} . ${port}`;
 const comment = (text: string) => `comment "${text}"`;
@@ -106,9 +110,20 @@ export function renderNft(mappings: readonly RuleMapping[], kernel?: NftKernel):
     sets.set(spread, { kind: 'map', decl: `typeof numgen random mod 2 : ip daddr . ${m.protocol} dport;`, elements: map.elements });
     sets.set(cnt, { kind: 'set', decl: 'type ipv4_addr . inet_service; counter;', elements: [...targets].sort() });
     sets.set(hp, { kind: 'set', decl: 'type ipv4_addr . ipv4_addr;', elements: [...new Set(m.targets.map((t) => `${t.address} . ${t.address}`))].sort() });
-    chains.set(svc, { rules: n === 0 ? [] : [`meta l4proto ${m.protocol} dnat ip to ${map.pick} map @${spread} ${c}`] });
+    const dnat = `meta l4proto ${m.protocol} dnat ip to ${map.pick} map @${spread} ${c}`;
     // Postrouting sees the first packet of each DNATed connection: count it against its backend.
-    chains.set(hp, { rules: [`ip daddr . ${m.protocol} dport @${cnt} ${c}`, `ip saddr . ip daddr @${hp} masquerade ${c}`] });
+    const count = [`ip daddr . ${m.protocol} dport @${cnt} ${c}`, `ip saddr . ip daddr @${hp} masquerade ${c}`];
+    if (m.affinityS === undefined) {
+      chains.set(svc, { rules: n === 0 ? [] : [dnat] });
+      chains.set(hp, { rules: count });
+    } else {
+      // Client-ip affinity (as kube-proxy's nft mode): a client known to the map goes where it
+      // went last, before the spread; every new connection records (and re-arms) its choice.
+      const aff = nftAffinity(m.id, m.affinityS);
+      sets.set(aff, { kind: 'map', decl: `type ipv4_addr : ipv4_addr . inet_service; flags dynamic,timeout; timeout ${m.affinityS}s; size 262144;`, elements: [], dynamic: true });
+      chains.set(svc, { rules: n === 0 ? [] : [`meta l4proto ${m.protocol} dnat ip to ip saddr map @${aff} ${c}`, dnat] });
+      chains.set(hp, { rules: [`update @${aff} { ip saddr : ip daddr . ${m.protocol} dport } ${c}`, ...count] });
+    }
   }
   chains.set('prerouting', { base: BASE.prerouting, rules: pre });
   chains.set('output', { base: BASE.output, rules: out });
@@ -137,7 +152,7 @@ export function planNft(desired: NftRuleset, kernel: NftKernel, previous?: NftRu
     const have = kernel.sets.get(name);
     if (have && have.kind !== set.kind) throw new Error(`nft ${name} is a ${have.kind}, expected a ${set.kind}`);
     if (!have) lines.push(`add ${set.kind} ${T} ${name} { ${set.decl} }`);
-    lines.push(...planElements(T, name, set, have?.elements ?? []));
+    if (!set.dynamic) lines.push(...planElements(T, name, set, have?.elements ?? []));
   }
   for (const [name, chain] of write) {
     if (kernel.chains.has(name)) lines.push(`flush chain ${T} ${name}`);
