@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa, type ResultPromise } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
 import { elastic } from '../support/cli.js';
 import { docker, requireDocker, TEST_IMAGE, TestContainers } from '../support/docker.js';
-import { testNetwork } from '../support/flows.js';
+import { holdFlows, testNetwork } from '../support/flows.js';
 import { createClientNamespace, type ClientNamespace } from '../support/netns.js';
 import { ownedStateDir } from '../support/owned.js';
 import { elasticTraces } from '../support/ruleset.js';
@@ -16,6 +17,9 @@ import { elasticTraces } from '../support/ruleset.js';
  * connections from three client namespaces (198.19.54.0/24): the 3:1 backends get 75% and 25%
  * of them, each within 10% of its share, and the weight-0 one gets none, on nft with
  * `--spread hash` and `--spread random` and on iptables (a weighted probability cascade).
+ *
+ * Graceful removal: a backend taken out of the mapping gets no new connection at once while its
+ * established TCP connections finish; UDP flows to it are purged, so no datagram reaches it after.
  */
 const tc = new TestContainers();
 const image = `mapimg-weight-${tc.runId}:1`;
@@ -103,4 +107,71 @@ describe('map-image weights', () => {
     expect(String(r.stderr)).toMatch(/invalid weight in backend/);
     expect(String(r.stderr).trim().split('\n')).toHaveLength(1);
   });
+});
+
+describe('map-image graceful removal', () => {
+  const TCP_PORT = 25403;
+  const UDP_PORT = 25404;
+  const none = `mapimg-weight-none-${process.pid}:1`;
+  const servers: ResultPromise[] = [];
+  const udpBackends: ClientNamespace[] = [];
+
+  afterAll(async () => {
+    for (const p of servers) p.kill('SIGKILL');
+    for (const ns of udpBackends) await ns.cleanup();
+  });
+
+  it('TCP: established connections to a removed backend finish on it; new connections avoid it at once', async () => {
+    const [a, b] = [byWeight.get(3)!, byWeight.get(1)!];
+    const map = (backends: Array<{ address: string }>) => elastic(['map-image', String(TCP_PORT), none, '80', '--dataplane', 'nft', ...backends.flatMap((x) => ['--backend', `${x.address}:80`])], { env });
+    expect((await map([a, b])).exitCode).toBe(0);
+    const ports = Array.from({ length: 20 }, (_, i) => 25440 + i);
+    const live = holdFlows(clients[0]!, TCP_PORT, ports);
+    try {
+      await Promise.race([live.opened, new Promise((_, reject) => setTimeout(() => reject(new Error('held flows did not open')), 20_000))]);
+      const r = await map([b]);
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      const answers = [...(await live.finish()).values()];
+      expect(answers.filter((h) => h !== a.host && h !== b.host), 'every held connection answered').toEqual([]);
+      expect(answers.filter((h) => h === a.host).length, 'some held connections were on the removed backend').toBeGreaterThan(0);
+    } finally {
+      live.kill();
+    }
+    const after = await clients[0]!.httpSpread(`http://${clients[0]!.hostAddress}:${TCP_PORT}/id`, 50, { concurrency: 4, timeoutMs: 3000 });
+    expect([...after]).toEqual([[b.host, 50]]);
+  }, 120_000);
+
+  it('UDP: after removal no datagram of a flow reaches the removed backend (its conntrack entries are purged)', async () => {
+    // Two UDP backends in network namespaces (the test image has no UDP server): each prints what it receives.
+    const received = new Map<string, string[]>();
+    for (const i of [5, 6]) {
+      const ns = await createClientNamespace({ name: `mgudp-${i}`, prefix: '198.19.54', index: i });
+      udpBackends.push(ns);
+      const lines: string[] = [];
+      received.set(ns.clientAddress, lines);
+      const p = execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', "const d = require('dgram').createSocket('udp4'); d.on('message', (m) => process.stdout.write(m + '\\n')); d.bind(9000, () => process.stdout.write('ready\\n'));"], { reject: false, stdin: 'ignore', timeout: 120_000 });
+      p.stdout!.setEncoding('utf8');
+      p.stdout!.on('data', (c: string) => lines.push(...c.split('\n').filter(Boolean)));
+      servers.push(p);
+    }
+    const addrs = [...received.keys()];
+    const map = (backends: string[]) => elastic(['map-image', String(UDP_PORT), none, '9000', '--protocol', 'udp', '--dataplane', 'nft', ...backends.flatMap((x) => ['--backend', `${x}:9000`])], { env });
+    expect((await map(addrs)).exitCode).toBe(0);
+    const ns = clients[0]!;
+    // 20 datagrams from one source port (one conntrack flow), 50 ms apart.
+    const send = async (tag: string) => {
+      const r = await ns.exec([process.execPath, '-e', `const d = require('dgram').createSocket('udp4'); d.bind(25460, async () => { for (let i = 0; i < 20; i++) { d.send('${tag}' + i, ${UDP_PORT}, '${ns.hostAddress}'); await new Promise((r) => setTimeout(r, 50)); } d.close(); });`]);
+      expect(r.exitCode, r.stderr).toBe(0);
+      await new Promise((r) => setTimeout(r, 300));
+    };
+    await send('before');
+    const got = (addr: string, tag: string) => received.get(addr)!.filter((l) => l.startsWith(tag)).length;
+    const first = addrs.find((x) => got(x, 'before') > 0)!;
+    const other = addrs.find((x) => x !== first)!;
+    expect([got(first, 'before'), got(other, 'before')]).toEqual([20, 0]); // one flow, one backend
+    expect((await map([other])).exitCode).toBe(0);
+    await send('after');
+    expect([got(first, 'after'), got(other, 'after')]).toEqual([0, 20]);
+    expect((await elastic(['map-image', 'stop', '--all'], { env })).exitCode).toBe(0);
+  }, 120_000);
 });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { ExitCode, UserError, describeError } from '../errors.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 import type { StateStore } from '../runtime/state-store.js';
@@ -225,20 +226,26 @@ export class MappingsApplier {
     return transactions;
   }
 
-  /** Backends that left a mapping (not drained ones, which wait for their flows): their flows go too. */
+  /**
+   * Backends that left a mapping (not drained ones, which wait for their flows). UDP flows to them
+   * are deleted (a UDP "flow" has no end: its next datagram would still go to the old backend).
+   * TCP flows end by themselves and are kept (graceful removal: established connections continue)
+   * unless the backend was a container that is gone, which nothing answers for any more.
+   */
   private async cleanFlows(before: MappingsState, after: MappingsState): Promise<void> {
     for (const old of before.mappings) {
       const now = after.mappings.find((m) => m.spec.id === old.spec.id);
       const kept = new Set(now ? now.backends.map((b) => `${b.address}:${b.port}`) : []);
       if (old.backends.every((b) => kept.has(`${b.address}:${b.port}`))) continue;
-      const gone = toRuleMapping(old).targets.filter((t) => !kept.has(`${t.address}:${t.port}`));
-      if (gone.length === 0) continue;
       const { protocol, port } = old.spec;
+      // Drained and weight-0 backends count too: their UDP flows were kept only while they stayed.
+      const gone = old.backends.filter((b) => !kept.has(`${b.address}:${b.port}`) && isIP(b.address) === 4 && (protocol === 'udp' || b.id.startsWith('docker:')));
       try {
         if (!now) {
           await deleteMappingFlows(protocol, port, { env: this.opts.env }); // the whole mapping: one call
           continue;
         }
+        if (gone.length === 0) continue;
         const flows = await listFlows(protocol, port, { env: this.opts.env });
         for (const t of gone) {
           // TIME_WAIT/CLOSE entries carry nothing more: only live flows are worth a delete.
