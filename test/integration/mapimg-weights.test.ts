@@ -141,7 +141,7 @@ describe('map-image graceful removal', () => {
     expect([...after]).toEqual([[b.host, 50]]);
   }, 120_000);
 
-  it('UDP: after removal no datagram of a flow reaches the removed backend (its conntrack entries are purged)', async () => {
+  it('UDP: after removal no datagram of a flow reaches the removed backend (its conntrack entries are purged); backends see the client address', async () => {
     // Two UDP backends in network namespaces (the test image has no UDP server): each prints what it receives.
     const received = new Map<string, string[]>();
     for (const i of [5, 6]) {
@@ -149,7 +149,7 @@ describe('map-image graceful removal', () => {
       udpBackends.push(ns);
       const lines: string[] = [];
       received.set(ns.clientAddress, lines);
-      const p = execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', "const d = require('dgram').createSocket('udp4'); d.on('message', (m) => process.stdout.write(m + '\\n')); d.bind(9000, () => process.stdout.write('ready\\n'));"], { reject: false, stdin: 'ignore', timeout: 120_000 });
+      const p = execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', "const d = require('dgram').createSocket('udp4'); d.on('message', (m, from) => process.stdout.write(m + ' ' + from.address + '\\n')); d.bind(9000, () => process.stdout.write('ready\\n'));"], { reject: false, stdin: 'ignore', timeout: 120_000 });
       p.stdout!.setEncoding('utf8');
       p.stdout!.on('data', (c: string) => lines.push(...c.split('\n').filter(Boolean)));
       servers.push(p);
@@ -172,6 +172,8 @@ describe('map-image graceful removal', () => {
     expect((await map([other])).exitCode).toBe(0);
     await send('after');
     expect([got(first, 'after'), got(other, 'after')]).toEqual([0, 20]);
+    // No SNAT on the way in: the backend sees the real client address (docs/map-image.md, "Client source address").
+    expect(new Set([...received.values()].flat().map((l) => l.split(' ')[1]))).toEqual(new Set([ns.clientAddress]));
     expect((await elastic(['map-image', 'stop', '--all'], { env })).exitCode).toBe(0);
   }, 120_000);
 });
