@@ -1,4 +1,5 @@
 import { execa, type ResultPromise } from 'execa';
+import { pidAlive } from '../../src/engine/runtime/pid.js';
 import { docker } from './docker.js';
 import type { ClientNamespace } from './netns.js';
 
@@ -84,8 +85,16 @@ export function holdFlows(ns: ClientNamespace, port: number, sourcePorts: readon
   };
 }
 
-/** A Docker network of the test's own /24 (the test removes it; containers on it first). */
+/**
+ * A Docker network of the test's own /24 (the test removes it; containers on it first). One a
+ * killed run left on that subnet (labelled `elastic.test=t<pid>-...`, that pid gone) is removed
+ * first, or the new one would be refused as overlapping.
+ */
 export async function testNetwork(name: string, subnet: string, runId: string): Promise<{ name: string; remove: () => Promise<void> }> {
+  for (const n of await docker.listNetworks({ filters: JSON.stringify({ label: ['elastic.test'] }) })) {
+    const pid = Number(/^t(\d+)-/.exec(n.Labels?.['elastic.test'] ?? '')?.[1]);
+    if (n.IPAM?.Config?.some((c) => c.Subnet === subnet) && pid && !pidAlive(pid)) await docker.getNetwork(n.Id).remove().catch(() => {});
+  }
   await docker.getNetwork(name).remove().catch(() => {});
   await docker.createNetwork({ Name: name, Driver: 'bridge', Labels: { 'elastic.test': runId }, IPAM: { Config: [{ Subnet: subnet }] } });
   return { name, remove: () => docker.getNetwork(name).remove().catch(() => {}) };

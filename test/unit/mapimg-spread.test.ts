@@ -9,17 +9,8 @@ import { backendsFromFlags } from '../../src/engine/discovery/static/parse.js';
 import { backendWeight } from '../../src/engine/model/backend.js';
 
 /** Issue 18: spread layouts, weights and affinity as rule text and plans (pure). */
-const spec = (extra: Partial<MappingSpec> = {}): MappingSpec => ({
-  id: 'tcp-25400',
-  protocol: 'tcp',
-  port: 25400,
-  image: 'web:1',
-  containerPort: 80,
-  staticBackends: [],
-  dataplane: 'nft',
-  created: '2026-01-01T00:00:00Z',
-  ...extra,
-});
+const base: MappingSpec = { id: 'tcp-25400', protocol: 'tcp', port: 25400, image: 'web:1', containerPort: 80, staticBackends: [], dataplane: 'nft', created: '2026-01-01T00:00:00Z' };
+const spec = (extra: Partial<MappingSpec> = {}): MappingSpec => ({ ...base, ...extra });
 const be = (n: number, weight?: number): MappingBackend => ({ id: `static:${n}`, name: `b${n}`, address: `198.18.53.${n}`, port: 80, ...(weight === undefined ? {} : { weight }) });
 const entry = (backends: MappingBackend[], extra: Partial<MappingSpec> = {}, draining: string[] = []): MappingEntry => ({ spec: spec(extra), backends, draining, updated: '2026-01-01T00:00:00Z' });
 const ten = Array.from({ length: 10 }, (_, i) => be(i + 2));
