@@ -3,7 +3,7 @@
  * one backend to it; beside it the same rules loaded the old way (one `iptables` process per rule).
  * Run inside a fresh network namespace so the host's tables are not touched (run.sh does it):
  *
- *   ip netns exec mapimg-bp npx tsx bench/map-image/program.ts nft|iptables [N=1000] [adds=30] [skip-old-way]
+ *   [SPREAD=hash] ip netns exec mapimg-bp npx tsx bench/map-image/program.ts nft|iptables [N=1000] [adds=30] [skip-old-way]
  *
  * As `elastic map-image` does, the data plane is detected first (one `nft list tables` or
  * `iptables-save`) and the nft session started while the backends are discovered (here: 20 ms
@@ -31,7 +31,9 @@ const OLD_WAY = process.argv[5] !== 'skip-old-way';
 const dir = mkdtempSync(join(tmpdir(), 'mapimg-bench-'));
 const store = new FileStateStore(dir);
 const applier = new MappingsApplier({ store });
-const spec: MappingSpec = { id: 'tcp-18390', protocol: 'tcp', port: 18390, image: 'bench', containerPort: 80, staticBackends: [], dataplane: plane, created: new Date().toISOString() };
+// SPREAD=hash: the Maglev table (M slots written at first, ~M/N per added backend), else numgen random.
+const spread = process.env.SPREAD === 'hash' ? 'hash' : 'random';
+const spec: MappingSpec = { id: 'tcp-18390', protocol: 'tcp', port: 18390, image: 'bench', containerPort: 80, staticBackends: [], dataplane: plane, spread, created: new Date().toISOString() };
 // 250 addresses x 4 ports: rule text only (a private namespace, no traffic), but a realistic
 // hairpin set (one element per address) next to the 1,000-slot spread.
 const backend = (i: number): MappingBackend => ({ id: `static:${i}`, name: `b${i}`, address: `198.19.3.${1 + (i % 250)}`, port: 20000 + i });
@@ -85,6 +87,7 @@ rmSync(dir, { recursive: true, force: true });
 console.log(
   JSON.stringify({
     plane,
+    spread,
     backends: N,
     programMs: +programMs.toFixed(1),
     programPhases: round(first.phases),

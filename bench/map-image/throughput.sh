@@ -4,6 +4,7 @@
 #   ports 20000..20000+N-1). The mapping is made by the real CLI inside the LB namespace.
 #   bash bench/map-image/throughput.sh [N=1000] [seconds=5]
 # Prints one line per case: requests/s with a new connection per request, and with keep-alive.
+# nft cases: --spread random (numgen) and --spread hash (jhash of the flow into a Maglev table).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000}
@@ -52,16 +53,18 @@ run() { # name url
   ka=$(ip netns exec mapimg-bc wrk -t1 -c50 -d"${SECS}"s "$2" | awk '/Requests\/sec/ {print $2}')
   echo "$1 new-connection=${close} keep-alive=${ka}"
 }
-map() { # plane count
+map() { # plane count [spread]
   local args=()
   for i in $(seq 0 $(($2 - 1))); do args+=(--backend "198.19.3.22:$((20000 + i))"); done
-  ip netns exec mapimg-bl node "$ELASTIC" map-image 18390 mapimg-none:1 80 --address 198.19.3.17 --dataplane "$1" "${args[@]}" --json >/dev/null
+  ip netns exec mapimg-bl node "$ELASTIC" map-image 18390 mapimg-none:1 80 --address 198.19.3.17 --dataplane "$1" ${3:+--spread "$3"} "${args[@]}" --json >/dev/null
 }
 unmap() { ip netns exec mapimg-bl node "$ELASTIC" map-image stop 18390 >/dev/null; }
 
 run "direct" http://198.19.3.22:20000/
-map nft 1;         run "nft-1-backend" http://198.19.3.17:18390/;        unmap
-map nft "$N";      run "nft-$N-backends" http://198.19.3.17:18390/;      unmap
+map nft 1 random;    run "nft-1-backend" http://198.19.3.17:18390/;        unmap
+map nft "$N" random; run "nft-$N-backends" http://198.19.3.17:18390/;      unmap
+map nft 10 hash;     run "nft-hash-10-backends" http://198.19.3.17:18390/; unmap
+map nft "$N" hash;   run "nft-hash-$N-backends" http://198.19.3.17:18390/; unmap
 map iptables 1;    run "iptables-1-backend" http://198.19.3.17:18390/;   unmap
 map iptables "$N"; run "iptables-$N-backends" http://198.19.3.17:18390/; unmap
 run "direct-again" http://198.19.3.22:20000/

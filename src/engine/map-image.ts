@@ -1,8 +1,9 @@
 import { isIP } from 'node:net';
 import { discoverOnce, discoverWatch, type DiscoverOptions } from './discover.js';
 import { ExitCode, UserError, describeError } from './errors.js';
-import { endpoint, type BackendSet } from './model/backend.js';
-import { parseEndpoint, printable, toIdent } from './model/validate.js';
+import { backendWeight, endpoint, type BackendSet } from './model/backend.js';
+import { parseWeightedEndpoint, printable, toIdent } from './model/validate.js';
+import { DEFAULT_SEED } from './dataplane/maglev.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
 import { FileStateStore, type StateStore } from './runtime/state-store.js';
 import { runDir } from './runtime/paths.js';
@@ -11,7 +12,6 @@ import { MappingsApplier } from './dataplane/apply.js';
 import { Hairpins } from './dataplane/hairpin.js';
 import { detectDataplane, requireNetAdmin } from './dataplane/exec.js';
 import { readBackendCounters } from './dataplane/counters.js';
-import { listFlows, liveFlows } from './dataplane/conntrack.js';
 import { readMappings } from './dataplane/store.js';
 import { namespaceFor } from './dataplane/namespace.js';
 import { adoptFromKernel, inNamespace, isAdopted, readKernelMappings, type KernelMapping } from './dataplane/kernel-mappings.js';
@@ -29,7 +29,9 @@ import {
   type MappingSpec,
   type MappingsState,
   type Protocol,
+  type Spread,
 } from './dataplane/model.js';
+import { resolveSpread, type SpreadOptions } from './map-image-spread.js';
 
 /**
  * `map-image` as engine functions: declare a mapping (one-shot or watching), list, stop, and the
@@ -37,7 +39,7 @@ import {
  * `drainBackend()` (deploy's rolling update). Commands stay thin; the long-running form is in
  * map-image-watch.ts.
  */
-export interface MapImageOptions {
+export interface MapImageOptions extends SpreadOptions {
   port: number;
   protocol: Protocol;
   image: string;
@@ -69,6 +71,11 @@ export interface MappingView {
   readonly containerPort: number;
   readonly network: string | null;
   readonly dataplane: DataplaneKind;
+  readonly spread: Spread;
+  /** The hash seed (null with --spread random). */
+  readonly seed: number | null;
+  /** Client-ip affinity timeout in seconds (null: no affinity). */
+  readonly affinityTimeoutS: number | null;
   readonly created: string;
   readonly updated: string;
   readonly backends: ReadonlyArray<{
@@ -77,6 +84,8 @@ export interface MappingView {
     address: string;
     port: number;
     endpoint: string;
+    /** 0-256; 0 = no new connections. */
+    weight: number;
     draining: boolean;
     packets: number | null;
     bytes: number | null;
@@ -105,12 +114,13 @@ export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
     throw new UserError(`invalid image reference "${printable(opts.image, 80)}"`, 'give repo:tag (e.g. elastic-test/web:1), registry/repo@sha256:..., or an image ID', ExitCode.usage);
   }
   for (const b of opts.staticBackends) {
-    const e = parseEndpoint(b);
+    const e = parseWeightedEndpoint(b);
     if (isIP(e.address) !== 4) throw new UserError(`backend ${printable(b, 60)} is not IPv4`, 'map-image programs the ip family; give IPv4 backends', ExitCode.usage);
     const problem = backendAddressProblem(e.address);
     if (problem) throw new UserError(`backend ${printable(b, 60)} is ${problem}`, 'give the address of a host or container that serves the port', ExitCode.usage);
   }
   const dataplane = await detectDataplane(opts.dataplane, { env: opts.env });
+  const spread = resolveSpread(dataplane, opts);
   return {
     id: mappingId(opts.protocol, opts.port),
     protocol: opts.protocol,
@@ -121,6 +131,7 @@ export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
     network: opts.network,
     staticBackends: [...opts.staticBackends],
     dataplane,
+    ...spread,
     created: new Date().toISOString(),
   };
 }
@@ -137,7 +148,12 @@ export function discoverOptionsFor(spec: MappingSpec, opts: Pick<MapImageOptions
 }
 
 export function toMappingBackends(backends: BackendSet): MappingBackend[] {
-  return backends.filter((b) => isIP(b.address) === 4).map((b) => ({ id: b.id, name: printable(b.name, 80), address: b.address, port: b.port }));
+  return backends
+    .filter((b) => isIP(b.address) === 4)
+    .map((b) => {
+      const weight = backendWeight(b);
+      return { id: b.id, name: printable(b.name, 80), address: b.address, port: b.port, ...(weight !== 1 ? { weight } : {}) };
+    });
 }
 
 /** Backends discovery reports as going away (a stop was sent): drained, their live flows kept. */
@@ -171,7 +187,7 @@ export function upsertMapping(state: MappingsState, spec: MappingSpec, backends:
 }
 
 function sameBackends(a: readonly MappingBackend[], b: readonly MappingBackend[]): boolean {
-  const key = (x: MappingBackend) => `${x.id} ${x.address}:${x.port} ${x.name}`;
+  const key = (x: MappingBackend) => `${x.id} ${x.address}:${x.port} ${x.name} ${x.weight ?? 1}`;
   const ka = a.map(key).sort();
   const kb = b.map(key).sort();
   return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
@@ -248,12 +264,15 @@ export function viewOf(entry: MappingEntry, counters: Map<string, { packets: num
     containerPort: spec.containerPort,
     network: spec.network ?? null,
     dataplane: spec.dataplane,
+    spread: spec.spread ?? 'random',
+    seed: spec.spread === 'hash' ? (spec.seed ?? DEFAULT_SEED) : null,
+    affinityTimeoutS: spec.affinityS ?? null,
     created: spec.created,
     updated: entry.updated,
     backends: entry.backends.map((b) => {
       const key = endpointKey(b.address, b.port);
       const c = counters?.get(key);
-      return { id: b.id, name: b.name, address: b.address, port: b.port, endpoint: endpoint(b), draining: draining.has(key), packets: c?.packets ?? null, bytes: c?.bytes ?? null };
+      return { id: b.id, name: b.name, address: b.address, port: b.port, endpoint: endpoint(b), weight: b.weight ?? 1, draining: draining.has(key), packets: c?.packets ?? null, bytes: c?.bytes ?? null };
     }),
   };
 }
@@ -356,43 +375,4 @@ export async function stopAllMappings(opts: { store?: StateStore; env?: NodeJS.P
   return out;
 }
 
-export interface DrainResult {
-  readonly drained: boolean;
-  readonly mappings: readonly string[];
-  /** Live flows still going to the backend when we stopped waiting. */
-  readonly remaining: number;
-  readonly ms: number;
-}
-
-/**
- * Deploy's contract: take `address:port` out of the DNAT set of every mapping that has it (or of
- * `mappingId`), then wait until conntrack shows no live flow to it, or `timeoutMs`. New
- * connections stop at once; existing ones finish. The backend stays "draining" in state (so a
- * watcher does not put it back) until discovery no longer reports it.
- */
-export async function drainBackend(
-  target: { address: string; port: number },
-  opts: { mappingId?: string; timeoutMs?: number; pollMs?: number; store?: StateStore; env?: NodeJS.ProcessEnv; signal?: AbortSignal; applier?: MappingsApplier } = {},
-): Promise<DrainResult> {
-  const t0 = Date.now();
-  const key = endpointKey(target.address, target.port);
-  const applier = opts.applier ?? new MappingsApplier({ store: storeOf(opts), env: opts.env });
-  const r = await applier.update((s) => ({
-    ...s,
-    mappings: s.mappings.map((m) =>
-      (opts.mappingId === undefined || m.spec.id === opts.mappingId) && m.backends.some((b) => endpointKey(b.address, b.port) === key) && !m.draining.includes(key)
-        ? { ...m, draining: [...m.draining, key] }
-        : m,
-    ),
-  }));
-  const affected = r.after.mappings.filter((m) => m.draining.includes(key)).map((m) => m.spec);
-  const deadline = t0 + (opts.timeoutMs ?? 30_000);
-  let remaining = 0;
-  for (;;) {
-    remaining = 0;
-    for (const spec of affected) remaining += liveFlows(await listFlows(spec.protocol, spec.port, { env: opts.env }), target.address, target.port);
-    if (remaining === 0 || Date.now() >= deadline || opts.signal?.aborted) break;
-    await new Promise((res) => setTimeout(res, opts.pollMs ?? 200));
-  }
-  return { drained: remaining === 0, mappings: affected.map((s) => s.id), remaining, ms: Date.now() - t0 };
-}
+export { drainBackend, type DrainResult } from './map-image-drain.js';

@@ -5,14 +5,14 @@ import { formatBytes, renderTable } from './table.js';
 export function mappingsTable(mappings: ReadonlyArray<MappingView & { watcher?: number | null; lost?: boolean }>): string {
   const rows: string[][] = [];
   for (const m of mappings) {
-    const head = [m.id, `${m.address ?? '*'}:${m.port}`, m.lost ? '(not in the state file)' : `${m.image} :${m.containerPort}`, m.dataplane, m.watcher ? `watch pid ${m.watcher}` : '-'];
+    const head = [m.id, `${m.address ?? '*'}:${m.port}`, m.lost ? '(not in the state file)' : `${m.image} :${m.containerPort}`, `${m.dataplane} ${m.spread}`, m.watcher ? `watch pid ${m.watcher}` : '-'];
     if (m.backends.length === 0) rows.push([...head, '(none)', '', '', '']);
     m.backends.forEach((b, i) => {
       const cells = i === 0 ? head : ['', '', '', '', ''];
-      rows.push([...cells, `${b.endpoint}${b.draining ? ' (draining)' : ''}`, b.name, b.packets === null ? '-' : String(b.packets), b.bytes === null ? '-' : formatBytes(b.bytes)]);
+      rows.push([...cells, `${b.endpoint}${b.weight !== 1 ? ` @${b.weight}` : ''}${b.draining ? ' (draining)' : ''}`, b.name, b.packets === null ? '-' : String(b.packets), b.bytes === null ? '-' : formatBytes(b.bytes)]);
     });
   }
-  return renderTable(['MAPPING', 'LISTEN', 'IMAGE', 'PLANE', 'WATCHER', 'BACKEND', 'NAME', 'PACKETS', 'BYTES'], rows);
+  return renderTable(['MAPPING', 'LISTEN', 'IMAGE', 'PLANE SPREAD', 'WATCHER', 'BACKEND', 'NAME', 'PACKETS', 'BYTES'], rows);
 }
 
 export function listText(r: ListResult): string {

@@ -16,11 +16,13 @@ describe('murmur3 (x86, 32-bit)', () => {
 
 describe('maglevTableSize', () => {
   it.each([
-    [1, 65521],
-    [100, 65521],
-    [1000, 100003],
+    [1, 32749],
+    [100, 32749],
+    [1000, 32749],
+    [1024, 32771],
+    [3000, 96001],
     [10000, 262139],
-  ])('%i backends: %i slots (prime, >= 100 per backend up to ~262k)', (n, m) => expect(maglevTableSize(n)).toBe(m));
+  ])('%i backends: %i slots (prime, 32,749 up to 1,023 backends, then >= 32 per backend up to ~262k)', (n, m) => expect(maglevTableSize(n)).toBe(m));
 });
 
 describe('maglevTable', () => {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { ExitCode, UserError, describeError } from '../errors.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 import type { StateStore } from '../runtime/state-store.js';
@@ -9,6 +10,7 @@ import { toRuleMapping, type MappingsState, type RuleMapping } from './model.js'
 import { namespaceFor, type Namespace } from './namespace.js';
 import { NftSession } from './nft-session.js';
 import { readMappings, withMappingsLock, writeMappings } from './store.js';
+import { affinityLeavers, purgeAffinity } from './affinity.js';
 
 /**
  * The applier: state in, kernel out. Every change goes through `update()`:
@@ -137,6 +139,13 @@ export class MappingsApplier {
       }
       await this.cleanFlows(before, after);
       lap('conntrack');
+      for (const { map, gone } of affinityLeavers(before, after)) {
+        const n = await purgeAffinity(this.nft, this.ns.nftTable, map, gone).catch((err: unknown) => {
+          this.log.warn('could not clear affinity entries of removed backends: their clients follow them until the timeout', { error: describeError(err) });
+          return 0;
+        });
+        if (n > 0) this.log.debug(`cleared ${n} affinity entr${n === 1 ? 'y' : 'ies'} of removed backends`, { map });
+      }
       return { before, after, transactions, full, ms: performance.now() - t0, phases };
     });
   }
@@ -217,20 +226,26 @@ export class MappingsApplier {
     return transactions;
   }
 
-  /** Backends that left a mapping (not drained ones, which wait for their flows): their flows go too. */
+  /**
+   * Backends that left a mapping (not drained ones, which wait for their flows). UDP flows to them
+   * are deleted (a UDP "flow" has no end: its next datagram would still go to the old backend).
+   * TCP flows end by themselves and are kept (graceful removal: established connections continue)
+   * unless the backend was a container that is gone, which nothing answers for any more.
+   */
   private async cleanFlows(before: MappingsState, after: MappingsState): Promise<void> {
     for (const old of before.mappings) {
       const now = after.mappings.find((m) => m.spec.id === old.spec.id);
       const kept = new Set(now ? now.backends.map((b) => `${b.address}:${b.port}`) : []);
       if (old.backends.every((b) => kept.has(`${b.address}:${b.port}`))) continue;
-      const gone = toRuleMapping(old).targets.filter((t) => !kept.has(`${t.address}:${t.port}`));
-      if (gone.length === 0) continue;
       const { protocol, port } = old.spec;
+      // Drained and weight-0 backends count too: their UDP flows were kept only while they stayed.
+      const gone = old.backends.filter((b) => !kept.has(`${b.address}:${b.port}`) && isIP(b.address) === 4 && (protocol === 'udp' || b.id.startsWith('docker:')));
       try {
         if (!now) {
           await deleteMappingFlows(protocol, port, { env: this.opts.env }); // the whole mapping: one call
           continue;
         }
+        if (gone.length === 0) continue;
         const flows = await listFlows(protocol, port, { env: this.opts.env });
         for (const t of gone) {
           // TIME_WAIT/CLOSE entries carry nothing more: only live flows are worth a delete.

@@ -60,6 +60,16 @@ export function probability(i: number, n: number): string {
 }
 
 /**
+ * The cascade's probabilities: rule i takes what is left with chance w_i / (w_i + ... + w_n), so
+ * each backend gets its share of the weights (1/(n-i) when they are all equal).
+ */
+function cascade(weights: readonly number[]): (i: number) => string {
+  if (weights.every((w) => w === weights[0])) return (i) => probability(i, weights.length);
+  const rest = weights.map((_, i) => weights.slice(i).reduce((a, b) => a + b, 0));
+  return (i) => (weights[i]! / rest[i]!).toFixed(10);
+}
+
+/**
  * Desired chains. `nat` mappings get DNAT rules; `forward` mappings (every data plane's, since the
  * FORWARD policy lives in iptables even when nft does the DNAT) get the FORWARD accept.
  */
@@ -86,11 +96,12 @@ export function renderIptables(nat: readonly RuleMapping[], forward: readonly Ru
       }
       post.push(`-p ${m.protocol} -m conntrack --ctstate DNAT --ctorigdstport ${m.port} ${c} -j ${hairpinChain(m.id, ns)}`);
       const n = m.targets.length;
+      const chance = cascade(m.targets.map((t) => t.weight));
       natChains.set(
         svc,
         m.targets.map((t, i) =>
           i < n - 1
-            ? `${c} -m statistic --mode random --probability ${probability(i, n)} -j ${backendChain(t.hash, ns)}`
+            ? `${c} -m statistic --mode random --probability ${chance(i)} -j ${backendChain(t.hash, ns)}`
             : `${c} -j ${backendChain(t.hash, ns)}`,
         ),
       );

@@ -76,11 +76,12 @@ function isPrime(n: number): boolean {
 
 /**
  * Table size for N backends: the smallest prime >= max(minSlots, slotsPerBackend x N), at most
- * about maxSlots. Chosen by measurement (bench/map-image/maglev.ts, docs/BENCHMARKS.md): with fewer
- * than ~650 slots per backend at small N, removing one backend moves more than 1/N + 1% of flows;
- * past ~260k slots a table costs more to compute and program than the little it still saves.
+ * about maxSlots. Chosen by measurement (docs/BENCHMARKS.md, "map-image --spread hash"): 32,749
+ * slots keep the flows moved by one removal under 1/N + 1% for N = 10, 100 and 1,000, and load in
+ * nft in about 360 ms on a loaded machine (65,521 took 840 ms, over the 500 ms goal). It is the
+ * same up to 1,023 backends, so a table never changes size (which moves every flow) below that.
  */
-export function maglevTableSize(backends: number, slotsPerBackend = 100, minSlots = 65521, maxSlots = 262139): number {
+export function maglevTableSize(backends: number, slotsPerBackend = 32, minSlots = 32749, maxSlots = 262139): number {
   let m = Math.min(maxSlots, Math.max(minSlots, slotsPerBackend * Math.max(1, backends)));
   while (!isPrime(m)) m++;
   return m;

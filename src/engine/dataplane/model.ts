@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { isPort } from '../model/validate.js';
+import { MAX_BACKEND_WEIGHT } from '../model/backend.js';
+import { DEFAULT_SEED } from './maglev.js';
 
 /**
  * The data-plane model of `map-image`: plain readonly data, shared by the renderers (iptables,
@@ -9,6 +11,13 @@ import { isPort } from '../model/validate.js';
  */
 export type Protocol = 'tcp' | 'udp';
 export type DataplaneKind = 'iptables' | 'nft';
+/** How a new connection picks its backend: `numgen random`, or a Maglev table keyed by the flow's hash (maglev.ts). */
+export type Spread = 'random' | 'hash';
+export const SPREADS: readonly Spread[] = ['random', 'hash'];
+/** `--affinity-timeout` range, seconds (kube-proxy's sessionAffinity allows up to a day too). */
+export const AFFINITY_TIMEOUT_S = { min: 1, max: 86_400, default: 10_800 } as const;
+/** Seeds are 32-bit: `--seed` 0-4294967295. */
+export const MAX_SEED = 0xffffffff;
 
 /** What the operator declared: "PORT/PROTO on this host spreads over the containers of IMAGE". */
 export interface MappingSpec {
@@ -23,6 +32,12 @@ export interface MappingSpec {
   readonly network?: string;
   readonly staticBackends: readonly string[];
   readonly dataplane: DataplaneKind;
+  /** Absent in state files written before issue 18: random. */
+  readonly spread?: Spread;
+  /** The hash seed (`spread: hash`); absent = DEFAULT_SEED, the same on every host. */
+  readonly seed?: number;
+  /** `--affinity client-ip`: a client address keeps its backend while it comes back within this many seconds. */
+  readonly affinityS?: number;
   readonly created: string;
 }
 
@@ -32,6 +47,8 @@ export interface MappingBackend {
   readonly name: string;
   readonly address: string;
   readonly port: number;
+  /** 0-256 (the elastic.weight label or `@W`); absent = 1; 0 = no new connections, established ones continue. */
+  readonly weight?: number;
 }
 
 export interface MappingEntry {
@@ -80,8 +97,19 @@ export interface RuleMapping {
   readonly protocol: Protocol;
   readonly port: number;
   readonly address?: string;
-  /** Sorted, unique, validated `address:port` targets. */
-  readonly targets: ReadonlyArray<{ readonly address: string; readonly port: number; readonly hash: string }>;
+  readonly spread: Spread;
+  readonly seed: number;
+  /** Client-ip affinity timeout in seconds; absent = none. */
+  readonly affinityS?: number;
+  /** Sorted, unique, validated `address:port` targets that take new connections (weight >= 1). */
+  readonly targets: ReadonlyArray<RuleTarget>;
+}
+
+export interface RuleTarget {
+  readonly address: string;
+  readonly port: number;
+  readonly hash: string;
+  readonly weight: number;
 }
 
 /**
@@ -104,16 +132,25 @@ function computeRuleMapping(entry: Pick<MappingEntry, 'spec' | 'backends' | 'dra
   const { spec } = entry;
   if (!isMappingId(spec.id) || spec.id !== mappingId(spec.protocol, spec.port)) throw new Error(`invalid mapping id ${JSON.stringify(spec.id)}`);
   if (spec.address !== undefined && isIP(spec.address) !== 4) throw new Error(`invalid mapping address for ${spec.id}`);
+  const spread = spec.spread ?? 'random';
+  if (!SPREADS.includes(spread)) throw new Error(`invalid spread for ${spec.id}`);
+  const seed = spec.seed ?? DEFAULT_SEED;
+  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) throw new Error(`invalid seed for ${spec.id}`);
+  const affinityS = spec.affinityS;
+  if (affinityS !== undefined && !(Number.isInteger(affinityS) && affinityS >= AFFINITY_TIMEOUT_S.min && affinityS <= AFFINITY_TIMEOUT_S.max)) throw new Error(`invalid affinity timeout for ${spec.id}`);
   const draining = new Set(entry.draining);
-  const seen = new Map<string, { address: string; port: number; hash: string }>();
+  const seen = new Map<string, RuleTarget>();
   for (const b of entry.backends) {
     if (isIP(b.address) !== 4 || !isPort(b.port)) continue;
+    const weight = b.weight ?? 1;
+    // Weight 0 is a drain by configuration: no new connections, its established ones continue.
+    if (!Number.isInteger(weight) || weight < 1 || weight > MAX_BACKEND_WEIGHT) continue;
     const key = endpointKey(b.address, b.port);
     if (draining.has(key) || seen.has(key)) continue;
-    seen.set(key, { address: b.address, port: b.port, hash: backendHash(spec.id, b.address, b.port) });
+    seen.set(key, { address: b.address, port: b.port, hash: backendHash(spec.id, b.address, b.port), weight });
   }
   const targets = [...seen.values()].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
-  return { id: spec.id, protocol: spec.protocol, port: spec.port, address: spec.address, targets };
+  return { id: spec.id, protocol: spec.protocol, port: spec.port, address: spec.address, spread, seed, ...(affinityS !== undefined ? { affinityS } : {}), targets };
 }
 
 /**
@@ -133,6 +170,9 @@ export function sameSpec(a: MappingSpec, b: MappingSpec): boolean {
     a.containerPort === b.containerPort &&
     a.network === b.network &&
     a.dataplane === b.dataplane &&
+    (a.spread ?? 'random') === (b.spread ?? 'random') &&
+    (a.seed ?? DEFAULT_SEED) === (b.seed ?? DEFAULT_SEED) &&
+    a.affinityS === b.affinityS &&
     a.staticBackends.join(',') === b.staticBackends.join(',')
   );
 }

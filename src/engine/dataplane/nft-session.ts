@@ -56,15 +56,28 @@ export class NftSession {
    */
   listTable(table: string): Promise<string | null | false> {
     if (!/^[A-Za-z0-9_]+$/.test(table)) return Promise.resolve(false);
+    return this.list(`table ip ${table}`);
+  }
+
+  private list(what: string): Promise<string | null | false> {
     return this.enqueue(async () => {
       if (!(await this.running())) return false;
-      const r = await this.ask(`list table ip ${table}\n`, true);
+      const r = await this.ask(`list ${what}\n`, true);
       if (r.errors) {
         if (/No such file or directory/.test(r.errors)) return null;
         throw new Error(r.errors.trim().split('\n').find((l) => /Error/.test(l)) ?? r.errors.trim());
       }
       return r.stdout;
     });
+  }
+
+  /**
+   * `nft -j list map ip <table> <name>` through the session: the JSON text, null when it does not
+   * exist, false when no session can run here.
+   */
+  listMap(table: string, name: string): Promise<string | null | false> {
+    if (!/^[A-Za-z0-9_]+$/.test(table) || !/^[A-Za-z0-9_]+$/.test(name)) return Promise.resolve(false);
+    return this.list(`map ip ${table} ${name}`);
   }
 
   /** The running nft's pid (tests, diagnostics). */

@@ -1,5 +1,8 @@
 import { COMMENT_PREFIX, type RuleMapping } from './model.js';
 import { DEFAULT_NAMESPACE } from './namespace.js';
+import { spreadMap } from './nft-spread.js';
+
+export { assignSlots } from './nft-spread.js';
 
 /**
  * The nftables data plane, as pure functions. Everything lives in one table, `ip elastic`, that
@@ -7,7 +10,8 @@ import { DEFAULT_NAMESPACE } from './namespace.js';
  *
  *   chain prerouting/output  (nat hooks, priority -101: before iptables-nft's nat)  -> svc_<id>
  *   chain svc_tcp_18300      dnat ip to numgen random mod N map @spread_tcp_18300   (O(1) per connection)
- *   map spread_tcp_18300     slot -> backend address . port (slots 0..N-1, stable across syncs)
+ *                            (or jhash <flow> mod M seed S: --spread hash, nft-spread.ts)
+ *   map spread_tcp_18300     slot -> backend address . port (slots 0..N-1, stable across syncs; M Maglev slots)
  *   chain postrouting -> hp_<id>:
  *     ip daddr . tcp dport @cnt_<id>          per-backend counters (set elements with counters)
  *     ip saddr . ip daddr @hp_<id> masquerade  hairpin (a backend reaching itself through the mapping)
@@ -37,6 +41,8 @@ export interface NftSet {
   readonly kind: NftSetKind;
   readonly decl: string;
   readonly elements: ReadonlyArray<string | undefined>;
+  /** Filled by the packet path (affinity): its elements are never planned. */
+  readonly dynamic?: boolean;
 }
 
 export interface NftRuleset {
@@ -62,6 +68,8 @@ export const nftSvc = (id: string) => `svc_${part(id)}`;
 export const nftHairpin = (id: string) => `hp_${part(id)}`;
 export const nftSpread = (id: string) => `spread_${part(id)}`;
 export const nftCounters = (id: string) => `cnt_${part(id)}`;
+/** The affinity map; its name carries the timeout, so a new timeout is a new map (a map's timeout cannot change). */
+export const nftAffinity = (id: string, timeoutS: number) => `aff_${part(id)}_${timeoutS}`;
 /** An `address:port` target as a set element. */
 export const nftTarget = (address: string, port: number) => `${address} . ${port}`;
 const comment = (text: string) => `comment "${text}"`;
@@ -71,26 +79,6 @@ const BASE = {
   output: 'type nat hook output priority -101; policy accept;',
   postrouting: 'type nat hook postrouting priority 99; policy accept;',
 } as const;
-
-/**
- * Slot i of the spread map for each wanted target, changing as few slots as possible from the
- * previous assignment: kept targets keep their slot, new ones fill holes then append, and when
- * the map shrinks the highest slots move down into the holes (so slots stay 0..n-1 for `mod n`).
- */
-export function assignSlots(previous: ReadonlyArray<string | undefined> | undefined, wanted: readonly string[]): string[] {
-  if (!previous) return [...wanted];
-  const want = new Set(wanted);
-  const seen = new Set<string>();
-  const slots: Array<string | undefined> = previous.map((c) => (c !== undefined && want.has(c) && !seen.has(c) ? (seen.add(c), c) : undefined));
-  const fresh = wanted.filter((c) => !seen.has(c));
-  for (let i = 0; i < slots.length && fresh.length > 0; i++) if (slots[i] === undefined) slots[i] = fresh.shift();
-  slots.push(...fresh);
-  for (let hole = slots.indexOf(undefined); hole >= 0; hole = slots.indexOf(undefined)) {
-    const last = slots.pop();
-    if (last !== undefined && hole < slots.length) slots[hole] = last;
-  }
-  return slots as string[];
-}
 
 /** Desired objects; `kernel` (what is programmed, read or remembered) keeps the spread slots stable. */
 export function renderNft(mappings: readonly RuleMapping[], kernel?: NftKernel): NftRuleset {
@@ -117,12 +105,25 @@ export function renderNft(mappings: readonly RuleMapping[], kernel?: NftKernel):
     post.push(`meta l4proto ${m.protocol} ct status dnat ct original proto-dst ${m.port} jump ${hp} ${c}`);
     const n = m.targets.length;
     const targets = m.targets.map((t) => nftTarget(t.address, t.port));
-    sets.set(spread, { kind: 'map', decl: `typeof numgen random mod 2 : ip daddr . ${m.protocol} dport;`, elements: assignSlots(kernel?.sets.get(spread)?.elements, targets) });
+    const map = spreadMap(m, kernel?.sets.get(spread)?.elements);
+    // The key type is a 32-bit integer whatever picks it: numgen and jhash share the declaration.
+    sets.set(spread, { kind: 'map', decl: `typeof numgen random mod 2 : ip daddr . ${m.protocol} dport;`, elements: map.elements });
     sets.set(cnt, { kind: 'set', decl: 'type ipv4_addr . inet_service; counter;', elements: [...targets].sort() });
     sets.set(hp, { kind: 'set', decl: 'type ipv4_addr . ipv4_addr;', elements: [...new Set(m.targets.map((t) => `${t.address} . ${t.address}`))].sort() });
-    chains.set(svc, { rules: n === 0 ? [] : [`meta l4proto ${m.protocol} dnat ip to numgen random mod ${n} map @${spread} ${c}`] });
+    const dnat = `meta l4proto ${m.protocol} dnat ip to ${map.pick} map @${spread} ${c}`;
     // Postrouting sees the first packet of each DNATed connection: count it against its backend.
-    chains.set(hp, { rules: [`ip daddr . ${m.protocol} dport @${cnt} ${c}`, `ip saddr . ip daddr @${hp} masquerade ${c}`] });
+    const count = [`ip daddr . ${m.protocol} dport @${cnt} ${c}`, `ip saddr . ip daddr @${hp} masquerade ${c}`];
+    if (m.affinityS === undefined) {
+      chains.set(svc, { rules: n === 0 ? [] : [dnat] });
+      chains.set(hp, { rules: count });
+    } else {
+      // Client-ip affinity (as kube-proxy's nft mode): a client known to the map goes where it
+      // went last, before the spread; every new connection records (and re-arms) its choice.
+      const aff = nftAffinity(m.id, m.affinityS);
+      sets.set(aff, { kind: 'map', decl: `type ipv4_addr : ipv4_addr . inet_service; flags dynamic,timeout; timeout ${m.affinityS}s; size 262144;`, elements: [], dynamic: true });
+      chains.set(svc, { rules: n === 0 ? [] : [`meta l4proto ${m.protocol} dnat ip to ip saddr map @${aff} ${c}`, dnat] });
+      chains.set(hp, { rules: [`update @${aff} { ip saddr : ip daddr . ${m.protocol} dport } ${c}`, ...count] });
+    }
   }
   chains.set('prerouting', { base: BASE.prerouting, rules: pre });
   chains.set('output', { base: BASE.output, rules: out });
@@ -151,7 +152,7 @@ export function planNft(desired: NftRuleset, kernel: NftKernel, previous?: NftRu
     const have = kernel.sets.get(name);
     if (have && have.kind !== set.kind) throw new Error(`nft ${name} is a ${have.kind}, expected a ${set.kind}`);
     if (!have) lines.push(`add ${set.kind} ${T} ${name} { ${set.decl} }`);
-    lines.push(...planElements(T, name, set, have?.elements ?? []));
+    if (!set.dynamic) lines.push(...planElements(T, name, set, have?.elements ?? []));
   }
   for (const [name, chain] of write) {
     if (kernel.chains.has(name)) lines.push(`flush chain ${T} ${name}`);

@@ -1,4 +1,4 @@
-import type { Backend, BackendSet } from '../model/backend.js';
+import { backendWeight, type Backend, type BackendSet } from '../model/backend.js';
 import { isAddress, isPort, printable, toIdent } from '../model/validate.js';
 
 /**
@@ -68,13 +68,7 @@ export interface TemplateData {
 /** Slot assignment per service: index i holds the backend id in slot s(i+1), or null. */
 export type SlotMap = Readonly<Record<string, ReadonlyArray<string | null>>>;
 
-export const WEIGHT_LABEL = 'elastic.weight';
-
-export function backendWeight(b: Backend): number {
-  const text = b.labels[WEIGHT_LABEL];
-  const n = text !== undefined && /^\d{1,3}$/.test(text) ? Number(text) : 1;
-  return n <= 256 ? n : 1;
-}
+export { WEIGHT_LABEL, backendWeight } from '../model/backend.js';
 
 export function toTemplateBackend(b: Backend): TemplateBackend {
   if (!isAddress(b.address) || !isPort(b.port)) throw new Error(`backend ${printable(b.id)} has an invalid address`);

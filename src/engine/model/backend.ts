@@ -29,6 +29,17 @@ export interface Backend {
   readonly since: string;
 }
 
+/** A backend's weight (render, map-image): the label `elastic.weight`, 0-256, default 1; 0 = no new connections. */
+export const WEIGHT_LABEL = 'elastic.weight';
+export const MAX_BACKEND_WEIGHT = 256;
+
+/** The weight a backend is served with: its label when that is a whole number 0-256, else 1. */
+export function backendWeight(b: Pick<Backend, 'labels'>): number {
+  const text = b.labels[WEIGHT_LABEL];
+  const n = text !== undefined && /^\d{1,3}$/.test(text) ? Number(text) : 1;
+  return n <= MAX_BACKEND_WEIGHT ? n : 1;
+}
+
 /** A backend set is sorted by id and contains no duplicate ids. */
 export type BackendSet = readonly Backend[];
 

@@ -60,6 +60,20 @@ export function parseEndpoint(text: string): { address: string; port: number } {
   return { address, port };
 }
 
+/**
+ * Parse `ip:port` with an optional `@WEIGHT` (0-256; 0 = no new connections), as `--backend` and
+ * static backend lists take it. Without `@` the weight is undefined (served with 1).
+ */
+export function parseWeightedEndpoint(text: string): { address: string; port: number; weight?: number } {
+  const at = text.lastIndexOf('@');
+  if (at < 0) return parseEndpoint(text);
+  const w = text.slice(at + 1);
+  if (!/^\d{1,3}$/.test(w) || Number(w) > 256) {
+    throw new UserError(`invalid weight in backend "${printable(text, 60)}"`, 'write it as IP:PORT@WEIGHT with a weight 0-256 (0 = no new connections), e.g. 198.18.0.10:8080@3', ExitCode.usage);
+  }
+  return { ...parseEndpoint(text.slice(0, at)), weight: Number(w) };
+}
+
 /** Parse `k=v` (selector labels, tags). The key must be non-empty and printable. */
 export function parseKeyValue(text: string, flag: string): { key: string; value: string } {
   const i = text.indexOf('=');

@@ -217,7 +217,7 @@ export class MapImageApplier implements RunApplier {
   async setServices(services: ReadonlyArray<{ name: string; serve: MapImageServe }>): Promise<void> {
     const next = new Map<string, MappingSpec>();
     for (const s of services) {
-      const spec = await resolveSpec({ port: s.serve.port, protocol: s.serve.protocol, address: s.serve.address, dataplane: s.serve.dataplane, image: `run:${s.name}`, containerPort: 0, staticBackends: [], env: this.ctx.env });
+      const spec = await resolveSpec({ port: s.serve.port, protocol: s.serve.protocol, address: s.serve.address, dataplane: s.serve.dataplane, spread: s.serve.spread, seed: s.serve.seed, affinity: s.serve.affinity, affinityTimeoutS: s.serve.affinityTimeoutS, image: `run:${s.name}`, containerPort: 0, staticBackends: [], env: this.ctx.env });
       next.set(s.name, spec);
     }
     this.specs = next;

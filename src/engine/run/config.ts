@@ -34,6 +34,10 @@ export interface MapImageServe {
   readonly protocol: 'tcp' | 'udp';
   readonly address?: string;
   readonly dataplane: 'auto' | 'nft' | 'iptables';
+  readonly spread?: 'random' | 'hash';
+  readonly seed?: number;
+  readonly affinity?: 'none' | 'client-ip';
+  readonly affinityTimeoutS?: number;
 }
 export interface EdgeServe extends Bind {
   readonly nodeAddress: string;
@@ -232,7 +236,7 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
     let mapImage: MapImageServe | undefined;
     if (s.map_image) {
       const m = s.map_image as Raw;
-      mapImage = { port: m.port, protocol: m.protocol ?? 'tcp', address: m.address, dataplane: m.dataplane ?? 'auto' };
+      mapImage = { port: m.port, protocol: m.protocol ?? 'tcp', address: m.address, dataplane: m.dataplane ?? 'auto', spread: m.spread, seed: m.seed, affinity: m.affinity, affinityTimeoutS: m.affinity_timeout_s };
       if (m.address?.startsWith('127.')) fail([...p, 'map_image', 'address'], 'loopback addresses cannot be mapped (see docs/map-image.md)');
       claim(`map/${mapImage.protocol}/${mapImage.port}`, [...p, 'map_image', 'port'], `${mapImage.port}/${mapImage.protocol} mapping`);
     }

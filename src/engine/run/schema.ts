@@ -29,9 +29,17 @@ const keyValue = (description: string): ArraySchema => ({
 });
 const endpointList: ArraySchema = {
   type: 'array',
-  description: 'IP:PORT backends',
-  items: { type: 'string', format: 'ip:port', description: 'IP:PORT', check: (v) => checkEndpoint(v) },
+  description: 'IP:PORT backends; IP:PORT@WEIGHT gives a weight 0-256 (0 = no new connections; default 1)',
+  items: { type: 'string', format: 'ip:port', description: 'IP:PORT or IP:PORT@WEIGHT', check: (v) => checkWeightedEndpoint(v) },
 };
+
+/** `IP:PORT` with an optional `@WEIGHT` (0-256), as static backends take it. */
+function checkWeightedEndpoint(v: string): string | null {
+  const at = v.lastIndexOf('@');
+  if (at < 0) return checkEndpoint(v);
+  const w = v.slice(at + 1);
+  return /^\d{1,3}$/.test(w) && Number(w) <= 256 ? checkEndpoint(v.slice(0, at)) : 'weight after @ must be a whole number 0-256';
+}
 const absPath = (description: string): StringSchema => ({ type: 'string', pattern: '^/[^\\u0000-\\u001f]{0,1023}$', description: `${description} (absolute path)` });
 
 export function checkEndpoint(v: string): string | null {
@@ -134,6 +142,10 @@ const mapImage: ObjectSchema = {
     protocol: { type: 'string', enum: ['tcp', 'udp'], default: 'tcp', description: 'protocol' },
     address: ipv4('LB address to match (default: any local address except loopback)'),
     dataplane: { type: 'string', enum: ['auto', 'nft', 'iptables'], default: 'auto', description: 'kernel interface' },
+    spread: { type: 'string', enum: ['random', 'hash'], description: 'how a new connection picks its backend (default random; hash needs nft: the same backend for a flow on every host with the same backends and seed)' },
+    seed: { type: 'integer', minimum: 0, maximum: 4_294_967_295, description: 'with spread hash: the hash seed, the same on every LB host (default: a constant)' },
+    affinity: { type: 'string', enum: ['none', 'client-ip'], description: 'client-ip: a client address keeps its backend while it comes back within affinity_timeout_s (nft only)' },
+    affinity_timeout_s: { type: 'integer', minimum: 1, maximum: 86_400, description: 'with affinity client-ip: seconds (default 10800)' },
   },
 };
 

@@ -1,14 +1,16 @@
 import { parseDocument, YAMLParseError } from 'yaml';
-import { sortBackends, type Backend, type BackendSet } from '../../model/backend.js';
+import { WEIGHT_LABEL, sortBackends, type Backend, type BackendSet } from '../../model/backend.js';
 import { ExitCode, UserError } from '../../errors.js';
-import { isAddress, isIdent, isPort, isSafeText, parseEndpoint, printable } from '../../model/validate.js';
+import { isAddress, isIdent, isPort, isSafeText, parseWeightedEndpoint, printable } from '../../model/validate.js';
 
 /**
  * Static backends: `--backend ip:port` flags, or a YAML/JSON file of the form
  *
  *   backends:
- *     - 198.18.0.10:8080                 # short form
- *     - { address: 198.18.0.11, port: 8080, name: b, service: web, labels: { zone: a } }
+ *     - 198.18.0.10:8080                 # short form (`198.18.0.10:8080@3`: weight 3)
+ *     - { address: 198.18.0.11, port: 8080, name: b, service: web, weight: 2, labels: { zone: a } }
+ *
+ * A weight (0-256) becomes the `elastic.weight` label, which render and map-image both read.
  *
  * (a bare list at the top level is accepted too). Errors name the file, the entry and the line.
  */
@@ -28,11 +30,14 @@ export function staticBackend(address: string, port: number, service: string, ex
   };
 }
 
+/** `IP:PORT` or `IP:PORT@WEIGHT` as a static backend (the weight as its `elastic.weight` label). */
+function weightedBackend(text: string, service: string): Backend {
+  const { address, port, weight } = parseWeightedEndpoint(text);
+  return staticBackend(address, port, service, weight === undefined ? {} : { labels: { [WEIGHT_LABEL]: String(weight) } });
+}
+
 export function backendsFromFlags(values: readonly string[], service: string): BackendSet {
-  return sortBackends(values.map((v) => {
-    const { address, port } = parseEndpoint(v);
-    return staticBackend(address, port, service);
-  }));
+  return sortBackends(values.map((v) => weightedBackend(v, service)));
 }
 
 export function parseStaticFile(text: string, file: string, service: string): BackendSet {
@@ -56,12 +61,11 @@ export function parseStaticFile(text: string, file: string, service: string): Ba
   list.forEach((entry: unknown, i: number) => {
     const where = `${file}:${lineOf(items?.items?.[i]?.range?.[0])}: backends[${i}]`;
     const fail = (why: string): never => {
-      throw new UserError(`${where}: ${why}`, 'each entry is "IP:PORT" or {address, port, name?, service?, labels?}', ExitCode.config);
+      throw new UserError(`${where}: ${why}`, 'each entry is "IP:PORT[@WEIGHT]" or {address, port, name?, service?, weight?, labels?}', ExitCode.config);
     };
     if (typeof entry === 'string') {
       try {
-        const { address, port } = parseEndpoint(entry);
-        out.push(staticBackend(address, port, service));
+        out.push(weightedBackend(entry, service));
       } catch {
         fail(`invalid endpoint "${printable(entry, 60)}"`);
       }
@@ -84,6 +88,10 @@ export function parseStaticFile(text: string, file: string, service: string): Ba
         if (!isSafeText(k, 128) || !isSafeText(String(v), 1024)) fail('labels have control characters');
         labels[k] = String(v);
       }
+    }
+    if (e.weight !== undefined) {
+      if (!Number.isInteger(e.weight) || (e.weight as number) < 0 || (e.weight as number) > 256) fail('weight must be a whole number 0-256');
+      labels[WEIGHT_LABEL] = String(e.weight);
     }
     out.push(staticBackend(address, port, svc, { name, labels }));
   });

@@ -1,0 +1,113 @@
+import { execa, type ResultPromise } from 'execa';
+import { pidAlive } from '../../src/engine/runtime/pid.js';
+import { docker } from './docker.js';
+import type { ClientNamespace } from './netns.js';
+
+/**
+ * Flows with chosen 5-tuples, for the consistent-hashing tests (issue 18): a client in a network
+ * namespace connects from given source ports, asks `GET /id` (the test image answers its
+ * hostname) and records which backend answered each tuple. HTTP/1.0: the server closes first, so
+ * the client keeps no TIME_WAIT and the same tuple can be replayed at once (the LB's conntrack
+ * entry, in TIME_WAIT, is replaced by a new SYN: a replay is a new DNAT decision).
+ *
+ *   const seen = await replay(ns, 25400, ports);          // source port -> hostname ('!error')
+ *   const live = holdFlows(ns, 25400, ports);              // connected, request not sent yet
+ *   await live.opened; const answers = await live.finish();
+ */
+const CLIENT = `
+const net = require('node:net');
+const [host, port, list, conc, tmo, hold] = process.argv.slice(1);
+const ports = list.split(',').map(Number);
+const out = {};
+function one(lp) {
+  return new Promise((resolve) => {
+    let body = '';
+    let sent = false;
+    const s = net.connect({ host, port: Number(port), localPort: lp });
+    const t = setTimeout(() => s.destroy(new Error('timeout')), Number(tmo));
+    const send = () => { if (!sent) { sent = true; s.write('GET /id HTTP/1.0\\r\\n\\r\\n'); } };
+    s.setEncoding('utf8');
+    s.on('connect', () => { if (hold === '1') { clearTimeout(t); held.push({ s, send, t }); opened(); } else send(); });
+    s.on('data', (c) => (body += c));
+    s.on('end', () => { clearTimeout(t); out[lp] = body.split('\\r\\n\\r\\n')[1]?.trim() || '!empty'; s.end(); resolve(); });
+    s.on('error', () => { clearTimeout(t); out[lp] = out[lp] || '!error'; resolve(); });
+  });
+}
+const held = [];
+let waiting = 0;
+function opened() { if (held.length === waiting) process.stdout.write('opened\\n'); }
+async function run(list) {
+  let next = 0;
+  const worker = async () => { while (next < list.length) await one(list[next++]); };
+  await Promise.all(Array.from({ length: Math.min(Number(conc), list.length) }, worker));
+}
+if (hold === '1') {
+  waiting = ports.length;
+  const done = Promise.all(ports.map(one));
+  process.on('SIGUSR2', () => { for (const h of held) { h.t = setTimeout(() => h.s.destroy(), Number(tmo)); h.send(); } });
+  done.then(() => process.stdout.write(JSON.stringify(out) + '\\n'));
+} else {
+  run(ports).then(() => process.stdout.write(JSON.stringify(out)));
+}
+`;
+
+/** Connect from each source port in turn (8 at a time), ask /id: source port -> hostname. */
+export async function replay(ns: ClientNamespace, port: number, sourcePorts: readonly number[], host = ns.hostAddress): Promise<Map<number, string>> {
+  const r = await ns.exec([process.execPath, '-e', CLIENT, host, String(port), sourcePorts.join(','), '8', '3000', '0'], { timeoutMs: 120_000 });
+  if (r.exitCode !== 0) throw new Error(`client in ${ns.name} failed: ${r.stderr.trim()}`);
+  return new Map(Object.entries(JSON.parse(r.stdout) as Record<string, string>).map(([k, v]) => [Number(k), v]));
+}
+
+/**
+ * Open one connection per source port and hold it (no request yet); `finish()` sends the requests
+ * on the open connections and resolves with the answers. The client is killed if the test ends first.
+ */
+export function holdFlows(ns: ClientNamespace, port: number, sourcePorts: readonly number[], host = ns.hostAddress) {
+  const child: ResultPromise = execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', CLIENT, host, String(port), sourcePorts.join(','), '8', '5000', '1'], { reject: false, timeout: 120_000, stdin: 'ignore' });
+  let out = '';
+  let markOpened: () => void = () => {};
+  const opened = new Promise<void>((resolve) => (markOpened = resolve));
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (c: string) => {
+    out += c;
+    if (out.startsWith('opened\n')) markOpened();
+  });
+  return {
+    opened,
+    async finish(): Promise<Map<number, string>> {
+      child.kill('SIGUSR2');
+      const r = await child;
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (!line) throw new Error(`held flows in ${ns.name}: no answer (exit ${r.exitCode}): ${String(r.stderr).trim()}`);
+      return new Map(Object.entries(JSON.parse(line) as Record<string, string>).map(([k, v]) => [Number(k), v]));
+    },
+    kill: () => child.kill('SIGKILL'),
+  };
+}
+
+/**
+ * A Docker network of the test's own /24 (the test removes it; containers on it first). One a
+ * killed run left on that subnet (labelled `elastic.test=t<pid>-...`, that pid gone) is removed
+ * first, or the new one would be refused as overlapping.
+ */
+export async function testNetwork(name: string, subnet: string, runId: string): Promise<{ name: string; remove: () => Promise<void> }> {
+  for (const n of await docker.listNetworks({ filters: JSON.stringify({ label: ['elastic.test'] }) })) {
+    const pid = Number(/^t(\d+)-/.exec(n.Labels?.['elastic.test'] ?? '')?.[1]);
+    if (n.IPAM?.Config?.some((c) => c.Subnet === subnet) && pid && !pidAlive(pid)) await docker.getNetwork(n.Id).remove().catch(() => {});
+  }
+  await docker.getNetwork(name).remove().catch(() => {});
+  await docker.createNetwork({ Name: name, Driver: 'bridge', Labels: { 'elastic.test': runId }, IPAM: { Config: [{ Subnet: subnet }] } });
+  return { name, remove: () => docker.getNetwork(name).remove().catch(() => {}) };
+}
+
+/** Fraction of the keys of `a` (restricted by `keep`) that map to the same value in `b`. */
+export function sameShare(a: ReadonlyMap<number, string>, b: ReadonlyMap<number, string>, keep: (v: string) => boolean = () => true): { same: number; total: number } {
+  let same = 0;
+  let total = 0;
+  for (const [k, v] of a) {
+    if (!keep(v)) continue;
+    total++;
+    if (b.get(k) === v) same++;
+  }
+  return { same, total };
+}
