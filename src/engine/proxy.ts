@@ -2,10 +2,12 @@ import { ExitCode, UserError } from './errors.js';
 import { isAddress, isIdent, printable } from './model/validate.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
 import { StatusServer } from './runtime/status.js';
+import { runDir } from './runtime/paths.js';
 import { EdgeServer, type EdgeConfig, type EdgeListener } from './edge/server.js';
 import { EdgeNode, type NodeConfig, type NodeExit } from './edge/node.js';
 import { generateToken, loadToken } from './edge/token.js';
 import type { ScalePolicy } from './edge/policy.js';
+import { WARM_HOST } from './edge/warm-config.js';
 
 /**
  * Engine entry points of `elastic proxy edge` and `elastic proxy node`: configuration checks,
@@ -45,6 +47,13 @@ export interface EdgeOptions {
   startCommand?: string[];
   startTimeoutMs?: number;
   stopGraceMs?: number;
+  /**
+   * `haproxy`: the warm path (docs/proxy.md): an HAProxy owns the client ports and connects
+   * clients straight to the apps of local nodes. `off` (the default here; the CLI's is haproxy):
+   * every client goes through the edge and a pulling node.
+   */
+  warm?: 'haproxy' | 'off';
+  haproxyBin?: string;
   /** Status socket name (default: the first client port). */
   name?: string;
   /** Serve a status socket (default true). */
@@ -77,6 +86,10 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
     if (a !== undefined && !isAddress(a)) throw new UserError(`invalid ${flag} "${printable(a, 60)}"`, 'give a local IPv4 or IPv6 address, e.g. 127.0.0.1 or 0.0.0.0', ExitCode.usage);
   }
   if (opts.name !== undefined && !isIdent(opts.name)) throw new UserError(`invalid --name "${printable(opts.name, 60)}"`, 'use letters, digits, "_", "." and "-" (it names the status socket edge.NAME.sock)', ExitCode.usage);
+  if (opts.warm === 'haproxy') {
+    const bad = [...hosts.keys()].find((h) => !WARM_HOST.test(h));
+    if (bad !== undefined) throw new UserError(`--host "${printable(bad, 60)}" is not a host name the warm path can match`, 'use letters, digits, "_", "-" and dots, optionally starting with "*." (or --warm off)', ExitCode.usage);
+  }
   const policy = { ...DEFAULT_POLICY, ...opts.policy };
   if (policy.minInstances > policy.maxInstances) throw new UserError('--min-instances is above --max-instances', 'lower --min-instances or raise --max-instances', ExitCode.usage);
   if (policy.minInstances > 0 && !opts.startCommand?.length) throw new UserError('--min-instances needs a start command', 'add the command after --', ExitCode.usage);
@@ -111,6 +124,7 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
     startCommand: opts.startCommand,
     startTimeoutMs: opts.startTimeoutMs ?? 30_000,
     stopGraceMs: opts.stopGraceMs ?? 10_000,
+    warm: opts.warm === 'haproxy' ? { bin: opts.haproxyBin ?? 'haproxy', dir: runDir() } : undefined,
     logger,
     onEvent: (type, msg, route) => status?.event(type, msg, route),
   };
@@ -138,6 +152,7 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
         maxQueue: cfg.maxQueue,
         queueTimeoutMs: cfg.queueTimeoutMs,
         startCommand: opts.startCommand?.map((a) => printable(a, 100)),
+        warm: cfg.warm ? { haproxyPid: server.warmPid } : null,
         counters, // live: the same object the edge updates
       },
       services: () => server.view(),

@@ -42,6 +42,7 @@ export default class ProxyEdge extends BaseCommand {
     'header-timeout': secondsFlag({ description: 'seconds to receive an HTTP request head or TLS ClientHello', default: 10_000 }),
     'header-max': Flags.integer({ description: 'largest request head / ClientHello, bytes', default: 16_384, min: 512, max: 1_048_576 }),
     name: Flags.string({ description: 'status socket name (default: the first client port)' }),
+    warm: Flags.string({ description: 'haproxy: an HAProxy owns the client ports and connects clients straight to local apps once a route is warm; off: every client goes through the edge', options: ['haproxy', 'off'], default: 'haproxy' }),
   };
 
   async run(): Promise<void> {
@@ -89,6 +90,7 @@ export default class ProxyEdge extends BaseCommand {
         startCommand: command.length ? command : undefined,
         startTimeoutMs: flags['start-timeout'],
         stopGraceMs: flags['stop-grace'],
+        warm: flags.warm as 'haproxy' | 'off',
         name: flags.name,
         logger,
       },

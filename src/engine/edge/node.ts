@@ -304,7 +304,7 @@ export class EdgeNode {
     try {
       const challenge = await reader.next(this.cfg.handshakeTimeoutMs);
       if (challenge.type !== FrameType.challenge || challenge.payload.length !== 32) throw new ProtocolError('expected CHALLENGE', 'unexpected');
-      const meta = { node: this.id, route: this.cfg.route, concurrency: this.cfg.concurrency, pid: process.pid, instance: this.cfg.instance, app: `${this.cfg.appHost}:${this.appPort}` };
+      const meta = { node: this.id, route: this.cfg.route, concurrency: this.cfg.concurrency, pid: process.pid, instance: this.cfg.instance, app: `${this.cfg.appHost}:${this.appPort}`, ...(this.cfg.idleTimeoutMs > 0 ? { selfIdle: true } : {}) };
       const { payload, nodeNonce } = authPayload(this.cfg.token, challenge.payload, meta);
       sock.write(encodeFrame(FrameType.auth, payload));
       const answer = await reader.next(this.cfg.handshakeTimeoutMs);
