@@ -36,11 +36,12 @@ export class WarmRoutes {
     const slot = table.findIndex((n, i) => i > 0 && n === null);
     if (slot < 0) return false;
     table[slot] = node;
-    node.warm = { slot, state: 'enabling', stopWhenDrained: false, stopDue: false, stot: -1 }; // -1: the slot's counter is not known yet (a slot is reused)
+    node.warm = { slot, state: 'enabling', stopWhenDrained: false, stopDue: false, stot: -1 }; // -1: not known yet (set when the slot goes ready)
     this.path.enable(node.route.name, slot, app.host, app.port, node.meta.concurrency).then(
-      () => {
+      (stot) => {
         if (node.warm?.state !== 'enabling') return;
         node.warm.state = 'on';
+        node.warm.stot = stot;
         this.log.info('node on the warm path', { route: node.route.name, node: node.id, app: node.meta.app, slot });
         this.onChange(node, 'on');
       },

@@ -71,18 +71,28 @@ export class WarmPath {
   /** Membership commands run one after another, in the order given (a disable never overtakes an enable). */
   private chain: Promise<unknown> = Promise.resolve();
 
-  private inOrder(cmds: string[]): Promise<void> {
+  private inOrder(cmds: string[], between?: () => Promise<void>, after: string[] = []): Promise<void> {
     const run = this.chain.then(async () => {
       for (const c of cmds) if (!this.exited) await this.runtime!.set(c);
+      await between?.();
+      for (const c of after) if (!this.exited) await this.runtime!.set(c);
     });
     this.chain = run.catch(() => {});
     return run;
   }
 
-  /** Put a node's app behind a slot: its concurrency first (a slot is never unlimited), then ready. */
-  enable(route: string, slot: number, host: string, port: number, maxconn: number): Promise<void> {
+  /**
+   * Put a node's app behind a slot: its concurrency first (a slot is never unlimited), then
+   * ready. Resolves with the slot's session counter before it went ready (a slot is reused, and
+   * its counter with it).
+   */
+  async enable(route: string, slot: number, host: string, port: number, maxconn: number): Promise<number> {
     const srv = `${backendOf(route)}/${serverOf(slot)}`;
-    return this.inOrder([`set server ${srv} addr ${host} port ${port}`, `set maxconn server ${srv} ${maxconn}`, `set server ${srv} state ready`]);
+    let stot = 0;
+    await this.inOrder([`set server ${srv} addr ${host} port ${port}`, `set maxconn server ${srv} ${maxconn}`], async () => {
+      stot = (await this.stats()).get(route)?.slots.get(slot)?.stot ?? 0;
+    }, [`set server ${srv} state ready`]);
+    return stot;
   }
 
   /** No new connection for the slot; the ones it carries go on. */
