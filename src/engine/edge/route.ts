@@ -67,6 +67,8 @@ export interface RouteView {
   path: RoutePath;
   /** Clients HAProxy queues for the route (warm path). */
   warmQueued: number;
+  /** Held clients the edge handed to HAProxy (cold start, overflow). */
+  forwarded: number;
   queued: number;
   active: number;
   capacity: number;
@@ -164,6 +166,7 @@ export class RouteState {
     return {
       path: this.path(),
       warmQueued: this.warmQueued,
+      forwarded: this.forwarded,
       queued: this.queue.size,
       active: this.active + live.reduce((s, n) => s + (n.warm ? n.active : 0), 0),
       capacity: live.reduce((s, n) => s + (n.draining ? 0 : n.meta.concurrency), 0),
