@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks of `elastic proxy` (not part of `npm test`). Same run, same machine:
-#   wrk through the edge (edge + node) vs direct to the app vs HAProxy tcp mode in front of the
+#   wrk through the edge (its default warm path: the edge's HAProxy straight to the app; WARM=off
+#   for the pull path through edge + node) vs direct to the app vs HAProxy tcp mode in front of the
 #   same app, with a new connection per request and with keep-alive, for
 #   - a slow single-threaded app (bench/proxy/cpu-app.mjs, WORK_MS of CPU per request)
 #   - a fast app (nginx serving a 6-byte file)
@@ -72,7 +73,7 @@ CFG
 }
 
 start_edge() {
-  "$NODE" "$BIN" proxy edge -p $EDGE --node-port $NODEPORT --max-queue 10000 --log-level warn >/dev/null 2>"$TMP/edge.log" &
+  "$NODE" "$BIN" proxy edge -p $EDGE --node-port $NODEPORT --max-queue 10000 --warm "${WARM:-haproxy}" --log-level warn >/dev/null 2>"$TMP/edge.log" &
   EDGE_PID=$!
   PIDS+=("$EDGE_PID")
   wait_port $EDGE
@@ -142,5 +143,8 @@ for i in 1 2 3; do
   kill $cold_pid; wait $cold_pid 2>/dev/null || true
   app=$(app_start_ms)
   node_only=$( { /usr/bin/time -f %e "$NODE" "$BIN" proxy node --help >/dev/null; } 2>&1 )
-  printf 'cold   run %d  first byte %.0f ms  app alone %d ms  edge+node overhead %.0f ms  (elastic CLI load: %.0f ms)\n' "$i" "$(echo "$first * 1000" | bc -l)" "$app" "$(echo "$first * 1000 - $app" | bc -l)" "$(echo "$node_only * 1000" | bc -l)"
+  # The node as the edge starts it (bin/run.js fast path, no oclif), up to its first log line.
+  node_fast=$( { /usr/bin/time -f %e "$NODE" "$BIN" proxy node --edge 127.0.0.1:1 --start-timeout 0 -- /bin/true >/dev/null 2>&1; } 2>&1 | tail -1 )
+  bare=$( { /usr/bin/time -f %e "$NODE" -e 0; } 2>&1 )
+  printf 'cold   run %d  first byte %.0f ms  app alone %d ms  edge+node overhead %.0f ms  (elastic CLI load: %.0f ms; node fast path start+exit: %.0f ms; bare node: %.0f ms)\n' "$i" "$(echo "$first * 1000" | bc -l)" "$app" "$(echo "$first * 1000 - $app" | bc -l)" "$(echo "$node_only * 1000" | bc -l)" "$(echo "$node_fast * 1000" | bc -l)" "$(echo "$bare * 1000" | bc -l)"
 done

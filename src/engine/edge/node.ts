@@ -363,6 +363,6 @@ export async function waitForPort(host: string, port: number, timeoutMs: number,
     });
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`the app did not accept connections on ${host}:${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 10)); // a client is waiting for this app (cold start)
   }
 }
