@@ -101,6 +101,30 @@ describe('proxy edge: the warm path (HAProxy straight to local apps)', () => {
     expect((await get(25302, { host: 'other.test' })).status).toBe(404);
   });
 
+  it('kill -9 of a warm node and its app: clients queued behind it are served by the other node', async () => {
+    const e = await warmEdge({ listeners: [{ kind: 'tcp', port: 25303, route: 'default' }] });
+    const start = () => {
+      const p = execa(process.execPath, [BIN, 'proxy', 'node', '--edge', `127.0.0.1:${e.nodePort}`, '--', ...appCommand(WARM_APP, { DELAY_MS: 1500 })], { env: baseEnv, detached: true, reject: false, stdin: 'ignore' });
+      procs.push(p);
+      return p;
+    };
+    const a = start();
+    await waitFor(() => view(e).nodeList.filter((n) => n.warm).length === 1, 'node A warm', 20_000);
+    const b = start();
+    await waitFor(() => view(e).nodeList.filter((n) => n.warm).length === 2, 'node B warm', 20_000);
+    const replies = Array.from({ length: 4 }, () => get(25303, { timeoutMs: 20_000 }).catch((err: Error) => ({ status: 0, body: err.message })));
+    await waitFor(() => view(e).active === 2 && view(e).queued === 2, 'two at the apps, two held by the edge', 3000);
+    const pidA = view(e).nodeList.find((n) => n.active === 1)!.pid;
+    expect([a.pid, b.pid]).toContain(pidA);
+    process.kill(-pidA, 'SIGKILL'); // the node and its app (its process group)
+    const done = await Promise.all(replies);
+    const ok = done.filter((r) => r.status === 200);
+    // The one at A's app is lost with it; both held clients are served, by B.
+    expect(ok.length).toBe(3);
+    expect(new Set(ok.slice(-2).map((r) => r.body))).toHaveLength(1);
+    await waitFor(() => view(e).nodes === 1 && view(e).path === 'warm', 'A gone, B still warm', 5000);
+  });
+
   it('switching warm <-> cold (scale to zero and back) under bounded wrk and a trickle of requests loses none', async () => {
     const node = [process.execPath, BIN, 'proxy', 'node', '--concurrency', '4', '--', ...appCommand(WARM_APP)];
     const e = cliEdge(['-p', '25310', '--name', 'switch', '--idle-timeout', '0.8', '--max-instances', '3', '--', ...node]);

@@ -128,6 +128,7 @@ export abstract class EdgeNodes {
     if (node) {
       if (node.goneTimer) clearTimeout(node.goneTimer);
       node.goneTimer = null;
+      if (node.warm && !node.draining) this.warm?.enable(node); // back after a lost connection
       return node;
     }
     node = { id: meta.node, meta, route: r, conns: new Set(), joined: Date.now(), active: 0, served: 0, idleSince: Date.now(), draining: false, stopping: false, goneTimer: null };
@@ -157,6 +158,9 @@ export abstract class EdgeNodes {
     }
     conn.state = 'held';
     node.conns.delete(conn);
+    // A warm node's pull connections carry no client, so none closes between clients: with all
+    // gone the node (and likely its app) is: HAProxy must not send it one more client meanwhile.
+    if (node.warm && node.conns.size === 0 && !node.stopping) void this.warm?.disable(node);
     if (node.conns.size === 0 && !node.goneTimer) {
       // A node re-opens a slot right after each client: only a node that stays away is gone.
       node.goneTimer = setTimeout(() => this.removeNode(node, 'disconnected'), node.stopping ? 0 : 1500);
