@@ -103,8 +103,9 @@ run_suite() {
   read -r e_rps e_p50 _ < <(bench "http://127.0.0.1:$EDGE/" 10)
   printf '%-6s latency   c=10  p50 direct %.3f ms  haproxy %.3f ms  edge %.3f ms  added by edge %.3f ms\n' "$name" "$d_p50" "$h_p50" "$e_p50" "$(echo "$e_p50 - $d_p50" | bc -l)"
   read -r d_rps d_p50 _ < <(bench "http://127.0.0.1:$APP/" 10 -H "Connection: close")
+  read -r h_rps h_p50 _ < <(bench "http://127.0.0.1:$HAP/" 10 -H "Connection: close")
   read -r e_rps e_p50 _ < <(bench "http://127.0.0.1:$EDGE/" 10 -H "Connection: close")
-  printf '%-6s latency   c=10  p50 new conn: direct %.3f ms  edge %.3f ms  added by edge %.3f ms\n' "$name" "$d_p50" "$e_p50" "$(echo "$e_p50 - $d_p50" | bc -l)"
+  printf '%-6s latency   c=10  p50 new conn: direct %.3f ms  haproxy %.3f ms  edge %.3f ms  added by edge %.3f ms (by haproxy %.3f ms)\n' "$name" "$d_p50" "$h_p50" "$e_p50" "$(echo "$e_p50 - $d_p50" | bc -l)" "$(echo "$h_p50 - $d_p50" | bc -l)"
   kill "$node_pid"
   wait "$node_pid" 2>/dev/null || true
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$APP) 2>/dev/null || break; sleep 0.05; done

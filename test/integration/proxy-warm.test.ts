@@ -10,7 +10,7 @@ import { pidAlive } from '../../src/engine/runtime/pid.js';
 import { BIN } from '../support/cli.js';
 import { waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
-import { appCommand, get, TEST_TOKEN } from '../support/proxy.js';
+import { appCommand, expectRefused, get, TEST_TOKEN } from '../support/proxy.js';
 import { openWs } from '../support/ws.js';
 
 /**
@@ -89,13 +89,8 @@ describe('proxy edge: the warm path (HAProxy straight to local apps)', () => {
     await waitFor(() => view(e, 'web').active === 1, 'the slot taken', 3000);
     const waiting = get(25302, { host: 'Web.Test:25302' });
     await waitFor(() => view(e, 'web').queued === 1, 'one client held by the edge', 3000);
-    const refused = await get(25302, { host: 'web.test' });
-    expect(refused.status).toBe(503);
-    expect(refused.body).toMatch(/queue full/);
-    const timedOut = await waiting;
-    expect(timedOut.status).toBe(503);
-    expect(timedOut.headers['retry-after']).toBe('7');
-    expect(timedOut.body).toMatch(/queue timeout/);
+    expectRefused(await get(25302, { host: 'web.test' }), /queue full/);
+    expectRefused(await waiting, /queue timeout/, '7');
     expect((await busy).status).toBe(200);
     // An unknown host still gets the edge's 404.
     expect((await get(25302, { host: 'other.test' })).status).toBe(404);

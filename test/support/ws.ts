@@ -17,7 +17,7 @@ export async function openWs(port: number, host: string): Promise<WsClient> {
   const sock = await rawConnect(port);
   sock.setNoDelay(true);
   sock.setMaxListeners(0);
-  let buf = Buffer.alloc(0);
+  let buf: Buffer = Buffer.alloc(0);
   let waiter: ((b: Buffer) => void) | null = null;
   sock.on('data', (d: Buffer) => {
     buf = Buffer.concat([buf, d]);
