@@ -8,7 +8,7 @@
 #   and cold start: first request to first byte through a scaled-to-zero edge, minus the app's
 #   own start time.
 # Every process is ours, on 127.0.0.1, ports 18520-18539, stopped by pid at the end.
-# Usage: bash bench/proxy/run.sh [DURATION=5s] [CONNS=50]
+# Usage: bash bench/proxy/run.sh [DURATION=5s] [CONNS=50]   (SKIP_SLOW=1 / SKIP_FAST=1 skip a suite)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . bench/proxy/nginx.sh
@@ -123,7 +123,7 @@ start_haproxy
 
 # Fast app: nginx, one worker, a 6-byte file.
 write_nginx "$TMP" "$APP"
-run_suite fast 128 -- nginx -c "$TMP/nginx.conf"
+[ "${SKIP_FAST:-}" ] || run_suite fast 128 -- nginx -c "$TMP/nginx.conf"
 
 # Cold start: an edge with no instance; the first request starts `elastic proxy node -- app`.
 app_start_ms() {
@@ -145,7 +145,8 @@ for i in 1 2 3; do
   app=$(app_start_ms)
   node_only=$( { /usr/bin/time -f %e "$NODE" "$BIN" proxy node --help >/dev/null; } 2>&1 )
   # The node as the edge starts it (bin/run.js fast path, no oclif), up to its first log line.
-  node_fast=$( { /usr/bin/time -f %e "$NODE" "$BIN" proxy node --edge 127.0.0.1:1 --start-timeout 0 -- /bin/true >/dev/null 2>&1; } 2>&1 | tail -1 )
+  /usr/bin/time -f %e -o "$TMP/t" "$NODE" "$BIN" proxy node --edge 127.0.0.1:1 --start-timeout 0 -- /bin/true >/dev/null 2>&1 || true
+  node_fast=$(tail -1 "$TMP/t")
   bare=$( { /usr/bin/time -f %e "$NODE" -e 0; } 2>&1 )
   printf 'cold   run %d  first byte %.0f ms  app alone %d ms  edge+node overhead %.0f ms  (elastic CLI load: %.0f ms; node fast path start+exit: %.0f ms; bare node: %.0f ms)\n' "$i" "$(echo "$first * 1000" | bc -l)" "$app" "$(echo "$first * 1000 - $app" | bc -l)" "$(echo "$node_only * 1000" | bc -l)" "$(echo "$node_fast * 1000" | bc -l)" "$(echo "$bare * 1000" | bc -l)"
 done

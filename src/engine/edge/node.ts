@@ -1,6 +1,6 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import type { Logger } from '../runtime/logger.js';
 import { backoffMs } from '../runtime/clock.js';
 import { authPayload, encodeFrame, FrameReader, FrameType, ProtocolError, verifyWelcome } from './protocol.js';
@@ -86,20 +86,17 @@ export class EdgeNode {
   /** Start the app and the pull connections; resolves once the app accepts connections. */
   async start(): Promise<void> {
     this.appPort = this.cfg.appPort || (await freePort(this.cfg.appHost));
-    const child = execa(this.cfg.command[0]!, this.cfg.command.slice(1), {
-      env: appEnv(process.env, this.appPort, this.cfg.route),
-      extendEnv: false,
-      stdin: 'ignore',
-      stdout: 2,
-      stderr: 2,
-      reject: false,
-      buffer: false,
+    // node:child_process, not execa: the node is on a waiting client's path (cold start), and
+    // loading execa was a third of its start-up.
+    const child = spawn(this.cfg.command[0]!, this.cfg.command.slice(1), { env: appEnv(process.env, this.appPort, this.cfg.route), stdio: ['ignore', 2, 2] });
+    const exited = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) => {
+      child.once('exit', (exitCode, sig) => resolve({ exitCode, signal: sig }));
+      child.once('error', () => resolve({ exitCode: null, signal: null }));
     });
     if (child.pid === undefined) {
-      await child;
+      await exited;
       throw new Error(`cannot start ${this.cfg.command[0]}`);
     }
-    const exited = child.then((r) => r);
     this.app = { pid: child.pid, exited };
     void exited.then((r) => {
       if (this.state !== 'stopping' && this.state !== 'stopped') {
