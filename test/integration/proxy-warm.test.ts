@@ -121,6 +121,22 @@ describe('proxy edge: the warm path (HAProxy straight to local apps)', () => {
     await waitFor(() => view(e).nodes === 1 && view(e).path === 'warm', 'A gone, B still warm', 5000);
   });
 
+  it("kill -9 of the edge takes its HAProxy with it: the client port is free for the next edge", async () => {
+    const e = cliEdge(['-p', '25330', '--name', 'k9']);
+    await e.out.json((l: { type?: string }) => l.type === 'listening', 'the listening line');
+    const snap = await requestStatus<Snapshot>(join(dir, 'run', 'edge.k9.sock'));
+    const haproxyPid = (snap.config.warm as { haproxyPid: number }).haproxyPid;
+    expect(pidAlive(haproxyPid)).toBe(true);
+    try {
+      process.kill(e.proc.pid!, 'SIGKILL');
+      await waitFor(() => !pidAlive(haproxyPid), 'HAProxy gone with the edge', 5000);
+      const again = cliEdge(['-p', '25330', '--name', 'k9b']);
+      await again.out.json((l: { type?: string }) => l.type === 'listening', 'a new edge on the same port');
+    } finally {
+      if (pidAlive(haproxyPid)) process.kill(haproxyPid, 'SIGKILL'); // ours, left behind only when the test fails
+    }
+  });
+
   it('switching warm <-> cold (scale to zero and back) under bounded wrk and a trickle of requests loses none', async () => {
     const node = [process.execPath, BIN, 'proxy', 'node', '--concurrency', '4', '--', ...appCommand(WARM_APP)];
     const e = cliEdge(['-p', '25310', '--name', 'switch', '--idle-timeout', '0.8', '--max-instances', '3', '--', ...node]);

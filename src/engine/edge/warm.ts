@@ -1,5 +1,6 @@
 import { execa, type ResultPromise } from 'execa';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ExitCode, UserError } from '../errors.js';
 import { printable } from '../model/validate.js';
@@ -46,7 +47,14 @@ export class WarmPath {
     const check = await execa(this.bin, ['-c', '-q', '-f', cfg], { reject: false, all: true, stdin: 'ignore' });
     if ((check as { code?: string }).code === 'ENOENT') throw new UserError(`${printable(this.bin, 80)} not found: the warm path needs HAProxy`, 'install haproxy (apt-get install haproxy), or run with --warm off', ExitCode.unavailable);
     if (check.exitCode !== 0) throw new UserError(`haproxy refused the warm-path config: ${printable(firstAlert(String(check.all ?? check.shortMessage)), 240)}`, 'run with --warm off to serve through the edge only', ExitCode.config);
-    this.child = execa(this.bin, ['-db', '-f', cfg], { reject: false, all: true, stdin: 'ignore', buffer: false });
+    // With setpriv (util-linux, in Debian's base system) HAProxy gets TERM when the edge dies,
+    // even by kill -9: an orphan would keep the client ports and block the next edge.
+    const setpriv = await findSetpriv();
+    const argv = ['-db', '-f', cfg];
+    this.child = setpriv
+      ? execa(setpriv, ['--pdeathsig', 'TERM', '--', this.bin, ...argv], { reject: false, all: true, stdin: 'ignore', buffer: false })
+      : execa(this.bin, argv, { reject: false, all: true, stdin: 'ignore', buffer: false });
+    if (!setpriv) this.log.warn('setpriv not found: if the edge is killed, its HAProxy keeps running (stop it by the pid in status)');
     let out = '';
     this.child.all?.on('data', (d: Buffer) => {
       out = (out + d.toString()).slice(-4000);
@@ -136,6 +144,16 @@ export class WarmPath {
     }
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+async function findSetpriv(): Promise<string | null> {
+  for (const p of ['/usr/bin/setpriv', '/bin/setpriv']) {
+    try {
+      await access(p, constants.X_OK);
+      return p;
+    } catch {}
+  }
+  return null;
 }
 
 function firstAlert(text: string): string {
