@@ -286,7 +286,7 @@ export abstract class EdgeClients extends EdgeNodes {
 
   /**
    * Hand a warm route's held clients to HAProxy's entry for the route as its slots free up (read
-   * from HAProxy's stats, every 10 ms while clients are held), so HAProxy's maxconn stays the one
+   * from HAProxy's stats while clients are held), so HAProxy's maxconn stays the one
    * limit on the apps. They stay in the edge's queue until then: the queue bound, the queue
    * timeout and its 503 + Retry-After hold as on the pull path.
    */
@@ -295,13 +295,16 @@ export abstract class EdgeClients extends EdgeNodes {
     if (!warm || this.pumping.has(r)) return;
     this.pumping.add(r);
     try {
-      while (r.queue.size && warm.on(r) && !this.closing) {
+      // 10 ms while slots free up, backing off to 100 ms while none does (long-lived connections).
+      for (let delay = 10; r.queue.size && warm.on(r) && !this.closing; ) {
         await warm.refresh([r]).catch(() => {});
+        const before = r.queue.size;
         for (let free = warm.free(r); free > 0 && r.queue.size; free--) {
           const c = r.queue.shift()!;
           if (!c.sock.destroyed) this.forward(c, warm.entries.get(r.name)!);
         }
-        if (r.queue.size) await new Promise((res) => setTimeout(res, 10));
+        delay = r.queue.size < before ? 10 : Math.min(100, delay * 2);
+        if (r.queue.size) await new Promise((res) => setTimeout(res, delay));
       }
     } finally {
       this.pumping.delete(r);
