@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hostRules, warmConfig, WARM_HOST } from '../../src/engine/edge/warm-config.js';
+import { hostRules, maxconnFor, warmConfig, WARM_HOST } from '../../src/engine/edge/warm-config.js';
 import { parseNodeArgv } from '../../src/proxy-node-fast.js';
 
 describe('warm path: HAProxy config (pure)', () => {
@@ -34,6 +34,7 @@ describe('warm path: HAProxy config (pure)', () => {
       queueTimeoutMs: 30_000,
       headerTimeoutMs: 10_000,
       statsSocket: '/run/x/haproxy.sock',
+      maxconn: 8000,
     });
     const section = (name: string) => text.split('\n\n').find((b) => b.includes(`frontend ${name}\n`) || b.startsWith(`frontend ${name}\n`)) ?? '';
     expect(section('c0')).toContain('  bind 127.0.0.1:8080\n  default_backend e0');
@@ -50,6 +51,15 @@ describe('warm path: HAProxy config (pure)', () => {
     expect(text).toContain('  acl warm_web be_conn_free(r_web) gt 0');
     expect(text).toContain('frontend w_web\n  bind 127.0.0.1:41002\n  default_backend r_web\nbackend r_web\n  balance first\n  timeout queue 30000ms\n  server-template n 1-3 127.0.0.1:1 disabled maxconn 1');
   });
+
+  it.each([
+    [null, 8000],
+    [1_048_576, 8000],
+    [20_000, 8000],
+    [4096, 1948],
+    [1024, 412],
+    [256, 256],
+  ])('maxconn under a hard descriptor limit of %s: %s', (limit, want) => expect(maxconnFor(limit)).toBe(want));
 
   it.each([
     ['www.example.com', true],

@@ -23,6 +23,14 @@ export interface WarmConfigInput {
   queueTimeoutMs: number;
   headerTimeoutMs: number;
   statsSocket: string;
+  /** HAProxy's global maxconn (each connection may take two descriptors: client and server). */
+  maxconn: number;
+}
+
+/** A maxconn HAProxy can start with under a hard descriptor limit (it refuses to start otherwise). */
+export function maxconnFor(hardNofile: number | null): number {
+  if (hardNofile === null) return 8000;
+  return Math.max(256, Math.min(8000, Math.floor((hardNofile - 200) / 2)));
 }
 
 /** A host name HAProxy may match on: what normaliseHost can return, with an optional `*.`. */
@@ -45,7 +53,7 @@ export function warmConfig(i: WarmConfigInput): string {
   const out: string[] = [
     '# written by elastic proxy edge (warm path); do not edit',
     'global',
-    '  maxconn 8000',
+    `  maxconn ${i.maxconn}`,
     `  stats socket ${i.statsSocket} mode 600 level admin`,
     'defaults',
     '  mode tcp',

@@ -1,13 +1,13 @@
 import { execa, type ResultPromise } from 'execa';
 import { constants } from 'node:fs';
-import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ExitCode, UserError } from '../errors.js';
 import { printable } from '../model/validate.js';
 import { sleep } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { HaproxyRuntime, parseStat } from '../frontends/haproxy/runtime.js';
-import { backendOf, serverOf, warmConfig, type WarmConfigInput } from './warm-config.js';
+import { backendOf, maxconnFor, serverOf, warmConfig, type WarmConfigInput } from './warm-config.js';
 
 /**
  * The HAProxy of the warm path: a child of the edge (foreground, so it is ours and goes with
@@ -38,12 +38,12 @@ export class WarmPath {
   ) {}
 
   /** Write the config into a new private directory under `base`, start HAProxy, wait for its socket. */
-  async start(base: string, input: Omit<WarmConfigInput, 'statsSocket'>): Promise<void> {
+  async start(base: string, input: Omit<WarmConfigInput, 'statsSocket' | 'maxconn'>): Promise<void> {
     await mkdir(base, { recursive: true, mode: 0o700 });
     this.dir = await mkdtemp(join(base, 'edge-haproxy-'));
     const socket = join(this.dir, 'haproxy.sock');
     const cfg = join(this.dir, 'haproxy.cfg');
-    await writeFile(cfg, warmConfig({ ...input, statsSocket: socket }), { mode: 0o600 });
+    await writeFile(cfg, warmConfig({ ...input, statsSocket: socket, maxconn: maxconnFor(await hardNofile()) }), { mode: 0o600 });
     const check = await execa(this.bin, ['-c', '-q', '-f', cfg], { reject: false, all: true, stdin: 'ignore' });
     if ((check as { code?: string }).code === 'ENOENT') throw new UserError(`${printable(this.bin, 80)} not found: the warm path needs HAProxy`, 'install haproxy (apt-get install haproxy), or run with --warm off', ExitCode.unavailable);
     if (check.exitCode !== 0) throw new UserError(`haproxy refused the warm-path config: ${printable(firstAlert(String(check.all ?? check.shortMessage)), 240)}`, 'run with --warm off to serve through the edge only', ExitCode.config);
@@ -143,6 +143,16 @@ export class WarmPath {
       clearTimeout(t);
     }
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The hard limit on open files HAProxy inherits (it raises its soft limit up to it). */
+async function hardNofile(): Promise<number | null> {
+  try {
+    const m = /^Max open files\s+\S+\s+(\d+)/m.exec(await readFile('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
   }
 }
 
