@@ -81,6 +81,27 @@ describe('proxy edge: the warm path (HAProxy straight to local apps)', () => {
     expect(view(e).nodeList[0]!.served).toBe(36);
   });
 
+  it('drain on the warm path: the slot takes no new client, the answer comes when the app carries none; undrain serves the held one', async () => {
+    const e = await warmEdge({ listeners: [{ kind: 'tcp', port: 25304, route: 'default' }] });
+    await warmNode(e, appCommand(WARM_APP, { DELAY_MS: 1200 }), 2);
+    await waitFor(() => view(e).path === 'warm', 'the route warm');
+    const app = view(e).nodeList[0]!.app!;
+    const inflight = get(25304);
+    await waitFor(() => view(e).active === 1, 'one at the app', 3000);
+    const t0 = Date.now();
+    const drained = await e.server.drain({ app }, 10_000);
+    expect(drained).toMatchObject({ drained: true, remaining: 0, nodes: 1 });
+    expect(Date.now() - t0).toBeGreaterThan(300); // it waited for the client in flight
+    expect((await inflight).status).toBe(200);
+    // Drained: a new client is held by the edge, not sent to the app.
+    const held = get(25304);
+    await waitFor(() => view(e).queued === 1, 'held by the edge', 3000);
+    expect(view(e).active).toBe(0);
+    await e.server.drain({ app }, 0, true);
+    expect((await held).status).toBe(200);
+    expect(view(e).forwarded).toBe(1);
+  });
+
   it('a full warm route: HTTP clients wait at the edge, bounded, and get 503 + Retry-After at the queue timeout', async () => {
     const e = await warmEdge({ listeners: [{ kind: 'http', port: 25302 }], hosts: { 'web.test': 'web' }, queueTimeoutMs: 400, retryAfterS: 7, maxQueue: 1 });
     await warmNode(e, appCommand(WARM_APP, { DELAY_MS: 2500 }), 1, 'web');
