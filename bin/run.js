@@ -7,6 +7,12 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
   process.stdout.write(`${pkg.name}/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`);
   process.exit(0);
 }
+// Fast path for `elastic proxy node ... -- APP` (an edge starts these on a client's first request):
+// run it without loading oclif, unless the arguments are for oclif (help, JSON, an odd flag).
+if (argv[0] === 'proxy' && argv[1] === 'node' && argv.includes('--') && !process.env.ELASTIC_NODE_OCLIF) {
+  const { fastNode } = await import('../dist/proxy-node-fast.js');
+  if (await fastNode(argv.slice(2))) process.exit(); // exitCode as set; handles left open are not ours to wait for
+}
 // `elastic run` is a daemon: a SIGHUP while it starts must not end it (Node's default). Remember
 // it; the daemon replays it once it can reload (src/engine/runtime/reload-signal.ts).
 if (argv[0] === 'run') {

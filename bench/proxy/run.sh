@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Benchmarks of `elastic proxy` (not part of `npm test`). Same run, same machine:
-#   wrk through the edge (edge + node) vs direct to the app vs HAProxy tcp mode in front of the
+#   wrk through the edge (its default warm path: the edge's HAProxy straight to the app; WARM=off
+#   for the pull path through edge + node) vs direct to the app vs HAProxy tcp mode in front of the
 #   same app, with a new connection per request and with keep-alive, for
 #   - a slow single-threaded app (bench/proxy/cpu-app.mjs, WORK_MS of CPU per request)
 #   - a fast app (nginx serving a 6-byte file)
 #   and cold start: first request to first byte through a scaled-to-zero edge, minus the app's
 #   own start time.
 # Every process is ours, on 127.0.0.1, ports 18520-18539, stopped by pid at the end.
-# Usage: bash bench/proxy/run.sh [DURATION=5s] [CONNS=50]
+# Usage: bash bench/proxy/run.sh [DURATION=5s] [CONNS=50]   (SKIP_SLOW=1 / SKIP_FAST=1 skip a suite)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . bench/proxy/nginx.sh
@@ -72,7 +73,7 @@ CFG
 }
 
 start_edge() {
-  "$NODE" "$BIN" proxy edge -p $EDGE --node-port $NODEPORT --max-queue 10000 --log-level warn >/dev/null 2>"$TMP/edge.log" &
+  "$NODE" "$BIN" proxy edge -p $EDGE --node-port $NODEPORT --max-queue 10000 --warm "${WARM:-haproxy}" --log-level warn >/dev/null 2>"$TMP/edge.log" &
   EDGE_PID=$!
   PIDS+=("$EDGE_PID")
   wait_port $EDGE
@@ -102,8 +103,9 @@ run_suite() {
   read -r e_rps e_p50 _ < <(bench "http://127.0.0.1:$EDGE/" 10)
   printf '%-6s latency   c=10  p50 direct %.3f ms  haproxy %.3f ms  edge %.3f ms  added by edge %.3f ms\n' "$name" "$d_p50" "$h_p50" "$e_p50" "$(echo "$e_p50 - $d_p50" | bc -l)"
   read -r d_rps d_p50 _ < <(bench "http://127.0.0.1:$APP/" 10 -H "Connection: close")
+  read -r h_rps h_p50 _ < <(bench "http://127.0.0.1:$HAP/" 10 -H "Connection: close")
   read -r e_rps e_p50 _ < <(bench "http://127.0.0.1:$EDGE/" 10 -H "Connection: close")
-  printf '%-6s latency   c=10  p50 new conn: direct %.3f ms  edge %.3f ms  added by edge %.3f ms\n' "$name" "$d_p50" "$e_p50" "$(echo "$e_p50 - $d_p50" | bc -l)"
+  printf '%-6s latency   c=10  p50 new conn: direct %.3f ms  haproxy %.3f ms  edge %.3f ms  added by edge %.3f ms (by haproxy %.3f ms)\n' "$name" "$d_p50" "$h_p50" "$e_p50" "$(echo "$e_p50 - $d_p50" | bc -l)" "$(echo "$h_p50 - $d_p50" | bc -l)"
   kill "$node_pid"
   wait "$node_pid" 2>/dev/null || true
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$APP) 2>/dev/null || break; sleep 0.05; done
@@ -121,7 +123,7 @@ start_haproxy
 
 # Fast app: nginx, one worker, a 6-byte file.
 write_nginx "$TMP" "$APP"
-run_suite fast 128 -- nginx -c "$TMP/nginx.conf"
+[ "${SKIP_FAST:-}" ] || run_suite fast 128 -- nginx -c "$TMP/nginx.conf"
 
 # Cold start: an edge with no instance; the first request starts `elastic proxy node -- app`.
 app_start_ms() {
@@ -142,5 +144,9 @@ for i in 1 2 3; do
   kill $cold_pid; wait $cold_pid 2>/dev/null || true
   app=$(app_start_ms)
   node_only=$( { /usr/bin/time -f %e "$NODE" "$BIN" proxy node --help >/dev/null; } 2>&1 )
-  printf 'cold   run %d  first byte %.0f ms  app alone %d ms  edge+node overhead %.0f ms  (elastic CLI load: %.0f ms)\n' "$i" "$(echo "$first * 1000" | bc -l)" "$app" "$(echo "$first * 1000 - $app" | bc -l)" "$(echo "$node_only * 1000" | bc -l)"
+  # The node as the edge starts it (bin/run.js fast path, no oclif), up to its first log line.
+  /usr/bin/time -f %e -o "$TMP/t" "$NODE" "$BIN" proxy node --edge 127.0.0.1:1 --start-timeout 0 -- /bin/true >/dev/null 2>&1 || true
+  node_fast=$(tail -1 "$TMP/t")
+  bare=$( { /usr/bin/time -f %e "$NODE" -e 0; } 2>&1 )
+  printf 'cold   run %d  first byte %.0f ms  app alone %d ms  edge+node overhead %.0f ms  (elastic CLI load: %.0f ms; node fast path start+exit: %.0f ms; bare node: %.0f ms)\n' "$i" "$(echo "$first * 1000" | bc -l)" "$app" "$(echo "$first * 1000 - $app" | bc -l)" "$(echo "$node_only * 1000" | bc -l)" "$(echo "$node_fast * 1000" | bc -l)" "$(echo "$bare * 1000" | bc -l)"
 done

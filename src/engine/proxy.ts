@@ -2,10 +2,12 @@ import { ExitCode, UserError } from './errors.js';
 import { isAddress, isIdent, printable } from './model/validate.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
 import { StatusServer } from './runtime/status.js';
+import { runDir } from './runtime/paths.js';
 import { EdgeServer, type EdgeConfig, type EdgeListener } from './edge/server.js';
-import { EdgeNode, type NodeConfig, type NodeExit } from './edge/node.js';
+import { timeoutOf } from './proxy-node.js';
 import { generateToken, loadToken } from './edge/token.js';
 import type { ScalePolicy } from './edge/policy.js';
+import { WARM_HOST } from './edge/warm-config.js';
 
 /**
  * Engine entry points of `elastic proxy edge` and `elastic proxy node`: configuration checks,
@@ -15,6 +17,7 @@ import type { ScalePolicy } from './edge/policy.js';
 export type { EdgeListener } from './edge/server.js';
 export type { RouteView } from './edge/route.js';
 export type { NodeView, NodeExit } from './edge/node.js';
+export { startNode, runNode, type NodeOptions, type RunningNode } from './proxy-node.js';
 
 export const DEFAULT_POLICY: ScalePolicy = {
   minInstances: 0,
@@ -45,6 +48,13 @@ export interface EdgeOptions {
   startCommand?: string[];
   startTimeoutMs?: number;
   stopGraceMs?: number;
+  /**
+   * `haproxy`: the warm path (docs/proxy.md): an HAProxy owns the client ports and connects
+   * clients straight to the apps of local nodes. `off` (the default here; the CLI's is haproxy):
+   * every client goes through the edge and a pulling node.
+   */
+  warm?: 'haproxy' | 'off';
+  haproxyBin?: string;
   /** Status socket name (default: the first client port). */
   name?: string;
   /** Serve a status socket (default true). */
@@ -77,6 +87,10 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
     if (a !== undefined && !isAddress(a)) throw new UserError(`invalid ${flag} "${printable(a, 60)}"`, 'give a local IPv4 or IPv6 address, e.g. 127.0.0.1 or 0.0.0.0', ExitCode.usage);
   }
   if (opts.name !== undefined && !isIdent(opts.name)) throw new UserError(`invalid --name "${printable(opts.name, 60)}"`, 'use letters, digits, "_", "." and "-" (it names the status socket edge.NAME.sock)', ExitCode.usage);
+  if (opts.warm === 'haproxy') {
+    const bad = [...hosts.keys()].find((h) => !WARM_HOST.test(h));
+    if (bad !== undefined) throw new UserError(`--host "${printable(bad, 60)}" is not a host name the warm path can match`, 'use letters, digits, "_", "-" and dots, optionally starting with "*." (or --warm off)', ExitCode.usage);
+  }
   const policy = { ...DEFAULT_POLICY, ...opts.policy };
   if (policy.minInstances > policy.maxInstances) throw new UserError('--min-instances is above --max-instances', 'lower --min-instances or raise --max-instances', ExitCode.usage);
   if (policy.minInstances > 0 && !opts.startCommand?.length) throw new UserError('--min-instances needs a start command', 'add the command after --', ExitCode.usage);
@@ -111,6 +125,7 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
     startCommand: opts.startCommand,
     startTimeoutMs: opts.startTimeoutMs ?? 30_000,
     stopGraceMs: opts.stopGraceMs ?? 10_000,
+    warm: opts.warm === 'haproxy' ? { bin: opts.haproxyBin ?? 'haproxy', dir: runDir() } : undefined,
     logger,
     onEvent: (type, msg, route) => status?.event(type, msg, route),
   };
@@ -138,6 +153,7 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
         maxQueue: cfg.maxQueue,
         queueTimeoutMs: cfg.queueTimeoutMs,
         startCommand: opts.startCommand?.map((a) => printable(a, 100)),
+        warm: cfg.warm ? { haproxyPid: server.warmPid } : null,
         counters, // live: the same object the edge updates
       },
       services: () => server.view(),
@@ -173,10 +189,6 @@ function drainMatch(args: Record<string, unknown>): { node?: string; app?: strin
   throw new Error('drain needs {node} or {address, port}');
 }
 
-function timeoutOf(args: Record<string, unknown>): number {
-  const t = Number(args.timeoutMs);
-  return Number.isFinite(t) && t >= 0 ? Math.min(t, 3_600_000) : 30_000;
-}
 
 /** Run until the signal aborts; then stop the instances this edge started. */
 export async function runEdge(opts: EdgeOptions, signal: AbortSignal, onListening?: (edge: RunningEdge) => void): Promise<void> {
@@ -185,100 +197,6 @@ export async function runEdge(opts: EdgeOptions, signal: AbortSignal, onListenin
   await untilAborted(signal);
   (opts.logger ?? nullLogger).info('stopping edge');
   await edge.close();
-}
-
-export interface NodeOptions {
-  edge?: string;
-  route?: string;
-  concurrency?: number;
-  command: string[];
-  tokenFile?: string;
-  env?: NodeJS.ProcessEnv;
-  appHost?: string;
-  appPort?: number;
-  startTimeoutMs?: number;
-  idleTimeoutMs?: number;
-  orphanTimeoutMs?: number;
-  graceMs?: number;
-  status?: boolean;
-  logger?: Logger;
-}
-
-export interface RunningNode {
-  readonly node: EdgeNode;
-  readonly status: StatusServer | null;
-}
-
-export async function startNode(opts: NodeOptions): Promise<RunningNode> {
-  const env = opts.env ?? process.env;
-  const logger = opts.logger ?? nullLogger;
-  if (opts.command.length === 0) throw new UserError('no app command', 'put the command that starts the app after --, e.g. -- node server.js', ExitCode.usage);
-  const edgeText = opts.edge ?? env.ELASTIC_EDGE;
-  if (!edgeText) throw new UserError('no edge address', 'give --edge HOST:PORT (the edge passes ELASTIC_EDGE to the instances it starts)', ExitCode.usage);
-  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(edgeText) ?? /^([A-Za-z0-9.-]{1,253}):(\d{1,5})$/.exec(edgeText);
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UserError(`invalid edge address "${printable(edgeText, 80)}"`, 'write it as HOST:PORT, e.g. 127.0.0.1:7070', ExitCode.usage);
-  const route = opts.route ?? env.ELASTIC_ROUTE ?? 'default';
-  if (!isIdent(route)) throw new UserError(`invalid route name "${printable(route, 60)}"`, 'use letters, digits, "_", "." and "-"', ExitCode.usage);
-  const loaded = await loadToken({ file: opts.tokenFile, env });
-  if (!loaded) throw new UserError('no token for the edge', 'set ELASTIC_EDGE_TOKEN or --token-file (the same token as the edge)', ExitCode.config);
-  const instance = env.ELASTIC_INSTANCE && isIdent(env.ELASTIC_INSTANCE) ? env.ELASTIC_INSTANCE : undefined;
-  let status: StatusServer | null = null;
-  const cfg: NodeConfig = {
-    edgeHost: m[1]!,
-    edgePort: Number(m[2]),
-    route,
-    concurrency: opts.concurrency ?? 1,
-    token: loaded.token,
-    command: opts.command,
-    appHost: opts.appHost ?? '127.0.0.1',
-    appPort: opts.appPort ?? 0,
-    startTimeoutMs: opts.startTimeoutMs ?? 30_000,
-    idleTimeoutMs: opts.idleTimeoutMs ?? 0,
-    // A node the edge started is orphaned when the edge is gone: do not keep the app forever.
-    orphanTimeoutMs: opts.orphanTimeoutMs ?? (instance ? 30_000 : 0),
-    graceMs: opts.graceMs ?? 10_000,
-    handshakeTimeoutMs: 5000,
-    instance,
-    logger,
-    onEvent: (type, msg) => status?.event(type, msg, route),
-  };
-  const node = new EdgeNode(cfg);
-  if (opts.status !== false) {
-    status = new StatusServer({
-      kind: 'node',
-      name: `${route}-${process.pid}`,
-      config: { edge: edgeText, route, concurrency: cfg.concurrency, command: opts.command.map((a) => printable(a, 100)), instance },
-      services: () => ({ [route]: node.view() }),
-      actions: {
-        drain: async (args) => node.drain(timeoutOf(args)),
-        undrain: async () => (node.undrain(), { undrained: true }),
-        stop: async () => (void node.stop('asked on the status socket'), { stopping: true }),
-      },
-    });
-    await status.listen();
-  }
-  try {
-    await node.start();
-  } catch (err) {
-    await node.stop(`start failed: ${(err as Error).message}`, 1);
-    await status?.close();
-    throw new UserError((err as Error).message, 'check that the app listens on $PORT (127.0.0.1) and starts within --start-timeout', ExitCode.unavailable);
-  }
-  return { node, status };
-}
-
-/** Run until the node stops by itself (STOP, idle, app exit) or the signal aborts. */
-export async function runNode(opts: NodeOptions, signal: AbortSignal): Promise<NodeExit> {
-  const { node, status } = await startNode(opts);
-  const onAbort = () => void node.stop('signal');
-  signal.addEventListener('abort', onAbort, { once: true });
-  if (signal.aborted) onAbort();
-  try {
-    return await node.done;
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-    await status?.close();
-  }
 }
 
 function untilAborted(signal: AbortSignal): Promise<void> {

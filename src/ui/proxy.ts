@@ -14,7 +14,8 @@ export function listeningText(edge: RunningEdge): string {
 export function routesTable(routes: Record<string, RouteView>): string {
   const rows = Object.entries(routes).map(([name, r]) => [
     name,
-    r.queued,
+    r.path,
+    r.queued + r.warmQueued,
     r.active,
     r.capacity,
     r.idle,
@@ -24,5 +25,5 @@ export function routesTable(routes: Record<string, RouteView>): string {
     r.timeouts,
     `${r.waitP50Ms}/${r.waitP99Ms}`,
   ]);
-  return renderTable(['ROUTE', 'QUEUED', 'ACTIVE', 'CAPACITY', 'IDLE', 'NODES', 'STARTING', 'STARTS', 'TIMEOUTS', 'WAIT P50/P99 MS'], rows);
+  return renderTable(['ROUTE', 'PATH', 'QUEUED', 'ACTIVE', 'CAPACITY', 'IDLE', 'NODES', 'STARTING', 'STARTS', 'TIMEOUTS', 'WAIT P50/P99 MS'], rows);
 }

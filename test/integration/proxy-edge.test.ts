@@ -8,7 +8,7 @@ import { authPayload, encodeFrame, FrameReader, FrameType, newNonce } from '../.
 import { requestStatus } from '../../src/engine/runtime/status.js';
 import { BIN } from '../support/cli.js';
 import { waitFor } from '../support/docker.js';
-import { appCommand, FAST_APP, get, rawConnect, readAll, SLOW_APP, TEST_TOKEN } from '../support/proxy.js';
+import { appCommand, expectRefused, FAST_APP, get, rawConnect, readAll, SLOW_APP, TEST_TOKEN } from '../support/proxy.js';
 
 /**
  * The edge and nodes in-process (engine functions) where the test needs fine control, with real
@@ -150,13 +150,8 @@ describe('proxy edge + node (in-process, real sockets and apps)', () => {
     });
     const first = get(e.clientPorts[0]!);
     await waitFor(() => route(e, 'web').queued === 1, 'one queued');
-    const second = await get(e.clientPorts[0]!);
-    expect(second.status).toBe(503);
-    expect(second.body).toMatch(/queue full/);
-    const r = await first;
-    expect(r.status).toBe(503);
-    expect(r.headers['retry-after']).toBe('7');
-    expect(r.body).toMatch(/queue timeout/);
+    expectRefused(await get(e.clientPorts[0]!), /queue full/);
+    expectRefused(await first, /queue timeout/, '7');
     const tcp = await rawConnect(e.clientPorts[1]!);
     tcp.write('hello');
     expect(await readAll(tcp, 5000)).toEqual({ data: '', closed: true });

@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -60,3 +61,10 @@ export function readAll(s: Socket, timeoutMs = 10_000): Promise<{ data: string; 
   });
 }
 
+
+/** An edge's refusal: 503, the reason in the body, and Retry-After when given. */
+export function expectRefused(reply: Reply, reason: RegExp, retryAfter?: string): void {
+  expect(reply.status).toBe(503);
+  expect(reply.body).toMatch(reason);
+  if (retryAfter !== undefined) expect(reply.headers['retry-after']).toBe(retryAfter);
+}

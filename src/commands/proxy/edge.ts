@@ -8,7 +8,7 @@ import { listeningJson, listeningText } from '../../ui/proxy.js';
 
 export default class ProxyEdge extends BaseCommand {
   static override summary = 'Hold client connections and hand each to a node with a free slot, starting nodes when none has room';
-  static override description = `Listens for clients (per-port routes with -p, HTTP Host routing with --http-port, TLS SNI passthrough with --tls-port) and for nodes (--node-port, 127.0.0.1 by default, HMAC-authenticated with the shared token from $ELASTIC_EDGE_TOKEN or --token-file). A client goes to an idle pull connection of a node of its route; otherwise it waits in a bounded queue (--max-queue, --queue-timeout: then HTTP clients get 503 with Retry-After, TCP clients a close). When clients wait and no capacity is coming, the edge runs the start command given after -- (an argument array, never a shell string) with ELASTIC_EDGE, ELASTIC_ROUTE, ELASTIC_EDGE_TOKEN (a token for that route only) and ELASTIC_INSTANCE in its environment, rate-limited and within --min/--max-instances; nodes it started that stay idle for --idle-timeout are stopped. Serves the status socket edge.<name>.sock (per-route queued, active, capacity, nodes, starts, timeouts, wait p50/p99; drain action). On SIGINT/SIGTERM it stops accepting, answers queued clients, lets clients in flight finish (--stop-grace), then stops the instances it started. See docs/proxy.md.`;
+  static override description = `Listens for clients (per-port routes with -p, HTTP Host routing with --http-port, TLS SNI passthrough with --tls-port; with --warm haproxy, the default, an HAProxy it drives owns these ports and connects clients straight to the apps of nodes on this host once a route is warm, the edge holding only what HAProxy cannot place) and for nodes (--node-port, 127.0.0.1 by default, HMAC-authenticated with the shared token from $ELASTIC_EDGE_TOKEN or --token-file). A client goes to an idle pull connection of a node of its route; otherwise it waits in a bounded queue (--max-queue, --queue-timeout: then HTTP clients get 503 with Retry-After, TCP clients a close). When clients wait and no capacity is coming, the edge runs the start command given after -- (an argument array, never a shell string) with ELASTIC_EDGE, ELASTIC_ROUTE, ELASTIC_EDGE_TOKEN (a token for that route only) and ELASTIC_INSTANCE in its environment, rate-limited and within --min/--max-instances; nodes it started that stay idle for --idle-timeout are stopped. Serves the status socket edge.<name>.sock (per-route queued, active, capacity, nodes, starts, timeouts, wait p50/p99; drain action). On SIGINT/SIGTERM it stops accepting, answers queued clients, lets clients in flight finish (--stop-grace), then stops the instances it started. See docs/proxy.md.`;
   static override examples = [
     '<%= config.bin %> proxy edge -p 8080 -- <%= config.bin %> proxy node -- node server.js',
     '<%= config.bin %> proxy edge -p 8080 --max-instances 4 --idle-timeout 300 -- <%= config.bin %> proxy node --concurrency 8 -- ./app',
@@ -42,6 +42,7 @@ export default class ProxyEdge extends BaseCommand {
     'header-timeout': secondsFlag({ description: 'seconds to receive an HTTP request head or TLS ClientHello', default: 10_000 }),
     'header-max': Flags.integer({ description: 'largest request head / ClientHello, bytes', default: 16_384, min: 512, max: 1_048_576 }),
     name: Flags.string({ description: 'status socket name (default: the first client port)' }),
+    warm: Flags.string({ description: 'haproxy: an HAProxy owns the client ports and connects clients straight to local apps once a route is warm; off: every client goes through the edge', options: ['haproxy', 'off'], default: 'haproxy' }),
   };
 
   async run(): Promise<void> {
@@ -89,6 +90,7 @@ export default class ProxyEdge extends BaseCommand {
         startCommand: command.length ? command : undefined,
         startTimeoutMs: flags['start-timeout'],
         stopGraceMs: flags['stop-grace'],
+        warm: flags.warm as 'haproxy' | 'off',
         name: flags.name,
         logger,
       },

@@ -13,5 +13,6 @@ export function validateMeta(raw: unknown): NodeMeta | string {
   if (typeof m.pid !== 'number' || !Number.isInteger(m.pid) || m.pid < 0) return 'invalid pid';
   if (m.instance !== undefined && (typeof m.instance !== 'string' || !isIdent(m.instance))) return 'invalid instance';
   if (m.app !== undefined && (typeof m.app !== 'string' || !/^[0-9A-Za-z.:[\]-]{1,80}$/.test(m.app))) return 'invalid app address';
-  return { node: m.node, route: m.route, concurrency: m.concurrency, pid: m.pid, instance: m.instance as string | undefined, app: m.app as string | undefined };
+  if (m.selfIdle !== undefined && typeof m.selfIdle !== 'boolean') return 'invalid selfIdle';
+  return { selfIdle: m.selfIdle === true || undefined, node: m.node, route: m.route, concurrency: m.concurrency, pid: m.pid, instance: m.instance as string | undefined, app: m.app as string | undefined };
 }

@@ -1,6 +1,6 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import type { Logger } from '../runtime/logger.js';
 import { backoffMs } from '../runtime/clock.js';
 import { authPayload, encodeFrame, FrameReader, FrameType, ProtocolError, verifyWelcome } from './protocol.js';
@@ -86,20 +86,17 @@ export class EdgeNode {
   /** Start the app and the pull connections; resolves once the app accepts connections. */
   async start(): Promise<void> {
     this.appPort = this.cfg.appPort || (await freePort(this.cfg.appHost));
-    const child = execa(this.cfg.command[0]!, this.cfg.command.slice(1), {
-      env: appEnv(process.env, this.appPort, this.cfg.route),
-      extendEnv: false,
-      stdin: 'ignore',
-      stdout: 2,
-      stderr: 2,
-      reject: false,
-      buffer: false,
+    // node:child_process, not execa: the node is on a waiting client's path (cold start), and
+    // loading execa was a third of its start-up.
+    const child = spawn(this.cfg.command[0]!, this.cfg.command.slice(1), { env: appEnv(process.env, this.appPort, this.cfg.route), stdio: ['ignore', 2, 2] });
+    const exited = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) => {
+      child.once('exit', (exitCode, sig) => resolve({ exitCode, signal: sig }));
+      child.once('error', () => resolve({ exitCode: null, signal: null }));
     });
     if (child.pid === undefined) {
-      await child;
+      await exited;
       throw new Error(`cannot start ${this.cfg.command[0]}`);
     }
-    const exited = child.then((r) => r);
     this.app = { pid: child.pid, exited };
     void exited.then((r) => {
       if (this.state !== 'stopping' && this.state !== 'stopped') {
@@ -304,7 +301,7 @@ export class EdgeNode {
     try {
       const challenge = await reader.next(this.cfg.handshakeTimeoutMs);
       if (challenge.type !== FrameType.challenge || challenge.payload.length !== 32) throw new ProtocolError('expected CHALLENGE', 'unexpected');
-      const meta = { node: this.id, route: this.cfg.route, concurrency: this.cfg.concurrency, pid: process.pid, instance: this.cfg.instance, app: `${this.cfg.appHost}:${this.appPort}` };
+      const meta = { node: this.id, route: this.cfg.route, concurrency: this.cfg.concurrency, pid: process.pid, instance: this.cfg.instance, app: `${this.cfg.appHost}:${this.appPort}`, ...(this.cfg.idleTimeoutMs > 0 ? { selfIdle: true } : {}) };
       const { payload, nodeNonce } = authPayload(this.cfg.token, challenge.payload, meta);
       sock.write(encodeFrame(FrameType.auth, payload));
       const answer = await reader.next(this.cfg.handshakeTimeoutMs);
@@ -363,6 +360,6 @@ export async function waitForPort(host: string, port: number, timeoutMs: number,
     });
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`the app did not accept connections on ${host}:${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 10)); // a client is waiting for this app (cold start)
   }
 }

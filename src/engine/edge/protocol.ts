@@ -58,6 +58,8 @@ export interface NodeMeta {
   pid: number;
   instance?: string; // ELASTIC_INSTANCE when the edge started this node
   app?: string; // "address:port" of the app, for drain by endpoint
+  /** The node stops itself after its own idle timeout: it only counts clients it carries, so it stays on the pull path. */
+  selfIdle?: boolean;
 }
 
 /** What the edge tells a node about a client it hands over. */

@@ -44,10 +44,31 @@ export interface NodeRec {
   stopping: boolean;
   /** Instance id when this edge started the node. */
   instance?: string;
+  /** On the warm path: its app is a server slot of the edge's HAProxy (see warm-routes.ts). */
+  warm?: WarmSlot;
   goneTimer: NodeJS.Timeout | null;
 }
 
+/** A node on the warm path: `active` is then HAProxy's count of its app's sessions. */
+export interface WarmSlot {
+  readonly slot: number;
+  state: 'enabling' | 'on' | 'off';
+  /** Stopping: STOP is sent once HAProxy carries no session to the app any more. */
+  stopWhenDrained: boolean;
+  /** STOP may go out on the node's pull connections. */
+  stopDue: boolean;
+  stot: number;
+}
+
+/** Which path a route's clients take: HAProxy straight to a local app, the edge to pulling nodes, or held (no instance). */
+export type RoutePath = 'warm' | 'pull' | 'cold';
+
 export interface RouteView {
+  path: RoutePath;
+  /** Clients HAProxy queues for the route (warm path). */
+  warmQueued: number;
+  /** Held clients the edge handed to HAProxy (cold start, overflow). */
+  forwarded: number;
   queued: number;
   active: number;
   capacity: number;
@@ -64,7 +85,7 @@ export interface RouteView {
   requeued: number;
   waitP50Ms: number;
   waitP99Ms: number;
-  nodeList: Array<{ id: string; pid: number; app?: string; concurrency: number; active: number; idle: number; served: number; draining: boolean; stopping: boolean; managed: boolean }>;
+  nodeList: Array<{ id: string; pid: number; app?: string; concurrency: number; active: number; idle: number; served: number; draining: boolean; stopping: boolean; managed: boolean; warm: boolean }>;
 }
 
 /** Everything the edge knows about one route: its queue, its idle pull connections, its nodes. */
@@ -85,6 +106,9 @@ export class RouteState {
   timeouts = 0;
   rejected = 0;
   requeued = 0;
+  /** Held clients handed to HAProxy's warm entry. */
+  forwarded = 0;
+  warmQueued = 0;
   slotsPerInstance = 1;
   bucket: StartBucket;
   backoffUntil = 0;
@@ -131,11 +155,20 @@ export class RouteState {
     return [...this.nodes.values()].filter((n) => !n.stopping && n.conns.size > 0);
   }
 
+  path(): RoutePath {
+    const live = this.liveNodes();
+    if (live.some((n) => n.warm?.state === 'on')) return 'warm';
+    return live.length ? 'pull' : 'cold';
+  }
+
   view(instances: number): RouteView {
     const live = this.liveNodes();
     return {
+      path: this.path(),
+      warmQueued: this.warmQueued,
+      forwarded: this.forwarded,
       queued: this.queue.size,
-      active: this.active,
+      active: this.active + live.reduce((s, n) => s + (n.warm ? n.active : 0), 0),
       capacity: live.reduce((s, n) => s + (n.draining ? 0 : n.meta.concurrency), 0),
       idle: this.idle,
       nodes: live.length,
@@ -161,6 +194,7 @@ export class RouteState {
         draining: n.draining,
         stopping: n.stopping,
         managed: n.instance !== undefined,
+        warm: n.warm?.state === 'on',
       })),
     };
   }

@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { printable } from '../model/validate.js';
 import { encodeJson, FrameType, ProtocolError, type Frame } from './protocol.js';
 import { drop } from './pipe.js';
@@ -98,6 +98,8 @@ export abstract class EdgeClients extends EdgeNodes {
     }
     this.watchQueued(c, this.cfg.queueTimeoutMs);
     this.evaluate(r);
+    // HAProxy sent it here because the route had no free slot: it goes back as slots free up.
+    if (this.warm?.on(r)) void this.pumpWarm(r);
   }
 
   /** While queued: a timeout, and notice a client that gives up. TCP bytes are read (bounded). */
@@ -263,6 +265,11 @@ export abstract class EdgeClients extends EdgeNodes {
       drop(conn.sock);
     };
     conn.link.attach({ onFrame: broken, onData: broken });
+    // A warm node's app gets its clients from HAProxy: its pull connections only wait for STOP.
+    if (node.warm && !node.warm.stopDue) {
+      conn.state = 'held';
+      return;
+    }
     if (node.draining || node.stopping) {
       conn.state = 'held';
       // A link back from its client while the node is being stopped: it gets the STOP now.
@@ -273,5 +280,57 @@ export abstract class EdgeClients extends EdgeNodes {
       if (!c.sock.destroyed) return this.handoff(c, conn);
     }
     r.pushIdle(conn);
+  }
+
+  private readonly pumping = new Set<RouteState>();
+
+  /**
+   * Hand a warm route's held clients to HAProxy's entry for the route as its slots free up (read
+   * from HAProxy's stats while clients are held), so HAProxy's maxconn stays the one
+   * limit on the apps. They stay in the edge's queue until then: the queue bound, the queue
+   * timeout and its 503 + Retry-After hold as on the pull path.
+   */
+  protected override async pumpWarm(r: RouteState): Promise<void> {
+    const warm = this.warm;
+    if (!warm || this.pumping.has(r)) return;
+    this.pumping.add(r);
+    try {
+      // 10 ms while slots free up, backing off to 100 ms while none does (long-lived connections).
+      for (let delay = 10; r.queue.size && warm.on(r) && !this.closing; ) {
+        await warm.refresh([r]).catch(() => {});
+        const before = r.queue.size;
+        for (let free = warm.free(r); free > 0 && r.queue.size; free--) {
+          const c = r.queue.shift()!;
+          if (!c.sock.destroyed) this.forward(c, warm.entries.get(r.name)!);
+        }
+        delay = r.queue.size < before ? 10 : Math.min(100, delay * 2);
+        if (r.queue.size) await new Promise((res) => setTimeout(res, delay));
+      }
+    } finally {
+      this.pumping.delete(r);
+    }
+  }
+
+  /** A held client to HAProxy's warm entry, with the bytes read so far; then a plain pipe. */
+  private forward(c: Client, port: number): void {
+    const r = c.route!;
+    this.unwatch(c);
+    r.forwarded++;
+    r.wait.add(Date.now() - c.arrived);
+    const up = connect({ host: '127.0.0.1', port, noDelay: true, allowHalfOpen: true });
+    for (const chunk of c.chunks) up.write(chunk);
+    c.chunks = [];
+    const sock = c.sock;
+    const abort = () => {
+      drop(up);
+      drop(sock);
+    };
+    up.on('error', abort);
+    sock.on('error', abort);
+    up.on('close', (hadError) => hadError && abort());
+    sock.on('close', (hadError) => hadError && abort());
+    sock.pipe(up);
+    up.pipe(sock);
+    sock.resume();
   }
 }

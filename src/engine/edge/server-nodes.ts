@@ -9,6 +9,7 @@ import type { NodeRec, PullConn, RouteState } from './route.js';
 import type { Instance, Instances } from './instances.js';
 import { validateMeta } from './meta.js';
 import type { EdgeConfig, EdgeCounters } from './server.js';
+import type { WarmRoutes } from './warm-routes.js';
 
 /**
  * The node side of the edge server: the state both sides share, the node handshake (challenge,
@@ -27,6 +28,8 @@ export abstract class EdgeNodes {
   readonly routes = new Map<string, RouteState>();
   readonly counters: EdgeCounters = { nodeHandshakes: 0, authFailures: 0, handshakeTimeouts: 0, garbled: 0, nodesRefused: 0, headerTimeouts: 0, badRequests: 0, noRoute: 0 };
   protected instances: Instances | null = null;
+  /** The warm path (HAProxy straight to local apps), when enabled. */
+  protected warm: WarmRoutes | null = null;
   protected closing = false;
   protected readonly log: Logger;
   private pendingHandshakes = 0;
@@ -38,6 +41,20 @@ export abstract class EdgeNodes {
 
   /** A pull connection is ready: serve the oldest waiting client, or keep it idle. */
   protected abstract offer(conn: PullConn): void;
+
+  /** Hand a warm route's held clients to HAProxy as it has free slots. */
+  protected abstract pumpWarm(r: RouteState): Promise<void>;
+
+  /** From WarmRoutes: a node's slot is on (or fell back to the pull path), or it may get STOP now. */
+  protected warmChanged(node: NodeRec, what: 'on' | 'stop'): void {
+    if (what === 'stop') {
+      const stop = encodeJson(FrameType.stop, { reason: 'stopping' });
+      for (const c of node.conns) if (c.state !== 'busy') c.sock.write(stop);
+      return;
+    }
+    if (!node.warm) for (const c of node.conns) if (c.state === 'held') this.offer(c); // back on the pull path
+    void this.pumpWarm(node.route);
+  }
 
   protected async onNode(sock: Socket): Promise<void> {
     sock.on('error', () => {});
@@ -90,7 +107,7 @@ export abstract class EdgeNodes {
     };
     const r = this.routes.get(meta.route);
     if (!r) return refuse('route');
-    const node = this.nodeFor(r, meta);
+    const node = this.nodeFor(r, meta, sock.remoteAddress);
     if (node.stopping) return refuse('stopping');
     // Never more pull connections than the node's concurrency: a slot is a slot.
     if (node.conns.size >= node.meta.concurrency) return refuse('busy');
@@ -106,11 +123,12 @@ export abstract class EdgeNodes {
     this.offer(conn);
   }
 
-  private nodeFor(r: RouteState, meta: NodeMeta): NodeRec {
+  private nodeFor(r: RouteState, meta: NodeMeta, remote: string | undefined): NodeRec {
     let node = r.nodes.get(meta.node);
     if (node) {
       if (node.goneTimer) clearTimeout(node.goneTimer);
       node.goneTimer = null;
+      if (node.warm && !node.draining) this.warm?.enable(node); // back after a lost connection
       return node;
     }
     node = { id: meta.node, meta, route: r, conns: new Set(), joined: Date.now(), active: 0, served: 0, idleSince: Date.now(), draining: false, stopping: false, goneTimer: null };
@@ -123,7 +141,8 @@ export abstract class EdgeNodes {
     }
     r.slotsPerInstance = meta.concurrency;
     r.nodes.set(node.id, node);
-    this.log.info('node joined', { route: r.name, node: node.id, pid: meta.pid, concurrency: meta.concurrency, app: meta.app });
+    if (!this.closing) this.warm?.join(node, remote);
+    this.log.info('node joined', { route: r.name, node: node.id, pid: meta.pid, concurrency: meta.concurrency, app: meta.app, path: node.warm ? 'warm' : 'pull' });
     this.cfg.onEvent?.('added', `node ${node.id} pid ${meta.pid} (${meta.concurrency} slots)`, r.name);
     return node;
   }
@@ -139,6 +158,9 @@ export abstract class EdgeNodes {
     }
     conn.state = 'held';
     node.conns.delete(conn);
+    // A warm node's pull connections carry no client, so none closes between clients: with all
+    // gone the node (and likely its app) is: HAProxy must not send it one more client meanwhile.
+    if (node.warm && node.conns.size === 0 && !node.stopping) void this.warm?.disable(node);
     if (node.conns.size === 0 && !node.goneTimer) {
       // A node re-opens a slot right after each client: only a node that stays away is gone.
       node.goneTimer = setTimeout(() => this.removeNode(node, 'disconnected'), node.stopping ? 0 : 1500);
@@ -153,6 +175,7 @@ export abstract class EdgeNodes {
     node.goneTimer = null;
     if (r.nodes.get(node.id) !== node) return;
     for (const c of node.conns) drop(c.sock);
+    this.warm?.leave(node);
     r.nodes.delete(node.id);
     this.log.info('node left', { route: r.name, node: node.id, reason: why });
     this.cfg.onEvent?.('removed', `node ${node.id} ${why}`, r.name);
@@ -175,10 +198,11 @@ export abstract class EdgeNodes {
     const d = decideScale(
       {
         now,
-        queued: r.queue.size,
+        queued: r.queue.size + r.warmQueued,
         oldestWaitMs: head ? now - head.arrived : 0,
         reconnectingSlots: reconnecting,
-        pendingStarts: r.pending.size,
+        // While clients wait: a warm node being enabled, or with slots the pump is about to fill, is capacity on its way.
+        pendingStarts: r.pending.size + (r.queue.size === 0 ? 0 : live.filter((n) => n.warm && !n.draining && (n.warm.state === 'enabling' || (n.warm.state === 'on' && n.active < n.meta.concurrency))).length),
         slotsPerInstance: r.slotsPerInstance,
         instances: live.length + r.pending.size,
         idleNodes: live.filter((n) => n.active === 0 && !n.draining).map((n) => ({ id: n.id, idleSince: n.idleSince, managed: n.instance !== undefined })),
@@ -241,10 +265,13 @@ export abstract class EdgeNodes {
     }
   }
 
-  private stopNode(node: NodeRec, why: string): void {
+  protected stopNode(node: NodeRec, why: string): void {
     if (node.stopping) return;
     node.stopping = true;
     node.route.stops++;
+    this.log.info('stopping node', { route: node.route.name, node: node.id, reason: why });
+    this.cfg.onEvent?.('scale', `stop node ${node.id}: ${why}`, node.route.name);
+    if (node.warm && this.warm) return this.warm.stop(node); // STOP once HAProxy carries nothing to it
     const stop = encodeJson(FrameType.stop, { reason: why });
     for (const c of node.conns) {
       if (c.state === 'idle') node.route.removeIdle(c);
@@ -253,7 +280,5 @@ export abstract class EdgeNodes {
         c.sock.write(stop);
       }
     }
-    this.log.info('stopping node', { route: node.route.name, node: node.id, reason: why });
-    this.cfg.onEvent?.('scale', `stop node ${node.id}: ${why}`, node.route.name);
   }
 }

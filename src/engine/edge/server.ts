@@ -2,9 +2,11 @@ import { createServer, type Server } from 'node:net';
 import type { Logger } from '../runtime/logger.js';
 import type { ScalePolicy } from './policy.js';
 import { drop } from './pipe.js';
-import { RouteState, type RouteView } from './route.js';
+import { RouteState, type NodeRec, type RouteView } from './route.js';
 import { Instances } from './instances.js';
 import { EdgeClients } from './server-clients.js';
+import { WarmPath } from './warm.js';
+import { WarmRoutes } from './warm-routes.js';
 
 /**
  * The edge: holds client connections and hands each to an idle pull connection of a node of its
@@ -41,6 +43,8 @@ export interface EdgeConfig {
   startCommand?: readonly string[];
   startTimeoutMs: number;
   stopGraceMs: number;
+  /** The warm path: an HAProxy (this binary) owns the client ports; its config and socket go in a private directory under `dir`. */
+  warm?: { bin: string; dir: string };
   logger: Logger;
   onEvent?: (type: string, message: string, route?: string) => void;
 }
@@ -85,16 +89,55 @@ export class EdgeServer extends EdgeClients {
         this.onInstanceExit(i, code, sig),
       );
     }
+    const edgePorts: number[] = [];
     for (const l of this.cfg.listeners) {
       const server = createServer({ noDelay: true, allowHalfOpen: true, pauseOnConnect: l.kind === 'tcp' }, (s) => this.onClient(s, l));
       this.servers.push(server);
-      this.clientPorts.push(await listen(server, this.cfg.address, l.port));
+      // Warm path: HAProxy owns the client port and sends the edge what it cannot serve.
+      edgePorts.push(await listen(server, this.cfg.warm ? '127.0.0.1' : this.cfg.address, this.cfg.warm ? 0 : l.port));
     }
+    if (this.cfg.warm) await this.startWarm(this.cfg.warm, edgePorts);
+    else this.clientPorts.push(...edgePorts);
+    let refreshing = false;
     this.ticker = setInterval(() => {
-      for (const r of this.routes.values()) this.evaluate(r);
+      if (!this.warm) {
+        for (const r of this.routes.values()) this.evaluate(r);
+        return;
+      }
+      if (refreshing) return;
+      refreshing = true;
+      void this.warm
+        .refresh(this.routes.values())
+        .catch((err: Error) => this.log.debug('haproxy stats', { reason: err.message }))
+        .finally(() => {
+          refreshing = false;
+          for (const r of this.routes.values()) this.evaluate(r);
+        });
     }, 250);
     this.ticker.unref();
     for (const r of this.routes.values()) this.evaluate(r);
+  }
+
+  private async startWarm(opts: { bin: string; dir: string }, edgePorts: number[]): Promise<void> {
+    const ports = await freePorts(this.cfg.address, this.cfg.listeners.map((l) => l.port));
+    const entries = new Map<string, number>();
+    const loopback = await freePorts('127.0.0.1', [...this.routes.keys()].map(() => 0));
+    [...this.routes.keys()].forEach((r, i) => entries.set(r, loopback[i]!));
+    const path = new WarmPath(this.log, opts.bin);
+    const perRoute = Math.min(256, this.cfg.policy.maxInstances + 8);
+    this.warm = new WarmRoutes(path, entries, perRoute, this.log, (n, what) => this.warmChanged(n, what));
+    await path.start(opts.dir, {
+      listeners: this.cfg.listeners.map((l, i) => ({ ...l, port: ports[i]! })),
+      address: this.cfg.address,
+      edgePorts,
+      hosts: this.cfg.hosts,
+      defaultRoute: this.cfg.defaultRoute,
+      entries,
+      slots: perRoute,
+      queueTimeoutMs: this.cfg.queueTimeoutMs,
+      headerTimeoutMs: this.cfg.headerTimeoutMs,
+    });
+    this.clientPorts.push(...ports);
   }
 
   /**
@@ -114,11 +157,20 @@ export class EdgeServer extends EdgeClients {
   private async shutdown(): Promise<void> {
     this.closing = true;
     if (this.ticker) clearInterval(this.ticker);
+    const deadline = Date.now() + this.cfg.stopGraceMs;
+    // HAProxy stops listening at once and lets its connections finish (a soft stop).
+    const haproxyDone = this.warm?.path.softStop(deadline);
     for (const s of [...this.servers, this.nodeServer]) s?.close();
     for (const r of this.routes.values()) for (let c = r.queue.shift(); c; c = r.queue.shift()) this.refuse(c, 'edge stopping');
-    const deadline = Date.now() + this.cfg.stopGraceMs;
     const nodes = [...this.routes.values()].flatMap((r) => [...r.nodes.values()]);
-    for (const n of nodes) this.retire(n);
+    for (const n of nodes) if (!n.warm) this.retire(n);
+    // A warm node's app serves HAProxy's connections: it is stopped once HAProxy is done with them.
+    await haproxyDone;
+    if (this.warm && !this.warm.path.exited) {
+      this.log.warn('clients still served at the end of --stop-grace; closing them', { clients: nodes.reduce((sum, n) => sum + (n.warm ? n.active : 0), 0), path: 'warm' });
+      await this.warm.path.close();
+    }
+    for (const n of nodes) if (n.warm) this.retireWarm(n);
     // Instances still starting carry no client: nothing to wait for.
     for (const i of this.instances?.all() ?? []) if (!i.connected) void this.instances!.stop(i.id, KILL_AFTER_MS);
     const busy = () => [...this.routes.values()].reduce((sum, r) => sum + r.active, 0);
@@ -126,6 +178,20 @@ export class EdgeServer extends EdgeClients {
     if (busy() > 0) this.log.warn('clients still served at the end of --stop-grace; closing them', { clients: busy() });
     await this.instances?.stopAll(KILL_AFTER_MS);
     for (const n of nodes) for (const c of n.conns) drop(c.sock);
+    await this.warm?.path.close();
+  }
+
+  private retireWarm(n: NodeRec): void {
+    n.warm!.stopDue = true;
+    if (n.instance === undefined) for (const c of n.conns) drop(c.sock);
+    else {
+      n.stopping = true;
+      this.warmChanged(n, 'stop');
+    }
+  }
+
+  get warmPid(): number | undefined {
+    return this.warm?.path.pid;
   }
 
   view(): Record<string, RouteView> {
@@ -139,6 +205,10 @@ export class EdgeServer extends EdgeClients {
     const nodes = [...this.routes.values()].flatMap((r) => [...r.nodes.values()]).filter((n) => n.id === match.node || (match.app !== undefined && n.meta.app === match.app));
     for (const n of nodes) {
       n.draining = !undrain;
+      if (n.warm) {
+        if (undrain) this.warm?.enable(n);
+        else void this.warm?.disable(n);
+      }
       for (const c of n.conns) {
         if (undrain && c.state === 'held' && !n.stopping) this.offer(c);
         else if (!undrain && c.state === 'idle') {
@@ -149,8 +219,25 @@ export class EdgeServer extends EdgeClients {
     }
     const remaining = () => nodes.reduce((s, n) => s + n.active, 0);
     const deadline = Date.now() + timeoutMs;
+    // Warm nodes: `active` is HAProxy's count, read by the tick after the slot is off.
+    if (!undrain && nodes.some((n) => n.warm)) await new Promise((res) => setTimeout(res, 300));
     while (!undrain && remaining() > 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
     return { drained: remaining() === 0, remaining: remaining(), nodes: nodes.length };
+  }
+}
+
+/**
+ * Ports HAProxy will bind, each checked free by binding it here first (HAProxy binds with
+ * SO_REUSEPORT and would silently share a port another process holds); 0 picks a free one.
+ */
+async function freePorts(address: string, wanted: readonly number[]): Promise<number[]> {
+  const probes = wanted.map(() => createServer());
+  try {
+    const out: number[] = [];
+    for (const [i, p] of wanted.entries()) out.push(await listen(probes[i]!, address, p));
+    return out;
+  } finally {
+    await Promise.all(probes.map((probe) => new Promise((res) => (probe.listening ? probe.close(res) : res(null)))));
   }
 }
 

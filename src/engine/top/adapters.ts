@@ -215,7 +215,7 @@ const render: ServiceAdapter = (service, content) => {
 const edge: ServiceAdapter = (service, content) => {
   const s = genericService(service, content, 'edge', 'route');
   const c = isObj(content) ? content : {};
-  return { ...s, detail: facts(c, [['idle', 'idle'], ['instances', 'instances'], ['pending', 'pending'], ['rejected', 'rejected'], ['requeued', 'requeued'], ['start failures', 'startFailures']]) };
+  return { ...s, detail: facts(c, [['path', 'path'], ['haproxy queued', 'warmQueued'], ['idle', 'idle'], ['instances', 'instances'], ['pending', 'pending'], ['rejected', 'rejected'], ['requeued', 'requeued'], ['start failures', 'startFailures']]) };
 };
 
 /** node (src/engine/edge/node.ts NodeView): one process serving a route; shown as one backend, its app. */

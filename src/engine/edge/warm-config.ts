@@ -1,0 +1,104 @@
+import type { EdgeListener } from './server.js';
+
+/**
+ * The HAProxy config of the warm path (pure): HAProxy owns the client ports; a connection whose
+ * route has a free slot on a warm server (a local node's app port, `maxconn` = the node's
+ * concurrency) goes straight to the app; everything else (a cold or full route, an unknown host,
+ * a bad request head, a slow one) goes to the edge's own listener of the same kind, which holds,
+ * queues, answers and scales as without HAProxy. Membership changes are runtime API commands on
+ * pre-declared server slots (`server-template`), never a reload.
+ */
+export interface WarmConfigInput {
+  /** Public client listeners (HAProxy binds these), in the edge's order. */
+  listeners: ReadonlyArray<EdgeListener & { port: number }>;
+  address: string;
+  /** The edge's internal listener port for each client listener (same order). */
+  edgePorts: readonly number[];
+  /** Host (exact or `*.parent`, lower case) -> route. */
+  hosts: ReadonlyMap<string, string>;
+  defaultRoute?: string;
+  /** Route -> the loopback port of its warm entry (the edge hands held clients to HAProxy there). */
+  entries: ReadonlyMap<string, number>;
+  slots: number;
+  queueTimeoutMs: number;
+  headerTimeoutMs: number;
+  statsSocket: string;
+  /** HAProxy's global maxconn (each connection may take two descriptors: client and server). */
+  maxconn: number;
+}
+
+/** A maxconn HAProxy can start with under a hard descriptor limit (it refuses to start otherwise). */
+export function maxconnFor(hardNofile: number | null): number {
+  if (hardNofile === null) return 8000;
+  return Math.max(256, Math.min(8000, Math.floor((hardNofile - 200) / 2)));
+}
+
+/** A host name HAProxy may match on: what normaliseHost can return, with an optional `*.`. */
+export const WARM_HOST = /^(\*\.)?[a-z0-9_](?:[a-z0-9_-]*)(?:\.[a-z0-9_-]+)*$/;
+
+export const backendOf = (route: string) => `r_${route}`;
+export const serverOf = (slot: number) => `n${slot}`;
+
+const bindOf = (address: string, port: number) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
+
+/** Host rules in matchHost's order: exact names, then wildcards from the longest parent. */
+export function hostRules(hosts: ReadonlyMap<string, string>): Array<{ acl: string; route: string }> {
+  const exact = [...hosts].filter(([h]) => !h.startsWith('*.'));
+  const wild = [...hosts].filter(([h]) => h.startsWith('*.')).sort((a, b) => b[0].length - a[0].length || a[0].localeCompare(b[0]));
+  return [...exact.map(([h, r]) => ({ acl: `-m str ${h}`, route: r })), ...wild.map(([h, r]) => ({ acl: `-m end ${h.slice(1)}`, route: r }))];
+}
+
+export function warmConfig(i: WarmConfigInput): string {
+  const s = (ms: number) => `${Math.max(1, Math.ceil(ms))}ms`;
+  const out: string[] = [
+    '# written by elastic proxy edge (warm path); do not edit',
+    'global',
+    `  maxconn ${i.maxconn}`,
+    `  stats socket ${i.statsSocket} mode 600 level admin`,
+    'defaults',
+    '  mode tcp',
+    '  timeout connect 2s',
+    // Long-lived connections (WebSocket, streaming) are the app's business, as through the edge.
+    '  timeout client 1d',
+    '  timeout server 1d',
+    '  timeout tunnel 1d',
+    // A node killed with -9: the connect to its app fails and the client goes to another slot.
+    '  retries 2',
+    '  option redispatch',
+    '',
+  ];
+  const routes = [...i.entries.keys()];
+  i.listeners.forEach((l, n) => {
+    out.push(`frontend c${n}`, `  bind ${bindOf(i.address, l.port)}`, `  default_backend e${n}`);
+    for (const r of routes) out.push(`  acl warm_${r} be_conn_free(${backendOf(r)}) gt 0`);
+    if (l.kind === 'tcp') {
+      const r = l.route ?? 'default';
+      out.push(`  use_backend ${backendOf(r)} if warm_${r}`);
+    } else {
+      const fetch = l.kind === 'http' ? 'req.hdr(host),field(1,:),lower' : 'req.ssl_sni,lower';
+      const ready = l.kind === 'http' ? 'HTTP' : '{ req.ssl_hello_type 1 }';
+      out.push(`  tcp-request inspect-delay ${s(i.headerTimeoutMs)}`, `  tcp-request content accept if ${ready}`);
+      // An unknown host falls through to the edge (404 or its default route) unless warm.
+      hostRules(i.hosts).forEach((h, k) => {
+        out.push(`  acl host${k} ${fetch} ${h.acl}`, `  use_backend ${backendOf(h.route)} if host${k} warm_${h.route}`, `  use_backend e${n} if host${k}`);
+      });
+      if (i.defaultRoute) out.push(`  use_backend ${backendOf(i.defaultRoute)} if warm_${i.defaultRoute}`);
+    }
+    out.push(`backend e${n}`, `  server edge 127.0.0.1:${i.edgePorts[n]}`, '');
+  });
+  for (const r of routes) {
+    out.push(
+      `frontend w_${r}`,
+      `  bind 127.0.0.1:${i.entries.get(r)}`,
+      `  default_backend ${backendOf(r)}`,
+      `backend ${backendOf(r)}`,
+      // Fill the first servers: the others go idle and are scaled down.
+      '  balance first',
+      `  timeout queue ${s(i.queueTimeoutMs)}`,
+      // maxconn 1 until the edge sets the node's concurrency: a slot is never unlimited.
+      `  server-template n 1-${i.slots} 127.0.0.1:1 disabled maxconn 1`,
+      '',
+    );
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { hostRules, maxconnFor, warmConfig, WARM_HOST } from '../../src/engine/edge/warm-config.js';
+import { parseNodeArgv } from '../../src/proxy-node-fast.js';
+
+describe('warm path: HAProxy config (pure)', () => {
+  it('host rules follow matchHost: exact names, then wildcards from the longest parent', () => {
+    const hosts = new Map([
+      ['*.example.com', 'b'],
+      ['www.example.com', 'a'],
+      ['*.api.example.com', 'c'],
+    ]);
+    expect(hostRules(hosts)).toEqual([
+      { acl: '-m str www.example.com', route: 'a' },
+      { acl: '-m end .api.example.com', route: 'c' },
+      { acl: '-m end .example.com', route: 'b' },
+    ]);
+  });
+
+  it('a route goes to HAProxy only with a free slot; otherwise to the edge listener of the same kind', () => {
+    const text = warmConfig({
+      listeners: [
+        { kind: 'tcp', port: 8080, route: 'raw' },
+        { kind: 'http', port: 8081 },
+      ],
+      address: '127.0.0.1',
+      edgePorts: [40001, 40002],
+      hosts: new Map([['web.test', 'web']]),
+      defaultRoute: 'raw',
+      entries: new Map([
+        ['raw', 41001],
+        ['web', 41002],
+      ]),
+      slots: 3,
+      queueTimeoutMs: 30_000,
+      headerTimeoutMs: 10_000,
+      statsSocket: '/run/x/haproxy.sock',
+      maxconn: 8000,
+    });
+    const section = (name: string) => text.split('\n\n').find((b) => b.includes(`frontend ${name}\n`) || b.startsWith(`frontend ${name}\n`)) ?? '';
+    expect(section('c0')).toContain('  bind 127.0.0.1:8080\n  default_backend e0');
+    expect(section('c0')).toContain('  use_backend r_raw if warm_raw');
+    expect(section('c0')).toContain('backend e0\n  server edge 127.0.0.1:40001');
+    expect(section('c1').split('\n').filter((l) => l.includes('host0') || l.includes('inspect') || l.includes('accept') || l.startsWith('  use_backend'))).toEqual([
+      '  tcp-request inspect-delay 10000ms',
+      '  tcp-request content accept if HTTP',
+      '  acl host0 req.hdr(host),field(1,:),lower -m str web.test',
+      '  use_backend r_web if host0 warm_web',
+      '  use_backend e1 if host0',
+      '  use_backend r_raw if warm_raw',
+    ]);
+    expect(text).toContain('  acl warm_web be_conn_free(r_web) gt 0');
+    expect(text).toContain('frontend w_web\n  bind 127.0.0.1:41002\n  default_backend r_web\nbackend r_web\n  balance first\n  timeout queue 30000ms\n  server-template n 1-3 127.0.0.1:1 disabled maxconn 1');
+  });
+
+  it.each([
+    [null, 8000],
+    [1_048_576, 8000],
+    [20_000, 8000],
+    [4096, 1948],
+    [1024, 412],
+    [256, 256],
+  ])('maxconn under a hard descriptor limit of %s: %s', (limit, want) => expect(maxconnFor(limit)).toBe(want));
+
+  it.each([
+    ['www.example.com', true],
+    ['*.example.com', true],
+    ['a_b-c.test', true],
+    ['bad host', false],
+    ['x;y', false],
+    ['*', false],
+    ['a..b', false],
+    ['ex.com\nfrontend', false],
+  ])('host %j usable by HAProxy: %s', (host, ok) => expect(WARM_HOST.test(host)).toBe(ok));
+});
+
+describe('proxy node fast path: argv it takes, and argv left to oclif', () => {
+  it.each([
+    [['--', 'app'], { command: ['app'] }],
+    [['-c', '4', '--route', 'api', '--', 'node', 's.js', '--x'], { concurrency: 4, route: 'api', command: ['node', 's.js', '--x'] }],
+    [['--concurrency=8', '--idle-timeout', '1.5', '--log-level', 'warn', '--', 'a'], { concurrency: 8, idleTimeoutMs: 1500, logLevel: 'warn', command: ['a'] }],
+    [['--app-port', '0', '--log-json', '--', 'a'], { appPort: 0, logJson: true, command: ['a'] }],
+  ])('%j -> options', (argv, want) => expect(parseNodeArgv(argv)).toEqual(want));
+
+  it.each([
+    [['app']], // no --
+    [['--']], // no command
+    [['--help', '--', 'a']],
+    [['--json', '--', 'a']],
+    [['-c', '0', '--', 'a']],
+    [['-c', '4097', '--', 'a']],
+    [['-c', 'x', '--', 'a']],
+    [['--grace', '-1', '--', 'a']],
+    [['--grace', '90000', '--', 'a']],
+    [['--route', 'a', '--route', 'b', '--', 'a']],
+    [['--log-level', 'loud', '--', 'a']],
+    [['stray', '--', 'a']],
+    [['--edge', '--', 'a']],
+  ])('%j -> oclif', (argv) => expect(parseNodeArgv(argv)).toBeNull());
+});
