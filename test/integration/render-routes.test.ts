@@ -5,13 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderStop } from '../../src/engine/render.js';
 import { elastic } from '../support/cli.js';
 import { NamedBackends, getWithHost } from '../support/route-backends.js';
+import { LineReader } from '../support/lines.js';
+import { waitFor } from '../support/docker.js';
 
 // Issue 16 item 1 (routes on a shared bind) and item 2 (an empty service answers 503), through
 // the built binary against real HAProxy 2.6 and nginx 1.22. Ports (this area's range):
-// backends 25110-25116; binds: haproxy 25100/25102/25104/25106/25107, nginx 25101/25103/25105/25108/25109.
+// backends 25110-25116; binds: haproxy 25100/25102/25104/25106/25107/25120, nginx 25101/25103/25105/25108/25109.
 const backends = new NamedBackends();
 const BACKENDS = { api: 25110, apiv2: 25111, wild: 25112, shop: 25113, assets: 25114, web: 25115, solo: 25116 };
 let dir: string;
+let watch: ReturnType<typeof elastic> | null = null;
 const started: Array<{ instance: string; proxy: 'haproxy' | 'nginx' }> = [];
 const envOf = (instance: string) => ({ ELASTIC_STATE_DIR: join(dir, instance, 'state'), ELASTIC_RUN_DIR: join(dir, instance, 'run') });
 const PROXIES = [
@@ -36,6 +39,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (watch) {
+    watch.kill('SIGTERM');
+    await watch;
+  }
   for (const s of started) await renderStop({ instance: s.instance, proxy: s.proxy, env: envOf(s.instance), timeoutMs: 5000 }).catch(() => {});
   await backends.stop();
   await rm(dir, { recursive: true, force: true });
@@ -133,5 +140,28 @@ describe.each(PROXIES)('an empty service answers 503 with Retry-After: $proxy', 
       expect(a.headers['content-type']).toMatch(/text\/html/);
       expect(a.body).toMatch(/503 Service Unavailable.*No backend is serving this site right now/);
     }
+  });
+});
+
+describe('HAProxy: a service emptied at run time answers 503 at once, through the runtime API', () => {
+  it('the last backend leaves: a runtime pass (no reload), then 503 with Retry-After', async () => {
+    const list = join(dir, 'list.yaml');
+    await writeFile(list, `backends: ["127.0.0.1:${BACKENDS.api}"]\n`);
+    const file = join(dir, 'w.yaml');
+    await writeFile(file, `services:\n  - name: api\n    bind: 127.0.0.1:25120\n    hosts: [api.example.com]\n    select: { file: ${list} }\n`);
+    started.push({ instance: 'w-h', proxy: 'haproxy' });
+    watch = elastic(['render', '--config', file, '--instance-name', 'w-h', '--start', '--watch', '--wait', '50ms:200ms', '--min-backends', '0', '--force', '--json'], { env: envOf('w-h'), timeout: 120_000 });
+    const out = new LineReader(watch.stdout!);
+    await out.json<{ action: string }>((r) => r.action === 'start', 'HAProxy started', 30_000);
+    expect((await getWithHost(25120, 'api.example.com', '/')).body).toBe('api /');
+    const from = out.lines.length;
+    await writeFile(list, 'backends: []\n');
+    const pass = await out.json<{ action: string }>((r) => r.action !== 'none' && r.action !== 'start', 'the pass that empties the service', 30_000, from);
+    expect(pass.action).toBe('runtime');
+    const a = await waitFor(async () => {
+      const r = await getWithHost(25120, 'api.example.com', '/');
+      return r.status === 503 ? r : null;
+    }, '503 from the emptied service', 10_000, 100);
+    expect(a.headers['retry-after']).toBe('5');
   });
 });
