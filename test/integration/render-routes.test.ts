@@ -89,7 +89,7 @@ describe.each(PROXIES)('routes on one shared bind: $proxy', ({ proxy, ports }) =
     await renderConfig(proxy, `nd-${proxy[0]}`, ['services:', service('api', p, '    hosts: [api.example.com]\n'), service('assets', p, '    paths: [/static]\n'), service('shop', p, '    hosts: [shop.example.com]\n    paths: [/cart]\n')].join('\n'));
     expect((await getWithHost(p, 'api.example.com', '/x')).body).toBe('api /x');
     expect((await getWithHost(p, 'other.org', '/static/x')).body).toBe('assets /static/x');
-    for (const [host, path] of [['other.org', '/'], ['shop.example.com', '/'], ['', '/']]) {
+    for (const [host, path] of [['other.org', '/'], ['shop.example.com', '/'], ['', '/']] as const) {
       const a = await getWithHost(p, host, path);
       expect(a.status, `${host}${path}`).toBe(404);
       expect(a.headers['content-type']).toMatch(/text\/html/);
@@ -162,6 +162,6 @@ describe('HAProxy: a service emptied at run time answers 503 at once, through th
       const r = await getWithHost(25120, 'api.example.com', '/');
       return r.status === 503 ? r : null;
     }, '503 from the emptied service', 10_000, 100);
-    expect(a.headers['retry-after']).toBe('5');
+    expect(a!.headers['retry-after']).toBe('5');
   });
 });

@@ -20,7 +20,7 @@ describe('routingProblem: what cannot share a bind', () => {
     ['one host and path claimed twice', [spec('a', ['x.example.com'], ['/api']), spec('b', ['X.example.com.'], ['/api/'])], /x\.example\.com\/api is claimed by two services: a and b/],
     ['other binds are independent', [spec('a'), spec('b', [], [], { bind: { address: '127.0.0.1', port: 8081 } })], null],
   ] as const)('%s', (_what, specs, want) => {
-    const p = routingProblem(specs as ServiceSpec[]);
+    const p = routingProblem(specs as readonly ServiceSpec[]);
     if (want === null) expect(p).toBeNull();
     else expect(p).toMatch(want);
   });
