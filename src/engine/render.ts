@@ -43,6 +43,10 @@ export interface RenderOptions {
   /** Write the validated file only; another tool reloads the proxy. */
   noApply?: boolean;
   guard: Guardrails;
+  /** A bind routed even with no service on it (render --routes-from-labels). */
+  frontDoor?: { readonly address: string; readonly port: number };
+  /** Backends already discovered (render --routes-from-labels): renderOnce does not discover. */
+  discovered?: Readonly<Record<string, BackendSet>>;
   store?: StateStore;
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
@@ -102,6 +106,7 @@ export async function buildRenderer(opts: RenderOptions, readOnly = false): Prom
     template: compileTemplate(opts.proxy, tpl.source, tpl.file),
     applier,
     guard: opts.guard,
+    frontDoor: opts.frontDoor,
     store: opts.store ?? new FileStateStore(stateDir(opts.env)),
     logger: log,
   });
@@ -125,7 +130,7 @@ export async function renderOnce(opts: RenderOptions, mode: { dryRun?: boolean; 
   }
   try {
     const renderer = await buildRenderer({ ...opts, output }, readOnly);
-    return await renderer.sync(await discoverAll(opts), { ...mode, throwOnRefusal: true });
+    return await renderer.sync(opts.discovered ?? (await discoverAll(opts)), { ...mode, throwOnRefusal: true });
   } finally {
     if (scratch) await rm(scratch, { recursive: true, force: true });
   }

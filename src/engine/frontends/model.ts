@@ -135,6 +135,8 @@ export interface BuildInput {
   readonly backends: Readonly<Record<string, BackendSet>>;
   readonly previousSlots?: SlotMap;
   readonly paths?: Readonly<Record<string, string>>;
+  /** A bind routed even with no service on it (render --routes-from-labels). */
+  readonly frontDoor?: { readonly address: string; readonly port: number };
 }
 
 /** Desired state (pure): the data a template renders, plus the slot map it implies. */
@@ -153,12 +155,12 @@ export function buildTemplateData(input: BuildInput): { data: TemplateData; slot
       check: spec.check,
       backends: [...byId.values()],
       slots: assigned.map((id, i) => ({ name: `s${i + 1}`, backend: id === null ? null : byId.get(id)! })),
-      routed: isRouted(spec, input.specs),
+      routed: isRouted(spec, input.specs, input.frontDoor),
     };
   });
   const hasMode = (m: Mode) => services.some((s) => s.mode === m);
   const empty = new Set(services.filter((s) => s.backends.length === 0).map((s) => s.name));
-  return { data: { instance: input.instance, proxy: input.proxy, services, routedBinds: routedBinds(input.specs, empty), hasHttp: hasMode('http'), hasTcp: hasMode('tcp'), paths: input.paths ?? {} }, slots: slotMap };
+  return { data: { instance: input.instance, proxy: input.proxy, services, routedBinds: routedBinds(input.specs, empty, input.frontDoor), hasHttp: hasMode('http') || input.frontDoor !== undefined, hasTcp: hasMode('tcp'), paths: input.paths ?? {} }, slots: slotMap };
 }
 
 /** The same data with every slot empty: rendering it gives the config's structure only. */

@@ -85,15 +85,22 @@ function routesOf(spec: RoutedSpec): Route[] {
   return hosts.flatMap((host) => paths.map((path) => ({ service: spec.name, host, path, stripPrefix: r.stripPrefix && path !== '/' })));
 }
 
-/** Whether a bind is routed: a service on it declares routes or is the default, or several share it. */
-function routedKeys(specs: readonly RoutedSpec[]): Set<string> {
+type Bind = { readonly address: string; readonly port: number };
+
+/**
+ * Whether a bind is routed: a service on it declares routes or is the default, or several share
+ * it, or it is a front door (`frontDoor`: routed even with no service yet, then every request
+ * gets the 404 page; render --routes-from-labels before any container is labelled).
+ */
+function routedKeys(specs: readonly RoutedSpec[], frontDoor?: Bind): Set<string> {
   const count = new Map<string, number>();
   for (const s of specs) count.set(bindKey(s.bind), (count.get(bindKey(s.bind)) ?? 0) + 1);
-  return new Set(specs.filter((s) => s.routes || s.isDefaultService || count.get(bindKey(s.bind))! > 1).map((s) => bindKey(s.bind)));
+  const keys = specs.filter((s) => s.routes || s.isDefaultService || count.get(bindKey(s.bind))! > 1).map((s) => bindKey(s.bind));
+  return new Set(frontDoor ? [bindKey(frontDoor), ...keys] : keys);
 }
 
-export function isRouted(spec: RoutedSpec, specs: readonly RoutedSpec[]): boolean {
-  return routedKeys(specs).has(bindKey(spec.bind));
+export function isRouted(spec: RoutedSpec, specs: readonly RoutedSpec[], frontDoor?: Bind): boolean {
+  return routedKeys(specs, frontDoor).has(bindKey(spec.bind));
 }
 
 /**
@@ -125,12 +132,12 @@ function hostKind(host: string): TemplateHost['kind'] {
 }
 
 /** The template data of every routed bind (pure; assumes routingProblem(specs) is null). */
-export function routedBinds(specs: readonly RoutedSpec[], empty: ReadonlySet<string>): RoutedBind[] {
-  const keys = [...routedKeys(specs)];
+export function routedBinds(specs: readonly RoutedSpec[], empty: ReadonlySet<string>, frontDoor?: Bind): RoutedBind[] {
+  const keys = [...routedKeys(specs, frontDoor)];
   let n = 0;
   return keys.map((key, bi) => {
     const on = specs.filter((s) => bindKey(s.bind) === key);
-    const bind = on[0]!.bind;
+    const bind = on[0]?.bind ?? frontDoor!;
     const allHosts = routeTable(on.flatMap(routesOf)).map((g, hi): TemplateHost => {
       const kind = hostKind(g.host);
       const routes = g.routes.map((r): TemplateRoute => ({ id: `r${++n}`, service: r.service, path: r.path, root: r.path === '/', stripPrefix: r.stripPrefix, empty: empty.has(r.service) }));
