@@ -58,7 +58,11 @@ export function parseContainer(
   if (!matchesImage(info, image)) return null;
   const labels = labelsOf(info.Labels);
   for (const { key, value } of selector.labels) if (labels[key] !== value) return null;
-  for (const key of selector.labelKeys ?? []) if (labels[key] === undefined) return null;
+  for (const key of selector.labelKeys ?? []) {
+    if (info.Labels?.[key] === undefined) return null;
+    // Present but dropped by labelsOf (control characters, too long): say so, never render it.
+    if (labels[key] === undefined) return { ok: false, id: shortId, reason: `label ${key} is not printable text of at most 1024 characters` };
+  }
   const rawName = (info.Names?.[0] ?? shortId).replace(/^\//, '');
   if (selector.name && !globToRegExp(selector.name).test(rawName)) return null;
   const name = printable(rawName, 128);
