@@ -6,7 +6,7 @@ import type { ServiceSpec } from './frontends/model.js';
 import type { Renderer, RenderResult } from './frontends/renderer.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
 import { SyncRunner } from './runtime/runner.js';
-import { buildRenderer, renderOnce, type RenderOptions } from './render.js';
+import { buildRenderer, monitorProxy, renderOnce, type RenderOptions } from './render.js';
 
 /**
  * `render --routes-from-labels --bind PORT`: every running container labelled elastic.http.host
@@ -67,21 +67,32 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
   let latest: BackendSet | null = null;
   let renderer: Renderer | null = null;
   let specsKey = '';
+  let passing = false;
   const runner = new SyncRunner(
     async () => {
       if (!latest) return; // not listed yet
-      const r = reader.read(latest);
-      const key = JSON.stringify(r.specs);
-      // The renderer renders a fixed set of services: a new set is a new renderer (its slots
-      // live in the state store, so known routes keep their servers).
-      if (!renderer || key !== specsKey) {
-        renderer = await buildRenderer({ ...o.render, services: servicesOf(r), frontDoor: o.base.bind });
-        specsKey = key;
-      }
-      w.onResult?.(await renderer.sync(r.backends, {}));
+      passing = true;
+      await pass(latest).finally(() => (passing = false));
     },
     { minIntervalMs: w.waitMinMs, maxIntervalMs: w.resyncMs ?? 60_000, onError: (err) => log.error('render failed; the last good config keeps serving', { error: describeError(err) }) },
   );
+  const pass = async (found: BackendSet) => {
+    const r = reader.read(found);
+    const key = JSON.stringify(r.specs);
+    // The renderer renders a fixed set of services: a new set is a new renderer (its slots
+    // live in the state store, so known routes keep their servers).
+    if (!renderer || key !== specsKey) {
+      renderer = await buildRenderer({ ...o.render, services: servicesOf(r), frontDoor: o.base.bind });
+      specsKey = key;
+    }
+    w.onResult?.(await renderer.sync(r.backends, {}));
+  };
+  // A proxy --start manages is restarted if it dies (the next pass starts it), as render --watch does.
+  const alive = async () => (renderer?.opts.applier.alive ? renderer.opts.applier.alive() : true);
+  const monitor = monitorProxy(alive, { start: o.render.start, passing: () => passing, signal }, () => {
+    log.error(`${o.render.proxy} is not running; restarting it`);
+    runner.request('proxy died');
+  });
   runner.start();
   try {
     for await (const u of discoverWatch({ ...labelDiscovery(o.discover), logger: log }, signal)) {
@@ -89,6 +100,7 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
       runner.request(u.reason);
     }
   } finally {
+    clearInterval(monitor);
     runner.stop();
     await runner.idle();
   }

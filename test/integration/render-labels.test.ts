@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPaths, renderStop } from '../../src/engine/render.js';
+import { pidAlive } from '../../src/engine/runtime/pid.js';
 import { elastic } from '../support/cli.js';
 import { TestContainers, docker, requireDocker, waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
@@ -108,6 +109,15 @@ describe.each([
       await b.stop({ t: 1 });
       await serves(port, 'a.example.com', '/b/id', 404, 'the stopped container\'s route gone');
       expect((await getWithHost(port, 'c.example.com', '/id')).body).toBe(await hostnameOf(a2));
+
+      if (proxy === 'haproxy') {
+        // A HAProxy that --start manages and that dies is started again from the live config.
+        const pid = Number((await readFile(defaultPaths(instance, proxy, envOf(instance)).pidFile, 'utf8')).trim());
+        process.kill(pid, 'SIGKILL');
+        await waitFor(() => !pidAlive(pid), 'haproxy master gone', 5000);
+        await err.next((l) => /haproxy is not running; restarting it/.test(l), 'the restart line', 20_000);
+        await serves(port, 'c.example.com', '/id', await hostnameOf(a2), 'served again after the restart');
+      }
     } finally {
       await tc.cleanup(); // the next proxy's case starts with no labelled container
     }
