@@ -12,6 +12,8 @@ import type { RenderResult } from '../engine/frontends/renderer.js';
 import type { ProxyKind } from '../engine/frontends/model.js';
 import { toIdent } from '../engine/model/validate.js';
 import { renderOnce, renderWatch, type RenderOptions } from '../engine/render.js';
+import { renderLabelsOnce, renderLabelsWatch } from '../engine/render-labels.js';
+import { labelRenderOptions } from '../engine/frontends/label-flags.js';
 import { parseWait, renderResultText } from '../ui/render.js';
 
 export default class Render extends BaseCommand {
@@ -27,6 +29,7 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
     '<%= config.bin %> render --service web --bind 127.0.0.1:8080 --image elastic-test/web:1 --port 80 --start',
     '<%= config.bin %> render --service web --bind 8080 --image elastic-test/web:1 --port 80 --dry-run',
     '<%= config.bin %> render --config services.yaml --start --watch --wait 200ms:2s',
+    '<%= config.bin %> render --service api --bind 8080 --host api.example.com --path /v1 --strip-prefix --label app=api --start',
     '<%= config.bin %> render --proxy nginx --service web --bind 8080 --label app=web --output /etc/nginx/nginx.conf',
     '<%= config.bin %> render --proxy haproxy --config services.yaml --master-socket /run/haproxy-master.sock --stats-socket /run/haproxy.sock --output /etc/haproxy/haproxy.cfg',
     '<%= config.bin %> render --proxy varnish --config services.yaml --varnish-name /var/lib/varnish/lb --output /etc/varnish/elastic.vcl',
@@ -40,6 +43,10 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
     balance: Flags.option({ options: ['roundrobin', 'leastconn', 'source'] as const, description: 'balancing algorithm', helpGroup: 'SERVICE' })(),
     'lb-check': Flags.string({ description: "the proxy's own server check: tcp, none, http or http:/path (default tcp)", helpGroup: 'SERVICE' }),
     'lb-check-interval': Flags.integer({ description: "the proxy's check interval, ms", min: 100, helpGroup: 'SERVICE' }),
+    host: Flags.string({ description: 'http: serve only this Host (repeatable; *.example.com for a wildcard); other hosts get a 404 page. Several services on one bind: --config (docs/render.md "Routing")', multiple: true, helpGroup: 'SERVICE' }),
+    path: Flags.string({ description: 'http: serve only this path prefix (repeatable, e.g. /api); other paths get a 404 page', multiple: true, helpGroup: 'SERVICE' }),
+    'routes-from-labels': Flags.boolean({ description: 'serve every running container labelled elastic.http.host on --bind, routed by its labels (docs/render.md "Routes from container labels"); --label/--network narrow the containers', exclusive: ['config', 'host', 'path'], helpGroup: 'SERVICE' }),
+    'strip-prefix': Flags.boolean({ description: 'remove the matched --path prefix before the request goes to a backend (/api/x -> /x)', dependsOn: ['path'], helpGroup: 'SERVICE' }),
     slots: Flags.integer({ description: 'HAProxy: minimum pre-allocated server slots per service (grows to the next power of two)', min: 1, max: 4096, helpGroup: 'SERVICE' }),
     proxy: Flags.option({ options: ['haproxy', 'nginx', 'varnish'] as const, default: 'haproxy', description: 'what to render for', helpGroup: 'PROXY' })(),
     output: Flags.string({ char: 'o', description: 'config file to write (default: under the state dir)', helpGroup: 'PROXY' }),
@@ -64,8 +71,9 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
   async run(): Promise<RenderResult | void> {
     const { flags } = await this.parse(Render);
     const logger = this.makeLogger(flags, 'render');
-    const services = flags.config ? await loadServicesFile(flags.config, logger) : [serviceFromFlags({ ...flags, check: undefined }, logger)];
-    const instance = toIdent(flags['instance-name'] ?? (flags.config ? basename(flags.config).replace(/\.[^.]*$/, '') : services[0]!.spec.name));
+    const labels = flags['routes-from-labels'];
+    const services = labels ? [] : flags.config ? await loadServicesFile(flags.config, logger) : [serviceFromFlags({ ...flags, check: undefined }, logger)];
+    const instance = toIdent(flags['instance-name'] ?? (labels ? 'labels' : flags.config ? basename(flags.config).replace(/\.[^.]*$/, '') : services[0]!.spec.name));
     let reloadCommand: string[] | undefined;
     if (flags['reload-command']) {
       try {
@@ -91,13 +99,17 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
       logger,
     };
     const json = this.jsonEnabled();
+    const fromLabels = labels ? labelRenderOptions(opts, { ...flags, check: undefined }, logger) : null;
     if (flags.watch) {
       const wait = parseWait(flags.wait);
       if (!wait) throw new UserError(`invalid --wait "${flags.wait}"`, 'write MIN:MAX, e.g. 200ms:2s or 5s:30s', ExitCode.usage);
-      await renderWatch(opts, { waitMinMs: wait.minMs, waitMaxMs: wait.maxMs, onResult: (r) => (json ? this.ndjson(r) : r.action !== 'none' && process.stdout.write(renderResultText(r))) }, this.shutdownSignal);
+      const onResult = (r: RenderResult) => (json ? this.ndjson(r) : r.action !== 'none' && process.stdout.write(renderResultText(r)));
+      if (fromLabels) await renderLabelsWatch(fromLabels, { waitMinMs: wait.minMs, onResult }, this.shutdownSignal);
+      else await renderWatch(opts, { waitMinMs: wait.minMs, waitMaxMs: wait.maxMs, onResult }, this.shutdownSignal);
       return;
     }
-    const result = await renderOnce(opts, { dryRun: flags['dry-run'], check: flags.check });
+    const mode = { dryRun: flags['dry-run'], check: flags.check };
+    const result = fromLabels ? await renderLabelsOnce(fromLabels, mode) : await renderOnce(opts, mode);
     if (!json) process.stdout.write(renderResultText(result));
     return result;
   }

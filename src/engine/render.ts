@@ -43,6 +43,10 @@ export interface RenderOptions {
   /** Write the validated file only; another tool reloads the proxy. */
   noApply?: boolean;
   guard: Guardrails;
+  /** A bind routed even with no service on it (render --routes-from-labels). */
+  frontDoor?: { readonly address: string; readonly port: number };
+  /** Backends already discovered (render --routes-from-labels): renderOnce does not discover. */
+  discovered?: Readonly<Record<string, BackendSet>>;
   store?: StateStore;
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
@@ -102,6 +106,7 @@ export async function buildRenderer(opts: RenderOptions, readOnly = false): Prom
     template: compileTemplate(opts.proxy, tpl.source, tpl.file),
     applier,
     guard: opts.guard,
+    frontDoor: opts.frontDoor,
     store: opts.store ?? new FileStateStore(stateDir(opts.env)),
     logger: log,
   });
@@ -125,7 +130,7 @@ export async function renderOnce(opts: RenderOptions, mode: { dryRun?: boolean; 
   }
   try {
     const renderer = await buildRenderer({ ...opts, output }, readOnly);
-    return await renderer.sync(await discoverAll(opts), { ...mode, throwOnRefusal: true });
+    return await renderer.sync(opts.discovered ?? (await discoverAll(opts)), { ...mode, throwOnRefusal: true });
   } finally {
     if (scratch) await rm(scratch, { recursive: true, force: true });
   }
@@ -155,7 +160,6 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
   // A reload replaces the proxy's processes: the liveness monitor does not judge during a pass,
   // and a proxy is only called dead after two checks in a row say so.
   let passing = false;
-  let misses = 0;
   const drainedAt = new Map<string, { service: string; endpoint: string }>();
   /** Run a pass now and say whether the backend is (drain) or is not (undrain) out of the applied config. */
   const applyNow = async (service: string, id: string, out: boolean) => {
@@ -259,18 +263,11 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
     }, delay);
   };
 
-  const monitor = setInterval(() => {
-    if (!opts.start || !applier.alive) return;
-    if (passing) return;
-    void applier.alive().then((up) => {
-      misses = up || passing ? 0 : misses + 1;
-      if (misses < 2 || signal.aborted) return;
-      misses = 0;
-      log.error(`${opts.proxy} is not running; restarting it`);
-      status.event('error', `${opts.proxy} is not running; restarting it`);
-      runner.request('proxy died');
-    });
-  }, w.monitorMs ?? 1000);
+  const monitor = monitorProxy(applier.alive?.bind(applier), { start: opts.start, everyMs: w.monitorMs, passing: () => passing, signal }, () => {
+    log.error(`${opts.proxy} is not running; restarting it`);
+    status.event('error', `${opts.proxy} is not running; restarting it`);
+    runner.request('proxy died');
+  });
 
   const watchers = opts.services.map(async (s) => {
     for await (const u of discoverWatch({ ...s.discover, logger: log }, signal)) {
@@ -289,6 +286,23 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
     await status.close();
     await Promise.allSettled(watchers);
   }
+}
+
+/**
+ * The liveness monitor of a proxy `--start` manages: a proxy is only called dead after two checks
+ * in a row say so, and never during a pass (a reload replaces its processes).
+ */
+export function monitorProxy(alive: (() => Promise<boolean>) | undefined, o: { start?: boolean; everyMs?: number; passing: () => boolean; signal: AbortSignal }, onDead: () => void): NodeJS.Timeout {
+  let misses = 0;
+  return setInterval(() => {
+    if (!o.start || !alive || o.passing()) return;
+    void alive().then((up) => {
+      misses = up || o.passing() ? 0 : misses + 1;
+      if (misses < 2 || o.signal.aborted) return;
+      misses = 0;
+      onDead();
+    });
+  }, o.everyMs ?? 1000);
 }
 
 /** Find a rendered backend by id or address:port in a service's applied slots. */

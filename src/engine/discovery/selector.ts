@@ -12,6 +12,10 @@ export interface DockerSelector {
   readonly includeUnhealthy: boolean;
   /** Service name for the selected backends (overridden per container by `elastic.service`). */
   readonly service: string;
+  /** Containers must carry these label keys, whatever their value (render --routes-from-labels). */
+  readonly labelKeys?: readonly string[];
+  /** The container port comes from this label when the container has it (elastic.http.port). */
+  readonly portLabel?: string;
 }
 
 export function parseLabels(values: readonly string[] | undefined, flag = '--label'): { key: string; value: string }[] {

@@ -1,5 +1,6 @@
 import { backendWeight, type Backend, type BackendSet } from '../model/backend.js';
 import { isAddress, isPort, printable, toIdent } from '../model/validate.js';
+import { isRouted, routedBinds, type RoutedBind, type ServiceRoutes } from './routing.js';
 
 /**
  * What `render` renders: plain data built from the operator's service specs and the discovered
@@ -26,6 +27,10 @@ export interface ServiceSpec {
   readonly check: LbCheck;
   /** Minimum number of pre-allocated HAProxy server slots. */
   readonly minSlots: number;
+  /** Hosts and paths on a shared bind (routing.ts); absent: every request on its bind. */
+  readonly routes?: ServiceRoutes;
+  /** The default_service of its bind: requests no route matches. */
+  readonly isDefaultService?: boolean;
 }
 
 export interface TemplateBackend {
@@ -52,12 +57,16 @@ export interface TemplateService {
   readonly check: LbCheck;
   readonly backends: readonly TemplateBackend[];
   readonly slots: readonly Slot[];
+  /** Served through a routed bind (`routedBinds`), not a frontend/server of its own. */
+  readonly routed: boolean;
 }
 
 export interface TemplateData {
   readonly instance: string;
   readonly proxy: ProxyKind;
   readonly services: readonly TemplateService[];
+  /** Binds shared by services routed by Host and path (one HAProxy frontend / nginx servers each). */
+  readonly routedBinds: readonly RoutedBind[];
   /** Whether any service is in this mode (nginx needs an http {} and/or a stream {} block). */
   readonly hasHttp: boolean;
   readonly hasTcp: boolean;
@@ -130,6 +139,8 @@ export interface BuildInput {
   /** Backends being drained: their slots are not given to another backend (assignSlots). */
   readonly reserved?: ReadonlySet<string>;
   readonly paths?: Readonly<Record<string, string>>;
+  /** A bind routed even with no service on it (render --routes-from-labels). */
+  readonly frontDoor?: { readonly address: string; readonly port: number };
 }
 
 /** Desired state (pure): the data a template renders, plus the slot map it implies. */
@@ -148,10 +159,12 @@ export function buildTemplateData(input: BuildInput): { data: TemplateData; slot
       check: spec.check,
       backends: [...byId.values()],
       slots: assigned.map((id, i) => ({ name: `s${i + 1}`, backend: id === null ? null : byId.get(id)! })),
+      routed: isRouted(spec, input.specs, input.frontDoor),
     };
   });
   const hasMode = (m: Mode) => services.some((s) => s.mode === m);
-  return { data: { instance: input.instance, proxy: input.proxy, services, hasHttp: hasMode('http'), hasTcp: hasMode('tcp'), paths: input.paths ?? {} }, slots: slotMap };
+  const empty = new Set(services.filter((s) => s.backends.length === 0).map((s) => s.name));
+  return { data: { instance: input.instance, proxy: input.proxy, services, routedBinds: routedBinds(input.specs, empty, input.frontDoor), hasHttp: hasMode('http') || input.frontDoor !== undefined, hasTcp: hasMode('tcp'), paths: input.paths ?? {} }, slots: slotMap };
 }
 
 /** The same data with every slot empty: rendering it gives the config's structure only. */

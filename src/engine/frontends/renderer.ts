@@ -62,6 +62,8 @@ export interface RendererOptions {
   store: StateStore;
   logger?: Logger;
   validateBin?: string;
+  /** A bind routed even with no service on it (render --routes-from-labels). */
+  frontDoor?: { readonly address: string; readonly port: number };
 }
 
 export interface Counters {
@@ -99,7 +101,7 @@ export class Renderer {
   /** Build the desired render (pure apart from reading the last slot map). */
   desired(backends: Readonly<Record<string, BackendSet>>, state: RenderState | undefined): DesiredRender {
     const previousSlots: SlotMap = Object.fromEntries(Object.entries(state?.applied.slots ?? {}).map(([k, v]) => [k, v.map((s) => s?.id ?? null)]));
-    const { data } = buildTemplateData({ instance: this.opts.instance, proxy: this.opts.applier.proxy, specs: this.opts.specs, backends, previousSlots, reserved: this.drained, paths: this.opts.applier.paths });
+    const { data } = buildTemplateData({ instance: this.opts.instance, proxy: this.opts.applier.proxy, specs: this.opts.specs, backends, previousSlots, reserved: this.drained, paths: this.opts.applier.paths, frontDoor: this.opts.frontDoor });
     const text = this.opts.template(data);
     const skeleton = this.opts.applier.proxy === 'haproxy' ? this.opts.template(skeletonOf(data)) : text;
     return { text, configHash: hashText(text), skeletonHash: hashText(skeleton), slots: appliedSlots(data) };

@@ -15,9 +15,12 @@
  * `/api`). A site's own routes never depend on what other sites declare.
  */
 
+/** The host pattern of routes that declare paths but no hosts: any Host, the least specific. */
+export const ANY_HOST = '*';
+
 export interface Route {
   readonly service: string;
-  /** Normalized (lower case, no port, no trailing dot): `api.example.com` or `*.example.com`. */
+  /** Normalized (lower case, no port, no trailing dot): `api.example.com`, `*.example.com` or ANY_HOST. */
   readonly host: string;
   /** Normalized prefix: `/`, `/api` (no trailing slash but for the root). */
   readonly path: string;
@@ -58,6 +61,7 @@ export function requestHost(header: string): string {
 }
 
 function hostMatches(pattern: string, host: string): boolean {
+  if (pattern === ANY_HOST) return true;
   return pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : pattern === host;
 }
 
@@ -67,8 +71,9 @@ export function pathMatches(prefix: string, path: string): boolean {
   return path === prefix || path.startsWith(`${prefix}/`);
 }
 
-/** More specific host patterns first: exact names, then wildcards by suffix length. */
+/** More specific host patterns first: exact names, then wildcards by suffix length, then any host. */
 function hostRank(pattern: string): number {
+  if (pattern === ANY_HOST) return 0;
   return pattern.startsWith('*.') ? pattern.length : 10_000 + pattern.length;
 }
 

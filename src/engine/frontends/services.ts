@@ -7,6 +7,7 @@ import type { Logger } from '../runtime/logger.js';
 import { toDiscoverOptions, type SelectorFlagValues } from '../discover-options.js';
 import type { Balance, LbCheck, Mode, ServiceSpec } from './model.js';
 import { isUrlPath } from './template.js';
+import { parseServiceRoutes, routingProblem } from './routing.js';
 
 /**
  * Services to render: one from flags (`--service web --bind 18400 --image ...`), or several from
@@ -20,6 +21,9 @@ import { isUrlPath } from './template.js';
  *       lb_check: http:/healthz      # the proxy's own check: tcp | http[:/path] | none
  *       slots: 8                     # minimum HAProxy server slots
  *       select: { image: elastic-test/web:1, port: 80 }   # the `discover` selector flags
+ *       hosts: [api.example.com, "*.example.com"]  # routes on a shared bind (docs/render.md "Routing")
+ *       paths: [/api]                # path prefixes (default /); strip_prefix: true removes them
+ *   default_service: web             # requests on its bind that no route matches (else 404)
  */
 export interface RenderService {
   readonly spec: ServiceSpec;
@@ -33,6 +37,9 @@ export interface ServiceFlagValues {
   'lb-check'?: string;
   'lb-check-interval'?: number;
   slots?: number;
+  host?: string[];
+  path?: string[];
+  'strip-prefix'?: boolean;
 }
 
 const usage = (msg: string, hint: string) => new UserError(msg, hint, ExitCode.usage);
@@ -62,6 +69,13 @@ export function serviceSpec(name: string, f: ServiceFlagValues, defaultSlots = 8
   if (!f.bind) throw usage(`service ${name} has no bind address`, 'pass --bind PORT or ADDRESS:PORT (e.g. --bind 127.0.0.1:18400)');
   const slots = f.slots ?? defaultSlots;
   if (!Number.isInteger(slots) || slots < 1 || slots > 4096) throw usage(`invalid slots ${printable(String(slots), 20)}`, 'use 1 to 4096');
+  let routes;
+  try {
+    routes = f.host?.length || f.path?.length ? parseServiceRoutes(f.host, f.path, Boolean(f['strip-prefix'])) : undefined;
+  } catch (err) {
+    throw usage(`service ${name}: ${(err as Error).message}`, 'see docs/render.md "Routing" for the accepted hosts and paths');
+  }
+  if (f['strip-prefix'] && !f.path?.length) throw usage(`service ${name}: strip_prefix without paths`, 'declare the path prefixes to strip (paths: / --path)');
   return {
     name,
     bind: parseBind(f.bind),
@@ -69,13 +83,16 @@ export function serviceSpec(name: string, f: ServiceFlagValues, defaultSlots = 8
     balance: oneOf<Balance>(f.balance, ['roundrobin', 'leastconn', 'source'], 'roundrobin', 'balance'),
     check: parseLbCheck(f['lb-check'], f['lb-check-interval'] ?? 2000),
     minSlots: slots,
+    ...(routes ? { routes } : {}),
   };
 }
 
 export function serviceFromFlags(flags: SelectorFlagValues & ServiceFlagValues, logger?: Logger): RenderService {
   const discover = toDiscoverOptions(flags, logger);
   const name = discover.docker?.selector.service ?? discover.static?.service ?? discover.ec2?.service ?? flags.service ?? 'default';
-  return { spec: serviceSpec(name, flags), discover };
+  const spec = serviceSpec(name, flags);
+  if (spec.routes && spec.mode !== 'http') throw usage(`service ${name}: --host and --path route http requests`, 'drop --mode tcp, or --host/--path');
+  return { spec, discover };
 }
 
 const asStr = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : String(v));
@@ -97,11 +114,11 @@ export function parseServicesFile(text: string, file: string, logger?: Logger): 
     const e = doc.errors[0]!;
     throw new UserError(`${file}:${e.linePos?.[0]?.line ?? '?'}: not valid YAML: ${printable(e.message.split('\n')[0] ?? '', 120)}`, 'fix the file; see docs/render.md', ExitCode.config);
   }
-  const root = doc.toJS() as { services?: unknown } | null;
+  const root = doc.toJS() as { services?: unknown; default_service?: unknown } | null;
   if (!root || !Array.isArray(root.services) || root.services.length === 0) throw new UserError(`${file}: expected a non-empty "services:" list`, 'see docs/render.md "Several services"', ExitCode.config);
   const seen = new Set<string>();
-  const ports = new Set<string>();
-  return root.services.map((raw: unknown, i: number) => {
+  const defaultService = asStr(root.default_service);
+  const services = root.services.map((raw: unknown, i: number): RenderService => {
     const s = (raw ?? {}) as Record<string, unknown>;
     const where = `${file}: services[${i}]`;
     try {
@@ -113,16 +130,19 @@ export function parseServicesFile(text: string, file: string, logger?: Logger): 
         region: asStr(sel.region), endpoint: asStr(sel.endpoint), 'docker-host': asStr(sel['docker-host']),
         check: asStr(sel.check), service: name,
       };
-      const spec = serviceSpec(name, { bind: asStr(s.bind), mode: asStr(s.mode), balance: asStr(s.balance), 'lb-check': asStr(s.lb_check), 'lb-check-interval': s.lb_check_interval === undefined ? undefined : Number(s.lb_check_interval), slots: s.slots === undefined ? undefined : Number(s.slots) });
+      if (s.strip_prefix !== undefined && typeof s.strip_prefix !== 'boolean') throw usage('strip_prefix must be true or false', 'e.g. strip_prefix: true');
+      const spec = serviceSpec(name, { bind: asStr(s.bind), mode: asStr(s.mode), balance: asStr(s.balance), 'lb-check': asStr(s.lb_check), 'lb-check-interval': s.lb_check_interval === undefined ? undefined : Number(s.lb_check_interval), slots: s.slots === undefined ? undefined : Number(s.slots), host: asList(s.hosts), path: asList(s.paths), 'strip-prefix': s.strip_prefix === true });
       if (seen.has(name)) throw usage(`service ${name} is defined twice`, 'service names must be unique');
-      const bindKey = `${spec.bind.address}:${spec.bind.port}`;
-      if (ports.has(bindKey)) throw usage(`bind ${bindKey} is used twice`, 'each service needs its own bind address');
       seen.add(name);
-      ports.add(bindKey);
-      return { spec, discover: toDiscoverOptions(select, logger) };
+      return { spec: name === defaultService ? { ...spec, isDefaultService: true } : spec, discover: toDiscoverOptions(select, logger) };
     } catch (err) {
       if (err instanceof UserError) throw new UserError(`${where}: ${err.message}`, err.hint, ExitCode.config);
       throw err;
     }
   });
+  if (defaultService !== undefined && !seen.has(defaultService)) throw new UserError(`${file}: default_service "${printable(defaultService, 60)}" is not a service in this file`, 'name one of the services listed under services:', ExitCode.config);
+  // Several services may share a bind when each says which hosts/paths it takes.
+  const problem = routingProblem(services.map((s) => s.spec));
+  if (problem) throw new UserError(`${file}: ${problem}`, 'see docs/render.md "Routing"', ExitCode.config);
+  return services;
 }

@@ -5,6 +5,7 @@ import { ExitCode, UserError } from '../errors.js';
 import { endpoint } from '../model/backend.js';
 import { isAddress, isIdent, isPort, isSafeText, printable } from '../model/validate.js';
 import type { ProxyKind, TemplateData } from './model.js';
+import { parseHostPattern, parsePathPrefix } from './routes.js';
 
 /**
  * Template rendering with escaping we control. Handlebars runs with `noEscape: true` (its HTML
@@ -16,6 +17,8 @@ import type { ProxyKind, TemplateData } from './model.js';
  *   {{port x}} {{int x}} {{ms x}}  numbers, checked; {{path x}} a URL path
  *   {{quote x}}    a quoted string in the format's syntax; control characters are an error
  *   {{comment x}}  text reduced to a harmless character set, for comments
+ *   {{host x}}     a host name (`api.example.com`), wildcard (`*.example.com`) or suffix (`.example.com`)
+ *   {{prefix x}}   a route's path prefix (routes.ts); {{prefixRe x}} the same as `^/prefix`, dots bracketed
  *
  * Data strings carry no control characters (model.ts), so even a bare {{x}} cannot start a new
  * line; the helpers make it correct as well as harmless.
@@ -70,6 +73,19 @@ function int(value: unknown, min: number, max: number, what: string): string {
   return Number.isInteger(n) && n >= min && n <= max ? String(n) : fail(what, value);
 }
 
+/** A host name, `*.` wildcard or `.` suffix as routes.ts accepts it (already normalized). */
+function hostText(value: unknown): string {
+  const s = String(value ?? '');
+  const r = parseHostPattern(s.startsWith('.') ? s.slice(1) : s);
+  return 'host' in r && r.host === (s.startsWith('.') ? s.slice(1) : s) ? s : fail('host: not a host name', s);
+}
+
+function prefixText(value: unknown): string {
+  const s = String(value ?? '');
+  const r = parsePathPrefix(s);
+  return 'path' in r && r.path === s ? s : fail('prefix: not a path prefix', s);
+}
+
 export function createEngine(proxy: ProxyKind): typeof Handlebars {
   const hb = Handlebars.create();
   const h = (name: string, fn: (...args: unknown[]) => string) => hb.registerHelper(name, (...args: unknown[]) => fn(...args.slice(0, -1)));
@@ -86,6 +102,9 @@ export function createEngine(proxy: ProxyKind): typeof Handlebars {
   h('path', (v) => (isUrlPath(String(v)) ? String(v) : fail('path: not a URL path', v)));
   h('quote', (v) => quoteFor(proxy, v));
   h('comment', (v) => commentText(v));
+  h('host', (v) => hostText(v));
+  h('prefix', (v) => prefixText(v));
+  h('prefixRe', (v) => `^${prefixText(v).replace(/\./g, '[.]')}`);
   hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
   return hb;
 }
@@ -114,7 +133,7 @@ export function compileTemplate(proxy: ProxyKind, source: string, file: string):
   let tpl: HandlebarsTemplateDelegate;
   try {
     tpl = hb.compile(source, { noEscape: true, strict: true, knownHelpersOnly: false });
-    tpl({ instance: 'x', proxy, services: [], hasHttp: false, hasTcp: false, paths: {} }); // surface syntax errors now
+    tpl({ instance: 'x', proxy, services: [], routedBinds: [], hasHttp: false, hasTcp: false, paths: {} }); // surface syntax errors now
   } catch (err) {
     if (!/is not defined in|not defined in \[object/.test(String((err as Error).message))) throw templateError(err, file);
   }

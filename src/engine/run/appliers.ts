@@ -53,7 +53,7 @@ export interface ApplierContext {
 
 /** A service as a render spec (the render feature's model). */
 export function toServiceSpec(name: string, s: ProxyServe): ServiceSpec {
-  return { name, bind: { address: s.address, port: s.port }, mode: s.mode, balance: s.balance, check: parseLbCheck(s.lbCheck), minSlots: s.slots };
+  return { name, bind: { address: s.address, port: s.port }, mode: s.mode, balance: s.balance, check: parseLbCheck(s.lbCheck), minSlots: s.slots, ...(s.routes ? { routes: s.routes } : {}), ...(s.isDefaultService ? { isDefaultService: true } : {}) };
 }
 
 /**

@@ -9,6 +9,7 @@ import { parseCheck } from '../health/checker.js';
 import { printable } from '../model/validate.js';
 import type { Logger } from '../runtime/logger.js';
 import { toDiscoverOptions, type SelectorFlagValues } from '../discover-options.js';
+import { parseServiceRoutes, routingProblem, type ServiceRoutes } from '../frontends/routing.js';
 import { CONFIG_SCHEMA } from './schema.js';
 import { formatPath, validate, type Path, type SchemaError } from './schema-dsl.js';
 
@@ -28,6 +29,9 @@ export interface ProxyServe extends Bind {
   readonly balance: 'roundrobin' | 'leastconn' | 'source';
   readonly lbCheck: string;
   readonly slots: number;
+  /** Hosts/paths on a shared bind (render's routing). */
+  readonly routes?: ServiceRoutes;
+  readonly isDefaultService?: boolean;
 }
 export interface MapImageServe {
   readonly port: number;
@@ -229,8 +233,14 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
     const proxy = (kind: ProxyName): ProxyServe | undefined => {
       const x = s[kind] as Raw | undefined;
       if (!x) return undefined;
-      const serve = { address: x.address ?? '127.0.0.1', port: x.port, mode: kind === 'varnish' ? 'http' : (x.mode ?? 'http'), balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8 } as const;
-      claim(bindKey(serve), [...p, kind, 'port'], `${serve.address}:${serve.port}`);
+      const routed = x.hosts || x.paths ? wrap([...p, kind], () => parseServiceRoutes(x.hosts, x.paths, x.strip_prefix === true)) : undefined;
+      const isDefault = raw.default_service === s.name && kind !== 'varnish';
+      const serve = { address: x.address ?? '127.0.0.1', port: x.port, mode: kind === 'varnish' ? 'http' : (x.mode ?? 'http'), balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8, ...(routed ? { routes: routed } : {}), ...(isDefault ? { isDefaultService: true } : {}) } as const;
+      // Services of one proxy may share a routed bind; routingProblem (below) checks the routes.
+      if (routed || isDefault) {
+        if (ports.get(bindKey(serve)) !== `${kind} routes`) claim(bindKey(serve), [...p, kind, 'port'], `${serve.address}:${serve.port}`);
+        ports.set(bindKey(serve), `${kind} routes`);
+      } else claim(bindKey(serve), [...p, kind, 'port'], `${serve.address}:${serve.port}`);
       return serve;
     };
     let mapImage: MapImageServe | undefined;
@@ -275,6 +285,13 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
       edge,
     };
   });
+
+  if (raw.default_service !== undefined && !names.has(raw.default_service)) fail(['default_service'], `no service named "${raw.default_service}"`);
+  for (const kind of ['haproxy', 'nginx'] as const) {
+    const specs = services.flatMap((s) => (s[kind] ? [{ name: s.name, bind: s[kind]!, mode: s[kind]!.mode, routes: s[kind]!.routes, isDefaultService: s[kind]!.isDefaultService }] : []));
+    const problem = routingProblem(specs);
+    if (problem) fail(['services'], `${kind}: ${problem}`);
+  }
 
   const deployNames = new Set<string>();
   const deploys: DeployConfig[] = ((raw.deploys ?? []) as Raw[]).map((d, i) => {

@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import { IDENT_RE, isSafeText } from '../model/validate.js';
 import { parseCidr } from './elb/model.js';
-import { toJsonSchema, type ArraySchema, type IntegerSchema, type ObjectSchema, type Schema, type StringSchema } from './schema-dsl.js';
+import { parseHostPattern, parsePathPrefix } from '../frontends/routes.js';
+import { toJsonSchema, type ArraySchema, type BooleanSchema, type IntegerSchema, type ObjectSchema, type Schema, type StringSchema } from './schema-dsl.js';
 
 /**
  * The shape of `elastic.yaml`, the one source of truth for the validator (config.ts) and for the
@@ -124,13 +125,20 @@ const lbProps = {
   lb_check: { type: 'string', pattern: '^(none|tcp|http(:/[A-Za-z0-9/._~?=&%+-]*)?)$', default: 'tcp', description: "the proxy's own check of servers: none, tcp, http or http:/path" } as StringSchema,
 };
 
+// Routes on a shared bind (docs/render.md "Routing"): validated by the same parsers as render's.
+const routeProps = {
+  hosts: { type: 'array', minItems: 1, maxItems: 100, unique: true, description: 'http: serve only these Host names (*.example.com for a wildcard); several services may share a bind', items: { type: 'string', maxLength: 253, description: 'host name or *.domain', check: (v) => ('error' in parseHostPattern(v) ? (parseHostPattern(v) as { error: string }).error : null) } as StringSchema } as ArraySchema,
+  paths: { type: 'array', minItems: 1, maxItems: 100, unique: true, description: 'http: serve only these path prefixes (default /)', items: { type: 'string', maxLength: 200, description: 'path prefix, e.g. /api', check: (v) => ('error' in parsePathPrefix(v) ? (parsePathPrefix(v) as { error: string }).error : null) } as StringSchema } as ArraySchema,
+  strip_prefix: { type: 'boolean', default: false, description: 'remove the matched path prefix before the request goes to a backend' } as BooleanSchema,
+};
+
 const haproxy: ObjectSchema = {
   type: 'object',
   description: 'serve through HAProxy (runtime API for membership, seamless reload for structure)',
   required: ['port'],
-  properties: { ...bindProps, ...lbProps, slots: { type: 'integer', minimum: 1, maximum: 4096, default: 8, description: 'minimum pre-allocated server slots' } },
+  properties: { ...bindProps, ...lbProps, ...routeProps, slots: { type: 'integer', minimum: 1, maximum: 4096, default: 8, description: 'minimum pre-allocated server slots' } },
 };
-const nginx: ObjectSchema = { type: 'object', description: 'serve through nginx (reload on change)', required: ['port'], properties: { ...bindProps, ...lbProps } };
+const nginx: ObjectSchema = { type: 'object', description: 'serve through nginx (reload on change)', required: ['port'], properties: { ...bindProps, ...lbProps, ...routeProps } };
 const varnish: ObjectSchema = { type: 'object', description: 'serve through Varnish (VCL reload on change; http only)', required: ['port'], properties: { ...bindProps } };
 
 const mapImage: ObjectSchema = {
@@ -292,6 +300,7 @@ export const CONFIG_SCHEMA: Schema = {
     name: ident('daemon name (status socket run.<name>.sock); default "main"'),
     sources: { type: 'map', keyPattern: IDENT, values: source, description: 'named backend sources' },
     services: { type: 'array', items: service, description: 'services and how each is served' },
+    default_service: ident('the service that answers requests no host/path route matches on its HAProxy/nginx bind (else a 404 page)'),
     deploys: { type: 'array', items: deploy, description: 'optional deploys' },
     proxies,
     sync,

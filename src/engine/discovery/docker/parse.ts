@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import type { Backend, Health } from '../../model/backend.js';
-import { isAddress, isIdent, isSafeText, printable } from '../../model/validate.js';
+import { isAddress, isIdent, isPort, isSafeText, printable } from '../../model/validate.js';
 import { bareId, globToRegExp, isImageId, normalizeImageRef, type DockerSelector } from '../selector.js';
 
 /**
@@ -58,6 +58,11 @@ export function parseContainer(
   if (!matchesImage(info, image)) return null;
   const labels = labelsOf(info.Labels);
   for (const { key, value } of selector.labels) if (labels[key] !== value) return null;
+  for (const key of selector.labelKeys ?? []) {
+    if (info.Labels?.[key] === undefined) return null;
+    // Present but dropped by labelsOf (control characters, too long): say so, never render it.
+    if (labels[key] === undefined) return { ok: false, id: shortId, reason: `label ${key} is not printable text of at most 1024 characters` };
+  }
   const rawName = (info.Names?.[0] ?? shortId).replace(/^\//, '');
   if (selector.name && !globToRegExp(selector.name).test(rawName)) return null;
   const name = printable(rawName, 128);
@@ -91,6 +96,12 @@ export function parseContainer(
   if (!isAddress(address)) return { ok: false, id: shortId, reason: 'invalid IP address' };
 
   let port = selector.port;
+  const portText = selector.portLabel ? labels[selector.portLabel] : undefined;
+  if (portText !== undefined) {
+    // A label is untrusted text: a port number or the container is skipped (never guessed).
+    if (!/^\d{1,5}$/.test(portText) || !isPort(Number(portText))) return { ok: false, id: shortId, reason: `label ${selector.portLabel}="${printable(portText, 40)}" is not a port (1-65535)` };
+    port = Number(portText);
+  }
   if (port === undefined) {
     const privatePorts = [...new Set((info.Ports ?? []).filter((p) => p.Type === 'tcp').map((p) => p.PrivatePort))];
     if (privatePorts.length !== 1) {

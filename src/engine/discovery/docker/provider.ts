@@ -55,7 +55,8 @@ export class DockerProvider implements Provider {
     const { selector } = this.opts;
     try {
       const filters: Record<string, string[]> = { status: ['running'] };
-      if (selector.labels.length) filters.label = selector.labels.map((l) => `${l.key}=${l.value}`);
+      const byLabel = [...selector.labels.map((l) => `${l.key}=${l.value}`), ...(selector.labelKeys ?? [])];
+      if (byLabel.length) filters.label = byLabel;
       const infos = await this.docker.listContainers({ all: false, filters: JSON.stringify(filters) });
       const image = imageMatcher(selector);
       const results: ParseResult[] = [];

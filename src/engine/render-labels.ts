@@ -1,0 +1,107 @@
+import { discoverOnce, discoverWatch, type DiscoverOptions } from './discover.js';
+import { describeError } from './errors.js';
+import type { BackendSet } from './model/backend.js';
+import { HOST_LABEL, PORT_LABEL, TLS_LABEL, labelRoutes, type LabelRoutes } from './frontends/label-routes.js';
+import type { ServiceSpec } from './frontends/model.js';
+import type { Renderer, RenderResult } from './frontends/renderer.js';
+import { nullLogger, type Logger } from './runtime/logger.js';
+import { SyncRunner } from './runtime/runner.js';
+import { buildRenderer, monitorProxy, renderOnce, type RenderOptions } from './render.js';
+
+/**
+ * `render --routes-from-labels --bind PORT`: every running container labelled elastic.http.host
+ * is served on one front-door bind (label-routes.ts says how labels become services). The set of
+ * services follows the containers: a new host or path is a structural change (HAProxy seamless
+ * reload, nginx graceful reload), another container for a known route is membership only
+ * (HAProxy runtime API). Before any container is labelled the bind answers the 404 page.
+ */
+export interface LabelRenderOptions {
+  /** The render options but `services` (they come from the labels). */
+  readonly render: Omit<RenderOptions, 'services' | 'frontDoor'>;
+  /** Docker discovery (the selector flags narrow it: --label, --network...). */
+  readonly discover: DiscoverOptions;
+  /** What every label service shares: bind, balance, checks, slots. */
+  readonly base: Omit<ServiceSpec, 'name' | 'routes' | 'isDefaultService'>;
+}
+
+/** Docker discovery of the containers that carry a host label (the only source labels come from). */
+export function labelDiscovery(discover: DiscoverOptions): DiscoverOptions {
+  const docker = discover.docker!;
+  return { ...discover, docker: { ...docker, selector: { ...docker.selector, labelKeys: [HOST_LABEL], portLabel: PORT_LABEL } } };
+}
+
+/** Turn discovered containers into routes, logging each skipped container once per reason. */
+class LabelReader {
+  private readonly said = new Set<string>();
+  constructor(
+    private readonly o: LabelRenderOptions,
+    private readonly log: Logger,
+  ) {}
+
+  read(found: BackendSet): LabelRoutes {
+    const r = labelRoutes(found, this.o.base);
+    for (const s of r.skipped) this.once(`${s.id} ${s.reason}`, () => this.log.warn(`skipping container ${s.id}: ${s.reason}; none of its labels is rendered`));
+    for (const id of r.tlsIgnored) this.once(`${id} tls`, () => this.log.warn(`container ${id}: label ${TLS_LABEL} is not served yet (TLS is not built); served over http on the front door`));
+    return r;
+  }
+
+  private once(key: string, say: () => void): void {
+    if (this.said.has(key)) return;
+    this.said.add(key);
+    say();
+  }
+}
+
+const servicesOf = (r: LabelRoutes) => r.specs.map((spec) => ({ spec, discover: {} }));
+
+export async function renderLabelsOnce(o: LabelRenderOptions, mode: { dryRun?: boolean; check?: boolean } = {}): Promise<RenderResult> {
+  const log = o.render.logger ?? nullLogger;
+  const found = await discoverOnce({ ...labelDiscovery(o.discover), logger: log });
+  const r = new LabelReader(o, log).read(found.backends);
+  return renderOnce({ ...o.render, services: servicesOf(r), frontDoor: o.base.bind, discovered: r.backends }, mode);
+}
+
+export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: number; resyncMs?: number; onResult?: (r: RenderResult) => void }, signal: AbortSignal): Promise<void> {
+  const log = o.render.logger ?? nullLogger;
+  const reader = new LabelReader(o, log);
+  let latest: BackendSet | null = null;
+  let renderer: Renderer | null = null;
+  let specsKey = '';
+  let passing = false;
+  const runner = new SyncRunner(
+    async () => {
+      if (!latest) return; // not listed yet
+      passing = true;
+      await pass(latest).finally(() => (passing = false));
+    },
+    { minIntervalMs: w.waitMinMs, maxIntervalMs: w.resyncMs ?? 60_000, onError: (err) => log.error('render failed; the last good config keeps serving', { error: describeError(err) }) },
+  );
+  const pass = async (found: BackendSet) => {
+    const r = reader.read(found);
+    const key = JSON.stringify(r.specs);
+    // The renderer renders a fixed set of services: a new set is a new renderer (its slots
+    // live in the state store, so known routes keep their servers).
+    if (!renderer || key !== specsKey) {
+      renderer = await buildRenderer({ ...o.render, services: servicesOf(r), frontDoor: o.base.bind });
+      specsKey = key;
+    }
+    w.onResult?.(await renderer.sync(r.backends, {}));
+  };
+  // A proxy --start manages is restarted if it dies (the next pass starts it), as render --watch does.
+  const alive = async () => (renderer?.opts.applier.alive ? renderer.opts.applier.alive() : true);
+  const monitor = monitorProxy(alive, { start: o.render.start, passing: () => passing, signal }, () => {
+    log.error(`${o.render.proxy} is not running; restarting it`);
+    runner.request('proxy died');
+  });
+  runner.start();
+  try {
+    for await (const u of discoverWatch({ ...labelDiscovery(o.discover), logger: log }, signal)) {
+      latest = u.backends;
+      runner.request(u.reason);
+    }
+  } finally {
+    clearInterval(monitor);
+    runner.stop();
+    await runner.idle();
+  }
+}
