@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { join } from 'node:path';
-import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
-import { defaultPaths } from '../../src/engine/render.js';
 import { requestStatus, type Snapshot } from '../../src/engine/runtime/status.js';
 import { requireDocker, TEST_IMAGE, waitFor } from '../support/docker.js';
 import { DeployFixture } from '../support/deploy.js';
@@ -27,12 +25,7 @@ describe('deploy readiness reaches the load balancers', () => {
     svc = fx.service('gate');
   });
   afterAll(async () => {
-    if (render) {
-      render.kill('SIGTERM');
-      await render;
-    }
-    const d = defaultPaths(svc, 'haproxy', fx.env);
-    await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop().catch(() => {});
+    await fx.stopRender(render, svc);
     await fx.cleanup();
   });
 

@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { execa } from 'execa';
-import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
-import { defaultPaths } from '../../src/engine/render.js';
 import { docker, requireDocker, TEST_IMAGE, waitFor } from '../support/docker.js';
 import { DeployFixture, FAST } from '../support/deploy.js';
 import { createClientNamespace, type ClientNamespace } from '../support/netns.js';
@@ -41,8 +39,7 @@ describe('elastic deploy: rolling update under load through map-image and render
       await c;
     }
     await fx.run(['map-image', 'stop', String(MAP_PORT)]).catch(() => {});
-    const d = defaultPaths(`dpllb${fx.tag}`, 'haproxy', fx.env);
-    await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop().catch(() => {});
+    await fx.stopRender(null, `dpllb${fx.tag}`); // the render child is among `children`
     await ns?.cleanup();
     await fx.cleanup();
     await docker.getImage(image).remove({ noprune: true }).catch(() => {});

@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
-import { defaultPaths } from '../../src/engine/render.js';
 import { docker, requireDocker, TEST_IMAGE, waitFor } from '../support/docker.js';
 import { DeployFixture, FAST } from '../support/deploy.js';
 
@@ -24,12 +22,7 @@ describe('render in front of deploy scale 5 -> 1 -> 3', () => {
     await docker.getImage(TEST_IMAGE).tag({ repo: `elastic-test/rt-${fx.tag}`, tag: '1' });
   });
   afterAll(async () => {
-    if (render) {
-      render.kill('SIGTERM');
-      await render;
-    }
-    const d = defaultPaths(svc, 'haproxy', fx.env);
-    await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop().catch(() => {});
+    await fx.stopRender(render, svc);
     await fx.cleanup();
     await docker.getImage(image).remove({ noprune: true }).catch(() => {});
   });

@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
+import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
+import { defaultPaths } from '../../src/engine/render.js';
 import { docker as mainDocker } from './docker.js';
 import { elastic } from './cli.js';
 import { ownedStateDir } from './owned.js';
@@ -40,6 +42,16 @@ export class DeployFixture {
 
   async containers(service: string, all = true): Promise<Docker.ContainerInfo[]> {
     return this.client.listContainers({ all, filters: JSON.stringify({ label: [`elastic.service=${service}`, 'elastic.managed=true'] }) });
+  }
+
+  /** Stop a `render --watch --start` this test ran (SIGTERM, awaited) and the HAProxy it manages. */
+  async stopRender(render: ReturnType<DeployFixture['run']> | null, instance: string): Promise<void> {
+    if (render) {
+      render.kill('SIGTERM');
+      await render.catch(() => {});
+    }
+    const d = defaultPaths(instance, 'haproxy', this.env);
+    await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop().catch(() => {});
   }
 
   async cleanup(): Promise<void> {
