@@ -120,7 +120,7 @@ describe('proxy edge: the warm path (HAProxy straight to local apps)', () => {
   it('kill -9 of a warm node and its app: clients queued behind it are served by the other node', async () => {
     const e = await warmEdge({ listeners: [{ kind: 'tcp', port: 25303, route: 'default' }] });
     const start = () => {
-      const p = execa(process.execPath, [BIN, 'proxy', 'node', '--edge', `127.0.0.1:${e.nodePort}`, '--', ...appCommand(WARM_APP, { DELAY_MS: 1500 })], { env: baseEnv, detached: true, reject: false, stdin: 'ignore' });
+      const p = execa(process.execPath, [BIN, 'proxy', 'node', '--edge', `127.0.0.1:${e.nodePort}`, '--', ...appCommand(WARM_APP, { DELAY_MS: 5000 })], { env: baseEnv, detached: true, reject: false, stdin: 'ignore' });
       procs.push(p);
       return p;
     };
@@ -130,7 +130,7 @@ describe('proxy edge: the warm path (HAProxy straight to local apps)', () => {
     await waitFor(() => view(e).nodeList.filter((n) => n.warm).length === 2, 'node B warm', 20_000);
     const replies = Array.from({ length: 4 }, () => get(25303, { timeoutMs: 20_000 }).catch((err: Error) => ({ status: 0, body: err.message })));
     // Two wait: held by the edge, or (two clients saw the same last free slot) in HAProxy's queue.
-    await waitFor(() => view(e).active === 2 && view(e).queued + view(e).warmQueued === 2, 'two at the apps, two waiting', 3000);
+    await waitFor(() => view(e).active === 2 && view(e).queued + view(e).warmQueued === 2, 'two at the apps, two waiting', 4500); // within the apps' 5 s delay (was 1.5 s with a 3 s wait: missed once in CI)
     const pidA = view(e).nodeList.find((n) => n.active === 1)!.pid;
     expect([a.pid, b.pid]).toContain(pidA);
     process.kill(-pidA, 'SIGKILL'); // the node and its app (its process group)
