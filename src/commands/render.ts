@@ -15,6 +15,8 @@ import { renderOnce, renderWatch, type RenderOptions } from '../engine/render.js
 import { renderLabelsOnce, renderLabelsWatch } from '../engine/render-labels.js';
 import { labelRenderOptions } from '../engine/frontends/label-flags.js';
 import { parseWait, renderResultText } from '../ui/render.js';
+import { applyTlsFlags } from '../engine/frontends/tls/tls-flags.js';
+import type { ServicesFileExtras } from '../engine/frontends/services.js';
 
 export default class Render extends BaseCommand {
   static override summary = 'Render HAProxy, nginx or Varnish config from discovered backends; validate, swap atomically, apply without dropping requests';
@@ -47,6 +49,12 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
     path: Flags.string({ description: 'http: serve only this path prefix (repeatable, e.g. /api); other paths get a 404 page', multiple: true, helpGroup: 'SERVICE' }),
     'routes-from-labels': Flags.boolean({ description: 'serve every running container labelled elastic.http.host on --bind, routed by its labels (docs/render.md "Routes from container labels"); --label/--network narrow the containers', exclusive: ['config', 'host', 'path'], helpGroup: 'SERVICE' }),
     'strip-prefix': Flags.boolean({ description: 'remove the matched --path prefix before the request goes to a backend (/api/x -> /x)', dependsOn: ['path'], helpGroup: 'SERVICE' }),
+    'tls-bind': Flags.string({ description: 'also serve the routed bind over https here: PORT or ADDRESS:PORT (docs/render.md "TLS")', helpGroup: 'TLS' }),
+    'cert-dir': Flags.string({ description: 'certificates: one HOST.pem per host (chain + key), _.example.com.pem for *.example.com, default.pem', helpGroup: 'TLS' }),
+    'default-cert': Flags.string({ description: 'the certificate for names no other certificate has (PEM: chain + key)', helpGroup: 'TLS' }),
+    'tls-cert': Flags.string({ description: 'one service: its certificate file (PEM: chain + key)', helpGroup: 'TLS' }),
+    'tls-redirect': Flags.boolean({ description: 'one service: redirect http requests to https (301)', helpGroup: 'TLS' }),
+    hsts: Flags.integer({ description: 'one service: Strict-Transport-Security max-age in seconds on https responses (0-63072000)', min: 0, max: 63_072_000, helpGroup: 'TLS' }),
     slots: Flags.integer({ description: 'HAProxy: minimum pre-allocated server slots per service (grows to the next power of two)', min: 1, max: 4096, helpGroup: 'SERVICE' }),
     proxy: Flags.option({ options: ['haproxy', 'nginx', 'varnish'] as const, default: 'haproxy', description: 'what to render for', helpGroup: 'PROXY' })(),
     output: Flags.string({ char: 'o', description: 'config file to write (default: under the state dir)', helpGroup: 'PROXY' }),
@@ -72,7 +80,9 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
     const { flags } = await this.parse(Render);
     const logger = this.makeLogger(flags, 'render');
     const labels = flags['routes-from-labels'];
-    const services = labels ? [] : flags.config ? await loadServicesFile(flags.config, logger) : [serviceFromFlags({ ...flags, check: undefined }, logger)];
+    const fromFile: ServicesFileExtras | null = flags.config ? {} : null;
+    const listed = labels ? [] : flags.config ? await loadServicesFile(flags.config, logger, fromFile!) : [serviceFromFlags({ ...flags, check: undefined }, logger)];
+    const { services, tls } = applyTlsFlags(listed, flags, labels ? null : fromFile);
     const instance = toIdent(flags['instance-name'] ?? (labels ? 'labels' : flags.config ? basename(flags.config).replace(/\.[^.]*$/, '') : services[0]!.spec.name));
     let reloadCommand: string[] | undefined;
     if (flags['reload-command']) {
@@ -95,6 +105,7 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
       varnish: { instance: flags['varnish-name'] },
       reloadCommand,
       noApply: flags['no-apply'],
+      tls,
       guard: { minBackends: flags['min-backends'], maxChangePct: flags['max-change'], force: flags.force },
       logger,
     };

@@ -23,6 +23,9 @@ import type { RenderService } from './frontends/services.js';
 import { renderStatus } from './frontends/status.js';
 import { compileTemplate, loadTemplate } from './frontends/template.js';
 import { VarnishApplier } from './frontends/varnish/applier.js';
+import { TlsCerts } from './frontends/tls/rotation.js';
+import type { CertSources } from './frontends/tls/certs.js';
+import type { TlsOptions } from './frontends/tls/tls-data.js';
 
 /**
  * `render` as engine entry points: one pass (`renderOnce`), the live form (`renderWatch`), and
@@ -45,6 +48,10 @@ export interface RenderOptions {
   guard: Guardrails;
   /** A bind routed even with no service on it (render --routes-from-labels). */
   frontDoor?: { readonly address: string; readonly port: number };
+  /** The https bind and where its certificates come from (docs/render.md "TLS"). */
+  tls?: TlsOptions;
+  /** Where certificate copies go (default <run dir>/render-<name>/certs; --check/--dry-run: a temp dir). */
+  certCopies?: string;
   /** Backends already discovered (render --routes-from-labels): renderOnce does not discover. */
   discovered?: Readonly<Record<string, BackendSet>>;
   store?: StateStore;
@@ -63,7 +70,15 @@ export function defaultPaths(instance: string, proxy: ProxyKind, env: NodeJS.Pro
     masterSocket: join(run, 'haproxy-master.sock'),
     pidFile: join(run, `${proxy}.pid`),
     errorLog: join(run, 'nginx-error.log'),
+    certs: join(run, 'certs'),
   };
+}
+
+/** Where a render's certificates come from (undefined: no TLS). */
+export function certSources(opts: Pick<RenderOptions, 'tls' | 'services'>): CertSources | undefined {
+  if (!opts.tls) return undefined;
+  const services = opts.services.flatMap((s) => (s.spec.tls?.cert ? [{ service: s.spec.name, file: s.spec.tls.cert, hosts: s.spec.routes?.hosts ?? [] }] : []));
+  return { certDir: opts.tls.certDir, defaultCert: opts.tls.defaultCert, services };
 }
 
 const SAFE_PATH = /^\/[A-Za-z0-9_.\/@+-]{1,200}$/;
@@ -99,6 +114,10 @@ export async function buildRenderer(opts: RenderOptions, readOnly = false): Prom
   else if (opts.proxy === 'nginx') applier = new NginxApplier({ config: output, pidFile: paths.pidFile, errorLog: paths.errorLog, closingFlag: paths.closingFlag, manage: Boolean(opts.start), bin: opts.nginx?.bin, logger: log.child('nginx') });
   else applier = new VarnishApplier({ config: output, instance: opts.varnish?.instance });
   const tpl = await loadTemplate(opts.proxy, opts.template);
+  const sources = certSources(opts);
+  const certDir = resolve(opts.certCopies ?? d.certs);
+  if (sources && !SAFE_PATH.test(certDir)) throw new UserError(`path for certificate copies has characters a config cannot carry: ${certDir.slice(0, 80)}`, 'use a run dir path of letters, digits and /._@+-', ExitCode.usage);
+  const certs = sources ? new TlsCerts(sources, certDir, log.child('tls')) : undefined;
   return new Renderer({
     instance: opts.instance,
     output,
@@ -109,6 +128,7 @@ export async function buildRenderer(opts: RenderOptions, readOnly = false): Prom
     frontDoor: opts.frontDoor,
     store: opts.store ?? new FileStateStore(stateDir(opts.env)),
     logger: log,
+    ...(certs && opts.tls ? { tls: { options: opts.tls, certs: () => certs.current, manager: certs } } : {}),
   });
 }
 
@@ -129,7 +149,9 @@ export async function renderOnce(opts: RenderOptions, mode: { dryRun?: boolean; 
     output = join(scratch, basename(opts.output ?? DEFAULT_FILE[opts.proxy]));
   }
   try {
-    const renderer = await buildRenderer({ ...opts, output }, readOnly);
+    if (readOnly && opts.tls) scratch ??= await mkdtemp(join(tmpdir(), 'elastic-render-check-'));
+    const renderer = await buildRenderer({ ...opts, output, ...(readOnly && opts.tls ? { certCopies: join(scratch!, 'certs') } : {}) }, readOnly);
+    await renderer.opts.tls?.manager.prepare(renderer.opts.applier);
     return await renderer.sync(opts.discovered ?? (await discoverAll(opts)), { ...mode, throwOnRefusal: true });
   } finally {
     if (scratch) await rm(scratch, { recursive: true, force: true });
@@ -173,7 +195,10 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
     async (reason) => {
       if (latest.size < opts.services.length) return; // wait until every service has been listed once
       passing = true;
-      const r = await renderer.sync(Object.fromEntries(latest), {}).finally(() => (passing = false));
+      const r = await (async () => {
+        await renderer.opts.tls?.manager.prepare(applier);
+        return renderer.sync(Object.fromEntries(latest), {});
+      })().finally(() => (passing = false));
       if (r.action === 'start' && renderer.counters.starts > 1) {
         log.error(`${opts.proxy} was not running; restarted it from the live config`);
         status.event('error', `${opts.proxy} was not running; restarted it`);
@@ -269,6 +294,8 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
     runner.request('proxy died');
   });
 
+  const sources = certSources(opts);
+  if (sources) renderer.opts.tls?.manager.watch(sources, () => runner.request('certificate file changed'), signal);
   const watchers = opts.services.map(async (s) => {
     for await (const u of discoverWatch({ ...s.discover, logger: log }, signal)) {
       latest.set(s.spec.name, u.backends.map((b) => ({ ...b, service: s.spec.name })));

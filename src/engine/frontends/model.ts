@@ -1,6 +1,8 @@
 import { backendWeight, type Backend, type BackendSet } from '../model/backend.js';
 import { isAddress, isPort, printable, toIdent } from '../model/validate.js';
 import { isRouted, routedBinds, type RoutedBind, type ServiceRoutes } from './routing.js';
+import type { CertSet } from './tls/certs.js';
+import { attachTls, type ServiceTls, type TlsOptions } from './tls/tls-data.js';
 
 /**
  * What `render` renders: plain data built from the operator's service specs and the discovered
@@ -31,6 +33,8 @@ export interface ServiceSpec {
   readonly routes?: ServiceRoutes;
   /** The default_service of its bind: requests no route matches. */
   readonly isDefaultService?: boolean;
+  /** Served over https too (tls/tls-data.ts), with redirect / HSTS. */
+  readonly tls?: ServiceTls;
 }
 
 export interface TemplateBackend {
@@ -141,6 +145,8 @@ export interface BuildInput {
   readonly paths?: Readonly<Record<string, string>>;
   /** A bind routed even with no service on it (render --routes-from-labels). */
   readonly frontDoor?: { readonly address: string; readonly port: number };
+  /** The TLS bind and the certificates it serves (render --tls-bind). */
+  readonly tls?: { readonly options: TlsOptions; readonly certs: CertSet };
 }
 
 /** Desired state (pure): the data a template renders, plus the slot map it implies. */
@@ -164,7 +170,7 @@ export function buildTemplateData(input: BuildInput): { data: TemplateData; slot
   });
   const hasMode = (m: Mode) => services.some((s) => s.mode === m);
   const empty = new Set(services.filter((s) => s.backends.length === 0).map((s) => s.name));
-  return { data: { instance: input.instance, proxy: input.proxy, services, routedBinds: routedBinds(input.specs, empty, input.frontDoor), hasHttp: hasMode('http') || input.frontDoor !== undefined, hasTcp: hasMode('tcp'), paths: input.paths ?? {} }, slots: slotMap };
+  return { data: { instance: input.instance, proxy: input.proxy, services, routedBinds: attachTls(routedBinds(input.specs, empty, input.frontDoor), input.specs, input.tls?.certs, input.tls?.options, input.proxy === 'nginx'), hasHttp: hasMode('http') || input.frontDoor !== undefined, hasTcp: hasMode('tcp'), paths: input.paths ?? {} }, slots: slotMap };
 }
 
 /** The same data with every slot empty: rendering it gives the config's structure only. */

@@ -13,6 +13,9 @@ import { printable } from '../model/validate.js';
 import type { CompiledTemplate } from './template.js';
 import { validateConfig } from './validate.js';
 import { assertOursToBind } from './binds.js';
+import type { CertSet } from './tls/certs.js';
+import type { TlsOptions } from './tls/tls-data.js';
+import type { TlsCerts } from './tls/rotation.js';
 
 /**
  * One render pass, level-triggered: backends in -> guardrails -> template -> skip if unchanged ->
@@ -64,6 +67,8 @@ export interface RendererOptions {
   validateBin?: string;
   /** A bind routed even with no service on it (render --routes-from-labels). */
   frontDoor?: { readonly address: string; readonly port: number };
+  /** The TLS bind and its current certificates (tls/certs.ts), read at every pass. */
+  tls?: { readonly options: TlsOptions; readonly certs: () => CertSet | undefined; readonly manager: TlsCerts };
 }
 
 export interface Counters {
@@ -101,10 +106,15 @@ export class Renderer {
   /** Build the desired render (pure apart from reading the last slot map). */
   desired(backends: Readonly<Record<string, BackendSet>>, state: RenderState | undefined): DesiredRender {
     const previousSlots: SlotMap = Object.fromEntries(Object.entries(state?.applied.slots ?? {}).map(([k, v]) => [k, v.map((s) => s?.id ?? null)]));
-    const { data } = buildTemplateData({ instance: this.opts.instance, proxy: this.opts.applier.proxy, specs: this.opts.specs, backends, previousSlots, reserved: this.drained, paths: this.opts.applier.paths, frontDoor: this.opts.frontDoor });
+    const { data } = buildTemplateData({ instance: this.opts.instance, proxy: this.opts.applier.proxy, specs: this.opts.specs, backends, previousSlots, reserved: this.drained, paths: this.opts.applier.paths, frontDoor: this.opts.frontDoor, tls: this.tlsInput() });
     const text = this.opts.template(data);
     const skeleton = this.opts.applier.proxy === 'haproxy' ? this.opts.template(skeletonOf(data)) : text;
     return { text, configHash: hashText(text), skeletonHash: hashText(skeleton), slots: appliedSlots(data) };
+  }
+
+  private tlsInput() {
+    const certs = this.opts.tls?.certs();
+    return this.opts.tls && certs ? { options: this.opts.tls.options, certs } : undefined;
   }
 
   async sync(discovered: Readonly<Record<string, BackendSet>>, mode: { dryRun?: boolean; check?: boolean; throwOnRefusal?: boolean } = {}): Promise<RenderResult> {

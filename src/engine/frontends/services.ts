@@ -8,6 +8,8 @@ import { toDiscoverOptions, type SelectorFlagValues } from '../discover-options.
 import type { Balance, LbCheck, Mode, ServiceSpec } from './model.js';
 import { isUrlPath } from './template.js';
 import { parseServiceRoutes, routingProblem } from './routing.js';
+import { parseServiceTls, tlsOptions } from './tls/tls-config.js';
+import { tlsProblem, type TlsOptions } from './tls/tls-data.js';
 
 /**
  * Services to render: one from flags (`--service web --bind 18400 --image ...`), or several from
@@ -98,23 +100,28 @@ export function serviceFromFlags(flags: SelectorFlagValues & ServiceFlagValues, 
 const asStr = (v: unknown): string | undefined => (v === undefined || v === null ? undefined : String(v));
 const asList = (v: unknown): string[] | undefined => (v === undefined ? undefined : Array.isArray(v) ? v.map(String) : [String(v)]);
 
-export async function loadServicesFile(file: string, logger?: Logger): Promise<RenderService[]> {
+export async function loadServicesFile(file: string, logger?: Logger, extras?: ServicesFileExtras): Promise<RenderService[]> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new UserError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'check --config', ExitCode.config);
   }
-  return parseServicesFile(text, file, logger);
+  return parseServicesFile(text, file, logger, extras);
 }
 
-export function parseServicesFile(text: string, file: string, logger?: Logger): RenderService[] {
+/** TLS options from a services file's top level (tls_bind, cert_dir, default_cert), filled by parseServicesFile. */
+export interface ServicesFileExtras {
+  tls?: TlsOptions;
+}
+
+export function parseServicesFile(text: string, file: string, logger?: Logger, extras: ServicesFileExtras = {}): RenderService[] {
   const doc = parseDocument(text, { prettyErrors: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     throw new UserError(`${file}:${e.linePos?.[0]?.line ?? '?'}: not valid YAML: ${printable(e.message.split('\n')[0] ?? '', 120)}`, 'fix the file; see docs/render.md', ExitCode.config);
   }
-  const root = doc.toJS() as { services?: unknown; default_service?: unknown } | null;
+  const root = doc.toJS() as { services?: unknown; default_service?: unknown; tls_bind?: unknown; cert_dir?: unknown; default_cert?: unknown } | null;
   if (!root || !Array.isArray(root.services) || root.services.length === 0) throw new UserError(`${file}: expected a non-empty "services:" list`, 'see docs/render.md "Several services"', ExitCode.config);
   const seen = new Set<string>();
   const defaultService = asStr(root.default_service);
@@ -134,7 +141,8 @@ export function parseServicesFile(text: string, file: string, logger?: Logger): 
       const spec = serviceSpec(name, { bind: asStr(s.bind), mode: asStr(s.mode), balance: asStr(s.balance), 'lb-check': asStr(s.lb_check), 'lb-check-interval': s.lb_check_interval === undefined ? undefined : Number(s.lb_check_interval), slots: s.slots === undefined ? undefined : Number(s.slots), host: asList(s.hosts), path: asList(s.paths), 'strip-prefix': s.strip_prefix === true });
       if (seen.has(name)) throw usage(`service ${name} is defined twice`, 'service names must be unique');
       seen.add(name);
-      return { spec: name === defaultService ? { ...spec, isDefaultService: true } : spec, discover: toDiscoverOptions(select, logger) };
+      const tls = parseServiceTls(s.tls);
+      return { spec: { ...spec, ...(name === defaultService ? { isDefaultService: true } : {}), ...(tls ? { tls } : {}) }, discover: toDiscoverOptions(select, logger) };
     } catch (err) {
       if (err instanceof UserError) throw new UserError(`${where}: ${err.message}`, err.hint, ExitCode.config);
       throw err;
@@ -142,7 +150,22 @@ export function parseServicesFile(text: string, file: string, logger?: Logger): 
   });
   if (defaultService !== undefined && !seen.has(defaultService)) throw new UserError(`${file}: default_service "${printable(defaultService, 60)}" is not a service in this file`, 'name one of the services listed under services:', ExitCode.config);
   // Several services may share a bind when each says which hosts/paths it takes.
-  const problem = routingProblem(services.map((s) => s.spec));
+  const routed = withTlsRouted(services);
+  const problem = routingProblem(routed.map((s) => s.spec));
   if (problem) throw new UserError(`${file}: ${problem}`, 'see docs/render.md "Routing"', ExitCode.config);
-  return services;
+  try {
+    extras.tls = tlsOptions(root.tls_bind === undefined ? undefined : parseBind(String(root.tls_bind)), root.cert_dir, root.default_cert);
+  } catch (err) {
+    if (err instanceof UserError) throw new UserError(`${file}: ${err.message}`, err.hint, ExitCode.config);
+    throw err;
+  }
+  const tlsBad = tlsProblem(routed.map((s) => s.spec), extras.tls);
+  if (tlsBad) throw new UserError(`${file}: ${tlsBad}`, 'see docs/render.md "TLS"', ExitCode.config);
+  return routed;
+}
+
+/** A tls service alone on its bind with no hosts/paths serves every request there: it is that bind's default (a routed bind gets the TLS bind). */
+export function withTlsRouted(services: RenderService[]): RenderService[] {
+  const key = (s: RenderService) => `${s.spec.bind.address}:${s.spec.bind.port}`;
+  return services.map((s) => (s.spec.tls && !s.spec.routes && !s.spec.isDefaultService && services.filter((o) => key(o) === key(s)).length === 1 ? { ...s, spec: { ...s.spec, isDefaultService: true } } : s));
 }

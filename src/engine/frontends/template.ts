@@ -15,6 +15,7 @@ import { parseHostPattern, parsePathPrefix } from './routes.js';
  *   {{ident x}}    an identifier (haproxy/nginx: [A-Za-z0-9_.-]; VCL: [A-Za-z_][A-Za-z0-9_]), else error
  *   {{addr x}}     an IP address; {{endpoint a p}} address:port ([v6]:port)
  *   {{port x}} {{int x}} {{ms x}}  numbers, checked; {{path x}} a URL path
+ *   {{file x}}     an absolute file path of letters, digits and /._@+- (certificates, crt-list)
  *   {{quote x}}    a quoted string in the format's syntax; control characters are an error
  *   {{comment x}}  text reduced to a harmless character set, for comments
  *   {{host x}}     a host name (`api.example.com`), wildcard (`*.example.com`) or suffix (`.example.com`)
@@ -100,6 +101,7 @@ export function createEngine(proxy: ProxyKind): typeof Handlebars {
   h('int', (v) => int(v, 0, 2 ** 31 - 1, 'int: not a non-negative integer'));
   h('ms', (v) => `${int(v, 0, 2 ** 31 - 1, 'ms: not a duration')}ms`);
   h('path', (v) => (isUrlPath(String(v)) ? String(v) : fail('path: not a URL path', v)));
+  h('file', (v) => (/^\/[A-Za-z0-9_.\/@+-]{1,200}$/.test(String(v)) && !String(v).includes('/../') ? String(v) : fail('file: not a plain absolute path', v)));
   h('quote', (v) => quoteFor(proxy, v));
   h('comment', (v) => commentText(v));
   h('host', (v) => hostText(v));

@@ -1,0 +1,98 @@
+import type { RoutedBind } from '../routing.js';
+import { certForHost, certsHash, type CertSet } from './certs.js';
+
+/**
+ * TLS in the template data (pure): a routed bind also listens on the TLS bind, with the
+ * certificates of the cert store, HTTP -> HTTPS redirects and HSTS per service. Both proxies
+ * use the same routes on both binds, so a request routes the same over http and https.
+ */
+export interface ServiceTls {
+  /** A certificate file (PEM chain + key) for this service's hosts; else the cert dir / default. */
+  readonly cert?: string;
+  /** Plain-http requests for this service are redirected to https (301). */
+  readonly redirect: boolean;
+  /** Strict-Transport-Security max-age in seconds on https responses; 0: no header. */
+  readonly hstsMaxAge: number;
+}
+
+export interface TlsOptions {
+  readonly bind: { readonly address: string; readonly port: number };
+  readonly certDir?: string;
+  readonly defaultCert?: string;
+}
+
+export interface BindTls {
+  readonly bind: { readonly address: string; readonly port: number };
+  readonly crtList: string;
+  readonly defaultCert: string;
+  /** Changes when the config must change (a reload): HAProxy the crt-list, nginx also every file. */
+  readonly hash: string;
+  /** Route ids (HAProxy txn.route) of services that redirect http to https; the default service too. */
+  readonly redirectRoutes: readonly string[];
+  readonly redirectDefault: boolean;
+  readonly hsts: ReadonlyArray<{ readonly route: string; readonly value: string }>;
+  readonly hstsDefault: string | null;
+  /** nginx: per service, and the certificate file of each host pattern. */
+  readonly services: Readonly<Record<string, { readonly redirect: boolean; readonly hsts: string | null }>>;
+  readonly certs: Readonly<Record<string, string>>;
+}
+
+export type TlsBindData = RoutedBind & { readonly tls: BindTls | null };
+
+interface TlsSpec {
+  readonly name: string;
+  readonly bind: { readonly address: string; readonly port: number };
+  readonly tls?: ServiceTls;
+}
+
+export const HSTS_MAX = 63_072_000; // two years, the preload list's own ceiling
+const hstsValue = (t: ServiceTls | undefined) => (t && t.hstsMaxAge > 0 ? `max-age=${t.hstsMaxAge}` : null);
+const sameBind = (a: TlsSpec['bind'], b: TlsSpec['bind']) => a.address === b.address && a.port === b.port;
+
+/** The routed bind that gets the TLS bind: that of the TLS services, else the only (front-door) one. */
+function tlsTarget(binds: readonly RoutedBind[], specs: readonly TlsSpec[]): RoutedBind | undefined {
+  const withTls = specs.find((s) => s.tls);
+  return withTls ? binds.find((b) => sameBind(b.bind, withTls.bind)) : binds.length === 1 ? binds[0] : undefined;
+}
+
+/** Why these services cannot share one TLS bind, or null. */
+export function tlsProblem(specs: ReadonlyArray<TlsSpec & { readonly mode: string }>, tls: TlsOptions | undefined): string | null {
+  const withTls = specs.filter((s) => s.tls);
+  if (withTls.length > 0 && !tls) return `service ${withTls[0]!.name} has tls: but no TLS bind is given (tls_bind: in the file, or --tls-bind)`;
+  const other = withTls.find((s) => !sameBind(s.bind, withTls[0]!.bind));
+  if (other) return `services ${withTls[0]!.name} and ${other.name} have tls: on different binds; one TLS bind serves the routes of one bind`;
+  const tcp = withTls.find((s) => s.mode !== 'http');
+  if (tcp) return `service ${tcp.name}: tls: terminates https, a tcp service cannot have it`;
+  if (tls && specs.some((s) => sameBind(s.bind, tls.bind))) return `the TLS bind ${tls.bind.address}:${tls.bind.port} is also a service's bind`;
+  return null;
+}
+
+export function attachTls(binds: readonly RoutedBind[], specs: readonly TlsSpec[], set: CertSet | undefined, tls: TlsOptions | undefined, withContent: boolean): TlsBindData[] {
+  const target = set && tls ? tlsTarget(binds, specs) : undefined;
+  const byName = new Map(specs.map((s) => [s.name, s.tls]));
+  return binds.map((b): TlsBindData => {
+    if (b !== target || !set || !tls) return { ...b, tls: null };
+    const routes = b.allHosts.flatMap((h) => h.routes);
+    const def = b.defaultService ? byName.get(b.defaultService) : undefined;
+    const services = Object.fromEntries(specs.map((s) => [s.name, { redirect: Boolean(s.tls?.redirect), hsts: hstsValue(s.tls) }]));
+    const certs = Object.fromEntries(b.allHosts.filter((h) => h.kind !== 'any').map((h) => [h.host, certForHost(set, h.host).copy]));
+    return {
+      ...b,
+      tls: {
+        bind: tls.bind,
+        crtList: set.crtList,
+        defaultCert: set.entries[0]!.copy,
+        hash: certsHash(set, withContent),
+        redirectRoutes: routes.filter((r) => byName.get(r.service)?.redirect).map((r) => r.id),
+        redirectDefault: Boolean(def?.redirect),
+        hsts: routes.flatMap((r) => {
+          const v = hstsValue(byName.get(r.service));
+          return v ? [{ route: r.id, value: v }] : [];
+        }),
+        hstsDefault: hstsValue(def),
+        services,
+        certs,
+      },
+    };
+  });
+}
