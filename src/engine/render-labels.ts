@@ -6,7 +6,8 @@ import type { ServiceSpec } from './frontends/model.js';
 import type { Renderer, RenderResult } from './frontends/renderer.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
 import { SyncRunner } from './runtime/runner.js';
-import { buildRenderer, monitorProxy, renderOnce, type RenderOptions } from './render.js';
+import { watchCertFiles } from './frontends/tls/rotation.js';
+import { buildRenderer, certSources, monitorProxy, renderOnce, type RenderOptions } from './render.js';
 
 /**
  * `render --routes-from-labels --bind PORT`: every running container labelled elastic.http.host
@@ -41,7 +42,7 @@ class LabelReader {
   read(found: BackendSet): LabelRoutes {
     const r = labelRoutes(found, this.o.base);
     for (const s of r.skipped) this.once(`${s.id} ${s.reason}`, () => this.log.warn(`skipping container ${s.id}: ${s.reason}; none of its labels is rendered`));
-    for (const id of r.tlsIgnored) this.once(`${id} tls`, () => this.log.warn(`container ${id}: label ${TLS_LABEL} is not served yet (TLS is not built); served over http on the front door`));
+    if (!this.o.render.tls) for (const id of r.tlsIgnored) this.once(`${id} tls`, () => this.log.warn(`container ${id}: label ${TLS_LABEL} needs a TLS bind (--tls-bind); served over http on the front door`));
     return r;
   }
 
@@ -85,6 +86,7 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
       renderer = await buildRenderer({ ...o.render, services: servicesOf(r), frontDoor: o.base.bind });
       specsKey = key;
     }
+    await renderer.opts.tls?.manager.prepare(renderer.opts.applier);
     w.onResult?.(await renderer.sync(r.backends, {}));
   };
   // A proxy --start manages is restarted if it dies (the next pass starts it), as render --watch does.
@@ -93,6 +95,9 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
     log.error(`${o.render.proxy} is not running; restarting it`);
     runner.request('proxy died');
   });
+  // Certificates come from the cert dir / default cert only (labels name no files).
+  const sources = certSources({ tls: o.render.tls, services: [] });
+  if (sources) watchCertFiles(sources, () => runner.request('certificate file changed'), signal, log);
   runner.start();
   try {
     for await (const u of discoverWatch({ ...labelDiscovery(o.discover), logger: log }, signal)) {

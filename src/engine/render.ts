@@ -23,7 +23,7 @@ import type { RenderService } from './frontends/services.js';
 import { renderStatus } from './frontends/status.js';
 import { compileTemplate, loadTemplate } from './frontends/template.js';
 import { VarnishApplier } from './frontends/varnish/applier.js';
-import { TlsCerts } from './frontends/tls/rotation.js';
+import { TlsCerts, watchCertFiles } from './frontends/tls/rotation.js';
 import type { CertSources } from './frontends/tls/certs.js';
 import type { TlsOptions } from './frontends/tls/tls-data.js';
 
@@ -295,7 +295,7 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
   });
 
   const sources = certSources(opts);
-  if (sources) renderer.opts.tls?.manager.watch(sources, () => runner.request('certificate file changed'), signal);
+  if (sources) watchCertFiles(sources, () => runner.request('certificate file changed'), signal, log);
   const watchers = opts.services.map(async (s) => {
     for await (const u of discoverWatch({ ...s.discover, logger: log }, signal)) {
       latest.set(s.spec.name, u.backends.map((b) => ({ ...b, service: s.spec.name })));

@@ -11,7 +11,7 @@ import { parseHostPattern, parsePathPrefix } from './routes.js';
  *   elastic.http.path=/api[,/v2]                          optional path prefixes (default /)
  *   elastic.http.port=8080                                which container port (discovery: portLabel)
  *   elastic.weight=3                                      weight (model.ts, as everywhere)
- *   elastic.http.tls=true|redirect|false                  accepted, not served yet (TLS is not built)
+ *   elastic.http.tls=true|redirect|false                  with --tls-bind: redirect sends http to https
  *
  * Containers with the same host and path form one service, named from them (an identifier plus
  * a short hash, so two routes never share a name). Label values are untrusted: a container with
@@ -26,7 +26,7 @@ export interface LabelRoutes {
   readonly specs: ServiceSpec[];
   readonly backends: Record<string, Backend[]>;
   readonly skipped: Array<{ id: string; reason: string }>;
-  /** Containers that asked for TLS, served over http (TLS is not built yet). */
+  /** Containers that asked for TLS (served over http only when the render has no TLS bind). */
   readonly tlsIgnored: string[];
 }
 
@@ -40,7 +40,7 @@ export function routeServiceName(host: string, path: string): string {
 const list = (text: string) => text.split(',').map((s) => s.trim());
 
 /** What a container's labels ask for, or why it is skipped. */
-function parseLabels(b: Backend): { hosts: string[]; paths: string[]; tls: boolean } | { reason: string } {
+function parseLabels(b: Backend): { hosts: string[]; paths: string[]; tls: boolean; redirect: boolean } | { reason: string } {
   const hosts: string[] = [];
   for (const text of list(b.labels[HOST_LABEL] ?? '')) {
     const r = parseHostPattern(text);
@@ -55,7 +55,7 @@ function parseLabels(b: Backend): { hosts: string[]; paths: string[]; tls: boole
   }
   const tls = b.labels[TLS_LABEL];
   if (tls !== undefined && !['true', 'redirect', 'false'].includes(tls)) return { reason: `label ${TLS_LABEL}: "${printable(tls, 20)}" is not true, redirect or false` };
-  return { hosts: [...new Set(hosts)], paths: [...new Set(paths)], tls: tls === 'true' || tls === 'redirect' };
+  return { hosts: [...new Set(hosts)], paths: [...new Set(paths)], tls: tls === 'true' || tls === 'redirect', redirect: tls === 'redirect' };
 }
 
 export function labelRoutes(found: BackendSet, base: Omit<ServiceSpec, 'name' | 'routes' | 'isDefaultService'>): LabelRoutes {
@@ -74,6 +74,8 @@ export function labelRoutes(found: BackendSet, base: Omit<ServiceSpec, 'name' | 
       for (const path of want.paths) {
         const name = routeServiceName(host, path);
         if (!specs.has(name)) specs.set(name, { ...base, name, routes: { hosts: [host], paths: [path], stripPrefix: false } });
+        // Any container of a route asking for the redirect makes the route redirect.
+        if (want.tls) specs.set(name, { ...specs.get(name)!, tls: { redirect: want.redirect || Boolean(specs.get(name)!.tls?.redirect), hstsMaxAge: 0 } });
         (backends[name] ??= []).push({ ...b, service: name });
       }
     }

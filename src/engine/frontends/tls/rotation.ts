@@ -44,32 +44,32 @@ export class TlsCerts {
       this.counters.fallbackReloads++;
     }
   }
+}
 
-  /** Call `onChange` when a certificate file or directory changes (100 ms debounce: a copy in progress). */
-  watch(sources: CertSources, onChange: () => void, signal: AbortSignal): void {
-    const dirs = new Set<string>();
-    if (sources.certDir) dirs.add(sources.certDir);
-    if (sources.defaultCert) dirs.add(dirname(sources.defaultCert));
-    for (const s of sources.services) dirs.add(dirname(s.file));
-    let timer: NodeJS.Timeout | null = null;
-    const poke = () => {
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => {
-        timer = null;
-        onChange();
-      }, 100);
-    };
-    const watchers: FSWatcher[] = [];
-    for (const d of dirs) {
-      try {
-        watchers.push(watch(d, { persistent: false }, poke));
-      } catch (err) {
-        this.log.warn(`cannot watch ${d} for certificate changes; they are picked up at the periodic resync`, { error: describeError(err) });
-      }
+/** Call `onChange` when a certificate file or directory changes (100 ms debounce: a copy in progress). */
+export function watchCertFiles(sources: CertSources, onChange: () => void, signal: AbortSignal, log: Logger = nullLogger): void {
+  const dirs = new Set<string>();
+  if (sources.certDir) dirs.add(sources.certDir);
+  if (sources.defaultCert) dirs.add(dirname(sources.defaultCert));
+  for (const s of sources.services) dirs.add(dirname(s.file));
+  let timer: NodeJS.Timeout | null = null;
+  const poke = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      onChange();
+    }, 100);
+  };
+  const watchers: FSWatcher[] = [];
+  for (const d of dirs) {
+    try {
+      watchers.push(watch(d, { persistent: false }, poke));
+    } catch (err) {
+      log.warn(`cannot watch ${d} for certificate changes; they are picked up at the periodic resync`, { error: describeError(err) });
     }
-    signal.addEventListener('abort', () => {
-      if (timer) clearTimeout(timer);
-      for (const w of watchers) w.close();
-    }, { once: true });
   }
+  signal.addEventListener('abort', () => {
+    if (timer) clearTimeout(timer);
+    for (const w of watchers) w.close();
+  }, { once: true });
 }

@@ -1,4 +1,4 @@
-import type { RoutedBind } from '../routing.js';
+import type { RoutedBind, TemplateRoute } from '../routing.js';
 import { certForHost, certsHash, type CertSet } from './certs.js';
 
 /**
@@ -67,11 +67,19 @@ export function tlsProblem(specs: ReadonlyArray<TlsSpec & { readonly mode: strin
   return null;
 }
 
+/** Every route also says whether it redirects http and which HSTS value it sends (nginx prints them in its location). */
+function withRouteTls(b: RoutedBind, byName: ReadonlyMap<string, ServiceTls | undefined>, on: boolean): RoutedBind {
+  const route = (r: TemplateRoute) => ({ ...r, redirect: on && Boolean(byName.get(r.service)?.redirect), hsts: on ? hstsValue(byName.get(r.service)) : null });
+  const allHosts = b.allHosts.map((h) => ({ ...h, routes: h.routes.map(route) }));
+  return { ...b, allHosts, hosts: allHosts.filter((h) => h.kind !== 'any'), anyHost: allHosts.find((h) => h.kind === 'any') ?? null, defaultRoute: b.defaultRoute && route(b.defaultRoute) };
+}
+
 export function attachTls(binds: readonly RoutedBind[], specs: readonly TlsSpec[], set: CertSet | undefined, tls: TlsOptions | undefined, withContent: boolean): TlsBindData[] {
   const target = set && tls ? tlsTarget(binds, specs) : undefined;
   const byName = new Map(specs.map((s) => [s.name, s.tls]));
-  return binds.map((b): TlsBindData => {
-    if (b !== target || !set || !tls) return { ...b, tls: null };
+  return binds.map((plain): TlsBindData => {
+    const b = withRouteTls(plain, byName, plain === target);
+    if (plain !== target || !set || !tls) return { ...b, tls: null };
     const routes = b.allHosts.flatMap((h) => h.routes);
     const def = b.defaultService ? byName.get(b.defaultService) : undefined;
     const services = Object.fromEntries(specs.map((s) => [s.name, { redirect: Boolean(s.tls?.redirect), hsts: hstsValue(s.tls) }]));
