@@ -60,7 +60,7 @@ export function requestHost(header: string): string {
   return bare.replace(/\.$/, '');
 }
 
-function hostMatches(pattern: string, host: string): boolean {
+export function hostMatches(pattern: string, host: string): boolean {
   if (pattern === ANY_HOST) return true;
   return pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : pattern === host;
 }

@@ -1,4 +1,5 @@
-import type { RoutedBind, TemplateRoute } from '../routing.js';
+import type { RoutedBind, TemplateHost, TemplateRoute } from '../routing.js';
+import { hostMatches } from '../routes.js';
 import { certForHost, certsHash, type CertSet } from './certs.js';
 
 /**
@@ -35,6 +36,11 @@ export interface BindTls {
   /** nginx: per service, and the certificate file of each host pattern. */
   readonly services: Readonly<Record<string, { readonly redirect: boolean; readonly hsts: string | null }>>;
   readonly certs: Readonly<Record<string, string>>;
+  /**
+   * nginx: a TLS-only `server` per certificate name no route declares (nginx picks a certificate
+   * by server_name), serving the routes that name gets by the routing precedence.
+   */
+  readonly sniServers: ReadonlyArray<{ readonly host: string; readonly cert: string; readonly routes: readonly TemplateRoute[]; readonly hasRoot: boolean; readonly defaultRoute: TemplateRoute | null }>;
 }
 
 export type TlsBindData = RoutedBind & { readonly tls: BindTls | null };
@@ -74,6 +80,18 @@ function withRouteTls(b: RoutedBind, byName: ReadonlyMap<string, ServiceTls | un
   return { ...b, allHosts, hosts: allHosts.filter((h) => h.kind !== 'any'), anyHost: allHosts.find((h) => h.kind === 'any') ?? null, defaultRoute: b.defaultRoute && route(b.defaultRoute) };
 }
 
+/** Certificate names without a routed server of their own, each with the routes its requests get. */
+function sniServers(b: RoutedBind, set: CertSet): BindTls['sniServers'] {
+  const declared = new Set(b.allHosts.map((h) => h.host));
+  const names = [...new Set(set.entries.slice(1).flatMap((e) => e.hosts))].filter((h) => !declared.has(h));
+  return names.map((host) => {
+    // A wildcard name stands for its names one label down: route them as such a name would be.
+    const sample = host.startsWith('*.') ? `elastic-sni${host.slice(1)}` : host;
+    const group: TemplateHost | undefined = b.allHosts.find((h) => hostMatches(h.host, sample)); // allHosts is in precedence order
+    return { host, cert: certForHost(set, host).copy, routes: group?.routes ?? [], hasRoot: group?.hasRoot ?? false, defaultRoute: b.defaultRoute };
+  });
+}
+
 export function attachTls(binds: readonly RoutedBind[], specs: readonly TlsSpec[], set: CertSet | undefined, tls: TlsOptions | undefined, withContent: boolean): TlsBindData[] {
   const target = set && tls ? tlsTarget(binds, specs) : undefined;
   const byName = new Map(specs.map((s) => [s.name, s.tls]));
@@ -100,6 +118,7 @@ export function attachTls(binds: readonly RoutedBind[], specs: readonly TlsSpec[
         hstsDefault: hstsValue(def),
         services,
         certs,
+        sniServers: sniServers(b, set),
       },
     };
   });
