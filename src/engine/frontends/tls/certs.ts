@@ -50,6 +50,7 @@ export function certFileHost(name: string): { host: string } | { isDefault: true
   if (!name.endsWith('.pem') || name.startsWith('.')) return null; // keys, notes, editors' and tools' temp files
   const stem = name.slice(0, -4);
   if (stem === 'default') return { isDefault: true };
+  if (stem.includes('*')) return { error: 'write a wildcard as _.example.com.pem' };
   const host = stem.startsWith('_.') ? `*.${stem.slice(2)}` : stem;
   const r = parseHostPattern(host);
   if ('error' in r) return { error: r.error };

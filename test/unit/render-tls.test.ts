@@ -1,0 +1,101 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { certFileHost } from '../../src/engine/frontends/tls/certs.js';
+import { certCovers, checkPem } from '../../src/engine/frontends/tls/pem.js';
+import { parseServiceTls } from '../../src/engine/frontends/tls/tls-config.js';
+import { tlsProblem } from '../../src/engine/frontends/tls/tls-data.js';
+import { TestCa } from '../support/tls-certs.js';
+
+// TLS, the pure parts: what a certificate file is refused for, which cert dir names are hosts,
+// the tls: settings and which service sets can share a TLS bind.
+let dir: string;
+let ca: TestCa;
+let good: Awaited<ReturnType<TestCa['issue']>>;
+let other: Awaited<ReturnType<TestCa['issue']>>;
+let expired: Awaited<ReturnType<TestCa['issue']>>;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'el-tls-unit-'));
+  ca = new TestCa(dir);
+  await ca.init();
+  good = await ca.issue(['api.example.com', '*.api.example.com']);
+  other = await ca.issue(['other.example.com']);
+  expired = await ca.issue(['old.example.com'], 0);
+}, 30_000);
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe('checkPem: one-line refusals', () => {
+  it('accepts chain + key, and normalizes to blocks without blank lines', () => {
+    const r = checkPem(`junk before\n${good.cert}\n\n${good.key}`);
+    expect('info' in r && r.info.subject).toBe('CN=api.example.com');
+    expect('info' in r && r.info.serial).toBe(good.serial);
+    expect('info' in r && r.info.names).toEqual(['api.example.com', '*.api.example.com']);
+    expect('info' in r && /\n\s*\n/.test(r.info.pem)).toBe(false);
+    expect('info' in r && r.info.pem.startsWith('-----BEGIN CERTIFICATE-----')).toBe(true);
+  });
+  it.each([
+    ['not PEM', () => 'hello', /^not PEM/],
+    ['no key', () => good.cert, /^no private key/],
+    ['two keys', () => good.cert + good.key + other.key, /more than one private key/],
+    ['a key of another certificate', () => good.cert + other.key, /does not match the certificate/],
+    ['an expired certificate', () => expired.pem, /^expired on \d{4}-/],
+    ['not valid yet', () => good.pem, /^not valid before/, new Date(Date.now() - 86_400_000)],
+    ['a broken certificate block', () => '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' + good.key, /not a valid X\.509/],
+    ['an encrypted key', () => good.cert + '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n', /encrypted/],
+  ])('%s', (_what, text, reason, now?: Date) => {
+    const r = checkPem(text(), now);
+    expect('error' in r && r.error).toMatch(reason);
+    expect('error' in r && r.error).not.toMatch(/\n|MII/);
+  });
+});
+
+describe('cert dir names are untrusted', () => {
+  it.each([
+    ['api.example.com.pem', { host: 'api.example.com' }],
+    ['_.example.com.pem', { host: '*.example.com' }],
+    ['default.pem', { isDefault: true }],
+    ['localhost.pem', { host: 'localhost' }],
+    ['api.example.com.key', null],
+    ['.api.example.com.pem.swp', null],
+    ['.hidden.pem', null],
+    ['..pem', null],
+    ['README', null],
+  ])('%s', (name, want) => expect(certFileHost(name)).toEqual(want));
+  it.each(['a;b.pem', '{{x}}.pem', '$host.pem', 'a b.pem', 'a\nb.pem', 'API.example.com.pem', `${'a'.repeat(300)}.pem`, '_.com.pem', '*.example.com.pem', 'a..b.pem'])('%j is refused', (name) => {
+    expect(certFileHost(name)).toHaveProperty('error');
+  });
+});
+
+it('certCovers: exact names and one-label wildcards', () => {
+  expect(certCovers(['api.example.com'], 'api.example.com')).toBe(true);
+  expect(certCovers(['*.example.com'], 'www.example.com')).toBe(true);
+  expect(certCovers(['*.example.com'], 'a.b.example.com')).toBe(false);
+  expect(certCovers(['*.example.com'], '*.example.com')).toBe(true);
+  expect(certCovers(['api.example.com'], 'www.example.com')).toBe(false);
+});
+
+describe('tls: settings', () => {
+  it.each([
+    [true, { redirect: false, hstsMaxAge: 0 }],
+    [{ redirect: true, hsts: true }, { redirect: true, hstsMaxAge: 31_536_000 }],
+    [{ hsts: 600 }, { redirect: false, hstsMaxAge: 600 }],
+    [undefined, undefined],
+    [false, undefined],
+  ])('%j', (raw, want) => expect(parseServiceTls(raw)).toEqual(want));
+  it.each([[{ hsts: -1 }], [{ hsts: 63_072_001 }], [{ hsts: 'x' }], [{ redirect: 'yes' }], [{ cert: 3 }], [{ nope: 1 }], ['on']])('%j is refused', (raw) => {
+    expect(() => parseServiceTls(raw)).toThrow();
+  });
+  const b = (port: number) => ({ address: '127.0.0.1', port });
+  const tls = { bind: b(443), certDir: '/c' };
+  it.each([
+    ['tls without a TLS bind', [{ name: 'a', bind: b(80), mode: 'http', tls: { redirect: false, hstsMaxAge: 0 } }], undefined, /no TLS bind/],
+    ['tls services on two binds', [{ name: 'a', bind: b(80), mode: 'http', tls: { redirect: false, hstsMaxAge: 0 } }, { name: 'b', bind: b(81), mode: 'http', tls: { redirect: false, hstsMaxAge: 0 } }], tls, /different binds/],
+    ['a tcp service', [{ name: 'a', bind: b(80), mode: 'tcp', tls: { redirect: false, hstsMaxAge: 0 } }], tls, /tcp service/],
+    ['the TLS bind is a service bind', [{ name: 'a', bind: b(443), mode: 'http' }], tls, /also a service's bind/],
+  ])('%s is refused', (_what, specs, t, msg) => expect(tlsProblem(specs, t)).toMatch(msg));
+  it('one TLS bind for the services of one bind is fine', () => {
+    expect(tlsProblem([{ name: 'a', bind: b(80), mode: 'http', tls: { redirect: true, hstsMaxAge: 0 } }, { name: 'c', bind: b(80), mode: 'http' }], tls)).toBeNull();
+  });
+});
