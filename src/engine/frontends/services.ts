@@ -9,7 +9,7 @@ import type { Balance, LbCheck, Mode, ServiceSpec } from './model.js';
 import { isUrlPath } from './template.js';
 import { parseServiceRoutes, routingProblem } from './routing.js';
 import { parseServiceTls, tlsOptions } from './tls/tls-config.js';
-import { tlsProblem, type TlsOptions } from './tls/tls-data.js';
+import { tlsDefaults, tlsProblem, type TlsOptions } from './tls/tls-data.js';
 
 /**
  * Services to render: one from flags (`--service web --bind 18400 --image ...`), or several from
@@ -164,8 +164,8 @@ export function parseServicesFile(text: string, file: string, logger?: Logger, e
   return routed;
 }
 
-/** A tls service alone on its bind with no hosts/paths serves every request there: it is that bind's default (a routed bind gets the TLS bind). */
+/** tls-data.ts `tlsDefaults` over the services' specs. */
 export function withTlsRouted(services: RenderService[]): RenderService[] {
-  const key = (s: RenderService) => `${s.spec.bind.address}:${s.spec.bind.port}`;
-  return services.map((s) => (s.spec.tls && !s.spec.routes && !s.spec.isDefaultService && services.filter((o) => key(o) === key(s)).length === 1 ? { ...s, spec: { ...s.spec, isDefaultService: true } } : s));
+  const specs = tlsDefaults(services.map((s) => s.spec));
+  return services.map((s, i) => ({ ...s, spec: specs[i]! }));
 }

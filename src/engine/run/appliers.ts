@@ -2,7 +2,9 @@ import type { BackendSet } from '../model/backend.js';
 import type { Logger } from '../runtime/logger.js';
 import type { StateStore } from '../runtime/state-store.js';
 import type { ServiceSpec } from '../frontends/model.js';
-import { buildRenderer } from '../render.js';
+import { buildRenderer, certSources } from '../render.js';
+import { tlsDefaults, type TlsOptions } from '../frontends/tls/tls-data.js';
+import { watchCertFiles } from '../frontends/tls/rotation.js';
 import type { Renderer } from '../frontends/renderer.js';
 import { renderStatus } from '../frontends/status.js';
 import { parseLbCheck } from '../frontends/services.js';
@@ -39,6 +41,8 @@ export interface RunApplier {
   services(): readonly string[];
   sync(backends: Readonly<Record<string, BackendSet>>, reason: string): Promise<SyncOutcome>;
   status(): Promise<Record<string, unknown>>;
+  /** Given a way to ask for a pass of this applier (its runner), for changes it watches itself. */
+  attach?(request: (reason: string) => void): void;
   /** The drain contract (docs/ARCHITECTURE.md): take address:port out, answer when it is idle. */
   drain?(args: { address: string; port: number; timeoutMs: number; service?: string }, signal: AbortSignal): Promise<Record<string, unknown>>;
   collect?(m: MetricsRegistry): Promise<void>;
@@ -53,7 +57,7 @@ export interface ApplierContext {
 
 /** A service as a render spec (the render feature's model). */
 export function toServiceSpec(name: string, s: ProxyServe): ServiceSpec {
-  return { name, bind: { address: s.address, port: s.port }, mode: s.mode, balance: s.balance, check: parseLbCheck(s.lbCheck), minSlots: s.slots, ...(s.routes ? { routes: s.routes } : {}), ...(s.isDefaultService ? { isDefaultService: true } : {}) };
+  return { name, bind: { address: s.address, port: s.port }, mode: s.mode, balance: s.balance, check: parseLbCheck(s.lbCheck), minSlots: s.slots, ...(s.routes ? { routes: s.routes } : {}), ...(s.isDefaultService ? { isDefaultService: true } : {}), ...(s.tls ? { tls: s.tls } : {}) };
 }
 
 /**
@@ -74,13 +78,21 @@ export class RenderApplier implements RunApplier {
     readonly kind: ProxyName,
     private readonly instance: string,
     private readonly ctx: ApplierContext,
-    private readonly opts: { bin?: string; varnishInstance?: string } = {},
+    private readonly opts: { bin?: string; varnishInstance?: string; tls?: TlsOptions } = {},
   ) {
     this.name = kind;
   }
 
   setSpecs(specs: readonly ServiceSpec[]): void {
-    this.specs = [...specs].sort((a, b) => (a.name < b.name ? -1 : 1));
+    this.specs = tlsDefaults(specs).sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  private readonly certWatch = new AbortController();
+
+  /** Certificate files changed: ask for a pass (the pipeline's runner of this applier). */
+  attach(request: (reason: string) => void): void {
+    const sources = certSources({ tls: this.opts.tls, services: this.specs.map((spec) => ({ spec, discover: {} })) });
+    if (sources) watchCertFiles(sources, () => request('certificate file changed'), this.certWatch.signal, this.ctx.logger.child('tls'));
   }
 
   services(): readonly string[] {
@@ -113,6 +125,7 @@ export class RenderApplier implements RunApplier {
       haproxy: this.kind === 'haproxy' ? { bin: this.opts.bin } : undefined,
       nginx: this.kind === 'nginx' ? { bin: this.opts.bin } : undefined,
       varnish: this.kind === 'varnish' ? { instance: this.opts.varnishInstance } : undefined,
+      tls: this.opts.tls,
       // Guardrails are applied by the daemon per service, before any applier sees a set.
       guard: { minBackends: 0, maxChangePct: 100, force: true },
       store: this.ctx.store,
@@ -137,7 +150,9 @@ export class RenderApplier implements RunApplier {
 
   async sync(backends: Readonly<Record<string, BackendSet>>): Promise<SyncOutcome> {
     if (this.specs.length === 0) return { action: 'none', reason: 'no services' };
-    const r = await (await this.current()).sync(Object.fromEntries(this.specs.map((s) => [s.name, (backends[s.name] ?? []).map((b) => ({ ...b, service: s.name }))])));
+    const renderer = await this.current();
+    await renderer.opts.tls?.manager.prepare(renderer.opts.applier);
+    const r = await renderer.sync(Object.fromEntries(this.specs.map((s) => [s.name, (backends[s.name] ?? []).map((b) => ({ ...b, service: s.name }))])));
     return { action: r.action, reason: r.reason };
   }
 
@@ -188,6 +203,7 @@ export class RenderApplier implements RunApplier {
 
   async close(): Promise<void> {
     // HAProxy/nginx/Varnish run daemonised: they keep serving the last applied config.
+    this.certWatch.abort();
   }
 }
 

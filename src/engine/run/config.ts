@@ -11,6 +11,7 @@ import type { Logger } from '../runtime/logger.js';
 import { toDiscoverOptions, type SelectorFlagValues } from '../discover-options.js';
 import { parseServiceRoutes, routingProblem, type ServiceRoutes } from '../frontends/routing.js';
 import { CONFIG_SCHEMA } from './schema.js';
+import { tlsProblem, type ServiceTls, type TlsOptions } from '../frontends/tls/tls-data.js';
 import { formatPath, validate, type Path, type SchemaError } from './schema-dsl.js';
 
 /**
@@ -32,6 +33,7 @@ export interface ProxyServe extends Bind {
   /** Hosts/paths on a shared bind (render's routing). */
   readonly routes?: ServiceRoutes;
   readonly isDefaultService?: boolean;
+  readonly tls?: ServiceTls;
 }
 export interface MapImageServe {
   readonly port: number;
@@ -101,8 +103,8 @@ export interface RunConfig {
   readonly services: readonly ServiceConfig[];
   readonly deploys: readonly DeployConfig[];
   readonly proxies: {
-    readonly haproxy: { readonly instance: string; readonly bin?: string };
-    readonly nginx: { readonly instance: string; readonly bin?: string };
+    readonly haproxy: { readonly instance: string; readonly bin?: string; readonly tls?: TlsOptions };
+    readonly nginx: { readonly instance: string; readonly bin?: string; readonly tls?: TlsOptions };
     readonly varnish: { readonly instance: string; readonly varnishInstance?: string };
   };
   readonly sync: { readonly minIntervalMs: number; readonly resyncMs: number };
@@ -235,7 +237,7 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
       if (!x) return undefined;
       const routed = x.hosts || x.paths ? wrap([...p, kind], () => parseServiceRoutes(x.hosts, x.paths, x.strip_prefix === true)) : undefined;
       const isDefault = raw.default_service === s.name && kind !== 'varnish';
-      const serve = { address: x.address ?? '127.0.0.1', port: x.port, mode: kind === 'varnish' ? 'http' : (x.mode ?? 'http'), balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8, ...(routed ? { routes: routed } : {}), ...(isDefault ? { isDefaultService: true } : {}) } as const;
+      const serve = { address: x.address ?? '127.0.0.1', port: x.port, mode: kind === 'varnish' ? 'http' : (x.mode ?? 'http'), balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8, ...(routed ? { routes: routed } : {}), ...(isDefault ? { isDefaultService: true } : {}), ...(x.tls ? { tls: { redirect: x.tls.redirect === true, hstsMaxAge: x.tls.hsts ?? 0, ...(x.tls.cert ? { cert: x.tls.cert } : {}) } } : {}) } as const;
       // Services of one proxy may share a routed bind; routingProblem (below) checks the routes.
       if (routed || isDefault) {
         if (ports.get(bindKey(serve)) !== `${kind} routes`) claim(bindKey(serve), [...p, kind, 'port'], `${serve.address}:${serve.port}`);
@@ -322,6 +324,20 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
   }
 
   const px = (raw.proxies ?? {}) as Raw;
+  const proxyTls = (kind: 'haproxy' | 'nginx'): TlsOptions | undefined => {
+    const t = px[kind]?.tls as Raw | undefined;
+    if (!t) return undefined;
+    if (!t.cert_dir && !t.default_cert) fail(['proxies', kind, 'tls'], 'needs cert_dir or default_cert');
+    const bind = { address: t.address ?? '127.0.0.1', port: t.port };
+    claim(bindKey(bind), ['proxies', kind, 'tls', 'port'], `${bind.address}:${bind.port}`);
+    return { bind, ...(t.cert_dir ? { certDir: t.cert_dir } : {}), ...(t.default_cert ? { defaultCert: t.default_cert } : {}) };
+  };
+  const tlsOf = { haproxy: proxyTls('haproxy'), nginx: proxyTls('nginx') };
+  for (const kind of ['haproxy', 'nginx'] as const) {
+    const specs = services.flatMap((s) => (s[kind] ? [{ name: s.name, bind: s[kind]!, mode: s[kind]!.mode, tls: s[kind]!.tls }] : []));
+    const problem = tlsProblem(specs, tlsOf[kind]);
+    if (problem) fail(['proxies', kind, 'tls'], problem);
+  }
   return {
     version: 1,
     name: raw.name ?? 'main',
@@ -331,8 +347,8 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
     services,
     deploys,
     proxies: {
-      haproxy: { instance: px.haproxy?.instance ?? `run-${raw.name ?? 'main'}`, bin: px.haproxy?.bin },
-      nginx: { instance: px.nginx?.instance ?? `run-${raw.name ?? 'main'}-nginx`, bin: px.nginx?.bin },
+      haproxy: { instance: px.haproxy?.instance ?? `run-${raw.name ?? 'main'}`, bin: px.haproxy?.bin, ...(tlsOf.haproxy ? { tls: tlsOf.haproxy } : {}) },
+      nginx: { instance: px.nginx?.instance ?? `run-${raw.name ?? 'main'}-nginx`, bin: px.nginx?.bin, ...(tlsOf.nginx ? { tls: tlsOf.nginx } : {}) },
       varnish: { instance: px.varnish?.instance ?? `run-${raw.name ?? 'main'}-varnish`, varnishInstance: px.varnish?.varnish_instance },
     },
     sync: { minIntervalMs: raw.sync?.min_interval_ms ?? 200, resyncMs: raw.sync?.resync_ms ?? 60_000 },

@@ -180,7 +180,7 @@ export class RunDaemon {
       if (kind === 'haproxy') specs.push(...this.elb.specs(c));
       if (specs.length === 0 && !(kind === 'haproxy' && c.api)) continue;
       const p = c.proxies[kind];
-      const a = new RenderApplier(kind, p.instance, ctx, { bin: 'bin' in p ? p.bin : undefined, varnishInstance: 'varnishInstance' in p ? p.varnishInstance : undefined });
+      const a = new RenderApplier(kind, p.instance, ctx, { bin: 'bin' in p ? p.bin : undefined, varnishInstance: 'varnishInstance' in p ? p.varnishInstance : undefined, tls: 'tls' in p ? p.tls : undefined });
       a.setSpecs(specs);
       out.push(a);
     }

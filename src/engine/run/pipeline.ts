@@ -145,6 +145,7 @@ export class Pipeline {
       for (const result of ['ok', 'error']) syncs.inc({ applier: a.name, result }, 0);
       if (lastSync.get({ applier: a.name }) === undefined) lastSync.set({ applier: a.name }, 0);
       this.runners.set(a.name, runner);
+      a.attach?.((reason) => runner.request(reason));
     }
     for (const s of this.config.services) {
       if (!s.health) continue;

@@ -132,13 +132,30 @@ const routeProps = {
   strip_prefix: { type: 'boolean', default: false, description: 'remove the matched path prefix before the request goes to a backend' } as BooleanSchema,
 };
 
+// TLS (docs/render.md "TLS"): the service is served on its proxy's TLS bind too (proxies.<kind>.tls).
+const serviceTls: ObjectSchema = {
+  type: 'object',
+  description: 'serve this service over https too, on proxies.<kind>.tls',
+  properties: {
+    cert: absPath('its certificate file: PEM, chain then key; else the cert dir / default'),
+    redirect: { type: 'boolean', default: false, description: 'redirect its plain-http requests to https (301)' } as BooleanSchema,
+    hsts: { type: 'integer', minimum: 0, maximum: 63_072_000, default: 0, description: 'Strict-Transport-Security max-age, seconds (0: none)' },
+  },
+};
+const proxyTls: ObjectSchema = {
+  type: 'object',
+  description: 'the https bind of the services with tls: and where certificates come from',
+  required: ['port'],
+  properties: { ...bindProps, cert_dir: absPath('HOST.pem per host, _.example.com.pem for a wildcard, default.pem'), default_cert: absPath('the default certificate (PEM, chain then key)') },
+};
+
 const haproxy: ObjectSchema = {
   type: 'object',
   description: 'serve through HAProxy (runtime API for membership, seamless reload for structure)',
   required: ['port'],
-  properties: { ...bindProps, ...lbProps, ...routeProps, slots: { type: 'integer', minimum: 1, maximum: 4096, default: 8, description: 'minimum pre-allocated server slots' } },
+  properties: { ...bindProps, ...lbProps, ...routeProps, tls: serviceTls, slots: { type: 'integer', minimum: 1, maximum: 4096, default: 8, description: 'minimum pre-allocated server slots' } },
 };
-const nginx: ObjectSchema = { type: 'object', description: 'serve through nginx (reload on change)', required: ['port'], properties: { ...bindProps, ...lbProps, ...routeProps } };
+const nginx: ObjectSchema = { type: 'object', description: 'serve through nginx (reload on change)', required: ['port'], properties: { ...bindProps, ...lbProps, ...routeProps, tls: serviceTls } };
 const varnish: ObjectSchema = { type: 'object', description: 'serve through Varnish (VCL reload on change; http only)', required: ['port'], properties: { ...bindProps } };
 
 const mapImage: ObjectSchema = {
@@ -276,8 +293,8 @@ const proxies: ObjectSchema = {
   type: 'object',
   description: 'the proxy processes the services share',
   properties: {
-    haproxy: { type: 'object', properties: { instance: ident('render instance name (config under the state dir)'), bin: absPath('haproxy binary') } },
-    nginx: { type: 'object', properties: { instance: ident('render instance name'), bin: absPath('nginx binary') } },
+    haproxy: { type: 'object', properties: { instance: ident('render instance name (config under the state dir)'), bin: absPath('haproxy binary'), tls: proxyTls } },
+    nginx: { type: 'object', properties: { instance: ident('render instance name'), bin: absPath('nginx binary'), tls: proxyTls } },
     varnish: { type: 'object', properties: { instance: ident('render instance name'), varnish_instance: ident('varnishd -n name') } },
   },
 };

@@ -46,7 +46,7 @@ export class TlsCerts {
   }
 }
 
-/** Call `onChange` when a certificate file or directory changes (100 ms debounce: a copy in progress). */
+/** Call `onChange` when a certificate file or directory changes (50 ms debounce: one change often comes as several events). */
 export function watchCertFiles(sources: CertSources, onChange: () => void, signal: AbortSignal, log: Logger = nullLogger): void {
   const dirs = new Set<string>();
   if (sources.certDir) dirs.add(sources.certDir);
@@ -58,7 +58,7 @@ export function watchCertFiles(sources: CertSources, onChange: () => void, signa
     timer = setTimeout(() => {
       timer = null;
       onChange();
-    }, 100);
+    }, 50);
   };
   const watchers: FSWatcher[] = [];
   for (const d of dirs) {

@@ -61,6 +61,11 @@ function tlsTarget(binds: readonly RoutedBind[], specs: readonly TlsSpec[]): Rou
   return withTls ? binds.find((b) => sameBind(b.bind, withTls.bind)) : binds.length === 1 ? binds[0] : undefined;
 }
 
+/** A tls service alone on its bind with no hosts/paths serves every request there: it becomes that bind's default (a routed bind, which gets the TLS bind). */
+export function tlsDefaults<S extends TlsSpec & { readonly routes?: unknown; readonly isDefaultService?: boolean }>(specs: readonly S[]): S[] {
+  return specs.map((s) => (s.tls && !s.routes && !s.isDefaultService && specs.filter((o) => sameBind(o.bind, s.bind)).length === 1 ? { ...s, isDefaultService: true } : s));
+}
+
 /** Why these services cannot share one TLS bind, or null. */
 export function tlsProblem(specs: ReadonlyArray<TlsSpec & { readonly mode: string }>, tls: TlsOptions | undefined): string | null {
   const withTls = specs.filter((s) => s.tls);
