@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certFileHost } from '../../src/engine/frontends/tls/certs.js';
 import { certCovers, checkPem } from '../../src/engine/frontends/tls/pem.js';
 import { parseServiceTls } from '../../src/engine/frontends/tls/tls-config.js';
-import { tlsProblem } from '../../src/engine/frontends/tls/tls-data.js';
+import { attachTls, tlsProblem } from '../../src/engine/frontends/tls/tls-data.js';
+import { routedBinds } from '../../src/engine/frontends/routing.js';
 import { TestCa } from '../support/tls-certs.js';
 
 // TLS, the pure parts: what a certificate file is refused for, which cert dir names are hosts,
@@ -97,5 +98,33 @@ describe('tls: settings', () => {
   ])('%s is refused', (_what, specs, t, msg) => expect(tlsProblem(specs, t)).toMatch(msg));
   it('one TLS bind for the services of one bind is fine', () => {
     expect(tlsProblem([{ name: 'a', bind: b(80), mode: 'http', tls: { redirect: true, hstsMaxAge: 0 } }, { name: 'c', bind: b(80), mode: 'http' }], tls)).toBeNull();
+  });
+});
+
+describe('attachTls: the TLS bind in the template data', () => {
+  const bind = { address: '127.0.0.1', port: 80 };
+  const entry = (key: string, hosts: string[]) => ({ key, source: `/src/${key}.pem`, hosts, copy: `/run/certs/${key}.pem`, info: { subject: '', names: [], notAfter: '', serial: '', digest: key, pem: '' } });
+  const set = { entries: [entry('default', []), entry('host_api.example.com', ['api.example.com']), entry('host__.example.com', ['*.example.com']), entry('host_other.org', ['other.org'])], crtList: '/run/certs/crt-list', crtListText: 'x', changed: [], listChanged: false };
+  const specs = [
+    { name: 'api', bind, mode: 'http', routes: { hosts: ['api.example.com'], paths: [], stripPrefix: false }, tls: { redirect: true, hstsMaxAge: 600 } },
+    { name: 'wild', bind, mode: 'http', routes: { hosts: ['*.example.com'], paths: [], stripPrefix: false } },
+    { name: 'web', bind, mode: 'http', isDefaultService: true, tls: { redirect: false, hstsMaxAge: 0 } },
+  ];
+  it('redirects and HSTS per route; a certificate per host; TLS-only servers for names no route declares', () => {
+    const [b] = attachTls(routedBinds(specs, new Set()), specs, set, { bind: { address: '127.0.0.1', port: 443 }, certDir: '/c' }, false);
+    const t = b!.tls!;
+    const routeOf = (service: string) => b!.allHosts.flatMap((h) => h.routes).find((r) => r.service === service)!.id;
+    expect(t.redirectRoutes).toEqual([routeOf('api')]);
+    expect(t.hsts).toEqual([{ route: routeOf('api'), value: 'max-age=600' }]);
+    expect(t.redirectDefault).toBe(false);
+    expect(t.defaultCert).toBe('/run/certs/default.pem');
+    expect(t.certs).toEqual({ 'api.example.com': '/run/certs/host_api.example.com.pem', '*.example.com': '/run/certs/host__.example.com.pem' });
+    // other.org: no route declares it; its requests take the default service (no routes of a host).
+    expect(t.sniServers.map((s) => [s.host, s.cert, s.routes.map((r) => r.service), s.defaultRoute?.service])).toEqual([['other.org', '/run/certs/host_other.org.pem', [], 'web']]);
+  });
+  it('no TLS options: every bind has tls null and routes neither redirect nor send HSTS', () => {
+    const [b] = attachTls(routedBinds(specs, new Set()), specs, undefined, undefined, false);
+    expect(b!.tls).toBeNull();
+    expect(b!.allHosts.flatMap((h) => h.routes).every((r) => (r as { redirect?: boolean }).redirect === false)).toBe(true);
   });
 });

@@ -18,8 +18,10 @@ export interface RuntimeOptions {
   timeoutMs?: number;
 }
 
-export function sendCommand(socket: string, command: string, timeoutMs = 5000): Promise<string> {
+/** `payload`: multi-line data after `<<` (`set ssl cert`), ended by an empty line, so it may hold none. */
+export function sendCommand(socket: string, command: string, timeoutMs = 5000, payload?: string): Promise<string> {
   if (/[;\n\r\0]/.test(command)) return Promise.reject(new Error(`refusing runtime command with a separator: ${printable(command, 80)}`));
+  if (payload !== undefined && (/\n\s*\n|[\r\0]/.test(payload.trim()) || payload.trim() === '')) return Promise.reject(new Error('refusing a runtime payload that is empty or holds a blank line'));
   return new Promise((resolve, reject) => {
     const sock = connect(socket);
     let out = '';
@@ -28,7 +30,7 @@ export function sendCommand(socket: string, command: string, timeoutMs = 5000): 
       reject(new RuntimeApiError(`HAProxy socket ${socket} did not answer "${command.split(' ').slice(0, 3).join(' ')}" in ${timeoutMs} ms`, 'check that HAProxy is running and the socket path', ExitCode.unavailable));
     }, timeoutMs);
     sock.setEncoding('utf8');
-    sock.on('connect', () => sock.end(`${command}\n`));
+    sock.on('connect', () => sock.end(payload === undefined ? `${command}\n` : `${command} <<\n${payload.trim()}\n\n`));
     sock.on('data', (d: string) => (out += d));
     sock.on('close', () => {
       clearTimeout(timer);

@@ -1,4 +1,3 @@
-import { connect } from 'node:net';
 import { ExitCode, UserError } from '../../errors.js';
 import { printable } from '../../model/validate.js';
 import { sendCommand } from '../haproxy/runtime.js';
@@ -11,35 +10,11 @@ import type { CertEntry } from './certs.js';
  * <file> is the name the certificate was loaded under (our copy's path in the crt-list). The
  * PEM goes over the unix socket only: never in argv or a log. Verified with `show ssl cert`.
  */
-function sendPayload(socket: string, line: string, payload: string, timeoutMs = 5000): Promise<string> {
-  // HAProxy ends the payload at the first empty line: pem.ts removed every blank line.
-  if (/[;\n\r\0]/.test(line) || /\n\s*\n/.test(payload.trimEnd())) return Promise.reject(new Error('refusing a runtime payload with a separator or a blank line'));
-  return new Promise((resolve, reject) => {
-    const sock = connect(socket);
-    let out = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new UserError(`HAProxy socket ${socket} did not answer "set ssl cert" in ${timeoutMs} ms`, 'check that HAProxy is running', ExitCode.unavailable));
-    }, timeoutMs);
-    sock.setEncoding('utf8');
-    sock.on('connect', () => sock.end(`${line} <<\n${payload.trimEnd()}\n\n`));
-    sock.on('data', (d: string) => (out += d));
-    sock.on('close', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-    sock.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new UserError(`cannot reach HAProxy at ${socket}: ${err.code ?? err.message}`, 'is HAProxy running?', ExitCode.unavailable));
-    });
-  });
-}
-
 const refused = (what: string, answer: string) => new UserError(`HAProxy refused ${what}: ${printable(answer.trim().split('\n').slice(-1)[0] ?? '', 160)}`, 'the certificate is applied by a reload instead', ExitCode.refused);
 
 /** Put one changed certificate in force through the runtime API and check HAProxy serves its serial. */
 export async function setSslCert(socket: string, e: CertEntry): Promise<void> {
-  const set = await sendPayload(socket, `set ssl cert ${e.copy}`, e.info.pem);
+  const set = await sendCommand(socket, `set ssl cert ${e.copy}`, 5000, e.info.pem);
   if (!/Transaction (created|updated)/.test(set)) throw refused(`set ssl cert ${e.copy}`, set);
   const commit = await sendCommand(socket, `commit ssl cert ${e.copy}`);
   if (!/Success!/.test(commit)) {
