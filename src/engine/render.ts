@@ -50,8 +50,10 @@ export interface RenderOptions {
   frontDoor?: { readonly address: string; readonly port: number };
   /** The https bind and where its certificates come from (docs/render.md "TLS"). */
   tls?: TlsOptions;
-  /** Where certificate copies go (default <run dir>/render-<name>/certs; --check/--dry-run: a temp dir). */
+  /** Where certificate copies go (default <run dir>/render-<name>/certs; --check: a temp dir). */
   certCopies?: string;
+  /** --dry-run: certificates are read and checked, nothing is copied. */
+  certsReadOnly?: boolean;
   /** Backends already discovered (render --routes-from-labels): renderOnce does not discover. */
   discovered?: Readonly<Record<string, BackendSet>>;
   store?: StateStore;
@@ -117,7 +119,7 @@ export async function buildRenderer(opts: RenderOptions, readOnly = false): Prom
   const sources = certSources(opts);
   const certDir = resolve(opts.certCopies ?? d.certs);
   if (sources && !SAFE_PATH.test(certDir)) throw new UserError(`path for certificate copies has characters a config cannot carry: ${certDir.slice(0, 80)}`, 'use a run dir path of letters, digits and /._@+-', ExitCode.usage);
-  const certs = sources ? new TlsCerts(sources, certDir, log.child('tls')) : undefined;
+  const certs = sources ? new TlsCerts(sources, certDir, log.child('tls'), !opts.certsReadOnly) : undefined;
   return new Renderer({
     instance: opts.instance,
     output,
@@ -149,8 +151,9 @@ export async function renderOnce(opts: RenderOptions, mode: { dryRun?: boolean; 
     output = join(scratch, basename(opts.output ?? DEFAULT_FILE[opts.proxy]));
   }
   try {
-    if (readOnly && opts.tls) scratch ??= await mkdtemp(join(tmpdir(), 'elastic-render-check-'));
-    const renderer = await buildRenderer({ ...opts, output, ...(readOnly && opts.tls ? { certCopies: join(scratch!, 'certs') } : {}) }, readOnly);
+    // --check validates with the proxy, which reads the certificates: copies in a temp dir.
+    if (mode.check && opts.tls) scratch ??= await mkdtemp(join(tmpdir(), 'elastic-render-check-'));
+    const renderer = await buildRenderer({ ...opts, output, ...(mode.check && opts.tls ? { certCopies: join(scratch!, 'certs') } : {}), certsReadOnly: Boolean(mode.dryRun) }, readOnly);
     await renderer.opts.tls?.manager.prepare(renderer.opts.applier);
     return await renderer.sync(opts.discovered ?? (await discoverAll(opts)), { ...mode, throwOnRefusal: true });
   } finally {

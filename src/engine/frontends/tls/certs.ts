@@ -97,7 +97,8 @@ export class CertStore {
   private readonly log: Logger;
   readonly crtList: string;
 
-  constructor(readonly sources: CertSources, readonly dir: string, logger?: Logger) {
+  /** `write: false` (render --dry-run): the same data, nothing created or copied. */
+  constructor(readonly sources: CertSources, readonly dir: string, logger?: Logger, readonly write = true) {
     this.log = logger ?? nullLogger;
     this.crtList = join(dir, 'crt-list');
   }
@@ -148,16 +149,19 @@ export class CertStore {
    * when a file the operator named has never been good, or no certificate is left at all.
    */
   async sync(now = new Date()): Promise<CertSet> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await chmod(this.dir, 0o700);
+    if (this.write) {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await chmod(this.dir, 0o700);
+    }
     const entries: CertEntry[] = [];
     for (const src of await this.list()) {
       const read = await readCertFile(src.path);
       const checked = 'error' in read ? read : checkPem(read.text, now);
       if ('error' in checked) {
         if (!this.good.has(src.key)) await this.adoptCopy(src.key, now); // a restarted render keeps serving the last good copy
-        this.refuse(src.key, printable(src.path, 160), checked.error);
+        // A file the operator named that was never good stops the render (one line, the error).
         if (!this.good.has(src.key) && src.required) throw new UserError(`certificate ${printable(src.path, 160)} refused: ${checked.error}`, 'fix the file (PEM: certificate chain then private key); see docs/render.md "TLS"', ExitCode.config);
+        this.refuse(src.key, printable(src.path, 160), checked.error);
       } else {
         if (this.refusedWith.delete(src.key) && this.good.get(src.key)?.digest !== checked.info.digest) this.log.info(`certificate ${printable(src.path, 160)} accepted`, { subject: checked.info.subject });
         const hostsNotCovered = src.hosts.filter((h) => !certCovers(checked.info.names, h));
@@ -177,11 +181,12 @@ export class CertStore {
     for (const e of entries) {
       const old = await readIfExists(e.copy).catch(() => null);
       if (old === e.info.pem) continue;
-      await writeReplacing(e.copy, e.info.pem, 0o600);
+      if (this.write) await writeReplacing(e.copy, e.info.pem, 0o600);
       changed.push(e);
     }
     const crtListText = entries.map((e, i) => `${e.copy}${i > 0 && e.hosts.length > 0 ? ` ${e.hosts.join(' ')}` : ''}\n`).join('');
     const listChanged = (await readIfExists(this.crtList).catch(() => null)) !== crtListText;
+    if (!this.write) return { entries, crtList: this.crtList, crtListText, changed, listChanged };
     if (listChanged) await writeReplacing(this.crtList, crtListText, 0o600);
     // Copies no source gives any more: not in the new crt-list, so no reload will read them.
     const keep = new Set([...entries.map((e) => basename(e.copy)), 'crt-list']);

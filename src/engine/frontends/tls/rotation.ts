@@ -21,16 +21,16 @@ export class TlsCerts {
   /** Certificates put in force through the runtime API, and fallback reloads (status, tests). */
   readonly counters = { runtimeUpdates: 0, fallbackReloads: 0, refusals: 0 };
 
-  constructor(sources: CertSources, dir: string, logger?: Logger) {
+  constructor(sources: CertSources, dir: string, logger?: Logger, write = true) {
     this.log = logger ?? nullLogger;
-    this.store = new CertStore(sources, dir, this.log);
+    this.store = new CertStore(sources, dir, this.log, write);
   }
 
   /** Before a pass: sync the copies, and push changed files into a running HAProxy. */
   async prepare(applier: Applier): Promise<void> {
     const set = await this.store.sync();
     this.current = set;
-    if (set.listChanged || set.changed.length === 0 || !(applier instanceof HaproxyApplier)) return;
+    if (!this.store.write || set.listChanged || set.changed.length === 0 || !(applier instanceof HaproxyApplier)) return;
     if (!(await applier.alive())) return; // the pass starts it from the files
     try {
       for (const e of set.changed) {
