@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
 import { renderStop } from '../../src/engine/render.js';
+import { requestStatus } from '../../src/engine/runtime/status.js';
 import { elastic } from '../support/cli.js';
 import { LineReader } from '../support/lines.js';
 import { NamedBackends, getWithHost } from '../support/route-backends.js';
@@ -136,6 +137,12 @@ describe.each(PROXIES)('TLS from certificate files: $proxy', ({ proxy, http, htt
       expect(await reloads(), 'HAProxy reload counter').toBe(before);
       await err.next((l) => /localhost\.pem in force without a reload/.test(l), 'runtime API update logged');
     }
+    // The status socket shows the certificates served (names, expiry; never the key) and the runtime updates.
+    const snap = await requestStatus<{ services: Record<string, { tls?: { certificates: Array<{ file: string; serial: string; notAfter: string }>; runtimeUpdates: number } }> }>(join(dir, instance, 'run', `render.${instance}.sock`));
+    const tls = snap.services.web!.tls!;
+    expect(tls.certificates.find((c) => c.file.endsWith('localhost.pem'))?.serial).toBe(next.serial);
+    expect(tls.runtimeUpdates).toBeGreaterThanOrEqual(proxy === 'haproxy' ? 1 : 0);
+    expect(JSON.stringify(snap)).not.toMatch(/PRIVATE KEY|MII/);
   }, 30_000);
 
   it.each([

@@ -38,6 +38,9 @@ export async function renderStatus(renderer: Renderer): Promise<Record<string, u
   }
   const { lastRender, lastApply, lastRefusal, lastError, ...counters } = renderer.counters;
   const out: Record<string, unknown> = {};
+  // TLS: the certificates served (no secret: names, expiry, source file) and how rotations went.
+  const certs = renderer.opts.tls?.certs();
+  const tls = certs ? { certificates: certs.entries.map((e) => ({ file: e.source, hosts: e.hosts, subject: e.info.subject, notAfter: e.info.notAfter, serial: e.info.serial })), ...renderer.opts.tls!.manager.counters } : undefined;
   for (const spec of renderer.opts.specs) {
     const slots = state?.applied.slots[spec.name] ?? [];
     const servers: RenderServerStatus[] = !renderer.opts.applier.stats
@@ -63,6 +66,7 @@ export async function renderStatus(renderer: Renderer): Promise<Record<string, u
       lastError,
       servers,
       statsError,
+      ...(tls && spec.tls ? { tls } : {}),
     };
   }
   return out;

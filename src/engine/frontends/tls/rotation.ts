@@ -19,7 +19,7 @@ export class TlsCerts {
   current: CertSet | undefined;
   private readonly log: Logger;
   /** Certificates put in force through the runtime API, and fallback reloads (status, tests). */
-  readonly counters = { runtimeUpdates: 0, fallbackReloads: 0, refusals: 0 };
+  readonly counters = { runtimeUpdates: 0, fallbackReloads: 0 };
 
   constructor(sources: CertSources, dir: string, logger?: Logger, write = true) {
     this.log = logger ?? nullLogger;
