@@ -63,6 +63,6 @@ describe.each([
     expect((await curlTls('lt.example.com', https, '/id', ca.caPem)).subject).toBe('CN=lt.example.com');
     await waitFor(async () => (await getWithHost(http, 'lu.example.com', '/id')).body === (await idOf(lu)), 'lu over http', 30_000, 100);
     const red = await getWithHost(http, 'lt.example.com', '/id');
-    expect(`${red.status} ${String(red.headers.location)}`).toBe('301 https://lt.example.com/id');
+    expect(`${red.status} ${String(red.headers.location)}`).toBe(`301 https://lt.example.com:${https}/id`);
   }, 90_000);
 });

@@ -109,8 +109,11 @@ describe.each(PROXIES)('TLS from certificate files: $proxy', ({ proxy, http, htt
   });
 
   it('HTTP -> HTTPS redirect only for the services that ask; HSTS only where asked', async () => {
-    const red = await execa('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', '-H', 'Host: api.example.com', `http://127.0.0.1:${http}/v2/a?b=1`]);
-    expect(red.stdout).toBe('301 https://api.example.com/v2/a?b=1');
+    // To the TLS bind's port (not 443 here), the Host's own port and case dropped, query kept.
+    for (const host of ['api.example.com', 'API.Example.com:80']) {
+      const red = await execa('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', '-H', `Host: ${host}`, `http://127.0.0.1:${http}/v2/a?b=1`]);
+      expect(red.stdout, host).toBe(`301 https://api.example.com:${https}/v2/a?b=1`);
+    }
     const plain = await getWithHost(http, 'www.example.com', '/p');
     expect(`${plain.status} ${plain.body}`).toBe('200 wild /p');
     expect((await curlTls('api.example.com', https, '/', ca.caPem)).headers).toMatch(/strict-transport-security: max-age=600/i);

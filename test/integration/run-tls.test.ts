@@ -66,9 +66,9 @@ sync: { min_interval_ms: 50 }
       const web = await curlTls('default.test', https, '/', ca.caPem);
       expect(`${web.status} ${web.body} ${web.subject}`).toBe('200 web / CN=default.test');
     }
-    for (const http of [25830, 25832]) {
-      const red = await getWithHost(http, 'api.example.com', '/a');
-      expect(`${red.status} ${String(red.headers.location)}`).toBe('301 https://api.example.com/a');
+    for (const [http, https] of [[25830, 25831], [25832, 25833]]) {
+      const red = await getWithHost(http!, 'api.example.com', '/a');
+      expect(`${red.status} ${String(red.headers.location)}`).toBe(`301 https://api.example.com:${https}/a`);
     }
 
     const master = new HaproxyProcess({ config: '', masterSocket: join(dir, 'run', 'render-run-tl', 'haproxy-master.sock'), pidFile: '' });

@@ -79,8 +79,9 @@ export function tlsProblem(specs: ReadonlyArray<TlsSpec & { readonly mode: strin
 }
 
 /** Every route also says whether it redirects http and which HSTS value it sends (nginx prints them in its location). */
-function withRouteTls(b: RoutedBind, byName: ReadonlyMap<string, ServiceTls | undefined>, on: boolean): RoutedBind {
-  const route = (r: TemplateRoute) => ({ ...r, redirect: on && Boolean(byName.get(r.service)?.redirect), hsts: on ? hstsValue(byName.get(r.service)) : null });
+function withRouteTls(b: RoutedBind, byName: ReadonlyMap<string, ServiceTls | undefined>, tlsPort: number | null): RoutedBind {
+  const on = tlsPort !== null;
+  const route = (r: TemplateRoute) => ({ ...r, redirect: on && Boolean(byName.get(r.service)?.redirect), redirectPort: tlsPort ?? 443, hsts: on ? hstsValue(byName.get(r.service)) : null });
   const allHosts = b.allHosts.map((h) => ({ ...h, routes: h.routes.map(route) }));
   return { ...b, allHosts, hosts: allHosts.filter((h) => h.kind !== 'any'), anyHost: allHosts.find((h) => h.kind === 'any') ?? null, defaultRoute: b.defaultRoute && route(b.defaultRoute) };
 }
@@ -101,7 +102,7 @@ export function attachTls(binds: readonly RoutedBind[], specs: readonly TlsSpec[
   const target = set && tls ? tlsTarget(binds, specs) : undefined;
   const byName = new Map(specs.map((s) => [s.name, s.tls]));
   return binds.map((plain): TlsBindData => {
-    const b = withRouteTls(plain, byName, plain === target);
+    const b = withRouteTls(plain, byName, plain === target && tls ? tls.bind.port : null);
     if (plain !== target || !set || !tls) return { ...b, tls: null };
     const routes = b.allHosts.flatMap((h) => h.routes);
     const def = b.defaultService ? byName.get(b.defaultService) : undefined;
