@@ -26,14 +26,19 @@ export class TlsCerts {
     this.store = new CertStore(sources, dir, this.log, write);
   }
 
+  /** Copies written but not yet in force (the runtime update and its fallback reload failed): retried next pass. */
+  private readonly pending = new Set<string>();
+
   /** Before a pass: sync the copies, and push changed files into a running HAProxy. */
   async prepare(applier: Applier): Promise<void> {
     const set = await this.store.sync();
     this.current = set;
-    if (!this.store.write || set.listChanged || set.changed.length === 0 || !(applier instanceof HaproxyApplier)) return;
-    if (!(await applier.alive())) return; // the pass starts it from the files
+    const todo = set.entries.filter((e) => set.changed.includes(e) || this.pending.has(e.key));
+    if (!this.store.write || set.listChanged || todo.length === 0 || !(applier instanceof HaproxyApplier)) return this.pending.clear();
+    if (!(await applier.alive())) return this.pending.clear(); // the pass starts it from the files
+    for (const e of todo) this.pending.add(e.key);
     try {
-      for (const e of set.changed) {
+      for (const e of todo) {
         await setSslCert(applier.paths.statsSocket!, e);
         this.counters.runtimeUpdates++;
         this.log.info(`certificate ${e.source} in force without a reload`, { subject: e.info.subject, notAfter: e.info.notAfter });
@@ -43,6 +48,7 @@ export class TlsCerts {
       await applier.process.reload();
       this.counters.fallbackReloads++;
     }
+    this.pending.clear();
   }
 }
 
