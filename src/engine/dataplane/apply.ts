@@ -78,6 +78,11 @@ export class MappingsApplier {
     this.nft.warm();
   }
 
+  /** The nft session's pid (its transactions are ours: nft-monitor.ts tells them from others'). */
+  get nftPid(): number | undefined {
+    return this.nft.pid;
+  }
+
   /** End the nft session (it also ends by itself when this process exits). */
   close(): void {
     this.nft.close();
