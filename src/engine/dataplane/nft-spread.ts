@@ -81,6 +81,7 @@ function maglevSlots(m: RuleMapping): SlotTable {
     table = { keys: t.backends.map((b) => b.key), slots: t.slots };
   }
   tables.set(m, table);
+  if (last.size >= 64 && !last.has(m.id)) last.clear(); // bounded: mappings come and go in a daemon
   last.set(m.id, { signature, table });
   return table;
 }
