@@ -9,7 +9,8 @@
  * `iptables-save`) and the nft session started while the backends are discovered (here: 20 ms
  * stand in for the Docker list); the clock starts at the engine call after that. `programMs` is that first call
  * in the process (what a one-shot command pays); `programRepeatMs` the median of PROGRAM_ROUNDS
- * more (remove, program again: a daemon adding a mapping).
+ * more (remove, program again: a daemon adding a mapping). `resyncMs`: a `--watch` resync with
+ * nothing changed, `full` (reads the kernel back) and `light` (from memory), p50 of 3.
  */
 import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -59,6 +60,19 @@ const round = (o: Readonly<Record<string, number>> | undefined) => (o ? Object.f
 const medianPhases = addPhases.length
   ? Object.fromEntries(Object.keys(addPhases[0]!).map((k) => [k, +percentile(addPhases.map((p) => p[k] ?? 0), 50).toFixed(1)]))
   : undefined;
+// A periodic resync of `--watch`: a full one reads the table back (what every resync did before
+// the drift monitor); a light one (what it does now unless drift is suspected) plans from memory.
+const resync = async (full: boolean) => {
+  const a = performance.now();
+  await applier.update((s) => upsertMapping(s, spec, set(N)), { full });
+  return performance.now() - a;
+};
+const fullResyncs: number[] = [];
+const lightResyncs: number[] = [];
+for (let i = 0; i < 3; i++) {
+  fullResyncs.push(await resync(true));
+  lightResyncs.push(await resync(false));
+}
 await applier.update((s) => removeMapping(s, spec.id), { full: true });
 const repeats: number[] = [];
 const PROGRAM_ROUNDS = Number(process.env.PROGRAM_ROUNDS ?? 5);
@@ -94,6 +108,7 @@ console.log(
     programRepeatMs: repeats.length ? { p50: +percentile(repeats, 50).toFixed(1), max: +Math.max(...repeats).toFixed(1), n: repeats.length } : undefined,
     addOneMs: { p50: +percentile(adds, 50).toFixed(1), p95: +percentile(adds, 95).toFixed(1), n: adds.length },
     addOnePhasesP50: medianPhases,
+    resyncMs: { full: +percentile(fullResyncs, 50).toFixed(1), light: +percentile(lightResyncs, 50).toFixed(1) },
     ...(oldWayMs !== null ? { oneProcessPerRuleMs: +oldWayMs.toFixed(0), ratio: +(oldWayMs / programMs).toFixed(0) } : {}),
   }),
 );

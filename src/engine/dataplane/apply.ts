@@ -39,7 +39,8 @@ export interface UpdateResult {
   /**
    * Where the time went (ms), in order: lock, stateRead, kernelReadWait (the kernel read, full
    * path; kernelReadOwn is its own duration), plan (render + plan), stateWrite (what was left of
-   * the state write, which started with the read), apply (the transactions), conntrack.
+   * the state write, which started with the read), apply (the transactions), conntrack, affinity
+   * (clearing entries of backends that left), unlock (removing the lock file).
    */
   readonly phases: Readonly<Record<string, number>>;
 }
@@ -77,6 +78,11 @@ export class MappingsApplier {
     this.nft.warm();
   }
 
+  /** The nft session's pid (its transactions are ours: nft-monitor.ts tells them from others'). */
+  get nftPid(): number | undefined {
+    return this.nft.pid;
+  }
+
   /** End the nft session (it also ends by itself when this process exits). */
   close(): void {
     this.nft.close();
@@ -96,7 +102,7 @@ export class MappingsApplier {
       phases[name] = (phases[name] ?? 0) + (now - mark);
       mark = now;
     };
-    return withMappingsLock(this.opts.store, async () => {
+    const result = await withMappingsLock(this.opts.store, async () => {
       lap('lock');
       const before = await readMappings(this.opts.store);
       const mutated = mutate(before);
@@ -146,8 +152,11 @@ export class MappingsApplier {
         });
         if (n > 0) this.log.debug(`cleared ${n} affinity entr${n === 1 ? 'y' : 'ies'} of removed backends`, { map });
       }
-      return { before, after, transactions, full, ms: performance.now() - t0, phases };
+      lap('affinity');
+      return { before, after, transactions, full };
     });
+    lap('unlock');
+    return { ...result, ms: performance.now() - t0, phases };
   }
 
   /** Only our objects: iptables-save (ours are picked out) and our own nft table, read side by side. */

@@ -19,13 +19,26 @@ export interface ToolEnv {
 
 export async function runTool(bin: string, args: string[], opts: ToolEnv = {}): Promise<{ stdout: string; stderr: string; exitCode: number }> {
   try {
-    const r = await execa(bin, args, { reject: false, env: opts.env, extendEnv: opts.env === undefined, stdin: 'ignore', timeout: 30_000 });
+    const child = execa(bin, args, { reject: false, env: opts.env, extendEnv: opts.env === undefined, stdin: 'ignore', timeout: 30_000 });
+    if (child.pid !== undefined) rememberToolPid(child.pid);
+    const r = await child;
     if (r.failed && r.exitCode === undefined) throw Object.assign(new Error(r.shortMessage ?? 'failed'), { code: (r as { code?: string }).code });
     return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode ?? 1 };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT/.test((err as Error).message)) throw missingTool(bin);
     throw err;
   }
+}
+
+/**
+ * The pids of this process's recent tool runs (iptables-restore, nft -f): their ruleset changes
+ * are ours, not drift (nft-monitor.ts). Bounded: the last 64.
+ */
+const toolPids: number[] = [];
+export const recentToolPids = (): readonly number[] => toolPids;
+function rememberToolPid(pid: number): void {
+  toolPids.push(pid);
+  if (toolPids.length > 64) toolPids.shift();
 }
 
 export function missingTool(bin: string): UserError {

@@ -88,8 +88,18 @@ export function endpointKey(address: string, port: number): string {
 
 /** Stable per-backend object name part: the same backend keeps its chain (and counters) across syncs. */
 export function backendHash(mapping: string, address: string, port: number): string {
-  return createHash('sha256').update(`${mapping} ${endpointKey(address, port)}`).digest('hex').slice(0, 16);
+  const text = `${mapping} ${endpointKey(address, port)}`;
+  let h = backendHashes.get(text);
+  if (h === undefined) {
+    // Remembered (bounded): a sync of 1,000 backends would otherwise hash all of them again.
+    if (backendHashes.size >= 65_536) backendHashes.clear();
+    h = createHash('sha256').update(text).digest('hex').slice(0, 16);
+    backendHashes.set(text, h);
+  }
+  return h;
 }
+
+const backendHashes = new Map<string, string>();
 
 /** One mapping reduced to what the kernel sees: the renderers' input. */
 export interface RuleMapping {

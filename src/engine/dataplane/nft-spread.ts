@@ -1,4 +1,4 @@
-import { maglevTable, maglevTableSize, tableKeys } from './maglev.js';
+import { maglevTable, maglevTableSize, type SlotTable } from './maglev.js';
 import type { RuleMapping } from './model.js';
 
 /**
@@ -16,7 +16,9 @@ import type { RuleMapping } from './model.js';
  */
 export interface SpreadMap {
   /** `elements[slot]` = `address . port`. */
-  readonly elements: readonly string[];
+  readonly elements: ReadonlyArray<string | undefined>;
+  /** The Maglev table behind `elements` (hash or weighted): the planner diffs it by index. */
+  readonly table?: SlotTable;
   /** The slot expression of the DNAT rule (`numgen random mod 3`). */
   readonly pick: string;
 }
@@ -27,24 +29,61 @@ export const FLOW_HASH_KEY = 'ip saddr . th sport . ip daddr . th dport . meta l
 /** Seeds as nft prints them (hex), so a listed rule reads like ours. */
 const seedText = (seed: number) => `0x${seed.toString(16).padStart(8, '0')}`;
 
-export function spreadMap(m: RuleMapping, previous: ReadonlyArray<string | undefined> | undefined): SpreadMap {
+/** `previous`: the programmed slots (read only by the `random` layout, which keeps them stable). */
+export function spreadMap(m: RuleMapping, previous: () => ReadonlyArray<string | undefined> | undefined): SpreadMap {
   const targets = m.targets.map((t) => `${t.address} . ${t.port}`);
   const weighted = m.targets.some((t) => t.weight !== m.targets[0]!.weight);
-  if (m.spread === 'random' && !weighted) return { elements: assignSlots(previous, targets), pick: `numgen random mod ${targets.length}` };
-  const elements = maglevElements(m);
-  return { elements, pick: m.spread === 'hash' ? `jhash ${FLOW_HASH_KEY} mod ${elements.length} seed ${seedText(m.seed)}` : `numgen random mod ${elements.length}` };
+  if (m.spread === 'random' && !weighted) return { elements: assignSlots(previous(), targets), pick: `numgen random mod ${targets.length}` };
+  const table = maglevSlots(m);
+  const size = table.slots.length;
+  let elements: Array<string | undefined> | undefined;
+  return {
+    // Made only when something reads them per slot (a kernel read to compare with, a test).
+    get elements() {
+      return (elements ??= slotKeys(table));
+    },
+    table,
+    pick: m.spread === 'hash' ? `jhash ${FLOW_HASH_KEY} mod ${size} seed ${seedText(m.seed)}` : `numgen random mod ${size}`,
+  };
 }
 
-/** Mapping entries are immutable and reused across syncs: a table is computed once per backend set. */
-const tables = new WeakMap<RuleMapping, string[]>();
+/**
+ * The table as backend keys per slot; a slot of no backend (every backend drained or weight 0)
+ * is a hole: no element (it was an empty `0 : ` element the kernel refused).
+ */
+export function slotKeys(t: SlotTable): Array<string | undefined> {
+  const out = new Array<string | undefined>(t.slots.length).fill(undefined);
+  for (let s = 0; s < out.length; s++) {
+    const i = t.slots[s]!;
+    if (i >= 0) out[s] = t.keys[i]!;
+  }
+  return out;
+}
 
-function maglevElements(m: RuleMapping): string[] {
+/**
+ * Mapping entries are immutable and reused across syncs: a table is computed once per entry, and
+ * once per backend set of a mapping (`last`: a resync or an event that changes nothing else
+ * finds the table of the same targets, weights and seed, and computes nothing).
+ */
+const tables = new WeakMap<RuleMapping, SlotTable>();
+const last = new Map<string, { signature: string; table: SlotTable }>();
+
+function maglevSlots(m: RuleMapping): SlotTable {
   const known = tables.get(m);
   if (known) return known;
-  const t = maglevTable(m.targets.map((x) => ({ key: `${x.address} . ${x.port}`, weight: x.weight })), maglevTableSize(m.targets.length), m.seed);
-  const keys = tableKeys(t);
-  tables.set(m, keys);
-  return keys;
+  const backends = m.targets.map((x) => ({ key: `${x.address} . ${x.port}`, weight: x.weight }));
+  const size = maglevTableSize(backends.length);
+  const signature = `${m.seed} ${size} ${backends.map((b) => `${b.key}@${b.weight}`).join(',')}`;
+  const same = last.get(m.id);
+  let table = same?.signature === signature ? same.table : undefined;
+  if (!table) {
+    const t = maglevTable(backends, size, m.seed);
+    table = { keys: t.backends.map((b) => b.key), slots: t.slots };
+  }
+  tables.set(m, table);
+  if (last.size >= 64 && !last.has(m.id)) last.clear(); // bounded: mappings come and go in a daemon
+  last.set(m.id, { signature, table });
+  return table;
 }
 
 /**

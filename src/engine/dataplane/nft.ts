@@ -1,6 +1,7 @@
 import { COMMENT_PREFIX, type RuleMapping } from './model.js';
 import { DEFAULT_NAMESPACE } from './namespace.js';
 import { spreadMap } from './nft-spread.js';
+import { slotTableChanges, type SlotTable } from './maglev.js';
 
 export { assignSlots } from './nft-spread.js';
 
@@ -41,6 +42,8 @@ export interface NftSet {
   readonly kind: NftSetKind;
   readonly decl: string;
   readonly elements: ReadonlyArray<string | undefined>;
+  /** A Maglev map's computed table (`elements` is made from it on demand): diffed by index. */
+  readonly table?: SlotTable;
   /** Filled by the packet path (affinity): its elements are never planned. */
   readonly dynamic?: boolean;
 }
@@ -54,7 +57,7 @@ export interface NftKernel {
   readonly exists: boolean;
   readonly chains: ReadonlySet<string>;
   /** Maps and sets with their elements (as our text spells them). */
-  readonly sets: ReadonlyMap<string, { kind: NftSetKind; elements: ReadonlyArray<string | undefined> }>;
+  readonly sets: ReadonlyMap<string, { kind: NftSetKind; elements: ReadonlyArray<string | undefined>; table?: SlotTable }>;
   /** Named counter objects (none in this layout: strays of the first one, to delete). */
   readonly objects: ReadonlySet<string>;
   /** Per-element counters of the `cnt_<id>` sets: set -> `address . port` -> counters. */
@@ -105,9 +108,9 @@ export function renderNft(mappings: readonly RuleMapping[], kernel?: NftKernel):
     post.push(`meta l4proto ${m.protocol} ct status dnat ct original proto-dst ${m.port} jump ${hp} ${c}`);
     const n = m.targets.length;
     const targets = m.targets.map((t) => nftTarget(t.address, t.port));
-    const map = spreadMap(m, kernel?.sets.get(spread)?.elements);
+    const map = spreadMap(m, () => kernel?.sets.get(spread)?.elements);
     // The key type is a 32-bit integer whatever picks it: numgen and jhash share the declaration.
-    sets.set(spread, { kind: 'map', decl: `typeof numgen random mod 2 : ip daddr . ${m.protocol} dport;`, elements: map.elements });
+    sets.set(spread, lazySet({ kind: 'map', decl: `typeof numgen random mod 2 : ip daddr . ${m.protocol} dport;` }, map));
     sets.set(cnt, { kind: 'set', decl: 'type ipv4_addr . inet_service; counter;', elements: [...targets].sort() });
     sets.set(hp, { kind: 'set', decl: 'type ipv4_addr . ipv4_addr;', elements: [...new Set(m.targets.map((t) => `${t.address} . ${t.address}`))].sort() });
     const dnat = `meta l4proto ${m.protocol} dnat ip to ${map.pick} map @${spread} ${c}`;
@@ -152,7 +155,7 @@ export function planNft(desired: NftRuleset, kernel: NftKernel, previous?: NftRu
     const have = kernel.sets.get(name);
     if (have && have.kind !== set.kind) throw new Error(`nft ${name} is a ${have.kind}, expected a ${set.kind}`);
     if (!have) lines.push(`add ${set.kind} ${T} ${name} { ${set.decl} }`);
-    if (!set.dynamic) lines.push(...planElements(T, name, set, have?.elements ?? []));
+    if (!set.dynamic) lines.push(...planElements(T, name, set, have ?? { elements: [] }));
   }
   for (const [name, chain] of write) {
     if (kernel.chains.has(name)) lines.push(`flush chain ${T} ${name}`);
@@ -167,21 +170,29 @@ export function planNft(desired: NftRuleset, kernel: NftKernel, previous?: NftRu
   return `${kernel.exists ? '' : `add table ${T}\n`}${lines.join('\n')}\n`;
 }
 
-/** Element changes of one map (by slot) or set (by key) from `have` to `set.elements`. */
-function planElements(T: string, name: string, set: NftSet, have: ReadonlyArray<string | undefined>): string[] {
+/** Element changes of one map (by slot) or set (by key) from `had` to `set.elements`. */
+function planElements(T: string, name: string, set: NftSet, had: { elements: ReadonlyArray<string | undefined>; table?: SlotTable }): string[] {
   const del: string[] = [];
   const put: string[] = [];
-  if (set.kind === 'map') {
+  if (set.table && had.table && set.table.slots.length === had.table.slots.length) {
+    // Both computed (this process applied `had`): compare the tables by index, not 32,749 strings.
+    for (const s of slotTableChanges(had.table, set.table)) {
+      if (had.table.slots[s]! >= 0) del.push(String(s));
+      const now = set.table.slots[s]!;
+      if (now >= 0) put.push(`${s} : ${set.table.keys[now]}`);
+    }
+  } else if (set.kind === 'map') {
+    const have = had.elements;
     for (let i = 0; i < Math.max(have.length, set.elements.length); i++) {
       if (have[i] === set.elements[i]) continue;
       if (have[i] !== undefined) del.push(String(i));
       if (set.elements[i] !== undefined) put.push(`${i} : ${set.elements[i]}`);
     }
   } else {
-    const had = new Set(have);
+    const have = new Set(had.elements);
     const wanted = new Set(set.elements);
-    del.push(...[...had].filter((k): k is string => k !== undefined && !wanted.has(k)));
-    put.push(...[...wanted].filter((k): k is string => k !== undefined && !had.has(k)));
+    del.push(...[...have].filter((k): k is string => k !== undefined && !wanted.has(k)));
+    put.push(...[...wanted].filter((k): k is string => k !== undefined && !have.has(k)));
   }
   return [...(del.length ? [`delete element ${T} ${name} { ${del.join(', ')} }`] : []), ...(put.length ? [`add element ${T} ${name} { ${put.join(', ')} }`] : [])];
 }
@@ -243,8 +254,13 @@ export function nftKernelFrom(previous: NftRuleset): NftKernel {
   return {
     exists: previous.chains.size > 0,
     chains: new Set(previous.chains.keys()),
-    sets: new Map([...previous.sets].map(([n, s]) => [n, { kind: s.kind, elements: s.elements }])),
+    sets: new Map([...previous.sets].map(([n, s]) => [n, lazySet({ kind: s.kind }, s)])),
     objects: new Set(),
     counters: new Map(),
   };
+}
+
+/** `base` with `from`'s elements and table, the elements read only when asked for (a Maglev map's are made on demand). */
+function lazySet<T extends object>(base: T, from: { readonly elements: ReadonlyArray<string | undefined>; readonly table?: SlotTable }): T & { readonly elements: ReadonlyArray<string | undefined>; readonly table?: SlotTable } {
+  return Object.defineProperties({ ...base, ...(from.table ? { table: from.table } : {}) }, { elements: { get: () => from.elements, enumerable: true } }) as T & { elements: ReadonlyArray<string | undefined>; table?: SlotTable };
 }

@@ -22,6 +22,8 @@ import { MappingsApplier } from './apply.js';
 import { readBackendCounters } from './counters.js';
 import { readMappings } from './store.js';
 import { Hairpins } from './hairpin.js';
+import { NftDriftMonitor, fullReadDue } from './nft-monitor.js';
+import { recentToolPids } from './exec.js';
 import { endpointKey, type MappingsState } from './model.js';
 
 /**
@@ -56,6 +58,24 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
   let lastSyncMs = 0;
   let stopping = false;
   const hairpins = new Hairpins(opts.dockerHost, opts.env, log);
+  // A periodic resync reads the kernel (a 32,749-element Maglev map: up to a second of nft time)
+  // only when the monitor saw another process touch our objects, or every FULL_READ_EVERY-th time.
+  let driftSuspected = false;
+  let resyncsSinceFull = 0;
+  const monitor =
+    spec.dataplane === 'nft'
+      ? new NftDriftMonitor(
+          applier.ns.nftTable,
+          () => (applier.nftPid === undefined ? recentToolPids() : [applier.nftPid, ...recentToolPids()]),
+          (why) => {
+            driftSuspected = true;
+            log.debug('another process changed our rules: resyncing from the kernel', { why });
+            runner.request('drift');
+          },
+          { env: opts.env },
+        )
+      : null;
+  monitor?.start();
 
   const status = new StatusServer({
     kind: 'map-image',
@@ -100,7 +120,13 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
       if (stopping || latest === null) return;
       const backends = toMappingBackends(latest);
       const going = stoppingEndpoints(latest);
-      const r = await applier.update((s) => upsertMapping(s, spec, backends, going), { full: reason === 'resync' || reason === 'retry' });
+      const periodic = reason === 'resync';
+      if (periodic) monitor?.start(); // again, if it ended
+      const full = reason === 'retry' || driftSuspected || (periodic && fullReadDue({ monitoring: monitor?.monitoring ?? false, suspected: driftSuspected, resyncsSinceFull }));
+      driftSuspected = false; // (a drift seen during this update sets it again)
+      const r = await applier.update((s) => upsertMapping(s, spec, backends, going), { full });
+      if (r.full) resyncsSinceFull = 0;
+      else if (periodic) resyncsSinceFull++;
       lastSyncMs = r.ms;
       await hairpins.ensure(backends.map((b) => b.id));
       if (r.transactions > 0) {
@@ -122,6 +148,7 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
   async function shutdown(remove: boolean): Promise<void> {
     if (stopping) return;
     stopping = true;
+    monitor?.close();
     runner.stop();
     await runner.idle();
     if (remove) {

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { FULL_READ_EVERY, driftParser, fullReadDue, touchesOurs } from '../../src/engine/dataplane/nft-monitor.js';
+
+/** Issue 18: which `nft monitor` batches are drift of our rules, and when a periodic resync reads the kernel. */
+describe('nft monitor lines', () => {
+  it.each([
+    ['delete element ip elastic_ab12cd spread_tcp_80 { 5 : 198.18.0.2 . 80 }', true],
+    ['flush chain ip elastic_ab12cd svc_tcp_80', true],
+    ['delete table ip elastic_ab12cd', true],
+    ['add element ip elastic_ab12cd aff_tcp_80_10800 { 198.19.0.1 : 198.18.0.2 . 80 }', false], // filled by the packet path
+    ['delete element ip elastic spread_tcp_80 { 5 : 198.18.0.2 . 80 }', false], // another namespace's table
+    ['delete element ip elastic_ab12cdx spread_tcp_80 { 5 }', false],
+    ['delete rule ip filter ELASTIC-ab12cd-FORWARD handle 12', true],
+    ['delete rule ip filter DOCKER-USER handle 40', true], // may be our hook jump
+    ['flush chain ip nat PREROUTING', true],
+    ['add rule ip nat DOCKER iifname != "docker0" tcp dport 8080 dnat to 172.17.0.2:80', false], // Docker at work
+    ['add rule ip filter DOCKER-USER counter return', false],
+    ['# new generation 5 by process 10 (nft)', false],
+  ])('%s -> %s', (line, ours) => {
+    expect(touchesOurs(line, 'elastic_ab12cd')).toBe(ours);
+  });
+
+  it('a batch of another process that touched ours is drift; our own (session or tool pid) is not; others\' batches are not', () => {
+    const seen: string[] = [];
+    const feed = driftParser('elastic_ab12cd', () => [100, 200], (why) => seen.push(why));
+    for (const l of [
+      'delete element ip elastic_ab12cd spread_tcp_80 { 5 : 198.18.0.2 . 80 }',
+      '# new generation 7 by process 100 (nft)', // our session
+      'delete rule ip filter ELASTIC-ab12cd-FORWARD handle 3',
+      '# new generation 8 by process 200 (iptables-restor)', // our iptables-restore
+      'add rule ip nat DOCKER tcp dport 8080 dnat to 172.17.0.2:80',
+      '# new generation 9 by process 300 (dockerd)', // not ours to care about
+      'delete element ip elastic_ab12cd spread_tcp_80 { 6 : 198.18.0.3 . 80 }',
+      '# new generation 10 by process 301 (nft)', // someone else
+    ]) feed(l);
+    expect(seen).toEqual(['delete element ip elastic_ab12cd spread_tcp_80 { 6 : 198.18.0.3 . 80 } (by pid 301)']);
+  });
+
+  it.each([
+    [{ monitoring: false, suspected: false, resyncsSinceFull: 0 }, true],
+    [{ monitoring: true, suspected: true, resyncsSinceFull: 0 }, true],
+    [{ monitoring: true, suspected: false, resyncsSinceFull: 0 }, false],
+    [{ monitoring: true, suspected: false, resyncsSinceFull: FULL_READ_EVERY - 2 }, false],
+    [{ monitoring: true, suspected: false, resyncsSinceFull: FULL_READ_EVERY - 1 }, true],
+  ])('full read due %o -> %s', (o, due) => {
+    expect(fullReadDue(o)).toBe(due);
+  });
+});
