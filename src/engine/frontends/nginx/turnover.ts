@@ -78,6 +78,7 @@ export async function clientConns(ports: readonly number[]): Promise<Map<string,
 export async function waitTurnover(ports: readonly number[], open: ReadonlyMap<string, ClientConn>, maxMs = TURNOVER_MAX_MS, everyMs = 20): Promise<string[]> {
   const end = Date.now() + maxMs;
   let busy = [...open.keys()];
+  if (busy.length === 0) return busy;
   for (;;) {
     const now = await clientConns(ports);
     if (now === null) return busy;
