@@ -1,5 +1,6 @@
 import { execa } from 'execa';
 import { sleep } from '../../runtime/clock.js';
+import { configBinds } from '../../runtime/ports.js';
 
 /**
  * When may an nginx reload send QUIT to the old workers without cutting a keep-alive client?
@@ -33,12 +34,7 @@ export interface ClientConn {
 /** `listen` ports of the http block of an nginx config (stream services hold long TCP sessions). */
 export function httpListenPorts(config: string): number[] {
   const http = config.split(/^\s*stream\s*\{/m)[0] ?? '';
-  const ports = new Set<number>();
-  for (const m of http.matchAll(/^\s*listen\s+([^\s;]+)/gm)) {
-    const port = Number(/(\d+)$/.exec(m[1]!)?.[1]);
-    if (Number.isInteger(port) && port > 0 && port < 65536) ports.add(port);
-  }
-  return [...ports].sort((a, b) => a - b);
+  return [...new Set(configBinds('nginx', http).map((b) => b.port))].sort((a, b) => a - b);
 }
 
 /** Parse `ss -Htin` output: "local peer" -> lastrcv/lastsnd (absent: 0, i.e. just now). */
