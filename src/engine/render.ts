@@ -13,6 +13,7 @@ import { SyncRunner } from './runtime/runner.js';
 import { StatusServer, requestStatus } from './runtime/status.js';
 import type { Applier } from './frontends/applier.js';
 import { CommandApplier, FileOnlyApplier } from './frontends/command-applier.js';
+import { drainSlot, passFor, servicesServing } from './frontends/drain.js';
 import type { Guardrails } from './frontends/guardrails.js';
 import { HaproxyApplier } from './frontends/haproxy/applier.js';
 import type { ProxyKind } from './frontends/model.js';
@@ -186,13 +187,10 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
   // and a proxy is only called dead after two checks in a row say so.
   let passing = false;
   const drainedAt = new Map<string, { service: string; endpoint: string }>();
-  /** Run a pass now and say whether the backend is (drain) or is not (undrain) out of the applied config. */
-  const applyNow = async (service: string, id: string, out: boolean) => {
-    const t0 = Date.now();
-    runner.request(out ? 'drain' : 'undrain');
+  /** Run a pass now (a drain's fallback, an undrain) and wait for it. */
+  const passNow = (reason: string) => async () => {
+    runner.request(reason);
     await runner.idle();
-    const inConfig = ((await renderer.state())?.applied.slots[service] ?? []).some((s) => s?.id === id);
-    return { drained: out ? !inConfig : inConfig, ms: Date.now() - t0 };
   };
   const runner = new SyncRunner(
     async (reason) => {
@@ -227,7 +225,7 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
     services: () => renderStatus(renderer),
     actions: {
       // {service, backend} (backend: id or ADDR:PORT), or the shared contract {address, port}:
-      // every rendered service that serves that address is drained.
+      // every rendered service that serves that address is drained (frontends/drain.ts).
       drain: async (args) => {
         const timeoutMs = Number(args.timeoutMs ?? 30_000);
         const targets = args.service
@@ -236,22 +234,8 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
         if (targets.length === 0) return { drained: true, remaining: 0, services: [] };
         const results = [];
         for (const t of targets) {
-          const slot = await findSlot(renderer, t.service, t.backend);
-          renderer.drained.add(slot.id);
-          drainedAt.set(slot.id, { service: t.service, endpoint: `${slot.address}:${slot.port}` });
-          // HAProxy: the slot stops taking new sessions now and we wait for its sessions to end.
-          // nginx/Varnish: the next pass renders without it (graceful reload / new VCL): in-flight
-          // requests finish on the old workers / VCL.
-          // A runtime drain that fails (HAProxy busy or reloading) still takes the backend out:
-          // the next pass renders without it; the warning says why sessions were not waited for.
-          const server = `s${slot.index + 1}`;
-          const viaRuntime = applier.drain
-            ? await applier.drain(t.service, server, timeoutMs, signal).catch((err: unknown) => {
-                log.warn(`drain ${slot.id} through the runtime API failed; rendering without it`, { error: describeError(err) });
-                return null;
-              })
-            : null;
-          const r = viaRuntime ? { backend: slot.id, server, ...viaRuntime } : { backend: slot.id, ...(await applyNow(t.service, slot.id, true)) };
+          const r = await drainSlot(renderer, t, { timeoutMs, signal, pass: passNow('drain'), logger: log });
+          drainedAt.set(r.backend, { service: t.service, endpoint: r.endpoint });
           status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'not drained'} after ${r.ms} ms`, t.service);
           results.push(r);
         }
@@ -269,7 +253,7 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
           renderer.drained.delete(id);
           drainedAt.delete(id);
           status.event('undrain', `${id} back in rotation`, d.service);
-          results.push({ backend: id, service: d.service, ...(await applyNow(d.service, id, false)) });
+          results.push({ backend: id, service: d.service, ...(await passFor(renderer, d.service, id, false, passNow('undrain'))) });
         }
         return { undrained: results.length, backends: results };
       },
@@ -333,23 +317,6 @@ export function monitorProxy(alive: (() => Promise<boolean>) | undefined, o: { s
       onDead();
     });
   }, o.everyMs ?? 1000);
-}
-
-/** Find a rendered backend by id or address:port in a service's applied slots. */
-async function findSlot(renderer: Renderer, service: string, backend: string) {
-  const slots = (await renderer.state())?.applied.slots[service];
-  if (!slots) throw new UserError(`service ${service} is not rendered here`, 'check the service name', ExitCode.usage);
-  const index = slots.findIndex((s) => s && (s.id === backend || `${s.address}:${s.port}` === backend));
-  if (index < 0) throw new UserError(`backend ${backend} is not in service ${service}`, 'pass its id or ADDRESS:PORT', ExitCode.usage);
-  return { ...slots[index]!, index };
-}
-
-async function servicesServing(renderer: Renderer, address: string, port: number): Promise<Array<{ service: string; backend: string }>> {
-  const slots = (await renderer.state())?.applied.slots ?? {};
-  const ep = `${address}:${port}`;
-  return Object.entries(slots)
-    .filter(([, list]) => list.some((s) => s && `${s.address}:${s.port}` === ep))
-    .map(([service]) => ({ service, backend: ep }));
 }
 
 /**

@@ -67,7 +67,8 @@ describe('render --proxy nginx: status backends, drain contract, undrain', () =>
     expect((await served(10)).has(h1)).toBe(false);
 
     // top's `u`: {address, port} (plus service/backend it also sends).
-    const undo = await requestStatus(sock, { op: 'action', action: 'undrain', args: { address: ip1, port: 80, service: 'rdn', backend: `docker:${h1}` } });
+    // The answer comes once nginx reloaded with it (as the drain above, given 10 s): up to ~2 s at load 16 here.
+    const undo = await requestStatus(sock, { op: 'action', action: 'undrain', args: { address: ip1, port: 80, service: 'rdn', backend: `docker:${h1}` } }, 10_000);
     expect(undo).toMatchObject({ ok: true, undrained: 1 });
     await waitFor(async () => (await served(10)).has(h1), 'the undrained container served again', 10_000, 100);
     const after = await requestStatus<Snapshot>(sock);

@@ -7,6 +7,7 @@ import { tlsDefaults, type TlsOptions } from '../frontends/tls/tls-data.js';
 import { watchCertFiles } from '../frontends/tls/rotation.js';
 import type { Renderer } from '../frontends/renderer.js';
 import { renderStatus } from '../frontends/status.js';
+import { drainSlot, servicesServing } from '../frontends/drain.js';
 import { parseLbCheck } from '../frontends/services.js';
 import { MappingsApplier } from '../dataplane/apply.js';
 import { readMappings } from '../dataplane/store.js';
@@ -160,20 +161,17 @@ export class RenderApplier implements RunApplier {
     return this.renderer ? renderStatus(this.renderer) : {};
   }
 
+  /** Runs this applier's sync now and waits for it (the daemon's runner): a drain's config pass. */
+  pass: () => Promise<void> = async () => {};
+
   async drain(args: { address: string; port: number; timeoutMs: number; service?: string }, signal: AbortSignal) {
     // Right after a reload the new applier has not synced yet: its slots are in the state store.
     const renderer = this.renderer ?? (this.specs.length ? await this.current() : null);
-    const applier = renderer?.opts.applier;
-    if (!renderer || !applier?.drain) return { drained: false, remaining: 0, note: `${this.kind} cannot drain` };
-    const slots = (await renderer.state())?.applied.slots ?? {};
+    if (!renderer) return { drained: false, remaining: 0, note: `${this.kind} serves nothing yet` };
     let drained = true;
     let remaining = 0;
-    for (const [service, list] of Object.entries(slots)) {
-      if (args.service && service !== args.service) continue;
-      const i = list.findIndex((s) => s && s.address === args.address && s.port === args.port);
-      if (i < 0) continue;
-      renderer.drained.add(list[i]!.id);
-      const r = await applier.drain(service, `s${i + 1}`, args.timeoutMs, signal);
+    for (const t of await servicesServing(renderer, args.address, args.port, args.service)) {
+      const r = await drainSlot(renderer, t, { timeoutMs: args.timeoutMs, signal, pass: this.pass, logger: this.ctx.logger.child(this.kind) });
       drained &&= r.drained;
       remaining += r.sessions;
     }

@@ -182,6 +182,7 @@ export class RunDaemon {
       const p = c.proxies[kind];
       const a = new RenderApplier(kind, p.instance, ctx, { bin: 'bin' in p ? p.bin : undefined, varnishInstance: 'varnishInstance' in p ? p.varnishInstance : undefined, tls: 'tls' in p ? p.tls : undefined });
       a.setSpecs(specs);
+      a.pass = () => this.pipeline?.syncApplierAndWait(a.name, 'drain') ?? Promise.resolve();
       out.push(a);
     }
     const mapped = c.services.filter((s) => s.mapImage).map((s) => ({ name: s.name, serve: s.mapImage! }));

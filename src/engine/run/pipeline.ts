@@ -358,6 +358,12 @@ export class Pipeline {
     if (!this.ctx.once) this.runners.get(name)?.request(reason);
   }
 
+  /** Request one applier's runner and wait until it ran (a drain's config pass); --once: nothing runs. */
+  async syncApplierAndWait(name: string, reason: string): Promise<void> {
+    this.requestApplier(name, reason);
+    await this.runners.get(name)?.idle();
+  }
+
   private async syncApplierNow(a: RunApplier, reason: string): Promise<void> {
     const backends = this.backendsFor(a);
     if (!backends) return;

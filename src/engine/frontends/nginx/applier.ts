@@ -8,6 +8,7 @@ import { reloadPlan, type Applier, type ApplyOutcome, type ApplyPlan, type Desir
 import type { HaproxyApplied } from '../haproxy/plan.js';
 import { parseProcStat, pidAlive } from '../../runtime/pid.js';
 import { endNginxOrphans, nginxOrphans } from './orphans.js';
+import { clientConns, httpListenPorts, TURNOVER_MAX_MS, waitTurnover } from './turnover.js';
 import { nullLogger, type Logger } from '../../runtime/logger.js';
 
 /**
@@ -21,9 +22,10 @@ import { nullLogger, type Logger } from '../../runtime/logger.js';
  * Keep-alive clients: an old worker closes its idle keep-alive connections the moment it shuts
  * down, and a client that writes its next request into one at that moment gets a reset (nginx
  * before 1.27.4 has no keepalive_min_timeout). So before a reload we create the closing flag
- * the template tests (`if (-f flag)`): for a short lead every response says
- * "Connection: close" and busy clients reconnect; only connections idle for that whole time are
- * still open when the old worker quits. The flag goes once the new workers serve.
+ * the template tests (`if (-f flag)`): from then on every response says "Connection: close" and
+ * busy clients reconnect. The reload waits until every connection open when the flag went up
+ * has turned over (closed, or quiet: turnover.ts), so only clients idle for a while are still
+ * connected when the old worker quits. The flag goes once the new workers serve.
  */
 export interface NginxApplierOptions {
   config: string;
@@ -36,14 +38,8 @@ export interface NginxApplierOptions {
   logger?: Logger;
 }
 
-/**
- * How long keep-alive connections see "Connection: close" before a reload. A response that began
- * before the flag still says keep-alive; if it ends after the old worker got its QUIT, nginx
- * closes the connection under the client. A request that met a vanished backend takes up to
- * proxy_connect_timeout (2s) before the next server answers, so when backends leave the lead is
- * longer than that; additions only need the busy connections to finish one more request.
- */
-export const CLOSE_BEFORE_RELOAD_MS = { add: 300, remove: 2300 };
+/** The lead before a reload when `ss` cannot list the connections (turnover.ts): longer than a request stuck on a vanished backend (proxy_connect_timeout 2s). */
+export const FIXED_LEAD_MS = 2300;
 
 export async function childPids(parent: number): Promise<number[]> {
   const out: number[] = [];
@@ -130,18 +126,11 @@ export class NginxApplier implements Applier {
     throw new UserError('nginx started but no worker appeared', `look at ${this.opts.errorLog}`, ExitCode.unavailable);
   }
 
-  /** Backend endpoints of the last config applied by this process (null: unknown). */
-  private lastEndpoints: Set<string> | null = null;
-
   async apply(plan: ApplyPlan, desired: DesiredRender): Promise<ApplyOutcome> {
-    const endpoints = new Set(Object.values(desired.slots).flatMap((list) => list.flatMap((s) => (s ? [`${s.address}:${s.port}`] : []))));
-    const removes = this.lastEndpoints === null || [...this.lastEndpoints].some((e) => !endpoints.has(e));
-    const outcome = await this.applyConfig(plan, removes ? CLOSE_BEFORE_RELOAD_MS.remove : CLOSE_BEFORE_RELOAD_MS.add);
-    this.lastEndpoints = endpoints;
-    return outcome;
+    return this.applyConfig(plan, httpListenPorts(desired.text));
   }
 
-  private async applyConfig(plan: ApplyPlan, leadMs: number): Promise<ApplyOutcome> {
+  private async applyConfig(plan: ApplyPlan, ports: readonly number[]): Promise<ApplyOutcome> {
     const t0 = performance.now();
     const done = (action: ApplyOutcome['action'], reason: string): ApplyOutcome => ({ action, ops: 0, reason, ms: Math.round(performance.now() - t0) });
     const pid = await this.masterPid();
@@ -153,7 +142,7 @@ export class NginxApplier implements Applier {
     if (plan.action === 'none') return done('none', plan.reason);
     const before = new Set(await childPids(pid));
     await this.warnIfFlagHidden(before);
-    await this.raiseClosingFlag(leadMs);
+    await this.raiseClosingFlag(ports);
     try {
       return await this.reload(pid, before, plan, done);
     } finally {
@@ -161,11 +150,18 @@ export class NginxApplier implements Applier {
     }
   }
 
-  private async raiseClosingFlag(leadMs: number): Promise<void> {
+  private async raiseClosingFlag(ports: readonly number[]): Promise<void> {
     // unlink never follows a symlink, and O_EXCL does not either: the flag is a file we made.
     await rm(this.opts.closingFlag, { force: true });
     await (await open(this.opts.closingFlag, 'wx', 0o644)).close();
-    await sleep(leadMs);
+    const open0 = await clientConns(ports);
+    if (open0 === null) {
+      (this.opts.logger ?? nullLogger).debug(`ss cannot list nginx's connections: waiting a fixed ${FIXED_LEAD_MS} ms before the reload`);
+      await sleep(FIXED_LEAD_MS);
+      return;
+    }
+    const busy = await waitTurnover(ports, open0);
+    if (busy.length > 0) (this.opts.logger ?? nullLogger).warn(`${busy.length} keep-alive connection(s) still had a request in progress after ${TURNOVER_MAX_MS / 1000} s; reloading anyway (their clients may see the connection close)`);
   }
 
   private flagChecked = false;

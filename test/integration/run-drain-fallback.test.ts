@@ -1,0 +1,92 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
+import { defaultPaths } from '../../src/engine/render.js';
+import { requestStatus } from '../../src/engine/runtime/status.js';
+import { BIN } from '../support/cli.js';
+import { waitFor } from '../support/docker.js';
+import { LineReader } from '../support/lines.js';
+import { ownedStateDir } from '../support/owned.js';
+import { httpGet, LocalBackends } from '../support/render-backends.js';
+
+/**
+ * Issue 14 follow-up: `elastic run`'s drain of a rendered backend is render's drain (one function,
+ * src/engine/frontends/drain.ts), fallback included: when HAProxy's runtime API fails (here its
+ * stats socket answers `show info` but refuses every change, as a busy or reloading HAProxy can),
+ * the backend still leaves through a config pass (a reload through the master socket), as
+ * `render --watch` does.
+ * Before, run answered the drain with the runtime error and kept the backend in rotation. Real
+ * daemon, HAProxy and busybox backends. Ports 25720-25721 (backends), 25730 (HAProxy).
+ */
+const NAME = 'rundrainfb';
+const stateDir = ownedStateDir('rundrainfb-state-');
+const runDir = mkdtempSync(join(tmpdir(), 'rundrainfb-run-'));
+const dir = mkdtempSync(join(tmpdir(), 'rundrainfb-cfg-'));
+const env = { ELASTIC_STATE_DIR: stateDir, ELASTIC_RUN_DIR: runDir };
+const file = join(dir, 'elastic.yaml');
+const FRONT = 25730;
+const backends = new LocalBackends();
+let child: ChildProcess | null = null;
+let refusing: Server | null = null;
+
+beforeAll(async () => {
+  await backends.start([25720, 25721]);
+  writeFileSync(
+    file,
+    `version: 1
+name: ${NAME}
+sources:
+  fixed: { static: { backends: ["127.0.0.1:25720", "127.0.0.1:25721"] } }
+services:
+  - name: web
+    sources: [fixed]
+    guardrails: { min_backends: 1, max_change: 100 }
+    haproxy: { port: ${FRONT}, mode: http }
+sync: { min_interval_ms: 50 }
+`,
+  );
+});
+
+afterAll(async () => {
+  refusing?.close();
+  if (child?.pid && child.exitCode === null && child.signalCode === null) {
+    process.kill(child.pid, 'SIGTERM');
+    await new Promise((r) => child!.once('exit', r));
+  }
+  const d = defaultPaths(`run-${NAME}`, 'haproxy', env);
+  await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop().catch(() => {});
+  await backends.stop();
+  for (const p of [stateDir, runDir, dir]) rmSync(p, { recursive: true, force: true });
+}, 60_000);
+
+const answering = async (n: number) => {
+  const seen = new Set<string>();
+  for (let i = 0; i < n; i++) seen.add(await httpGet(FRONT).catch(() => 'ERR'));
+  return seen;
+};
+
+describe('elastic run: drain falls back to a config pass', () => {
+  it('HAProxy runtime API refusing: the drained backend still leaves rotation', async () => {
+    child = spawn(process.execPath, [BIN, 'run', '-c', file, '--log-json'], { env: { ...process.env, ...env, CI: 'true' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const err = new LineReader(child.stderr!);
+    await waitFor(async () => (await answering(8)).size === 2 && !(await answering(4)).has('ERR'), 'both backends served', 30_000, 200).catch((e: Error) => {
+      throw new Error(`${e.message}\n${err.lines.slice(-20).join('\n')}`);
+    });
+    // The runtime API refuses changes from now on: in place of HAProxy's stats socket, one that
+    // says it is HAProxy and answers everything else as HAProxy does a command it cannot run.
+    const { statsSocket } = defaultPaths(`run-${NAME}`, 'haproxy', env);
+    await rename(statsSocket, `${statsSocket}.away`);
+    refusing = createServer((c) => c.once('data', (d) => c.end(d.toString().startsWith('show info') ? 'Name: HAProxy\n' : 'Unknown command.\n')));
+    await new Promise<void>((r) => refusing!.listen(statsSocket, r));
+
+    const r = await requestStatus<Record<string, unknown>>(join(runDir, `run.${NAME}.sock`), { op: 'action', action: 'drain', args: { address: '127.0.0.1', port: 25721, timeoutMs: 3000 } }, 30_000);
+    expect(r, err.lines.slice(-20).join('\n')).toMatchObject({ ok: true, drained: true });
+    expect(await answering(12)).toEqual(new Set(['b25720']));
+    expect(err.lines.join('\n')).toMatch(/drain .* through the runtime API failed; rendering without it/);
+  }, 90_000);
+});
