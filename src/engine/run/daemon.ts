@@ -350,8 +350,9 @@ export class RunDaemon {
   }
 
   /** Status socket content per service (also what a fleet host publishes). */
-  statusServices(): Promise<Record<string, unknown>> {
-    return servicesView({ config: this.config, appliers: this.appliers, pipeline: this.pipeline, elbState: this.elb.state, containers: this.elb.containers, deploys: this.deploys.status() });
+  /** `appliers: false`: without each applier's view (HAProxy's `show stat`), e.g. for a fleet host's status every resync. */
+  statusServices(opts: { appliers?: boolean } = {}): Promise<Record<string, unknown>> {
+    return servicesView({ config: this.config, appliers: opts.appliers === false ? [] : this.appliers, pipeline: this.pipeline, elbState: this.elb.state, containers: this.elb.containers, deploys: this.deploys.status() });
   }
 
   /** SIGTERM: stop watching and applying. Rules and proxies stay; the edge (in-process) stops. */
