@@ -19,13 +19,12 @@ if (argv[0] === 'run') {
   const early = { count: 0, listener: () => early.count++ };
   globalThis[Symbol.for('elastic.earlyHup')] = early;
   process.on('SIGHUP', early.listener);
-  // A daemon allocates little once running, but V8 doubles its young generation (up to 2 x 16 MB)
-  // whenever enough objects survived, which start-up alone may reach: keep it at its initial
-  // size (~25 MB less resident memory idle; docs/BENCHMARKS.md, fleet idle cost). The operator's
-  // own semi-space flags win.
+  // Keep V8's young generation at its initial size from the start (src/engine/runtime/young-gen.ts:
+  // start-up alone may grow it to 32 MB); the operator's own semi-space flags win.
   if (!`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`.includes('semi-space')) {
     const { setFlagsFromString } = await import('node:v8');
     setFlagsFromString('--semi-space-growth-factor=1');
+    globalThis[Symbol.for('elastic.smallYoungGen')] = true;
   }
 }
 // Always run the compiled commands in dist/: never let oclif look for TypeScript sources (it

@@ -3,6 +3,7 @@ import { nullLogger, type Logger } from '../runtime/logger.js';
 import { runDir, securePrivateDirs, stateDir } from '../runtime/paths.js';
 import { FileStateStore, removeStaleTemps, type StateStore } from '../runtime/state-store.js';
 import { StatusServer } from '../runtime/status.js';
+import { youngGenerationFor } from '../runtime/young-gen.js';
 import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
 import { DaemonElb } from './daemon-elb.js';
 import { configSummary, loadConfig, servedBy, type RunConfig } from './config.js';
@@ -254,6 +255,7 @@ export class RunDaemon {
       keep.push(a);
     }
     this.appliers = [...this.appliers.filter((a) => a.kind !== 'edge'), ...keep];
+    youngGenerationFor(keep.length > 0);
   }
 
   private async startMetrics(previous?: RunConfig): Promise<void> {
