@@ -19,6 +19,13 @@ if (argv[0] === 'run') {
   const early = { count: 0, listener: () => early.count++ };
   globalThis[Symbol.for('elastic.earlyHup')] = early;
   process.on('SIGHUP', early.listener);
+  // Keep V8's young generation at its initial size from the start (src/engine/runtime/young-gen.ts:
+  // start-up alone may grow it to 32 MB); the operator's own semi-space flags win.
+  if (!`${process.env.NODE_OPTIONS ?? ''} ${process.execArgv.join(' ')}`.includes('semi-space')) {
+    const { setFlagsFromString } = await import('node:v8');
+    setFlagsFromString('--semi-space-growth-factor=1');
+    globalThis[Symbol.for('elastic.smallYoungGen')] = true;
+  }
 }
 // Always run the compiled commands in dist/: never let oclif look for TypeScript sources (it
 // would under NODE_ENV=test or development, and warn on stderr).

@@ -32,7 +32,8 @@ export class FleetHost {
   }
 
   start(endpoints: string, fleet: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): void {
-    this.child = spawn(process.execPath, [BIN, 'run', '--etcd', endpoints, '--fleet', fleet, '--host', this.name, '--lease-ttl', '3', '--log-json', ...extra], {
+    const ttl = extra.includes('--lease-ttl') ? [] : ['--lease-ttl', '3']; // short for tests unless given
+    this.child = spawn(process.execPath, [BIN, 'run', '--etcd', endpoints, '--fleet', fleet, '--host', this.name, ...ttl, '--log-json', ...extra], {
       env: { ...process.env, ...this.env, CI: 'true', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -53,14 +53,14 @@ export interface HostStatus {
 
 interface Daemon {
   reload(): Promise<{ readonly result: 'applied' | 'unchanged' | 'refused' | 'failed'; readonly error?: string }>;
-  statusServices(): Promise<Record<string, unknown>>;
+  statusServices(opts?: { appliers?: boolean }): Promise<Record<string, unknown>>;
   readonly metrics: MetricsRegistry;
   readonly current: RunConfig;
 }
 
 const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 const MAX_BACKENDS_SHOWN = 256;
-const HEARTBEAT_MS = 1000;
+const HEARTBEAT_MS = 5000;
 
 export class FleetAgent implements ConfigSource {
   private readonly log: Logger;
@@ -346,7 +346,7 @@ export class FleetAgent implements ConfigSource {
 
   async status(): Promise<HostStatus> {
     const services: Record<string, HostStatus['services'][string]> = {};
-    for (const [name, v] of Object.entries(await this.daemon?.statusServices().catch(() => ({})) ?? {})) {
+    for (const [name, v] of Object.entries(await this.daemon?.statusServices({ appliers: false }).catch(() => ({})) ?? {})) {
       const e = v as { backends?: Array<{ address: string; port: number; health: string }>; refused?: unknown };
       services[name] = { backends: (e.backends ?? []).slice(0, MAX_BACKENDS_SHOWN).map((b) => ({ address: b.address, port: b.port, health: b.health })), refused: e.refused ?? null };
     }

@@ -3,6 +3,7 @@ import { nullLogger, type Logger } from '../runtime/logger.js';
 import { runDir, securePrivateDirs, stateDir } from '../runtime/paths.js';
 import { FileStateStore, removeStaleTemps, type StateStore } from '../runtime/state-store.js';
 import { StatusServer } from '../runtime/status.js';
+import { youngGenerationFor } from '../runtime/young-gen.js';
 import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
 import { DaemonElb } from './daemon-elb.js';
 import { configSummary, loadConfig, servedBy, type RunConfig } from './config.js';
@@ -255,6 +256,7 @@ export class RunDaemon {
       keep.push(a);
     }
     this.appliers = [...this.appliers.filter((a) => a.kind !== 'edge'), ...keep];
+    youngGenerationFor(keep.length > 0);
   }
 
   private async startMetrics(previous?: RunConfig): Promise<void> {
@@ -351,8 +353,9 @@ export class RunDaemon {
   }
 
   /** Status socket content per service (also what a fleet host publishes). */
-  statusServices(): Promise<Record<string, unknown>> {
-    return servicesView({ config: this.config, appliers: this.appliers, pipeline: this.pipeline, elbState: this.elb.state, containers: this.elb.containers, deploys: this.deploys.status() });
+  /** `appliers: false`: without each applier's view (HAProxy's `show stat`), e.g. for a fleet host's status every resync. */
+  statusServices(opts: { appliers?: boolean } = {}): Promise<Record<string, unknown>> {
+    return servicesView({ config: this.config, appliers: opts.appliers === false ? [] : this.appliers, pipeline: this.pipeline, elbState: this.elb.state, containers: this.elb.containers, deploys: this.deploys.status() });
   }
 
   /** SIGTERM: stop watching and applying. Rules and proxies stay; the edge (in-process) stops. */

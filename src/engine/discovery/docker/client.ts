@@ -1,5 +1,6 @@
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { readFileSync } from 'node:fs';
+import { createRequire, Module } from 'node:module';
 import { join } from 'node:path';
 import { ExitCode, UserError } from '../../errors.js';
 import { printable } from '../../model/validate.js';
@@ -79,7 +80,39 @@ export function parseDockerHost(value: string | undefined, env: NodeJS.ProcessEn
 export function createDocker(host?: string, env: NodeJS.ProcessEnv = process.env, opts: { stream?: boolean } = {}): { docker: Docker; target: DockerTarget } {
   const target = parseDockerHost(host ?? env.DOCKER_HOST, env);
   const limits = opts.stream ? { connectionTimeout: 15_000 } : { timeout: 15_000 };
-  return { docker: new Docker({ ...target.options, ...limits } as Docker.DockerOptions), target };
+  const DockerClient = dockerode();
+  return { docker: new DockerClient({ ...target.options, ...limits } as Docker.DockerOptions), target };
+}
+
+const require = createRequire(import.meta.url);
+let loaded: typeof Docker | null = null;
+
+/**
+ * dockerode, loaded on the first client made (a daemon without Docker sources or deploys never
+ * loads it). Its docker-modem requires ssh2 eagerly, for ssh:// hosts only, and ssh2 costs a
+ * daemon about 15 MB of memory (its poly1305 WebAssembly heap; docs/BENCHMARKS.md, fleet idle):
+ * docker-modem's ssh module is replaced by one that loads the real one on its first call.
+ */
+function dockerode(): typeof Docker {
+  if (loaded) return loaded;
+  const modem = createRequire(require.resolve('dockerode'));
+  const path = modem.resolve('docker-modem/lib/ssh.js');
+  if (!require.cache[path]) {
+    const lazy = new Module(path);
+    lazy.filename = path;
+    lazy.loaded = true;
+    let real: ((o: unknown) => unknown) | null = null;
+    lazy.exports = (opt: unknown) => {
+      if (!real) {
+        delete require.cache[path];
+        real = modem(path) as (o: unknown) => unknown;
+      }
+      return real(opt);
+    };
+    require.cache[path] = lazy;
+  }
+  loaded = require('dockerode') as typeof Docker;
+  return loaded;
 }
 
 /** Translate a dockerode/socket error into a UserError; unknown errors pass through. */
