@@ -47,6 +47,7 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
     path: Flags.string({ description: 'http: serve only this path prefix (repeatable, e.g. /api); other paths get a 404 page', multiple: true, helpGroup: 'SERVICE' }),
     'routes-from-labels': Flags.boolean({ description: 'serve every running container labelled elastic.http.host on --bind, routed by its labels (docs/render.md "Routes from container labels"); --label/--network narrow the containers', exclusive: ['config', 'host', 'path'], helpGroup: 'SERVICE' }),
     'strip-prefix': Flags.boolean({ description: 'remove the matched --path prefix before the request goes to a backend (/api/x -> /x)', dependsOn: ['path'], helpGroup: 'SERVICE' }),
+    'error-page-503': Flags.string({ description: 'http: the page (a small HTML file owned by root or you) an empty service answers with 503 and Retry-After, instead of the built-in one', helpGroup: 'SERVICE' }),
     slots: Flags.integer({ description: 'HAProxy: minimum pre-allocated server slots per service (grows to the next power of two)', min: 1, max: 4096, helpGroup: 'SERVICE' }),
     proxy: Flags.option({ options: ['haproxy', 'nginx', 'varnish'] as const, default: 'haproxy', description: 'what to render for', helpGroup: 'PROXY' })(),
     output: Flags.string({ char: 'o', description: 'config file to write (default: under the state dir)', helpGroup: 'PROXY' }),

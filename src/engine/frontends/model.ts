@@ -31,6 +31,8 @@ export interface ServiceSpec {
   readonly routes?: ServiceRoutes;
   /** The default_service of its bind: requests no route matches. */
   readonly isDefaultService?: boolean;
+  /** The body of its 503 page, from an operator's file (error-page.ts); absent: the built-in page. */
+  readonly page503?: string;
 }
 
 export interface TemplateBackend {
@@ -70,6 +72,8 @@ export interface TemplateData {
   /** Whether any service is in this mode (nginx needs an http {} and/or a stream {} block). */
   readonly hasHttp: boolean;
   readonly hasTcp: boolean;
+  /** Custom 503 page bodies by service name (only services that have one): print with `{{page x}}`. */
+  readonly pages503: Readonly<Record<string, string>>;
   /** Proxy-specific paths the applier relies on (stats socket, pid file...). */
   readonly paths: Readonly<Record<string, string>>;
 }
@@ -164,7 +168,8 @@ export function buildTemplateData(input: BuildInput): { data: TemplateData; slot
   });
   const hasMode = (m: Mode) => services.some((s) => s.mode === m);
   const empty = new Set(services.filter((s) => s.backends.length === 0).map((s) => s.name));
-  return { data: { instance: input.instance, proxy: input.proxy, services, routedBinds: routedBinds(input.specs, empty, input.frontDoor), hasHttp: hasMode('http') || input.frontDoor !== undefined, hasTcp: hasMode('tcp'), paths: input.paths ?? {} }, slots: slotMap };
+  const pages503 = Object.fromEntries(input.specs.flatMap((s) => (s.page503 === undefined ? [] : [[s.name, s.page503]])));
+  return { data: { instance: input.instance, proxy: input.proxy, services, routedBinds: routedBinds(input.specs, empty, input.frontDoor), hasHttp: hasMode('http') || input.frontDoor !== undefined, hasTcp: hasMode('tcp'), pages503, paths: input.paths ?? {} }, slots: slotMap };
 }
 
 /** The same data with every slot empty: rendering it gives the config's structure only. */
