@@ -31,10 +31,10 @@ export function labelDiscovery(discover: DiscoverOptions): DiscoverOptions {
 }
 
 /** Turn discovered containers into routes, logging each skipped container once per reason. */
-class LabelReader {
+export class LabelReader {
   private readonly said = new Set<string>();
   constructor(
-    private readonly o: LabelRenderOptions,
+    private readonly o: Pick<LabelRenderOptions, 'base'>,
     private readonly log: Logger,
   ) {}
 

@@ -66,7 +66,7 @@ describe('a 503 page file that cannot be trusted or served is refused (exit 5, o
   const check = async (args: string[], message: RegExp) => {
     const r = await elastic(['render', '--service', 'web', '--bind', '127.0.0.1:25990', '--backend', '127.0.0.1:25910', '--check', ...args], { env: envOf('bad') });
     expect(r.stderr).toMatch(message);
-    expect(r.stderr.trim().split('\n').filter((l) => l.startsWith('Error') || l.includes('error page')).length).toBeLessThanOrEqual(2);
+    expect(String(r.stderr).trim().split('\n').filter((l) => l.startsWith('Error') || l.includes('error page')).length).toBeLessThanOrEqual(2);
     return r.exitCode;
   };
 

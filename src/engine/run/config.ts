@@ -11,6 +11,8 @@ import type { Logger } from '../runtime/logger.js';
 import { toDiscoverOptions, type SelectorFlagValues } from '../discover-options.js';
 import { parseServiceRoutes, routingProblem, type ServiceRoutes } from '../frontends/routing.js';
 import { CONFIG_SCHEMA } from './schema.js';
+import { readErrorPage } from '../frontends/error-page.js';
+import { labelRoutesServe } from './config-labels.js';
 import { formatPath, validate, type Path, type SchemaError } from './schema-dsl.js';
 
 /**
@@ -32,6 +34,15 @@ export interface ProxyServe extends Bind {
   /** Hosts/paths on a shared bind (render's routing). */
   readonly routes?: ServiceRoutes;
   readonly isDefaultService?: boolean;
+  /** A custom 503 page's body (error_page_503, read and validated when the config is loaded). */
+  readonly page503?: string;
+}
+/** `routes_from_labels:`: containers labelled elastic.http.host, routed on one front-door bind. */
+export interface LabelRoutesServe {
+  readonly proxy: 'haproxy' | 'nginx';
+  readonly serve: ProxyServe;
+  /** Docker discovery narrowed by label/network (render-labels.ts adds the host label). */
+  readonly discover: DiscoverOptions;
 }
 export interface MapImageServe {
   readonly port: number;
@@ -110,6 +121,7 @@ export interface RunConfig {
     readonly prometheus?: Bind & { readonly path: string };
     readonly statsd?: { readonly host: string; readonly port: number; readonly prefix: string; readonly intervalMs: number };
   };
+  readonly routesFromLabels?: LabelRoutesServe;
   readonly api?: Bind & { readonly region: string; readonly keys: readonly ApiKey[]; readonly allowTargets: readonly string[]; readonly haproxy: { readonly address: string; readonly slots: number } };
 }
 
@@ -235,7 +247,10 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
       if (!x) return undefined;
       const routed = x.hosts || x.paths ? wrap([...p, kind], () => parseServiceRoutes(x.hosts, x.paths, x.strip_prefix === true)) : undefined;
       const isDefault = raw.default_service === s.name && kind !== 'varnish';
-      const serve = { address: x.address ?? '127.0.0.1', port: x.port, mode: kind === 'varnish' ? 'http' : (x.mode ?? 'http'), balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8, ...(routed ? { routes: routed } : {}), ...(isDefault ? { isDefaultService: true } : {}) } as const;
+      const pageFile = kind === 'varnish' || x.mode === 'tcp' ? x.error_page_503 : (x.error_page_503 ?? raw.error_page_503);
+      if (pageFile && (x.mode === 'tcp' || kind === 'varnish')) fail([...p, kind, 'error_page_503'], 'a 503 page is for HAProxy and nginx http services');
+      const page503 = pageFile ? wrap([...p, kind, 'error_page_503'], () => readErrorPage(pageFile)) : undefined;
+      const serve = { address: x.address ?? '127.0.0.1', port: x.port, mode: kind === 'varnish' ? 'http' : (x.mode ?? 'http'), balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8, ...(routed ? { routes: routed } : {}), ...(isDefault ? { isDefaultService: true } : {}), ...(page503 ? { page503 } : {}) } as const;
       // Services of one proxy may share a routed bind; routingProblem (below) checks the routes.
       if (routed || isDefault) {
         if (ports.get(bindKey(serve)) !== `${kind} routes`) claim(bindKey(serve), [...p, kind, 'port'], `${serve.address}:${serve.port}`);
@@ -286,6 +301,7 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
     };
   });
 
+  const routesFromLabels = raw.routes_from_labels ? labelRoutesServe(raw, claim, wrap, opts.logger) : undefined;
   if (raw.default_service !== undefined && !names.has(raw.default_service)) fail(['default_service'], `no service named "${raw.default_service}"`);
   for (const kind of ['haproxy', 'nginx'] as const) {
     const specs = services.flatMap((s) => (s[kind] ? [{ name: s.name, bind: s[kind]!, mode: s[kind]!.mode, routes: s[kind]!.routes, isDefaultService: s[kind]!.isDefaultService }] : []));
@@ -338,6 +354,7 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
     sync: { minIntervalMs: raw.sync?.min_interval_ms ?? 200, resyncMs: raw.sync?.resync_ms ?? 60_000 },
     metrics: { prometheus, statsd },
     api,
+    ...(routesFromLabels ? { routesFromLabels } : {}),
   };
 }
 
@@ -379,5 +396,6 @@ export function configSummary(c: RunConfig): Record<string, unknown> {
     deploys: c.deploys.map((d) => d.service),
     metrics: { prometheus: c.metrics.prometheus ? `${c.metrics.prometheus.address}:${c.metrics.prometheus.port}${c.metrics.prometheus.path}` : null, statsd: c.metrics.statsd ? `${c.metrics.statsd.host}:${c.metrics.statsd.port}` : null },
     api: c.api ? `${c.api.address}:${c.api.port}` : null,
+    routesFromLabels: c.routesFromLabels ? `${c.routesFromLabels.proxy} ${c.routesFromLabels.serve.address}:${c.routesFromLabels.serve.port}` : null,
   };
 }

@@ -1,0 +1,133 @@
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultPaths, renderStop } from '../../src/engine/render.js';
+import { elastic } from '../support/cli.js';
+import { TestContainers, docker, requireDocker, waitFor } from '../support/docker.js';
+import { LineReader } from '../support/lines.js';
+import { getWithHost } from '../support/route-backends.js';
+
+// Issue 16: `routes_from_labels:` in elastic.yaml (render --routes-from-labels inside elastic run),
+// real containers on our own network 198.18.62.0/24, real HAProxy; and error_page_503 in run.
+// Ports (this area's range 25900-25999): front door 25920, an empty declared service 25921.
+const tc = new TestContainers();
+const NET = `elastic-rl-${process.pid}`;
+let network: Docker.Network | null = null;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+let daemon: ReturnType<typeof elastic> | null = null;
+const CMD = ['sh', '-c', 'mkdir -p /www/b && hostname > /www/id && hostname > /www/b/id && exec httpd -f -p 80 -h /www'];
+const run = (labels: Record<string, string>) => tc.run({ network: NET, labels, cmd: CMD });
+const hostnameOf = async (c: Docker.Container) => (await c.inspect()).Config.Hostname;
+const PAGE = '<!doctype html><title>Back soon</title><p>$maintenance # window</p>\n';
+
+beforeAll(async () => {
+  await requireDocker();
+  dir = await mkdtemp(join(tmpdir(), 'el-run-lb-'));
+  env = { ELASTIC_STATE_DIR: join(dir, 'state'), ELASTIC_RUN_DIR: join(dir, 'run') };
+  network = await docker.createNetwork({ Name: NET, Driver: 'bridge', IPAM: { Config: [{ Subnet: '198.18.62.0/24' }] }, Labels: { 'elastic.test': tc.runId } });
+  await writeFile(join(dir, '503.html'), PAGE);
+});
+
+afterAll(async () => {
+  if (daemon) {
+    daemon.kill('SIGTERM');
+    await daemon.catch(() => {});
+  }
+  // The daemon leaves its proxies serving when it stops (docs/run.md): stop ours.
+  await renderStop({ instance: 'run-rl', proxy: 'haproxy', env, timeoutMs: 5000 }).catch(() => {});
+  await tc.cleanup();
+  if (network) await waitFor(async () => network!.remove().then(() => true, (e: { statusCode?: number }) => e.statusCode === 404), 'the test network removed', 15_000, 250).catch(() => {});
+  await rm(dir, { recursive: true, force: true });
+});
+
+const serves = (port: number, host: string, path: string, want: string | number, what: string) =>
+  waitFor(async () => {
+    const a = await getWithHost(port, host, path);
+    return typeof want === 'number' ? a.status === want : a.status === 200 && a.body === want;
+  }, what, 30_000, 100);
+
+const HOSTILE: Array<Record<string, string>> = [
+  { 'elastic.http.host': 'a.com;' },
+  { 'elastic.http.host': '{{host}}.example.com' },
+  { 'elastic.http.host': 'ok.example.com\n  server evil 198.18.62.99:80' },
+  { 'elastic.http.host': '$host' },
+  { 'elastic.http.host': `${'abcdefghi.'.repeat(30)}com` },
+  { 'elastic.http.host': 'p.example.com', 'elastic.http.path': '/x;return 200' },
+];
+
+describe('elastic run: routes_from_labels', () => {
+  it('labelled containers are served on the front door next to declared services; add, relabel, stop follow; hostile labels are skipped', async () => {
+    const file = join(dir, 'elastic.yaml');
+    await writeFile(
+      file,
+      `version: 1
+name: rl
+error_page_503: ${join(dir, '503.html')}
+sources:
+  none: { static: { backends: [] } }
+services:
+  - { name: empty, sources: [none], guardrails: { min_backends: 0 }, haproxy: { port: 25921 } }
+routes_from_labels:
+  haproxy: { port: 25920 }
+  network: ${NET}
+  label: [elastic.test=${tc.runId}]
+sync: { min_interval_ms: 50 }
+`,
+    );
+    const check = await elastic(['run', '-c', file, '--check'], { env });
+    expect(check.exitCode, String(check.stderr)).toBe(0);
+    daemon = elastic(['run', '-c', file], { env, timeout: 300_000 });
+    const err = new LineReader(daemon.stderr!);
+    // Before any container is labelled: the 404 page; the declared empty service: the custom 503 page.
+    await serves(25920, 'a.example.com', '/id', 404, 'the front door up, 404 before any label');
+    const empty = await getWithHost(25921, 'x', '/');
+    expect([empty.status, empty.headers['retry-after'], empty.body]).toEqual([503, '5', PAGE.trim()]);
+
+    const a = await run({ 'elastic.http.host': 'a.example.com' });
+    await serves(25920, 'a.example.com', '/id', await hostnameOf(a), 'a.example.com served by its container');
+    const b = await run({ 'elastic.http.host': 'a.example.com,b.example.com', 'elastic.http.path': '/b' });
+    await serves(25920, 'b.example.com', '/b/id', await hostnameOf(b), 'b.example.com/b served');
+    expect((await getWithHost(25920, 'a.example.com', '/b/id')).body).toBe(await hostnameOf(b));
+    expect((await getWithHost(25920, 'a.example.com', '/id')).body).toBe(await hostnameOf(a));
+
+    const hostile = await Promise.all(HOSTILE.map((labels) => run(labels)));
+    for (const c of hostile) await err.next((l) => new RegExp(`skipping container (docker:)?${c.id.slice(0, 12)}`).test(l), `a skip line for ${c.id.slice(0, 12)}`, 30_000);
+    const config = await readFile(defaultPaths('run-rl', 'haproxy', env).output, 'utf8');
+    for (const bad of ['a.com;', '{{', 'evil', 'abcdefghi.abcdefghi', 'p.example.com', '198.18.62.99']) expect(config, bad).not.toContain(bad);
+    expect(config).not.toMatch(/var\(txn\.host\).*\$host/);
+    // The declared service is still there, next to the label routes, in the same HAProxy.
+    expect(config).toContain('be_empty');
+
+    // Relabel (a container's labels are fixed: it is replaced), then stop.
+    await a.remove({ force: true });
+    const c = await run({ 'elastic.http.host': 'c.example.com' });
+    await serves(25920, 'c.example.com', '/id', await hostnameOf(c), 'the relabelled host served');
+    await serves(25920, 'a.example.com', '/id', 404, 'the old host gone: the 404 page');
+    await b.stop({ t: 1 });
+    await serves(25920, 'b.example.com', '/b/id', 404, 'the stopped container\'s route gone');
+    expect((await getWithHost(25920, 'c.example.com', '/id')).body).toBe(await hostnameOf(c));
+    // An empty static list is a source of no backends (it once fell back to every container).
+    expect((await getWithHost(25921, 'x', '/')).status).toBe(503);
+  });
+});
+
+describe('elastic run --check: routes_from_labels and error_page_503 are validated with file:line', () => {
+  it.each([
+    ['a port a service uses too', 'sources:\n  s: { static: { backends: ["127.0.0.1:1"] } }\nservices:\n  - { name: s, sources: [s], haproxy: { port: 25930 } }\nroutes_from_labels:\n  haproxy: { port: 25930 }\n', /bad\.yaml:7: routes_from_labels\.haproxy\.port: 127\.0\.0\.1:25930 is already used by services\[0\]\.haproxy\.port/],
+    ['both proxies', 'routes_from_labels:\n  haproxy: { port: 25930 }\n  nginx: { port: 25931 }\n', /bad\.yaml:3: routes_from_labels: has haproxy and nginx/],
+    ['a hostile label selector', 'routes_from_labels:\n  haproxy: { port: 25930 }\n  label: ["a b"]\n', /bad\.yaml:4: routes_from_labels\.label/],
+    ['a 503 page writable by others', 'routes_from_labels:\n  haproxy: { port: 25930, error_page_503: PAGE }\n', /bad\.yaml:3: routes_from_labels\.haproxy\.error_page_503: error page .*writable by group or others/],
+  ])('%s', async (_what, body, message) => {
+    const loose = join(dir, 'loose.html');
+    await writeFile(loose, PAGE);
+    await chmod(loose, 0o666);
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, `version: 1\n${body.replace('PAGE', loose)}`);
+    const r = await elastic(['run', '-c', file, '--check'], { env });
+    expect(r.exitCode, String(r.stderr)).toBe(5);
+    expect(String(r.stderr)).toMatch(message);
+  });
+});
