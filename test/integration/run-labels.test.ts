@@ -5,9 +5,10 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPaths, renderStop } from '../../src/engine/render.js';
 import { elastic } from '../support/cli.js';
-import { TestContainers, docker, requireDocker, waitFor } from '../support/docker.js';
+import { TestContainers, docker, requireDocker } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { getWithHost } from '../support/route-backends.js';
+import { removeNetwork, serves } from '../support/label-routes.js';
 
 // Issue 16: `routes_from_labels:` in elastic.yaml (render --routes-from-labels inside elastic run),
 // real containers on our own network 198.18.62.0/24, real HAProxy; and error_page_503 in run.
@@ -39,15 +40,10 @@ afterAll(async () => {
   // The daemon leaves its proxies serving when it stops (docs/run.md): stop ours.
   await renderStop({ instance: 'run-rl', proxy: 'haproxy', env, timeoutMs: 5000 }).catch(() => {});
   await tc.cleanup();
-  if (network) await waitFor(async () => network!.remove().then(() => true, (e: { statusCode?: number }) => e.statusCode === 404), 'the test network removed', 15_000, 250).catch(() => {});
+  if (network) await removeNetwork(network);
   await rm(dir, { recursive: true, force: true });
 });
 
-const serves = (port: number, host: string, path: string, want: string | number, what: string) =>
-  waitFor(async () => {
-    const a = await getWithHost(port, host, path);
-    return typeof want === 'number' ? a.status === want : a.status === 200 && a.body === want;
-  }, what, 30_000, 100);
 
 const HOSTILE: Array<Record<string, string>> = [
   { 'elastic.http.host': 'a.com;' },
