@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultPaths, renderStop } from '../../src/engine/render.js';
+import { requestStatus, type Snapshot } from '../../src/engine/runtime/status.js';
 import { elastic } from '../support/cli.js';
 import { TestContainers, docker, requireDocker } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
@@ -88,6 +89,10 @@ sync: { min_interval_ms: 50 }
     await serves(25920, 'b.example.com', '/b/id', await hostnameOf(b), 'b.example.com/b served');
     expect((await getWithHost(25920, 'a.example.com', '/b/id')).body).toBe(await hostnameOf(b));
     expect((await getWithHost(25920, 'a.example.com', '/id')).body).toBe(await hostnameOf(a));
+    // The status socket (what `top` reads) lists the label routes with their containers.
+    const snap = await requestStatus<Snapshot>(join(dir, 'run', 'run.rl.sock'));
+    const route = Object.entries(snap.services).find(([k]) => k.startsWith('b.example.com_b-'))?.[1] as { sources: string[]; servedBy: string[]; backends: unknown[]; appliers: Record<string, unknown> };
+    expect([route.sources, route.servedBy, route.backends.length, Object.keys(route.appliers)]).toEqual([['labels'], ['haproxy'], 1, ['haproxy']]);
 
     const hostile = await Promise.all(HOSTILE.map((labels) => run(labels)));
     for (const c of hostile) await err.next((l) => new RegExp(`skipping container (docker:)?${c.id.slice(0, 12)}`).test(l), `a skip line for ${c.id.slice(0, 12)}`, 30_000);

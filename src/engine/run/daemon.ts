@@ -374,7 +374,7 @@ export class RunDaemon {
 
   /** Status socket content per service (also what a fleet host publishes). */
   statusServices(): Promise<Record<string, unknown>> {
-    return servicesView({ config: this.config, appliers: this.appliers, pipeline: this.pipeline, elbState: this.elb.state, containers: this.elb.containers, deploys: this.deploys.status() });
+    return servicesView({ config: this.config, appliers: this.appliers, pipeline: this.pipeline, elbState: this.elb.state, containers: this.elb.containers, deploys: this.deploys.status(), labelBackends: this.labels.backends(this.config) });
   }
 
   /** SIGTERM: stop watching and applying. Rules and proxies stay; the edge (in-process) stops. */
