@@ -45,6 +45,13 @@ export interface NginxApplierOptions {
  */
 export const CLOSE_BEFORE_RELOAD_MS = { add: 300, remove: 2300 };
 
+/**
+ * Endpoints of the config last applied, per config file, for this process: a renderer rebuilt for
+ * a new set of services (a new label route, an elastic run reload) builds a new applier, which
+ * would otherwise not know what was served and pay the removal lead on every new host.
+ */
+const appliedEndpoints = new Map<string, Set<string>>();
+
 export async function childPids(parent: number): Promise<number[]> {
   const out: number[] = [];
   for (const name of await readdir('/proc')) {
@@ -131,7 +138,12 @@ export class NginxApplier implements Applier {
   }
 
   /** Backend endpoints of the last config applied by this process (null: unknown). */
-  private lastEndpoints: Set<string> | null = null;
+  private get lastEndpoints(): Set<string> | null {
+    return appliedEndpoints.get(this.opts.config) ?? null;
+  }
+  private set lastEndpoints(e: Set<string>) {
+    appliedEndpoints.set(this.opts.config, e);
+  }
 
   async apply(plan: ApplyPlan, desired: DesiredRender): Promise<ApplyOutcome> {
     const endpoints = new Set(Object.values(desired.slots).flatMap((list) => list.flatMap((s) => (s ? [`${s.address}:${s.port}`] : []))));
