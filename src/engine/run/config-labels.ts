@@ -24,13 +24,22 @@ export function labelRoutesServe(
   const at: Path = ['routes_from_labels', proxy];
   const address = x.address ?? '127.0.0.1';
   claim(`tcp/${address}:${x.port}`, [...at, 'port'], `${address}:${x.port}`);
-  const pageFile = x.error_page_503 ?? raw.error_page_503;
-  const page503 = pageFile ? wrap([...at, 'error_page_503'], () => readErrorPage(pageFile)) : undefined;
+  const page503 = pageOf(x, raw, at, wrap);
   const discover = wrap(['routes_from_labels'], () => toDiscoverOptions({ label: r.label, network: r.network, 'docker-host': r.host, service: 'labels' }, logger));
   if (!discover?.docker) return undefined;
   return {
     proxy,
-    serve: { address, port: x.port, mode: 'http', balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8, ...(page503 ? { page503 } : {}) },
+    serve: { address, port: x.port, mode: 'http', balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8, ...page503 },
     discover,
   };
+}
+
+/**
+ * The 503 page of an http service's `haproxy:`/`nginx:` block at `at`: its own error_page_503, else
+ * the top-level one; read and checked now (error-page.ts) so --check names the line.
+ */
+export function pageOf(x: Raw, raw: Raw, at: Path, wrap: <T>(path: Path, fn: () => T) => T | undefined): { page503: string } | Record<string, never> {
+  const file = x.error_page_503 ?? raw.error_page_503;
+  const page503 = file ? wrap([...at, 'error_page_503'], () => readErrorPage(file)) : undefined;
+  return page503 ? { page503 } : {};
 }

@@ -11,8 +11,7 @@ import type { Logger } from '../runtime/logger.js';
 import { toDiscoverOptions, type SelectorFlagValues } from '../discover-options.js';
 import { parseServiceRoutes, routingProblem, type ServiceRoutes } from '../frontends/routing.js';
 import { CONFIG_SCHEMA } from './schema.js';
-import { readErrorPage } from '../frontends/error-page.js';
-import { labelRoutesServe } from './config-labels.js';
+import { labelRoutesServe, pageOf } from './config-labels.js';
 import { formatPath, validate, type Path, type SchemaError } from './schema-dsl.js';
 
 /**
@@ -247,10 +246,9 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
       if (!x) return undefined;
       const routed = x.hosts || x.paths ? wrap([...p, kind], () => parseServiceRoutes(x.hosts, x.paths, x.strip_prefix === true)) : undefined;
       const isDefault = raw.default_service === s.name && kind !== 'varnish';
-      const pageFile = kind === 'varnish' || x.mode === 'tcp' ? x.error_page_503 : (x.error_page_503 ?? raw.error_page_503);
-      if (pageFile && (x.mode === 'tcp' || kind === 'varnish')) fail([...p, kind, 'error_page_503'], 'a 503 page is for HAProxy and nginx http services');
-      const page503 = pageFile ? wrap([...p, kind, 'error_page_503'], () => readErrorPage(pageFile)) : undefined;
-      const serve = { address: x.address ?? '127.0.0.1', port: x.port, mode: kind === 'varnish' ? 'http' : (x.mode ?? 'http'), balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8, ...(routed ? { routes: routed } : {}), ...(isDefault ? { isDefaultService: true } : {}), ...(page503 ? { page503 } : {}) } as const;
+      const http = kind !== 'varnish' && x.mode !== 'tcp';
+      if (!http && x.error_page_503) fail([...p, kind, 'error_page_503'], 'a 503 page is for HAProxy and nginx http services');
+      const serve = { address: x.address ?? '127.0.0.1', port: x.port, mode: kind === 'varnish' ? 'http' : (x.mode ?? 'http'), balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8, ...(routed ? { routes: routed } : {}), ...(isDefault ? { isDefaultService: true } : {}), ...(http ? pageOf(x, raw, [...p, kind], wrap) : {}) } as const;
       // Services of one proxy may share a routed bind; routingProblem (below) checks the routes.
       if (routed || isDefault) {
         if (ports.get(bindKey(serve)) !== `${kind} routes`) claim(bindKey(serve), [...p, kind, 'port'], `${serve.address}:${serve.port}`);
