@@ -85,6 +85,15 @@ describe('a 503 page file that cannot be trusted or served is refused (exit 5, o
     expect(await check(['--error-page-503', f], message)).toBe(5);
   });
 
+  it('--routes-from-labels reads and checks the page as well (exit 5)', async () => {
+    const f = join(dir, 'loose-labels.html');
+    await writeFile(f, PAGE_ALL);
+    await chmod(f, 0o664);
+    const r = await elastic(['render', '--routes-from-labels', '--bind', '127.0.0.1:25991', '--label', 'elastic.test=none', '--error-page-503', f, '--check'], { env: envOf('bad') });
+    expect(r.exitCode, String(r.stderr)).toBe(5);
+    expect(String(r.stderr)).toMatch(/writable by group or others \(mode 664\)/);
+  });
+
   it('a tcp service, and Varnish, are refused with the flag to drop (exit 2)', async () => {
     expect(await check(['--mode', 'tcp', '--error-page-503', join(dir, 'all.html')], /a 503 page is for http services/)).toBe(2);
     expect(await check(['--proxy', 'varnish', '--error-page-503', join(dir, 'all.html')], /Varnish template has its own/)).toBe(2);
