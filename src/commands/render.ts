@@ -55,6 +55,7 @@ Guardrails: fewer than --min-backends backends, or more than --max-change percen
     'tls-cert': Flags.string({ description: 'one service: its certificate file (PEM: chain + key)', helpGroup: 'TLS' }),
     'tls-redirect': Flags.boolean({ description: 'one service: redirect http requests to https (301)', helpGroup: 'TLS' }),
     hsts: Flags.integer({ description: 'one service: Strict-Transport-Security max-age in seconds on https responses (0-63072000)', min: 0, max: 63_072_000, helpGroup: 'TLS' }),
+    'error-page-503': Flags.string({ description: 'http: the page (a small HTML file owned by root or you) an empty service answers with 503 and Retry-After, instead of the built-in one', helpGroup: 'SERVICE' }),
     slots: Flags.integer({ description: 'HAProxy: minimum pre-allocated server slots per service (grows to the next power of two)', min: 1, max: 4096, helpGroup: 'SERVICE' }),
     proxy: Flags.option({ options: ['haproxy', 'nginx', 'varnish'] as const, default: 'haproxy', description: 'what to render for', helpGroup: 'PROXY' })(),
     output: Flags.string({ char: 'o', description: 'config file to write (default: under the state dir)', helpGroup: 'PROXY' }),

@@ -54,7 +54,9 @@ export function toDiscoverOptions(flags: SelectorFlagValues, logger?: Logger): D
   const tags = parseLabels(flags.tag, '--tag');
   const labels = parseLabels(flags.label, '--label');
   const wantsEc2 = tags.length > 0 || Boolean(flags.region || flags.profile || flags.endpoint);
-  const wantsStatic = (flags.backend?.length ?? 0) > 0 || Boolean(flags.file);
+  // An explicit empty list (`static: { backends: [] }`, `select: { backend: [] }`) is a static
+  // source with no backends, never "no selector given": that would serve every container.
+  const wantsStatic = flags.backend !== undefined || Boolean(flags.file);
   const wantsDocker = Boolean(flags.image || labels.length || flags.name || flags.network) || (!wantsEc2 && !wantsStatic);
   const opts: DiscoverOptions = { logger, includeUnhealthy: flags['include-unhealthy'] };
   if (wantsDocker) {

@@ -51,7 +51,7 @@ export async function buildProvider(opts: DiscoverOptions): Promise<Provider> {
     const { Ec2Provider } = await import('./discovery/ec2/provider.js');
     members.push(new Ec2Provider({ selector: { tags, port, addressType, service }, ...client, logger: log.child('ec2') }));
   }
-  if (opts.static && (opts.static.backends.length > 0 || opts.static.file)) members.push(new StaticProvider(opts.static));
+  if (opts.static) members.push(new StaticProvider(opts.static));
   if (members.length === 0) throw new UserError('nothing to discover from', 'select Docker containers (--image/--label/--name), EC2 (--tag), or static backends (--backend/--file)', ExitCode.usage);
   return members.length === 1 ? members[0]! : new CompositeProvider(members);
 }

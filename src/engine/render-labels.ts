@@ -32,17 +32,17 @@ export function labelDiscovery(discover: DiscoverOptions): DiscoverOptions {
 }
 
 /** Turn discovered containers into routes, logging each skipped container once per reason. */
-class LabelReader {
+export class LabelReader {
   private readonly said = new Set<string>();
   constructor(
-    private readonly o: LabelRenderOptions,
+    private readonly o: Pick<LabelRenderOptions, 'base'> & { readonly render?: Pick<RenderOptions, 'tls'> },
     private readonly log: Logger,
   ) {}
 
   read(found: BackendSet): LabelRoutes {
     const r = labelRoutes(found, this.o.base);
     for (const s of r.skipped) this.once(`${s.id} ${s.reason}`, () => this.log.warn(`skipping container ${s.id}: ${s.reason}; none of its labels is rendered`));
-    if (!this.o.render.tls) for (const id of r.tlsIgnored) this.once(`${id} tls`, () => this.log.warn(`container ${id}: label ${TLS_LABEL} needs a TLS bind (--tls-bind); served over http on the front door`));
+    if (!this.o.render?.tls) for (const id of r.tlsIgnored) this.once(`${id} tls`, () => this.log.warn(`container ${id}: label ${TLS_LABEL} needs a TLS bind (--tls-bind); served over http on the front door`));
     return r;
   }
 

@@ -89,6 +89,7 @@ const SAFE_PATH = /^\/[A-Za-z0-9_.\/@+-]{1,200}$/;
 /** `readOnly` (--dry-run, --check): create no state or run directory. */
 export async function buildRenderer(opts: RenderOptions, readOnly = false): Promise<Renderer> {
   if (opts.start && opts.proxy === 'varnish') throw new UserError('--start manages HAProxy and nginx; render does not start varnishd', 'start varnishd yourself (its -n is --varnish-name), then run render without --start', ExitCode.usage);
+  if (opts.proxy === 'varnish' && opts.services.some((s) => s.spec.page503 !== undefined)) throw new UserError('a 503 page file is served by HAProxy and nginx; the Varnish template has its own', 'drop error_page_503 / --error-page-503 for --proxy varnish', ExitCode.usage);
   const d = defaultPaths(opts.instance, opts.proxy, opts.env);
   const output = resolve(opts.output ?? d.output);
   const paths = {

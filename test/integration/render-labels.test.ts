@@ -9,6 +9,7 @@ import { elastic } from '../support/cli.js';
 import { TestContainers, docker, requireDocker, waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { getWithHost } from '../support/route-backends.js';
+import { removeNetwork, serves } from '../support/label-routes.js';
 
 // Issue 16 item 3: routes from container labels under `render --routes-from-labels --watch`,
 // real containers on our own network 198.18.51.0/24, real HAProxy and nginx. Ports: front door
@@ -37,18 +38,10 @@ afterAll(async () => {
   }
   for (const proxy of ['haproxy', 'nginx'] as const) await renderStop({ instance: `lb-${proxy[0]}`, proxy, env: envOf(`lb-${proxy[0]}`), timeoutMs: 5000 }).catch(() => {});
   await tc.cleanup();
-  // A container Docker is still tearing down keeps its endpoint a moment (seen after a failed run:
-  // the network outlived the test and the next run could not create its subnet).
-  if (network) await waitFor(async () => network!.remove().then(() => true, (e: { statusCode?: number }) => e.statusCode === 404), 'the test network removed', 15_000, 250).catch(() => {});
+  if (network) await removeNetwork(network);
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Wait until host+path answers `want` (a body, or a status for the 404 page). */
-const serves = (port: number, host: string, path: string, want: string | number, what: string) =>
-  waitFor(async () => {
-    const a = await getWithHost(port, host, path);
-    return typeof want === 'number' ? a.status === want : a.status === 200 && a.body === want;
-  }, what, 30_000, 100);
 
 const HOSTILE: Array<[string, Record<string, string>]> = [
   ['a.com;', { 'elastic.http.host': 'a.com;' }],

@@ -35,6 +35,8 @@ export interface ServiceSpec {
   readonly isDefaultService?: boolean;
   /** Served over https too (tls/tls-data.ts), with redirect / HSTS. */
   readonly tls?: ServiceTls;
+  /** The body of its 503 page, from an operator's file (error-page.ts); absent: the built-in page. */
+  readonly page503?: string;
 }
 
 export interface TemplateBackend {
@@ -74,6 +76,8 @@ export interface TemplateData {
   /** Whether any service is in this mode (nginx needs an http {} and/or a stream {} block). */
   readonly hasHttp: boolean;
   readonly hasTcp: boolean;
+  /** Custom 503 page bodies by service name (only services that have one): print with `{{page x}}`. */
+  readonly pages503: Readonly<Record<string, string>>;
   /** Proxy-specific paths the applier relies on (stats socket, pid file...). */
   readonly paths: Readonly<Record<string, string>>;
 }
@@ -170,7 +174,8 @@ export function buildTemplateData(input: BuildInput): { data: TemplateData; slot
   });
   const hasMode = (m: Mode) => services.some((s) => s.mode === m);
   const empty = new Set(services.filter((s) => s.backends.length === 0).map((s) => s.name));
-  return { data: { instance: input.instance, proxy: input.proxy, services, routedBinds: attachTls(routedBinds(input.specs, empty, input.frontDoor), input.specs, input.tls?.certs, input.tls?.options, input.proxy === 'nginx'), hasHttp: hasMode('http') || input.frontDoor !== undefined, hasTcp: hasMode('tcp'), paths: input.paths ?? {} }, slots: slotMap };
+  const pages503 = Object.fromEntries(input.specs.flatMap((s) => (s.page503 === undefined ? [] : [[s.name, s.page503]])));
+  return { data: { instance: input.instance, proxy: input.proxy, services, routedBinds: attachTls(routedBinds(input.specs, empty, input.frontDoor), input.specs, input.tls?.certs, input.tls?.options, input.proxy === 'nginx'), hasHttp: hasMode('http') || input.frontDoor !== undefined, hasTcp: hasMode('tcp'), pages503, paths: input.paths ?? {} }, slots: slotMap };
 }
 
 /** The same data with every slot empty: rendering it gives the config's structure only. */

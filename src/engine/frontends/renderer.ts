@@ -6,7 +6,7 @@ import type { Applier, ApplyOutcome, ApplyPlan, DesiredRender } from './applier.
 import { semanticDiff, textDiff, type SemanticDiff } from './diff.js';
 import { CONFIG_MODE, VCL_MODE, discardStaged, readIfExists, restore, stage, swapIn, type LiveFile } from './files.js';
 import { checkGuardrails, type Guardrails, type Refusal } from './guardrails.js';
-import type { Backend } from '../model/backend.js';
+import { inMaint, type Backend } from '../model/backend.js';
 import { appliedSlots, hashText, type HaproxyApplied } from './haproxy/plan.js';
 import { WEIGHT_LABEL, backendWeight, buildTemplateData, skeletonOf, type ServiceSpec, type SlotMap } from './model.js';
 import { printable } from '../model/validate.js';
@@ -88,6 +88,8 @@ export class Renderer {
   readonly counters: Counters = { renders: 0, reloads: 0, runtimeOps: 0, starts: 0, refusals: 0, failures: 0, lastRender: null, lastApply: null, lastRefusal: null, lastError: null };
   /** Backends taken out of rotation by a drain request: kept out until they leave discovery. */
   readonly drained = new Set<string>();
+  /** Drained or in maintenance (elastic.maint=true) in the last pass: their slots stay reserved. */
+  private out: ReadonlySet<string> = this.drained;
   private readonly log: Logger;
 
   constructor(readonly opts: RendererOptions) {
@@ -106,7 +108,7 @@ export class Renderer {
   /** Build the desired render (pure apart from reading the last slot map). */
   desired(backends: Readonly<Record<string, BackendSet>>, state: RenderState | undefined): DesiredRender {
     const previousSlots: SlotMap = Object.fromEntries(Object.entries(state?.applied.slots ?? {}).map(([k, v]) => [k, v.map((s) => s?.id ?? null)]));
-    const { data } = buildTemplateData({ instance: this.opts.instance, proxy: this.opts.applier.proxy, specs: this.opts.specs, backends, previousSlots, reserved: this.drained, paths: this.opts.applier.paths, frontDoor: this.opts.frontDoor, tls: this.tlsInput() });
+    const { data } = buildTemplateData({ instance: this.opts.instance, proxy: this.opts.applier.proxy, specs: this.opts.specs, backends, previousSlots, reserved: this.out, paths: this.opts.applier.paths, frontDoor: this.opts.frontDoor, tls: this.tlsInput() });
     const text = this.opts.template(data);
     const skeleton = this.opts.applier.proxy === 'haproxy' ? this.opts.template(skeletonOf(data)) : text;
     return { text, configHash: hashText(text), skeletonHash: hashText(skeleton), slots: appliedSlots(data) };
@@ -122,7 +124,10 @@ export class Renderer {
     const { output, applier } = this.opts;
     const state = await this.state();
     for (const id of this.drained) if (!Object.values(discovered).some((set) => set.some((b) => b.id === id))) this.drained.delete(id);
-    const fresh = Object.fromEntries(this.opts.specs.map((s) => [s.name, (discovered[s.name] ?? []).filter((b) => !this.drained.has(b.id))]));
+    // Out: drained through the status socket, or labelled elastic.maint=true (an intended removal too).
+    const out = new Set([...this.drained, ...Object.values(discovered).flatMap((set) => set.filter(inMaint).map((b) => b.id))]);
+    this.out = out;
+    const fresh = Object.fromEntries(this.opts.specs.map((s) => [s.name, (discovered[s.name] ?? []).filter((b) => !out.has(b.id))]));
     // One guardrail definition (guardrails.ts): drained and gone backends are intended removals;
     // a refusal keeps only the suspicious removals serving, additions go through.
     const refusals: Refusal[] = [];
@@ -130,7 +135,7 @@ export class Renderer {
     let blocked = false;
     for (const spec of this.opts.specs) {
       const previous = state ? previousBackends(state, spec.name) : undefined;
-      const v = await checkGuardrails(spec.name, previous, fresh[spec.name] ?? [], this.opts.guard, { intended: this.drained });
+      const v = await checkGuardrails(spec.name, previous, fresh[spec.name] ?? [], this.opts.guard, { intended: out });
       refusals.push(...v.refusals);
       blocked ||= v.blocked;
       backends[spec.name] = v.backends;

@@ -10,6 +10,7 @@ import { isUrlPath } from './template.js';
 import { parseServiceRoutes, routingProblem } from './routing.js';
 import { parseServiceTls, tlsOptions } from './tls/tls-config.js';
 import { tlsDefaults, tlsProblem, type TlsOptions } from './tls/tls-data.js';
+import { readErrorPage } from './error-page.js';
 
 /**
  * Services to render: one from flags (`--service web --bind 18400 --image ...`), or several from
@@ -25,7 +26,9 @@ import { tlsDefaults, tlsProblem, type TlsOptions } from './tls/tls-data.js';
  *       select: { image: elastic-test/web:1, port: 80 }   # the `discover` selector flags
  *       hosts: [api.example.com, "*.example.com"]  # routes on a shared bind (docs/render.md "Routing")
  *       paths: [/api]                # path prefixes (default /); strip_prefix: true removes them
+ *       error_page_503: /etc/elastic/503.html   # the page of an empty service (error-page.ts)
  *   default_service: web             # requests on its bind that no route matches (else 404)
+ *   error_page_503: /etc/elastic/503.html     # the same for every service without its own
  */
 export interface RenderService {
   readonly spec: ServiceSpec;
@@ -42,6 +45,8 @@ export interface ServiceFlagValues {
   host?: string[];
   path?: string[];
   'strip-prefix'?: boolean;
+  /** A custom 503 page file (error-page.ts). */
+  'error-page-503'?: string;
 }
 
 const usage = (msg: string, hint: string) => new UserError(msg, hint, ExitCode.usage);
@@ -77,6 +82,7 @@ export function serviceSpec(name: string, f: ServiceFlagValues, defaultSlots = 8
   } catch (err) {
     throw usage(`service ${name}: ${(err as Error).message}`, 'see docs/render.md "Routing" for the accepted hosts and paths');
   }
+  if (f['error-page-503'] !== undefined && f.mode === 'tcp') throw usage(`service ${name}: a 503 page is for http services`, 'drop error_page_503 / --error-page-503, or use mode http');
   if (f['strip-prefix'] && !f.path?.length) throw usage(`service ${name}: strip_prefix without paths`, 'declare the path prefixes to strip (paths: / --path)');
   return {
     name,
@@ -86,6 +92,7 @@ export function serviceSpec(name: string, f: ServiceFlagValues, defaultSlots = 8
     check: parseLbCheck(f['lb-check'], f['lb-check-interval'] ?? 2000),
     minSlots: slots,
     ...(routes ? { routes } : {}),
+    ...(f['error-page-503'] !== undefined ? { page503: readErrorPage(f['error-page-503']) } : {}),
   };
 }
 
@@ -121,10 +128,11 @@ export function parseServicesFile(text: string, file: string, logger?: Logger, e
     const e = doc.errors[0]!;
     throw new UserError(`${file}:${e.linePos?.[0]?.line ?? '?'}: not valid YAML: ${printable(e.message.split('\n')[0] ?? '', 120)}`, 'fix the file; see docs/render.md', ExitCode.config);
   }
-  const root = doc.toJS() as { services?: unknown; default_service?: unknown; tls_bind?: unknown; cert_dir?: unknown; default_cert?: unknown } | null;
+  const root = doc.toJS() as { services?: unknown; default_service?: unknown; tls_bind?: unknown; cert_dir?: unknown; default_cert?: unknown; error_page_503?: unknown } | null;
   if (!root || !Array.isArray(root.services) || root.services.length === 0) throw new UserError(`${file}: expected a non-empty "services:" list`, 'see docs/render.md "Several services"', ExitCode.config);
   const seen = new Set<string>();
   const defaultService = asStr(root.default_service);
+  const page503 = asStr(root.error_page_503);
   const services = root.services.map((raw: unknown, i: number): RenderService => {
     const s = (raw ?? {}) as Record<string, unknown>;
     const where = `${file}: services[${i}]`;
@@ -138,7 +146,7 @@ export function parseServicesFile(text: string, file: string, logger?: Logger, e
         check: asStr(sel.check), service: name,
       };
       if (s.strip_prefix !== undefined && typeof s.strip_prefix !== 'boolean') throw usage('strip_prefix must be true or false', 'e.g. strip_prefix: true');
-      const spec = serviceSpec(name, { bind: asStr(s.bind), mode: asStr(s.mode), balance: asStr(s.balance), 'lb-check': asStr(s.lb_check), 'lb-check-interval': s.lb_check_interval === undefined ? undefined : Number(s.lb_check_interval), slots: s.slots === undefined ? undefined : Number(s.slots), host: asList(s.hosts), path: asList(s.paths), 'strip-prefix': s.strip_prefix === true });
+      const spec = serviceSpec(name, { bind: asStr(s.bind), mode: asStr(s.mode), balance: asStr(s.balance), 'lb-check': asStr(s.lb_check), 'lb-check-interval': s.lb_check_interval === undefined ? undefined : Number(s.lb_check_interval), slots: s.slots === undefined ? undefined : Number(s.slots), host: asList(s.hosts), path: asList(s.paths), 'strip-prefix': s.strip_prefix === true, 'error-page-503': asStr(s.error_page_503) ?? page503 });
       if (seen.has(name)) throw usage(`service ${name} is defined twice`, 'service names must be unique');
       seen.add(name);
       const tls = parseServiceTls(s.tls);

@@ -6,6 +6,7 @@ import { endpoint } from '../model/backend.js';
 import { isAddress, isIdent, isPort, isSafeText, printable } from '../model/validate.js';
 import type { ProxyKind, TemplateData } from './model.js';
 import { parseHostPattern, parsePathPrefix } from './routes.js';
+import { checkPage, pageString } from './error-page.js';
 
 /**
  * Template rendering with escaping we control. Handlebars runs with `noEscape: true` (its HTML
@@ -20,6 +21,7 @@ import { parseHostPattern, parsePathPrefix } from './routes.js';
  *   {{comment x}}  text reduced to a harmless character set, for comments
  *   {{host x}}     a host name (`api.example.com`), wildcard (`*.example.com`) or suffix (`.example.com`)
  *   {{prefix x}}   a route's path prefix (routes.ts); {{prefixRe x}} the same as `^/prefix`, dots bracketed
+ *   {{page x}}     a 503 page body as one double-quoted string (error-page.ts), newlines escaped
  *
  * Data strings carry no control characters (model.ts), so even a bare {{x}} cannot start a new
  * line; the helpers make it correct as well as harmless.
@@ -107,6 +109,7 @@ export function createEngine(proxy: ProxyKind): typeof Handlebars {
   h('host', (v) => hostText(v));
   h('prefix', (v) => prefixText(v));
   h('prefixRe', (v) => `^${prefixText(v).replace(/\./g, '[.]')}`);
+  h('page', (v) => pageString(proxy, checkPage('page', Buffer.from(String(v ?? '')))));
   hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
   return hb;
 }

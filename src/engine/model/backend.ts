@@ -40,6 +40,14 @@ export function backendWeight(b: Pick<Backend, 'labels'>): number {
   return n <= MAX_BACKEND_WEIGHT ? n : 1;
 }
 
+/**
+ * Maintenance by label (`elastic.maint=true`): render takes the backend out as a drain does (no
+ * new requests, in-flight ones finish; its HAProxy slot stays empty for it) while it is listed
+ * with the label; removing the label (a static file edit, a replaced container) brings it back.
+ */
+export const MAINT_LABEL = 'elastic.maint';
+export const inMaint = (b: Pick<Backend, 'labels'>): boolean => b.labels[MAINT_LABEL] === 'true';
+
 /** A backend set is sorted by id and contains no duplicate ids. */
 export type BackendSet = readonly Backend[];
 

@@ -58,7 +58,7 @@ export interface ApplierContext {
 
 /** A service as a render spec (the render feature's model). */
 export function toServiceSpec(name: string, s: ProxyServe): ServiceSpec {
-  return { name, bind: { address: s.address, port: s.port }, mode: s.mode, balance: s.balance, check: parseLbCheck(s.lbCheck), minSlots: s.slots, ...(s.routes ? { routes: s.routes } : {}), ...(s.isDefaultService ? { isDefaultService: true } : {}), ...(s.tls ? { tls: s.tls } : {}) };
+  return { name, bind: { address: s.address, port: s.port }, mode: s.mode, balance: s.balance, check: parseLbCheck(s.lbCheck), minSlots: s.slots, ...(s.routes ? { routes: s.routes } : {}), ...(s.isDefaultService ? { isDefaultService: true } : {}), ...(s.tls ? { tls: s.tls } : {}), ...(s.page503 ? { page503: s.page503 } : {}) };
 }
 
 /**
@@ -79,7 +79,7 @@ export class RenderApplier implements RunApplier {
     readonly kind: ProxyName,
     private readonly instance: string,
     private readonly ctx: ApplierContext,
-    private readonly opts: { bin?: string; varnishInstance?: string; tls?: TlsOptions } = {},
+    private readonly opts: { bin?: string; varnishInstance?: string; tls?: TlsOptions; frontDoor?: { address: string; port: number } } = {},
   ) {
     this.name = kind;
   }
@@ -127,6 +127,7 @@ export class RenderApplier implements RunApplier {
       nginx: this.kind === 'nginx' ? { bin: this.opts.bin } : undefined,
       varnish: this.kind === 'varnish' ? { instance: this.opts.varnishInstance } : undefined,
       tls: this.opts.tls,
+      ...(this.opts.frontDoor ? { frontDoor: this.opts.frontDoor } : {}),
       // Guardrails are applied by the daemon per service, before any applier sees a set.
       guard: { minBackends: 0, maxChangePct: 100, force: true },
       store: this.ctx.store,
@@ -150,7 +151,7 @@ export class RenderApplier implements RunApplier {
   }
 
   async sync(backends: Readonly<Record<string, BackendSet>>): Promise<SyncOutcome> {
-    if (this.specs.length === 0) return { action: 'none', reason: 'no services' };
+    if (this.specs.length === 0 && !this.opts.frontDoor) return { action: 'none', reason: 'no services' };
     const renderer = await this.current();
     await renderer.opts.tls?.manager.prepare(renderer.opts.applier);
     const r = await renderer.sync(Object.fromEntries(this.specs.map((s) => [s.name, (backends[s.name] ?? []).map((b) => ({ ...b, service: s.name }))])));

@@ -12,6 +12,7 @@ import { toDiscoverOptions, type SelectorFlagValues } from '../discover-options.
 import { parseServiceRoutes, routingProblem, type ServiceRoutes } from '../frontends/routing.js';
 import { CONFIG_SCHEMA } from './schema.js';
 import { tlsProblem, type ServiceTls, type TlsOptions } from '../frontends/tls/tls-data.js';
+import { labelRoutesServe, pageOf } from './config-labels.js';
 import { formatPath, validate, type Path, type SchemaError } from './schema-dsl.js';
 
 /**
@@ -34,6 +35,15 @@ export interface ProxyServe extends Bind {
   readonly routes?: ServiceRoutes;
   readonly isDefaultService?: boolean;
   readonly tls?: ServiceTls;
+  /** A custom 503 page's body (error_page_503, read and validated when the config is loaded). */
+  readonly page503?: string;
+}
+/** `routes_from_labels:`: containers labelled elastic.http.host, routed on one front-door bind. */
+export interface LabelRoutesServe {
+  readonly proxy: 'haproxy' | 'nginx';
+  readonly serve: ProxyServe;
+  /** Docker discovery narrowed by label/network (render-labels.ts adds the host label). */
+  readonly discover: DiscoverOptions;
 }
 export interface MapImageServe {
   readonly port: number;
@@ -112,6 +122,7 @@ export interface RunConfig {
     readonly prometheus?: Bind & { readonly path: string };
     readonly statsd?: { readonly host: string; readonly port: number; readonly prefix: string; readonly intervalMs: number };
   };
+  readonly routesFromLabels?: LabelRoutesServe;
   readonly api?: Bind & { readonly region: string; readonly keys: readonly ApiKey[]; readonly allowTargets: readonly string[]; readonly haproxy: { readonly address: string; readonly slots: number } };
 }
 
@@ -237,7 +248,9 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
       if (!x) return undefined;
       const routed = x.hosts || x.paths ? wrap([...p, kind], () => parseServiceRoutes(x.hosts, x.paths, x.strip_prefix === true)) : undefined;
       const isDefault = raw.default_service === s.name && kind !== 'varnish';
-      const serve = { address: x.address ?? '127.0.0.1', port: x.port, mode: kind === 'varnish' ? 'http' : (x.mode ?? 'http'), balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8, ...(routed ? { routes: routed } : {}), ...(isDefault ? { isDefaultService: true } : {}), ...(x.tls ? { tls: { redirect: x.tls.redirect === true, hstsMaxAge: x.tls.hsts ?? 0, ...(x.tls.cert ? { cert: x.tls.cert } : {}) } } : {}) } as const;
+      const http = kind !== 'varnish' && x.mode !== 'tcp';
+      if (!http && x.error_page_503) fail([...p, kind, 'error_page_503'], 'a 503 page is for HAProxy and nginx http services');
+      const serve = { address: x.address ?? '127.0.0.1', port: x.port, mode: kind === 'varnish' ? 'http' : (x.mode ?? 'http'), balance: x.balance ?? 'roundrobin', lbCheck: x.lb_check ?? 'tcp', slots: x.slots ?? 8, ...(routed ? { routes: routed } : {}), ...(isDefault ? { isDefaultService: true } : {}), ...(x.tls ? { tls: { redirect: x.tls.redirect === true, hstsMaxAge: x.tls.hsts ?? 0, ...(x.tls.cert ? { cert: x.tls.cert } : {}) } } : {}), ...(http ? pageOf(x, raw, [...p, kind], wrap) : {}) } as const;
       // Services of one proxy may share a routed bind; routingProblem (below) checks the routes.
       if (routed || isDefault) {
         if (ports.get(bindKey(serve)) !== `${kind} routes`) claim(bindKey(serve), [...p, kind, 'port'], `${serve.address}:${serve.port}`);
@@ -288,6 +301,7 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
     };
   });
 
+  const routesFromLabels = raw.routes_from_labels ? labelRoutesServe(raw, claim, wrap, opts.logger) : undefined;
   if (raw.default_service !== undefined && !names.has(raw.default_service)) fail(['default_service'], `no service named "${raw.default_service}"`);
   for (const kind of ['haproxy', 'nginx'] as const) {
     const specs = services.flatMap((s) => (s[kind] ? [{ name: s.name, bind: s[kind]!, mode: s[kind]!.mode, routes: s[kind]!.routes, isDefaultService: s[kind]!.isDefaultService }] : []));
@@ -354,6 +368,7 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
     sync: { minIntervalMs: raw.sync?.min_interval_ms ?? 200, resyncMs: raw.sync?.resync_ms ?? 60_000 },
     metrics: { prometheus, statsd },
     api,
+    ...(routesFromLabels ? { routesFromLabels } : {}),
   };
 }
 
@@ -395,5 +410,6 @@ export function configSummary(c: RunConfig): Record<string, unknown> {
     deploys: c.deploys.map((d) => d.service),
     metrics: { prometheus: c.metrics.prometheus ? `${c.metrics.prometheus.address}:${c.metrics.prometheus.port}${c.metrics.prometheus.path}` : null, statsd: c.metrics.statsd ? `${c.metrics.statsd.host}:${c.metrics.statsd.port}` : null },
     api: c.api ? `${c.api.address}:${c.api.port}` : null,
+    routesFromLabels: c.routesFromLabels ? `${c.routesFromLabels.proxy} ${c.routesFromLabels.serve.address}:${c.routesFromLabels.serve.port}` : null,
   };
 }

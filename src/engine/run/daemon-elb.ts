@@ -3,7 +3,7 @@ import { describeError } from '../errors.js';
 import type { BackendSet } from '../model/backend.js';
 import type { Logger } from '../runtime/logger.js';
 import type { StateStore } from '../runtime/state-store.js';
-import { toServiceSpec, type RenderApplier } from './appliers.js';
+import type { RenderApplier } from './appliers.js';
 import type { RunConfig } from './config.js';
 import { ElbService } from './elb/actions.js';
 import type { ElbState } from './elb/model.js';
@@ -28,6 +28,8 @@ export interface ElbHostDeps {
   config(): RunConfig;
   /** The HAProxy applier in force, if any: ELB listeners are its specs too. */
   haproxy(): RenderApplier | undefined;
+  /** The ELB listeners changed: set every applier's specs again. */
+  respec(): void;
   /** Ask the pipeline to sync HAProxy now. */
   requestHaproxy(reason: string): void;
   event(type: string, message: string): void;
@@ -129,7 +131,7 @@ export class DaemonElb {
     const haproxy = this.d.haproxy();
     const c = this.d.config();
     if (!haproxy || !c.api) return;
-    haproxy.setSpecs([...c.services.filter((s) => s.haproxy).map((s) => toServiceSpec(s.name, s.haproxy!)), ...elbSpecs(state, c.api.haproxy)]);
+    this.d.respec();
     this.d.event('api', `${state.loadBalancers.length} load balancer(s)`);
     this.d.requestHaproxy('elb api');
   }

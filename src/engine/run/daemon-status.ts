@@ -14,6 +14,8 @@ export interface DaemonParts {
   readonly elbState: ElbState;
   readonly containers: BackendSet;
   readonly deploys: Record<string, unknown>;
+  /** routes_from_labels: label services and their containers. */
+  readonly labelBackends: Readonly<Record<string, BackendSet>>;
 }
 
 const brief = (set: BackendSet) => set.map((b) => ({ id: b.id, name: b.name, address: b.address, port: b.port, health: b.health }));
@@ -22,15 +24,16 @@ const brief = (set: BackendSet) => set.map((b) => ({ id: b.id, name: b.name, add
 export async function servicesView(d: DaemonParts): Promise<Record<string, unknown>> {
   const byApplier = await Promise.all(d.appliers.map(async (a) => [a.name, await a.status().catch((err) => ({ error: describeError(err) }))] as const));
   const out: Record<string, unknown> = {};
-  const names = [...d.config.services.map((s) => s.name), ...elbSpecs(d.elbState, d.config.api?.haproxy ?? { address: '127.0.0.1', slots: 8 }).map((s) => s.name)];
+  const names = [...d.config.services.map((s) => s.name), ...elbSpecs(d.elbState, d.config.api?.haproxy ?? { address: '127.0.0.1', slots: 8 }).map((s) => s.name), ...Object.keys(d.labelBackends)];
   for (const name of names) {
     const cfg = d.config.services.find((s) => s.name === name);
     const view = d.pipeline?.serviceView(name);
+    const labels = d.labelBackends[name];
     out[name] = {
-      sources: cfg?.sources ?? ['elb-api'],
-      servedBy: cfg ? servedBy(cfg) : ['haproxy'],
-      discovered: view?.discovered ?? null,
-      backends: brief(cfg ? (d.pipeline?.acceptedOf(name) ?? []) : (elbBackends(d.elbState, d.containers, undefined, d.config.api?.allowTargets ?? [])[name] ?? [])),
+      sources: cfg?.sources ?? (labels ? ['labels'] : ['elb-api']),
+      servedBy: cfg ? servedBy(cfg) : [labels ? d.config.routesFromLabels!.proxy : 'haproxy'],
+      discovered: view?.discovered ?? (labels ? labels.length : null),
+      backends: brief(cfg ? (d.pipeline?.acceptedOf(name) ?? []) : (labels ?? elbBackends(d.elbState, d.containers, undefined, d.config.api?.allowTargets ?? [])[name] ?? [])),
       refused: view?.refused ?? null,
       ...(view?.waiting ? { waiting: view.waiting } : {}),
       appliers: Object.fromEntries(byApplier.filter(([, v]) => (v as Record<string, unknown>)[name] !== undefined).map(([k, v]) => [k, (v as Record<string, unknown>)[name]])),

@@ -6,6 +6,8 @@ import { StatusServer } from '../runtime/status.js';
 import { youngGenerationFor } from '../runtime/young-gen.js';
 import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApplier } from './appliers.js';
 import { DaemonElb } from './daemon-elb.js';
+import { DaemonLabels } from './daemon-labels.js';
+import type { ServiceSpec } from '../frontends/model.js';
 import { configSummary, loadConfig, servedBy, type RunConfig } from './config.js';
 import { DaemonDeploys, type SingletonGate } from './deploys.js';
 import { MetricsRegistry, processMetrics, serveMetrics, StatsdEmitter } from './metrics.js';
@@ -54,6 +56,8 @@ export class RunDaemon {
   private statsd: StatsdEmitter | null = null;
   /** The ELB API: its server, load balancers and the containers they may name. */
   private readonly elb: DaemonElb;
+  /** routes_from_labels: routed services from container labels. */
+  private readonly labels: DaemonLabels;
   private reloading: Promise<void> = Promise.resolve();
   /** The config summary the status socket shows (mutated in place: the server holds this object). */
   private readonly statusConfig: Record<string, unknown> = {};
@@ -87,11 +91,24 @@ export class RunDaemon {
       once: opts.once,
       config: () => this.config,
       haproxy: () => this.appliers.find((a): a is RenderApplier => a instanceof RenderApplier && a.kind === 'haproxy'),
+      respec: () => this.respec(),
       requestHaproxy: (reason) => this.pipeline?.requestApplier('haproxy', reason),
       event: (type, message) => this.status?.event(type, message),
       onRefused: opts.onElbRefused,
     });
+    this.labels = new DaemonLabels({ log: this.log, once: opts.once, config: () => this.config, respec: () => this.respec(), request: (kind, reason) => this.pipeline?.requestApplier(kind, reason) });
     this.reloader = this.makeReloader();
+  }
+
+  /** Every spec a proxy applier serves: the config's services, the ELB listeners, the label routes. */
+  private specsFor(c: RunConfig, kind: 'haproxy' | 'nginx' | 'varnish'): ServiceSpec[] {
+    const specs = c.services.filter((s) => s[kind]).map((s) => toServiceSpec(s.name, s[kind]!));
+    if (kind === 'haproxy') specs.push(...this.elb.specs(c));
+    return [...specs, ...this.labels.specs(c, kind)];
+  }
+
+  private respec(): void {
+    for (const a of this.appliers) if (a instanceof RenderApplier) a.setSpecs(this.specsFor(this.config, a.kind as 'haproxy' | 'nginx' | 'varnish'));
   }
 
   get current(): RunConfig {
@@ -136,6 +153,7 @@ export class RunDaemon {
       await this.startEdges();
       await this.startMetrics();
       await this.elb.start();
+      await this.labels.start();
       // --once: deploy first, so the one sync that follows lists the containers it created.
       if (this.opts.once) await this.deploys.reconcile(this.config.deploys);
       await this.startPipeline(this.config, await this.buildAppliers(this.config));
@@ -177,11 +195,11 @@ export class RunDaemon {
     const ctx = { store: this.store, logger: this.log, env: this.opts.env };
     const out: RunApplier[] = [];
     for (const kind of ['haproxy', 'nginx', 'varnish'] as const) {
-      const specs = c.services.filter((s) => s[kind]).map((s) => toServiceSpec(s.name, s[kind]!));
-      if (kind === 'haproxy') specs.push(...this.elb.specs(c));
-      if (specs.length === 0 && !(kind === 'haproxy' && c.api)) continue;
+      const specs = this.specsFor(c, kind);
+      const frontDoor = this.labels.frontDoor(c, kind);
+      if (specs.length === 0 && !(kind === 'haproxy' && c.api) && !frontDoor) continue;
       const p = c.proxies[kind];
-      const a = new RenderApplier(kind, p.instance, ctx, { bin: 'bin' in p ? p.bin : undefined, varnishInstance: 'varnishInstance' in p ? p.varnishInstance : undefined, tls: 'tls' in p ? p.tls : undefined });
+      const a = new RenderApplier(kind, p.instance, ctx, { bin: 'bin' in p ? p.bin : undefined, varnishInstance: 'varnishInstance' in p ? p.varnishInstance : undefined, tls: 'tls' in p ? p.tls : undefined, frontDoor });
       a.setSpecs(specs);
       a.pass = () => this.pipeline?.syncApplierAndWait(a.name, 'drain') ?? Promise.resolve();
       out.push(a);
@@ -207,7 +225,7 @@ export class RunDaemon {
       carried,
       hooks: {
         event: (type, message, service) => this.status?.event(type, message, service),
-        extraBackends: () => this.elb.backends(c),
+        extraBackends: () => ({ ...this.elb.backends(c), ...this.labels.backends(c) }),
       },
     });
     try {
@@ -225,6 +243,10 @@ export class RunDaemon {
     this.metricsCollectors();
     // ELB services have no source: sync them now (and whenever the API or Docker changes them).
     if (c.api && this.elb.state.loadBalancers.length) pipeline.requestApplier('haproxy', 'elb');
+    if (c.routesFromLabels) {
+      this.respec(); // the first listing may have come in while these appliers were built
+      pipeline.requestApplier(c.routesFromLabels.proxy, 'labels');
+    }
   }
 
   private collectorsOff: Array<() => void> = [];
@@ -327,6 +349,7 @@ export class RunDaemon {
     await this.startEdges();
     await this.startMetrics(from);
     await this.elb.start(from);
+    await this.labels.start();
     await this.startPipeline(this.config, appliers, carried);
   }
 
@@ -355,7 +378,7 @@ export class RunDaemon {
   /** Status socket content per service (also what a fleet host publishes). */
   /** `appliers: false`: without each applier's view (HAProxy's `show stat`), e.g. for a fleet host's status every resync. */
   statusServices(opts: { appliers?: boolean } = {}): Promise<Record<string, unknown>> {
-    return servicesView({ config: this.config, appliers: opts.appliers === false ? [] : this.appliers, pipeline: this.pipeline, elbState: this.elb.state, containers: this.elb.containers, deploys: this.deploys.status() });
+    return servicesView({ config: this.config, appliers: opts.appliers === false ? [] : this.appliers, pipeline: this.pipeline, elbState: this.elb.state, containers: this.elb.containers, deploys: this.deploys.status(), labelBackends: this.labels.backends(this.config) });
   }
 
   /** SIGTERM: stop watching and applying. Rules and proxies stay; the edge (in-process) stops. */
@@ -364,6 +387,7 @@ export class RunDaemon {
     this.deploysAbort.abort();
     await Promise.race([this.deploys.idle(), new Promise((r) => setTimeout(r, 10_000).unref())]);
     this.elb.stopWatch();
+    this.labels.stop();
     await this.pipeline?.stop();
     for (const a of this.appliers) await a.close().catch(() => {});
     await this.elb.close();

@@ -130,6 +130,7 @@ const routeProps = {
   hosts: { type: 'array', minItems: 1, maxItems: 100, unique: true, description: 'http: serve only these Host names (*.example.com for a wildcard); several services may share a bind', items: { type: 'string', maxLength: 253, description: 'host name or *.domain', check: (v) => ('error' in parseHostPattern(v) ? (parseHostPattern(v) as { error: string }).error : null) } as StringSchema } as ArraySchema,
   paths: { type: 'array', minItems: 1, maxItems: 100, unique: true, description: 'http: serve only these path prefixes (default /)', items: { type: 'string', maxLength: 200, description: 'path prefix, e.g. /api', check: (v) => ('error' in parsePathPrefix(v) ? (parsePathPrefix(v) as { error: string }).error : null) } as StringSchema } as ArraySchema,
   strip_prefix: { type: 'boolean', default: false, description: 'remove the matched path prefix before the request goes to a backend' } as BooleanSchema,
+  error_page_503: absPath('http: the page an empty service answers (503, Retry-After): at most 3 KiB, owned by root or this user, writable by no one else'),
 };
 
 // TLS (docs/render.md "TLS"): the service is served on its proxy's TLS bind too (proxies.<kind>.tls).
@@ -156,6 +157,20 @@ const haproxy: ObjectSchema = {
   properties: { ...bindProps, ...lbProps, ...routeProps, tls: serviceTls, slots: { type: 'integer', minimum: 1, maximum: 4096, default: 8, description: 'minimum pre-allocated server slots' } },
 };
 const nginx: ObjectSchema = { type: 'object', description: 'serve through nginx (reload on change)', required: ['port'], properties: { ...bindProps, ...lbProps, ...routeProps, tls: serviceTls } };
+// Routes from container labels on one front-door bind (docs/render.md "Routes from container labels").
+const labelFront: ObjectSchema = { type: 'object', description: 'the front-door bind and its proxy settings', required: ['port'], properties: { ...bindProps, balance: lbProps.balance, lb_check: lbProps.lb_check, slots: { type: 'integer', minimum: 1, maximum: 4096, default: 8, description: 'minimum pre-allocated server slots per route' }, error_page_503: routeProps.error_page_503 } };
+const routesFromLabels: ObjectSchema = {
+  type: 'object',
+  description: 'serve every running container labelled elastic.http.host on one bind, routed by its labels',
+  exactlyOne: ['haproxy', 'nginx'],
+  properties: {
+    haproxy: labelFront,
+    nginx: labelFront,
+    label: dockerSource.properties.label!,
+    network: dockerSource.properties.network!,
+    host: dockerSource.properties.host!,
+  },
+};
 const varnish: ObjectSchema = { type: 'object', description: 'serve through Varnish (VCL reload on change; http only)', required: ['port'], properties: { ...bindProps } };
 
 const mapImage: ObjectSchema = {
@@ -318,6 +333,8 @@ export const CONFIG_SCHEMA: Schema = {
     sources: { type: 'map', keyPattern: IDENT, values: source, description: 'named backend sources' },
     services: { type: 'array', items: service, description: 'services and how each is served' },
     default_service: ident('the service that answers requests no host/path route matches on its HAProxy/nginx bind (else a 404 page)'),
+    error_page_503: absPath('http: the page every HAProxy/nginx service without its own error_page_503 answers when empty'),
+    routes_from_labels: routesFromLabels,
     deploys: { type: 'array', items: deploy, description: 'optional deploys' },
     proxies,
     sync,
