@@ -90,7 +90,14 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
 }
 
 /** Run until the node stops by itself (STOP, idle, app exit) or the signal aborts. */
-export async function runNode(opts: NodeOptions, signal: AbortSignal): Promise<NodeExit> {
+export async function runNode(opts: NodeOptions, signal: AbortSignal, stdin: NodeJS.ReadableStream = process.stdin): Promise<NodeExit> {
+  const env = opts.env ?? process.env;
+  if (env.ELASTIC_NODE_SPARE === '1') {
+    // A spare (proxy edge --spare): loaded already, the app starts when the edge sends the id.
+    const instance = await spareGo(stdin, signal);
+    if (!instance) return { code: 0, reason: 'spare not used' };
+    opts = { ...opts, env: { ...env, ELASTIC_NODE_SPARE: undefined, ELASTIC_INSTANCE: instance } };
+  }
   const { node, status } = await startNode(opts);
   const onAbort = () => void node.stop('signal');
   signal.addEventListener('abort', onAbort, { once: true });
@@ -106,4 +113,31 @@ export async function runNode(opts: NodeOptions, signal: AbortSignal): Promise<N
 export function timeoutOf(args: Record<string, unknown>): number {
   const t = Number(args.timeoutMs);
   return Number.isFinite(t) && t >= 0 ? Math.min(t, 3_600_000) : 30_000;
+}
+
+/** The instance id the edge writes to a spare's stdin; null at EOF, on a bad line or on abort. */
+export function spareGo(stdin: NodeJS.ReadableStream, signal: AbortSignal): Promise<string | null> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const done = (v: string | null) => {
+      stdin.off('data', onData);
+      stdin.off('end', onEnd);
+      stdin.off('error', onEnd);
+      signal.removeEventListener('abort', onEnd);
+      stdin.pause();
+      resolve(v);
+    };
+    const onData = (d: Buffer | string) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) done(nl <= 64 && isIdent(buf.slice(0, nl)) ? buf.slice(0, nl) : null);
+      else if (buf.length > 64) done(null);
+    };
+    const onEnd = () => done(null);
+    if (signal.aborted) return resolve(null);
+    signal.addEventListener('abort', onEnd, { once: true });
+    stdin.on('data', onData);
+    stdin.once('end', onEnd);
+    stdin.once('error', onEnd);
+  });
 }

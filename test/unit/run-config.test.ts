@@ -70,7 +70,7 @@ api:
     expect(c.sources.legacy!.discover.static).toMatchObject({ backends: ['198.18.0.10:80', '198.18.0.11:80'] });
     expect(c.services[0]!.health).toMatchObject({ kind: 'http', path: '/id', intervalMs: 500, rise: 1, fall: 2 });
     expect(c.services[0]!.mapImage).toEqual({ port: 18804, protocol: 'tcp', address: undefined, dataplane: 'nft' });
-    expect(c.services[1]!.edge).toMatchObject({ port: 18805, maxInstances: 2, tokenFile: '/etc/elastic/token' });
+    expect(c.services[1]!.edge).toMatchObject({ port: 18805, maxInstances: 2, tokenFile: '/etc/elastic/token', warm: 'haproxy' });
     expect(c.api?.keys).toEqual([{ accessKeyId: 'AKIDEXAMPLE000001', secret: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' }]);
     expect(c.metrics.statsd).toEqual({ host: '127.0.0.1', port: 8125, prefix: 'lb1.elastic', intervalMs: 10_000 });
     expect(c.deploys[0]).toMatchObject({ service: 'web', replicas: 2, maxSurge: '1' });
@@ -100,6 +100,7 @@ describe('elastic.yaml: invalid configs name the line and the path', () => {
     ['loopback mapping', BASE.replace('haproxy: { port: 18801 }', 'map_image: { port: 18801, address: 127.0.0.1 }'), 'elastic.yaml:8: services[0].map_image.address: loopback addresses cannot be mapped'],
     ['ec2 without port', BASE.replace('docker: { image: elastic-test/web:1, port: 80 }', 'ec2: { tags: [a=b] }'), 'elastic.yaml:4: sources.web.ec2: port is required'],
     ['edge without token', BASE.replace('haproxy: { port: 18801 }', 'edge: { port: 18801 }'), 'elastic.yaml:8: services[0].edge: needs token_file'],
+    ['edge warm unknown', BASE.replace('haproxy: { port: 18801 }', 'edge: { port: 18801, command: [x], warm: nginx }'), 'elastic.yaml:8: services[0].edge.warm:'],
     ['edge min above max', BASE.replace('haproxy: { port: 18801 }', 'edge: { port: 18801, min_instances: 3, max_instances: 1, command: [x] }'), 'elastic.yaml:8: services[0].edge.min_instances: is above max_instances'],
     ['api key secret missing', `${BASE}api:\n  port: 18802\n  keys:\n    - access_key_id: AKIDEXAMPLE000001\n      secret_env: NOPE\n`, 'elastic.yaml:12: api.keys[0]: environment variable NOPE is not set'],
     ['api without keys', `${BASE}api:\n  port: 18802\n`, 'elastic.yaml:10: api: keys is required'],

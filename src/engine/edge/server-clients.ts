@@ -290,14 +290,16 @@ export abstract class EdgeClients extends EdgeNodes {
    * limit on the apps. They stay in the edge's queue until then: the queue bound, the queue
    * timeout and its 503 + Retry-After hold as on the pull path.
    */
-  protected override async pumpWarm(r: RouteState): Promise<void> {
+  protected override async pumpWarm(r: RouteState, fresh = false): Promise<void> {
     const warm = this.warm;
     if (!warm || this.pumping.has(r)) return;
     this.pumping.add(r);
     try {
       // 10 ms while slots free up, backing off to 100 ms while none does (long-lived connections).
-      for (let delay = 10; r.queue.size && warm.on(r) && !this.closing; ) {
-        await warm.refresh([r]).catch(() => {});
+      // `fresh`: a slot just went ready with its sessions read before: no stats round trip for
+      // the first pass (a cold start's held clients; a client too many waits in HAProxy's queue).
+      for (let delay = 10, first = true; r.queue.size && warm.on(r) && !this.closing; first = false) {
+        if (!(fresh && first)) await warm.refresh([r]).catch(() => {});
         const before = r.queue.size;
         for (let free = warm.free(r); free > 0 && r.queue.size; free--) {
           const c = r.queue.shift()!;

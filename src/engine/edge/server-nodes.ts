@@ -43,7 +43,7 @@ export abstract class EdgeNodes {
   protected abstract offer(conn: PullConn): void;
 
   /** Hand a warm route's held clients to HAProxy as it has free slots. */
-  protected abstract pumpWarm(r: RouteState): Promise<void>;
+  protected abstract pumpWarm(r: RouteState, fresh?: boolean): Promise<void>;
 
   /** From WarmRoutes: a node's slot is on (or fell back to the pull path), or it may get STOP now. */
   protected warmChanged(node: NodeRec, what: 'on' | 'stop'): void {
@@ -53,7 +53,7 @@ export abstract class EdgeNodes {
       return;
     }
     if (!node.warm) for (const c of node.conns) if (c.state === 'held') this.offer(c); // back on the pull path
-    void this.pumpWarm(node.route);
+    void this.pumpWarm(node.route, node.warm?.state === 'on');
   }
 
   protected async onNode(sock: Socket): Promise<void> {

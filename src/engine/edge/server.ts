@@ -41,6 +41,8 @@ export interface EdgeConfig {
   readyTimeoutMs: number;
   policy: ScalePolicy;
   startCommand?: readonly string[];
+  /** Keep one started, waiting instance per route (`--spare`, docs/proxy.md "Cold start"). */
+  spare?: boolean;
   startTimeoutMs: number;
   stopGraceMs: number;
   /** The warm path: an HAProxy (this binary) owns the client ports; its config and socket go in a private directory under `dir`. */
@@ -86,7 +88,7 @@ export class EdgeServer extends EdgeClients {
     if (this.cfg.startCommand?.length) {
       const host = this.cfg.nodeAddress === '0.0.0.0' || this.cfg.nodeAddress === '::' ? '127.0.0.1' : this.cfg.nodeAddress;
       this.instances = new Instances(this.cfg.startCommand, { edge: `${host.includes(':') ? `[${host}]` : host}:${this.nodePort}`, token: this.cfg.token }, this.log, (i, code, sig) =>
-        this.onInstanceExit(i, code, sig),
+        this.onInstanceExit(i, code, sig), this.cfg.spare === true,
       );
     }
     const edgePorts: number[] = [];
@@ -116,6 +118,7 @@ export class EdgeServer extends EdgeClients {
     }, 250);
     this.ticker.unref();
     for (const r of this.routes.values()) this.evaluate(r);
+    for (const r of this.routes.keys()) this.instances?.keepSpare(r);
   }
 
   private async startWarm(opts: { bin: string; dir: string }, edgePorts: number[]): Promise<void> {
@@ -156,6 +159,7 @@ export class EdgeServer extends EdgeClients {
 
   private async shutdown(): Promise<void> {
     this.closing = true;
+    this.instances?.closeSpares();
     if (this.ticker) clearInterval(this.ticker);
     const deadline = Date.now() + this.cfg.stopGraceMs;
     // HAProxy stops listening at once and lets its connections finish (a soft stop).

@@ -8,6 +8,7 @@ import { sleep } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { HaproxyRuntime, parseStat } from '../frontends/haproxy/runtime.js';
 import { backendOf, maxconnFor, serverOf, warmConfig, type WarmConfigInput } from './warm-config.js';
+import { sweepWarmDirs, WARM_DIR_PREFIX, writeOwner } from './warm-dir.js';
 
 /**
  * The HAProxy of the warm path: a child of the edge (foreground, so it is ours and goes with
@@ -40,7 +41,9 @@ export class WarmPath {
   /** Write the config into a new private directory under `base`, start HAProxy, wait for its socket. */
   async start(base: string, input: Omit<WarmConfigInput, 'statsSocket' | 'maxconn'>): Promise<void> {
     await mkdir(base, { recursive: true, mode: 0o700 });
-    this.dir = await mkdtemp(join(base, 'edge-haproxy-'));
+    await sweepWarmDirs(base, this.log);
+    this.dir = await mkdtemp(join(base, WARM_DIR_PREFIX));
+    await writeOwner(this.dir, { edge: process.pid });
     const socket = join(this.dir, 'haproxy.sock');
     const cfg = join(this.dir, 'haproxy.cfg');
     await writeFile(cfg, warmConfig({ ...input, statsSocket: socket, maxconn: maxconnFor(await hardNofile()) }), { mode: 0o600 });
@@ -54,6 +57,7 @@ export class WarmPath {
     this.child = setpriv
       ? execa(setpriv, ['--pdeathsig', 'TERM', '--', this.bin, ...argv], { reject: false, all: true, stdin: 'ignore', buffer: false })
       : execa(this.bin, argv, { reject: false, all: true, stdin: 'ignore', buffer: false });
+    if (this.child.pid) await writeOwner(this.dir, { edge: process.pid, haproxy: this.child.pid });
     if (!setpriv) this.log.warn('setpriv not found: if the edge is killed, its HAProxy keeps running (stop it by the pid in status)');
     let out = '';
     this.child.all?.on('data', (d: Buffer) => {

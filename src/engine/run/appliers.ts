@@ -313,8 +313,9 @@ const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every(
 export const mappingIdOf = (s: MapImageServe) => mappingId(s.protocol, s.port);
 
 /**
- * The pull edge for one service: it lives in this process (nodes connect to it), so it is the one
- * part that stops with the daemon. Backends from discovery are not used: nodes register themselves.
+ * The edge for one service, as `proxy edge` runs it (the warm path by default): it lives in this
+ * process (nodes connect to it), so it is the one part that stops with the daemon. Backends from
+ * discovery are not used: nodes register themselves.
  */
 export class EdgeApplier implements RunApplier {
   readonly kind = 'edge';
@@ -346,6 +347,7 @@ export class EdgeApplier implements RunApplier {
       queueTimeoutMs: s.queueTimeoutMs,
       policy: { minInstances: s.minInstances, maxInstances: s.maxInstances, idleTimeoutMs: s.idleTimeoutMs },
       startCommand: s.command ? [...s.command] : undefined,
+      warm: s.warm,
       status: false,
       logger: this.ctx.logger.child(this.name),
     });
@@ -356,7 +358,8 @@ export class EdgeApplier implements RunApplier {
   }
 
   async status(): Promise<Record<string, unknown>> {
-    return { [this.service]: { clientPort: this.edge?.clientPorts[0] ?? null, nodePort: this.edge?.nodePort ?? null, routes: this.edge?.server.view() ?? {} } };
+    const e = this.edge;
+    return { [this.service]: { clientPort: e?.clientPorts[0] ?? null, nodePort: e?.nodePort ?? null, warm: e ? { haproxyPid: e.server.warmPid ?? null } : null, routes: e?.server.view() ?? {} } };
   }
 
   async drain(args: { address: string; port: number; timeoutMs: number }) {

@@ -65,6 +65,8 @@ export interface EdgeServe extends Bind {
   readonly maxInstances: number;
   readonly idleTimeoutMs: number;
   readonly command?: readonly string[];
+  /** The warm path (docs/proxy.md), as `proxy edge --warm`. */
+  readonly warm: 'haproxy' | 'off';
 }
 
 export interface SourceConfig {
@@ -280,6 +282,7 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
         maxInstances: e.max_instances ?? 8,
         idleTimeoutMs: e.idle_timeout_ms ?? 60_000,
         command: e.command,
+        warm: e.warm ?? 'haproxy',
       };
       claim(bindKey(edge), [...p, 'edge', 'port'], `${edge.address}:${edge.port}`);
       if (edge.nodePort) claim(bindKey({ address: edge.nodeAddress, port: edge.nodePort }), [...p, 'edge', 'node_port'], `${edge.nodeAddress}:${edge.nodePort}`);

@@ -205,6 +205,7 @@ const edge: ObjectSchema = {
     max_instances: { type: 'integer', minimum: 0, maximum: 10_000, default: 8, description: 'most instances' },
     idle_timeout_ms: ms('stop a started node idle this long (0: never)', 60_000, 0),
     command: { type: 'array', minItems: 1, items: text('argument', 4096), description: 'start command (argument array, never a shell string)' },
+    warm: { type: 'string', enum: ['haproxy', 'off'], default: 'haproxy', description: "haproxy: an HAProxy the edge drives owns the client port and connects clients straight to the apps of local nodes once the route is warm (as proxy edge's --warm); off: every client goes through the edge" },
   },
 };
 
