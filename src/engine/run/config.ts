@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { DiscoverOptions } from '../discover.js';
@@ -13,6 +12,7 @@ import { parseServiceRoutes, routingProblem, type ServiceRoutes } from '../front
 import { CONFIG_SCHEMA } from './schema.js';
 import { tlsProblem, type ServiceTls, type TlsOptions } from '../frontends/tls/tls-data.js';
 import { labelRoutesServe, pageOf } from './config-labels.js';
+import { resolveSecret } from './config-secrets.js';
 import { formatPath, validate, type Path, type SchemaError } from './schema-dsl.js';
 
 /**
@@ -373,30 +373,6 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
     api,
     ...(routesFromLabels ? { routesFromLabels } : {}),
   };
-}
-
-/** A secret from a file (first line), an environment variable, or inline; never logged. */
-function resolveSecret(k: Raw, env: NodeJS.ProcessEnv): string {
-  let secret: string | undefined;
-  if (k.secret !== undefined) secret = k.secret;
-  else if (k.secret_env !== undefined) {
-    secret = env[k.secret_env];
-    if (!secret) throw new UserError(`environment variable ${k.secret_env} is not set`, 'export it before starting elastic run', ExitCode.config);
-  } else {
-    try {
-      // Sync on purpose: config parsing is one synchronous pass (validation must not race a reload).
-      secret = readSecretFile(k.secret_file);
-    } catch (err) {
-      throw new UserError(`cannot read secret_file ${printable(k.secret_file, 200)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'check the path and its permissions', ExitCode.config);
-    }
-  }
-  const s = (secret ?? '').trim();
-  if (!/^[\x21-\x7e]{16,128}$/.test(s)) throw new UserError('secret key must be 16-128 printable characters', 'check the key', ExitCode.config);
-  return s;
-}
-
-function readSecretFile(path: string): string {
-  return readFileSync(path, 'utf8').split('\n')[0] ?? '';
 }
 
 /** Which appliers a config needs (for logs and status). */
