@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideScale, refill, type RouteScaleState, type ScalePolicy } from '../../src/engine/edge/policy.js';
+import { capacityComing, decideScale, refill, type RouteScaleState, type ScalePolicy } from '../../src/engine/edge/policy.js';
 
 const policy: ScalePolicy = { minInstances: 0, maxInstances: 8, idleTimeoutMs: 10_000, waitThresholdMs: 1000, startBurst: 4, startRatePerSec: 1 };
 const base: RouteScaleState = {
@@ -66,5 +66,21 @@ describe('scaling policy', () => {
 
   it('refill is capped at the burst', () => {
     expect(refill({ tokens: 0, at: 0 }, 1_000_000, policy).tokens).toBe(4);
+  });
+});
+
+describe('capacity on its way while clients wait', () => {
+  const enabling = { draining: false, active: 0, concurrency: 1, warm: 'enabling' as const };
+  const onFree = { draining: false, active: 0, concurrency: 1, warm: 'on' as const };
+  const onFull = { draining: false, active: 1, concurrency: 1, warm: 'on' as const };
+  it.each<[string, number, number, number, Parameters<typeof capacityComing>[3], number]>([
+    ['nobody waits: only pending starts', 0, 0, 2, [enabling, onFree], 2],
+    ['clients in the edge queue: enabling and free warm nodes count', 3, 0, 1, [enabling, onFree, onFull], 3],
+    // The CI case: every client already handed to HAProxy and queued there while nodes are enabled.
+    ['clients queued in HAProxy only: the enabling nodes still count', 0, 3, 1, [enabling, enabling], 3],
+    ['a draining node is not capacity', 1, 0, 0, [{ ...enabling, draining: true }], 0],
+    ['a Node-path node (no warm slot) is not counted here', 1, 0, 0, [{ draining: false, active: 0, concurrency: 1 }], 0],
+  ])('%s', (_name, edgeQueued, warmQueued, pending, nodes, want) => {
+    expect(capacityComing(edgeQueued, warmQueued, pending, nodes)).toBe(want);
   });
 });

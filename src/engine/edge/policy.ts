@@ -57,6 +57,25 @@ export interface ScaleDecision {
   bucket: StartBucket;
 }
 
+/** A live node as capacity that is coming: on the warm path, being enabled or with free slots. */
+export interface ComingNode {
+  draining: boolean;
+  active: number;
+  concurrency: number;
+  warm?: 'enabling' | 'on' | 'off';
+}
+
+/**
+ * Capacity on its way while clients wait: instances not connected yet, plus warm nodes being
+ * enabled or with slots about to be filled. Clients wait in the edge's queue or in HAProxy's
+ * (`warmQueued`, handed over already): both wait for the same nodes, so either counts; counting
+ * only the edge's queue started an extra instance for clients HAProxy was holding.
+ */
+export function capacityComing(edgeQueued: number, warmQueued: number, pending: number, nodes: readonly ComingNode[]): number {
+  if (edgeQueued + warmQueued === 0) return pending;
+  return pending + nodes.filter((n) => !n.draining && (n.warm === 'enabling' || (n.warm === 'on' && n.active < n.concurrency))).length;
+}
+
 export function refill(bucket: StartBucket, now: number, p: ScalePolicy): StartBucket {
   const tokens = Math.min(p.startBurst, bucket.tokens + (Math.max(0, now - bucket.at) / 1000) * p.startRatePerSec);
   return { tokens, at: now };

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../runtime/logger.js';
-import { decideScale } from './policy.js';
+import { capacityComing, decideScale } from './policy.js';
 import { encodeFrame, encodeJson, FrameReader, FrameType, newNonce, ProtocolError, welcomePayload, type NodeMeta } from './protocol.js';
 import { authenticateNode } from './token.js';
 import { drop } from './pipe.js';
@@ -201,8 +201,7 @@ export abstract class EdgeNodes {
         queued: r.queue.size + r.warmQueued,
         oldestWaitMs: head ? now - head.arrived : 0,
         reconnectingSlots: reconnecting,
-        // While clients wait: a warm node being enabled, or with slots the pump is about to fill, is capacity on its way.
-        pendingStarts: r.pending.size + (r.queue.size === 0 ? 0 : live.filter((n) => n.warm && !n.draining && (n.warm.state === 'enabling' || (n.warm.state === 'on' && n.active < n.meta.concurrency))).length),
+        pendingStarts: capacityComing(r.queue.size, r.warmQueued, r.pending.size, live.map((n) => ({ draining: n.draining, active: n.active, concurrency: n.meta.concurrency, warm: n.warm?.state }))),
         slotsPerInstance: r.slotsPerInstance,
         instances: live.length + r.pending.size,
         idleNodes: live.filter((n) => n.active === 0 && !n.draining).map((n) => ({ id: n.id, idleSince: n.idleSince, managed: n.instance !== undefined })),
