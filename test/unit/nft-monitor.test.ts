@@ -13,7 +13,7 @@ describe('nft monitor lines', () => {
     ['delete rule ip filter ELASTIC-ab12cd-FORWARD handle 12', true],
     ['delete rule ip filter DOCKER-USER handle 40', true], // may be our hook jump
     ['flush chain ip nat PREROUTING', true],
-    ['add rule ip nat DOCKER iifname != "docker0" tcp dport 8080 dnat to 172.17.0.2:80', false], // Docker at work
+    ['add rule ip nat DOCKER iifname != "docker0" tcp dport 8080 dnat to 198.18.0.9:80', false], // Docker at work
     ['add rule ip filter DOCKER-USER counter return', false],
     ['# new generation 5 by process 10 (nft)', false],
   ])('%s -> %s', (line, ours) => {
@@ -28,7 +28,7 @@ describe('nft monitor lines', () => {
       '# new generation 7 by process 100 (nft)', // our session
       'delete rule ip filter ELASTIC-ab12cd-FORWARD handle 3',
       '# new generation 8 by process 200 (iptables-restor)', // our iptables-restore
-      'add rule ip nat DOCKER tcp dport 8080 dnat to 172.17.0.2:80',
+      'add rule ip nat DOCKER tcp dport 8080 dnat to 198.18.0.9:80',
       '# new generation 9 by process 300 (dockerd)', // not ours to care about
       'delete element ip elastic_ab12cd spread_tcp_80 { 6 : 198.18.0.3 . 80 }',
       '# new generation 10 by process 301 (nft)', // someone else
