@@ -18,6 +18,7 @@ import type { Guardrails } from './frontends/guardrails.js';
 import { HaproxyApplier } from './frontends/haproxy/applier.js';
 import type { ProxyKind } from './frontends/model.js';
 import { NginxApplier } from './frontends/nginx/applier.js';
+import { closingFlagPath } from './frontends/nginx/flag.js';
 import { endNginxOrphans } from './frontends/nginx/orphans.js';
 import { Renderer, type RenderResult } from './frontends/renderer.js';
 import type { RenderService } from './frontends/services.js';
@@ -97,8 +98,8 @@ export async function buildRenderer(opts: RenderOptions, readOnly = false): Prom
     masterSocket: resolve(opts.haproxy?.masterSocket ?? d.masterSocket),
     pidFile: resolve((opts.proxy === 'nginx' ? opts.nginx?.pidFile : opts.haproxy?.pidFile) ?? d.pidFile),
     errorLog: resolve(opts.nginx?.errorLog ?? d.errorLog),
-    // Next to the config, not in the private run dir: nginx workers (nobody) must see it.
-    closingFlag: join(dirname(output), `.${basename(output)}.closing`),
+    // Where nginx workers (nobody) can stat it: nginx/flag.ts.
+    closingFlag: closingFlagPath(output),
   };
   for (const [k, p] of Object.entries({ output, ...paths })) {
     // These are printed into configs unquoted: keep them to a plain character set.

@@ -12,7 +12,7 @@ import { membershipUnderLoad, stopWatches } from '../support/render-membership.j
 // Issue 14 item 1: membership changes under a keep-alive client (wrk, 10 connections, bounded in
 // time, lasting until every change is done) through `render --watch` with real nginx and Varnish
 // and real containers: 3 added one by one, then removed one by one with `docker rm -f`: 0 failed
-// requests. Ports 22500 (nginx), 25000 (varnish, admin 25001).
+// requests (nginx: but the responses a killed container had begun, see below). Ports 22500 (nginx), 25000 (varnish, admin 25001).
 const tc = new TestContainers();
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -37,11 +37,17 @@ afterAll(async () => {
 
 describe('membership changes under keep-alive load', () => {
   it('nginx: 3 containers added and removed, 0 failed requests', async () => {
-    const { r, k, stderr, events } = await membershipUnderLoad(tc, env, 'mng', 22500, ['--proxy', 'nginx', '--start']);
+    const { r, k, stderr, events, cut } = await membershipUnderLoad(tc, env, 'mng', 22500, ['--proxy', 'nginx', '--start']);
     expect(stderr).not.toMatch(/cannot search/);
     expect(r.requests).toBeGreaterThan(1000);
-    expect(k.failures, JSON.stringify({ events, failures: k.failures.slice(0, 5), n: k.failures.length })).toEqual([]);
-    expect({ non2xx: r.non2xx, socketErrors: r.socketErrors }, r.raw).toEqual({ non2xx: 0, socketErrors: 0 });
+    // Nothing fails but a response whose container was killed after sending its headers (docker
+    // rm -f; nginx logs each as "upstream prematurely closed"): no proxy can finish or retry those,
+    // HAProxy neither. Every other failure (a reload's reset, a request sent to a removed backend
+    // and not retried) is a bug.
+    const detail = JSON.stringify({ events, cut, failures: k.failures.slice(0, 5), n: k.failures.length });
+    expect(k.failures.filter((f) => f.what !== 'response: aborted'), detail).toEqual([]);
+    expect(r.non2xx, r.raw).toBe(0);
+    expect(k.failures.length + r.socketErrors, `${detail}\n${r.raw}`).toBeLessThanOrEqual(cut);
   }, 240_000);
 
   it('Varnish: 3 containers added and removed (docker rm -f), 0 failed requests', async () => {

@@ -55,8 +55,10 @@ export async function membershipUnderLoad(tc: TestContainers, env: NodeJS.Proces
   }
   const proxy = (extra[extra.indexOf('--proxy') + 1] ?? 'haproxy') as 'haproxy' | 'nginx' | 'varnish';
   const output = defaultPaths(instance, extra.includes('--proxy') ? proxy : 'haproxy', env).output;
+  const removedIps: string[] = [];
   for (const c of added) {
     const ip = await tc.ip(c);
+    removedIps.push(ip);
     mark(`remove ${ip}`);
     await c.remove({ force: true });
     await waitFor(async () => !(await readFile(output, 'utf8')).includes(`${ip}`), `${instance}: ${ip} gone from the config`, 30_000, 100);
@@ -68,6 +70,9 @@ export async function membershipUnderLoad(tc: TestContainers, env: NodeJS.Proces
   const r = await load;
   const k = await own;
   const errorLog = await readFile(join(env.ELASTIC_RUN_DIR!, `render-${instance}`, 'nginx-error.log'), 'utf8').catch(() => '');
-  return { r, k, stderr, underLoad, events: [...events, ...errorLog.split('\n').filter((l) => !l.includes('no live upstreams')).slice(-8)] };
+  // Responses a removed container was killed in the middle of (docker rm -f is SIGKILL): nginx had
+  // passed on the headers, so no proxy can retry it; nginx logs each (nginx only: `cut` is 0 otherwise).
+  const cut = errorLog.split('\n').filter((l) => l.includes('upstream prematurely closed connection while reading upstream') && removedIps.some((ip) => l.includes(`//${ip}:`))).length;
+  return { r, k, stderr, underLoad, cut, events: [...events, ...errorLog.split('\n').filter((l) => !l.includes('no live upstreams') && !l.includes('temporarily disabled')).slice(-30)] };
 }
 

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ExitCode, UserError } from '../../errors.js';
 import { printable } from '../../model/validate.js';
@@ -8,6 +8,7 @@ import { reloadPlan, type Applier, type ApplyOutcome, type ApplyPlan, type Desir
 import type { HaproxyApplied } from '../haproxy/plan.js';
 import { parseProcStat, pidAlive } from '../../runtime/pid.js';
 import { endNginxOrphans, nginxOrphans } from './orphans.js';
+import { lowerFlag, raiseFlag } from './flag.js';
 import { clientConns, httpListenPorts, TURNOVER_MAX_MS, waitTurnover } from './turnover.js';
 import { nullLogger, type Logger } from '../../runtime/logger.js';
 
@@ -115,6 +116,7 @@ export class NginxApplier implements Applier {
 
   async start(): Promise<void> {
     await this.endOrphans();
+    await lowerFlag(this.opts.closingFlag); // left by a render killed during a reload
     const r = await execa(this.bin, ['-c', this.opts.config], { reject: false, stdin: 'ignore', all: true, timeout: 30_000 });
     if (r.exitCode !== 0) throw new UserError(`nginx did not start: ${printable(String(r.all ?? '').trim().split('\n')[0] ?? '', 200)}`, 'check that the listen ports are free', ExitCode.unavailable);
     const end = Date.now() + 10_000;
@@ -141,19 +143,18 @@ export class NginxApplier implements Applier {
     }
     if (plan.action === 'none') return done('none', plan.reason);
     const before = new Set(await childPids(pid));
-    await this.warnIfFlagHidden(before);
-    await this.raiseClosingFlag(ports);
+    await raiseFlag(this.opts.closingFlag);
     try {
+      await this.warnIfFlagHidden(before);
+      await this.awaitTurnover(ports);
       return await this.reload(pid, before, plan, done);
     } finally {
-      await rm(this.opts.closingFlag, { force: true });
+      await lowerFlag(this.opts.closingFlag);
     }
   }
 
-  private async raiseClosingFlag(ports: readonly number[]): Promise<void> {
-    // unlink never follows a symlink, and O_EXCL does not either: the flag is a file we made.
-    await rm(this.opts.closingFlag, { force: true });
-    await (await open(this.opts.closingFlag, 'wx', 0o644)).close();
+  /** With the flag up: wait until the connections open now have turned over (turnover.ts). */
+  private async awaitTurnover(ports: readonly number[]): Promise<void> {
     const open0 = await clientConns(ports);
     if (open0 === null) {
       (this.opts.logger ?? nullLogger).debug(`ss cannot list nginx's connections: waiting a fixed ${FIXED_LEAD_MS} ms before the reload`);

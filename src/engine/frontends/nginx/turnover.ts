@@ -29,6 +29,9 @@ export interface ClientConn {
   readonly rcv: number;
   /** ms since nginx last sent data on it (a response). */
   readonly snd: number;
+  /** Segments with data received (requests) and sent (responses), ss data_segs_in/out. */
+  readonly segsIn: number;
+  readonly segsOut: number;
 }
 
 /** `listen` ports of the http block of an nginx config (stream services hold long TCP sessions). */
@@ -37,7 +40,7 @@ export function httpListenPorts(config: string): number[] {
   return [...new Set(configBinds('nginx', http).map((b) => b.port))].sort((a, b) => a - b);
 }
 
-/** Parse `ss -Htin` output: "local peer" -> lastrcv/lastsnd (absent: 0, i.e. just now). */
+/** Parse `ss -Htin` output: "local peer" -> lastrcv/lastsnd (absent: 0, i.e. just now) and data segment counts (absent: 0). */
 export function parseSs(out: string): Map<string, ClientConn> {
   const conns = new Map<string, ClientConn>();
   let key: string | null = null;
@@ -46,18 +49,30 @@ export function parseSs(out: string): Map<string, ClientConn> {
     if (!/^\s/.test(line)) {
       const f = line.trim().split(/\s+/);
       key = f.length >= 4 ? `${f[2]} ${f[3]}` : null;
-      if (key) conns.set(key, { rcv: 0, snd: 0 });
+      if (key) conns.set(key, { rcv: 0, snd: 0, segsIn: 0, segsOut: 0 });
       continue;
     }
     if (!key) continue;
     const ms = (name: string) => Number(new RegExp(`\\b${name}:(\\d+)`).exec(line)?.[1] ?? 0);
-    conns.set(key, { rcv: ms('lastrcv'), snd: ms('lastsnd') });
+    conns.set(key, { rcv: ms('lastrcv'), snd: ms('lastsnd'), segsIn: ms('data_segs_in'), segsOut: ms('data_segs_out') });
   }
   return conns;
 }
 
-/** Quiet: no request pending (the last data went out after the last came in) and nothing sent for QUIET_MS. */
-export const isQuiet = (c: ClientConn): boolean => c.snd <= c.rcv && c.snd >= QUIET_MS;
+/**
+ * Quiet: no request pending (the last data went out after the last came in) and nothing sent
+ * for QUIET_MS. The kernel keeps these times in ticks (4 ms here), so "in the same tick" needs
+ * the segment counts: a connection that has received a request but never sent a byte has its
+ * first request in progress (its lastsnd is the handshake, the same tick as the request: that
+ * once passed for quiet and let the reload cut it), and in the same tick a connection counts as
+ * answered when it sent at least as many data segments as it received (each request one
+ * segment, each response at least one; a request of several segments errs on waiting).
+ */
+export function isQuiet(c: ClientConn): boolean {
+  if (c.segsIn > 0 && c.segsOut === 0) return false;
+  if (c.snd > c.rcv || c.snd < QUIET_MS) return false;
+  return c.snd < c.rcv || c.segsOut >= c.segsIn;
+}
 
 /** Established client connections on these local ports; null when `ss` cannot tell. */
 export async function clientConns(ports: readonly number[]): Promise<Map<string, ClientConn> | null> {
