@@ -38,8 +38,8 @@ try {
       extra = ['--proxy', 'varnish', '--varnish-name', join(dir, 'varnish'), '--lb-check', 'http:/id', ...tpl];
     } else extra = ['--proxy', proxy, '--start', ...tpl];
     const port = { haproxy: 25010, nginx: 25011, varnish: 25012 }[proxy];
-    const { r, k, underLoad } = await membershipUnderLoad(tc, env, `bm${proxy}`, port, extra, proxy === 'varnish' ? '1500ms:3s' : '100ms:500ms');
-    console.log(`${proxy}: ${underLoad ? 'every change under load' : 'NOT every change under load (150 s bound)'}; load average ${loadavg()[0]!.toFixed(1)}; wrk ${r.requests} requests, non-2xx ${r.non2xx}, socket errors ${r.socketErrors}; own client ${k.requests} requests, ${k.failures.length} failed${k.failures.length ? ` (${[...new Set(k.failures.map((f) => f.what))].join(', ')})` : ''}`);
+    const { r, k, underLoad, cut } = await membershipUnderLoad(tc, env, `bm${proxy}`, port, extra, proxy === 'varnish' ? '1500ms:3s' : '100ms:500ms');
+    console.log(`${proxy}: ${underLoad ? 'every change under load' : 'NOT every change under load (150 s bound)'}; load average ${loadavg()[0]!.toFixed(1)}; wrk ${r.requests} requests, non-2xx ${r.non2xx}, socket errors ${r.socketErrors}; own client ${k.requests} requests, ${k.failures.length} failed${k.failures.length ? ` (${[...new Set(k.failures.map((f) => f.what))].join(', ')})` : ''}${proxy === 'nginx' ? `; responses cut by docker rm -f (nginx log): ${cut}` : ''}`);
     await stopWatches();
   }
 } finally {
