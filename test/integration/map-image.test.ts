@@ -59,7 +59,7 @@ async function programmed(plane: string, port: number): Promise<{ targets: strin
     const map = new RegExp(`map spread_tcp_${port} \\{[^}]*elements = \\{([^}]*)\\}`).exec(text)?.[1] ?? '';
     const slots = [...map.matchAll(/(\d+) : (\S+) \. (\d+)/g)].map((m) => ({ slot: Number(m[1]), target: `${m[2]}:${m[3]}` }));
     const svc = new RegExp(`chain svc_tcp_${port} \\{\\n([^}]*)\\}`).exec(text)?.[1] ?? '';
-    const mod = /mod (\d+) map/.exec(svc) ? Number(/mod (\d+) map/.exec(svc)![1]) : 0;
+    const mod = Number(/mod (\d+)(?: seed \S+)? map/.exec(svc)?.[1] ?? 0);
     const hash = /jhash /.test(svc);
     if (slots.length > 0 || !hash) expect(slots.map((s) => s.slot).sort((a, b) => a - b)).toEqual(Array.from({ length: mod }, (_, i) => i));
     const targets = hash ? [...new Set(slots.map((s) => s.target))] : slots.map((s) => s.target);
