@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JOURNAL_MAX_RECORDS } from '../../src/engine/dataplane/state-journal.js';
@@ -72,6 +72,21 @@ describe('mappings state journal', () => {
     await writeMappings(store, state(21)); // the files are not as it left them: a snapshot
     expect(JSON.parse(readFileSync(snapshot, 'utf8')).generation).toBe(21);
     expect(await gen()).toBe(21);
+  });
+
+  it('a journal path that is not its own (a symlink put there) is never written through: a snapshot instead', async () => {
+    const { readMappings, writeMappings, store } = await fresh();
+    await readMappings(store);
+    await writeMappings(store, state(30)); // snapshot; the next write would create the journal
+    const target = join(dir, 'elsewhere');
+    writeFileSync(target, 'not yours\n');
+    symlinkSync(target, journal);
+    await readMappings(store);
+    await writeMappings(store, state(31));
+    expect(readFileSync(target, 'utf8')).toBe('not yours\n');
+    expect(JSON.parse(readFileSync(snapshot, 'utf8')).generation).toBe(31);
+    expect(existsSync(journal)).toBe(false);
+    expect(await gen()).toBe(31);
   });
 
   it(`after ${JOURNAL_MAX_RECORDS} records the next write is a snapshot; no mapping left: both files go`, async () => {

@@ -79,7 +79,8 @@ export function confirm(file: string, snapshotText: string | null, size: number)
 
 /**
  * Append `state` as a record, durable on return (O_DSYNC). Returns the snapshot text and
- * journal size it leaves, or null when a snapshot must be written instead.
+ * journal size it leaves, or null when a snapshot must be written instead. Throws when the
+ * append failed (the caller writes a snapshot then, which makes any torn record stale).
  */
 export async function append(file: string, state: unknown): Promise<{ snapshotText: string; size: number } | null> {
   const w = writers.get(file);
@@ -91,7 +92,8 @@ export async function append(file: string, state: unknown): Promise<{ snapshotTe
     const created = w.fh === null;
     // O_DSYNC: the write returns once the record is durable, one step in the thread pool that
     // runs beside the plan (a write then an fdatasync was two, the second after the plan).
-    if (created) w.fh = await open(journalOf(file), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DSYNC, PRIVATE_FILE);
+    // O_EXCL | O_NOFOLLOW: a new file of ours (the snapshot removed the last one), never a link.
+    if (created) w.fh = await open(journalOf(file), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_DSYNC, PRIVATE_FILE);
     await w.fh!.write(line);
     if (created) await syncDir(dirname(file)); // the new journal's name is durable too
   } catch (err) {

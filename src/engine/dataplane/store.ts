@@ -93,7 +93,8 @@ export async function writeMappings(store: StateStore, state: MappingsState): Pr
     await rm(journalOf(file), { force: true });
     return;
   }
-  const appended = await append(file, state);
+  // A failed append (disk full, a file that is not ours) falls back on the snapshot below.
+  const appended = await append(file, state).catch(() => null);
   if (appended) {
     lastSeen.set(file, { text: appended.snapshotText, size: appended.size, state });
     return;
