@@ -54,14 +54,17 @@ async function programmed(plane: string, port: number): Promise<{ targets: strin
   if (plane === 'nft') {
     const r = await execa('nft', ['list', 'table', 'ip', own.nftTable], { reject: false });
     const text = r.exitCode === 0 ? r.stdout : '';
-    // The spread map: slot -> address . port; every slot 0..N-1 present once, N = the rule's `mod N`.
+    // The spread map: slot -> address . port; every slot 0..N-1 present once, N = the rule's `mod N`
+    // (random: one slot per backend; hash, the default: a Maglev table of M slots over the backends).
     const map = new RegExp(`map spread_tcp_${port} \\{[^}]*elements = \\{([^}]*)\\}`).exec(text)?.[1] ?? '';
     const slots = [...map.matchAll(/(\d+) : (\S+) \. (\d+)/g)].map((m) => ({ slot: Number(m[1]), target: `${m[2]}:${m[3]}` }));
     const svc = new RegExp(`chain svc_tcp_${port} \\{\\n([^}]*)\\}`).exec(text)?.[1] ?? '';
-    const mod = /mod (\d+) map/.exec(svc) ? Number(/mod (\d+) map/.exec(svc)![1]) : 0;
-    expect(slots.map((s) => s.slot).sort((a, b) => a - b)).toEqual(Array.from({ length: mod }, (_, i) => i));
+    const mod = Number(/mod (\d+)(?: seed \S+)? map/.exec(svc)?.[1] ?? 0);
+    const hash = /jhash /.test(svc);
+    if (slots.length > 0 || !hash) expect(slots.map((s) => s.slot).sort((a, b) => a - b)).toEqual(Array.from({ length: mod }, (_, i) => i));
+    const targets = hash ? [...new Set(slots.map((s) => s.target))] : slots.map((s) => s.target);
     const pre = /chain prerouting \{([^}]*)\}/.exec(text)?.[1] ?? '';
-    return { targets: slots.map((s) => s.target).sort(), spread: mod, hooks: pre.split('\n').filter((l) => l.includes(`elastic:${id}"`)).length };
+    return { targets: targets.sort(), spread: hash ? targets.length : mod, hooks: pre.split('\n').filter((l) => l.includes(`elastic:${id}"`)).length };
   }
   const text = (await execa('iptables-save', ['-t', 'nat'])).stdout;
   const targets = [...text.matchAll(new RegExp(`--comment "elastic:${id} (\\S+)" .*-j DNAT`, 'g'))].map((m) => m[1]!);

@@ -25,9 +25,10 @@ type Snap = { services: Record<string, { backends: Array<{ endpoint: string; dra
 const socket = join(runDir, `map-image.tcp-${PORT}.sock`);
 const action = (name: string, args: object) => requestStatus<{ ok: boolean; error?: string }>(socket, { op: 'action', action: name, args }, 15_000);
 const draining = async () => (await requestStatus<Snap>(socket)).services[`tcp-${PORT}`]!.backends.filter((b) => b.draining).map((b) => b.endpoint);
+/** The backends in the spread map (hash, the default: each fills many of the Maglev slots). */
 const spread = async () => {
   const text = (await execa('nft', ['list', 'map', 'ip', own.nftTable, `spread_tcp_${PORT}`], { reject: false })).stdout;
-  return [...text.matchAll(/(198\.19\.3\.\d+) \. 80/g)].map((m) => m[1]!).sort();
+  return [...new Set([...text.matchAll(/(198\.19\.3\.\d+) \. 80/g)].map((m) => m[1]!))].sort();
 };
 
 beforeAll(async () => {

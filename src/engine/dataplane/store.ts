@@ -4,6 +4,7 @@ import { ExitCode, UserError } from '../errors.js';
 import { FileStateStore, type StateStore } from '../runtime/state-store.js';
 import { EMPTY_STATE, isMappingId, STATE_KEY, type MappingsState } from './model.js';
 import { pidAlive } from '../runtime/pid.js';
+import { append, confirm, forget, journalOf, journalSize, lastRecord, snapshotWritten } from './state-journal.js';
 
 /**
  * The `mappings` state key, and the lock that serialises "read state -> apply to the kernel ->
@@ -12,21 +13,27 @@ import { pidAlive } from '../runtime/pid.js';
  * leaves it behind and the next process takes it over once that pid is gone.
  */
 export async function readMappings(store: StateStore): Promise<MappingsState> {
-  const known = await unchanged(store);
+  const file = fileOf(store);
+  const disk = file ? await onDisk(file) : null;
+  const known = file && disk ? unchanged(file, disk) : null;
   if (known) return known;
   const s = await store.get<unknown>(STATE_KEY);
   if (s === undefined) return EMPTY_STATE;
-  const problem = shapeProblem(s);
+  // The journal's last record on this snapshot, if any (state-journal.ts).
+  const journaled = file && disk?.text && disk.size > 0 ? lastRecord(disk.text, (await readFile(journalOf(file), 'utf8').catch(() => ''))) : undefined;
+  const state = journaled ?? s;
+  const problem = shapeProblem(state);
   if (problem) {
     // Valid JSON of the wrong shape is as unusable as invalid JSON: refused the same way, never
     // half-read (it used to end in "unexpected error: Cannot read properties of undefined").
     throw new UserError(
-      `state file ${join(store.location, `${STATE_KEY}.json`)} is not a mappings state (${problem})`,
+      `state file ${join(store.location, `${STATE_KEY}.${journaled ? 'journal' : 'json'}`)} is not a mappings state (${problem})`,
       'move it aside and re-run; `elastic map-image list` and `stop` read the live rules from the kernel',
       ExitCode.config,
     );
   }
-  return s as MappingsState;
+  if (file && disk?.text) lastSeen.set(file, { ...disk, text: disk.text, state: state as MappingsState });
+  return state as MappingsState;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -75,31 +82,50 @@ export async function removeStaleTemps(store: StateStore): Promise<number> {
 
 export async function writeMappings(store: StateStore, state: MappingsState): Promise<void> {
   const file = fileOf(store);
-  if (file) lastSeen.delete(file);
-  if (state.mappings.length === 0) await store.delete(STATE_KEY);
-  else {
-    await store.put(STATE_KEY, state);
-    if (file) lastSeen.set(file, { text: `${JSON.stringify(state, null, 2)}\n`, state }); // as FileStateStore.put writes it
+  if (!file) {
+    await (state.mappings.length === 0 ? store.delete(STATE_KEY) : store.put(STATE_KEY, state));
+    return;
   }
+  lastSeen.delete(file);
+  if (state.mappings.length === 0) {
+    forget(file);
+    await store.delete(STATE_KEY);
+    await rm(journalOf(file), { force: true });
+    return;
+  }
+  // A failed append (disk full, a file that is not ours) falls back on the snapshot below.
+  const appended = await append(file, state).catch(() => null);
+  if (appended) {
+    lastSeen.set(file, { text: appended.snapshotText, size: appended.size, state });
+    return;
+  }
+  await store.put(STATE_KEY, state);
+  const text = `${JSON.stringify(state, null, 2)}\n`; // as FileStateStore.put writes it
+  await snapshotWritten(file, text);
+  lastSeen.set(file, { text, size: -1, state });
 }
 
 /**
- * The state this process last wrote or parsed, with the file's text. A sync at 1,000 backends
- * spent 2-3 ms parsing and validating a 150 kB state it had written itself, and its entries
- * being new objects made every rule mapping be computed again (toRuleMapping's cache is per
- * entry). The file is still read every time: only a byte-identical text reuses the state, so
- * another writer, a hand edit or a format change is a parse as before.
+ * The state this process last wrote or parsed, with the snapshot's text and the journal's size.
+ * A sync at 1,000 backends spent 2-3 ms parsing and validating a 150 kB state it had written
+ * itself, and its entries being new objects made every rule mapping be computed again
+ * (toRuleMapping's cache is per entry). The files are still read every time: only a
+ * byte-identical snapshot and a journal of the same size reuse the state, so another writer, a
+ * hand edit or a format change is a parse as before.
  */
-const lastSeen = new Map<string, { text: string; state: MappingsState }>();
+const lastSeen = new Map<string, { text: string; size: number; state: MappingsState }>();
 
 const fileOf = (store: StateStore) => (store instanceof FileStateStore ? join(store.location, `${STATE_KEY}.json`) : null);
 
-async function unchanged(store: StateStore): Promise<MappingsState | null> {
-  const file = fileOf(store);
-  const seen = file ? lastSeen.get(file) : undefined;
-  if (!file || !seen) return null;
-  const text = await readFile(file, 'utf8').catch(() => null);
-  if (text === seen.text) return seen.state;
+async function onDisk(file: string): Promise<{ text: string | null; size: number }> {
+  const [text, size] = await Promise.all([readFile(file, 'utf8').catch(() => null), journalSize(file)]);
+  confirm(file, text, size); // the next write appends only to files as this process left them
+  return { text, size };
+}
+
+function unchanged(file: string, disk: { text: string | null; size: number }): MappingsState | null {
+  const seen = lastSeen.get(file);
+  if (seen && disk.text === seen.text && disk.size === seen.size) return seen.state;
   lastSeen.delete(file);
   return null;
 }
