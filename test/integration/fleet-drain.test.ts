@@ -1,0 +1,126 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { elastic } from '../support/cli.js';
+import { docker, requireDocker, TEST_IMAGE, waitFor } from '../support/docker.js';
+import { EtcdCluster } from '../support/etcd.js';
+import { FleetHost, fleetStatus, teardownFleet } from '../support/fleet.js';
+import { deployFleetConfig, gates, makeNetwork, removeDeployed, replicas } from '../support/fleet-deploys.js';
+import { parseWrk } from '../support/render-backends.js';
+import type { HostStatus } from '../../src/engine/fleet/agent.js';
+
+/**
+ * The fleet-wide drain: a scale-down run by the fleet leader drains each old replica from EVERY
+ * live host's load balancers before it stops, not only from the leader's. Real etcd, two
+ * `elastic run --etcd --fleet --host` daemons (own state/run dirs, own HAProxy), one real Docker.
+ * The replicas exit at once on SIGTERM (as most apps do; the stock test image's busybox httpd as
+ * PID 1 ignores it), and the service is HAProxy tcp mode (no L7 retry can hide a cut connection):
+ * before the fleet-wide drain, connections through the non-leader's HAProxy to a stopping replica
+ * were cut (wrk socket errors). Now: 0 failed requests, and the non-leader's status showed it.
+ */
+const etcd = new EtcdCluster(26400, 1);
+const FLEET = 'fleet-drain';
+const SERVICE = `fdrweb${process.pid % 10000}`;
+const NET = `fleetdrn${process.pid % 10000}`;
+const IMAGE = `elastic-test/web-term:${process.pid}`;
+const HOSTS = [
+  { name: 'lb-1', haproxy: 26411, metrics: 26421 },
+  { name: 'lb-2', haproxy: 26412, metrics: 26422 },
+];
+const hosts = HOSTS.map((h) => new FleetHost(h.name, 'fleetdrn'));
+const dir = mkdtempSync(join(tmpdir(), 'fleet-drain-cfg-'));
+const file = join(dir, 'elastic.yaml');
+
+async function push(replicaCount: number): Promise<void> {
+  writeFileSync(file, deployFleetConfig({ name: 'fleetdrn', service: SERVICE, network: NET, port: 26410, hosts: HOSTS, version: 1, replicas: replicaCount, image: IMAGE, mode: 'tcp' }));
+  const r = await elastic(['cluster', 'push', '-c', file, '--etcd', etcd.endpoints, '--fleet', FLEET]);
+  expect(r.exitCode, `${r.stdout}${r.stderr}`).toBe(0);
+}
+
+/** The test image, but its PID 1 ends httpd and exits on SIGTERM (in ~0.1 s). */
+async function buildImage(): Promise<void> {
+  const c = await docker.createContainer({ Image: TEST_IMAGE, Labels: { 'elastic.test': 'fleet-drain' } });
+  try {
+    await c.commit({ repo: IMAGE.split(':')[0], tag: IMAGE.split(':')[1], changes: ['CMD ["/bin/sh","-c","hostname > /www/id; httpd -f -p 80 -h /www & trap \\"kill $!; exit 0\\" TERM; wait"]'] });
+  } finally {
+    await c.remove({ force: true });
+  }
+}
+
+/** Every write of a host's status key, as etcd's watch sees it (`PUT`, the key, the value: one line each). */
+function watchStatus(host: string): { seen: HostStatus[]; stop(): void } {
+  const seen: HostStatus[] = [];
+  const p = spawn('etcdctl', ['--endpoints', etcd.endpoints, 'watch', `/elastic/${FLEET}/hosts/${host}`], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'ignore'] });
+  let buf = '';
+  p.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line.startsWith('{')) seen.push(JSON.parse(line) as HostStatus);
+    }
+  });
+  return { seen, stop: () => void p.kill('SIGTERM') };
+}
+
+beforeAll(async () => {
+  await requireDocker();
+  await removeDeployed(SERVICE);
+  await buildImage();
+  await makeNetwork(NET, '198.18.70.0/25');
+  await etcd.start();
+  await push(4);
+  for (const h of hosts) h.start(etcd.endpoints, FLEET);
+}, 90_000);
+
+afterAll(async () => {
+  await teardownFleet(hosts, [], etcd, [dir]);
+  await removeDeployed(SERVICE);
+  await docker.getNetwork(NET).remove().catch(() => {});
+  await docker.getImage(IMAGE).remove({ force: true }).catch(() => {});
+}, 90_000);
+
+describe('fleet drain: every live host drains an old replica before the leader stops it', () => {
+  it('a scale-down 4 -> 1 under wrk through the NON-leader: 0 failed requests; its status showed each drain', async () => {
+    const lead = (await waitFor(async () => (await fleetStatus(etcd.endpoints, FLEET)).leader, 'a leader', 20_000, 250))!;
+    const other = HOSTS.find((h) => h.name !== lead)!;
+    const leader = hosts.find((h) => h.name === lead)!;
+    await waitFor(async () => {
+      const running = (await replicas(SERVICE)).filter((r) => r.state === 'running');
+      const passed = new Set(gates(leader).map((l) => l.id));
+      return running.length === 4 && running.every((r) => passed.has(r.id));
+    }, 'four replicas past their gate', 120_000, 250);
+    await waitFor(async () => (await fleetStatus(etcd.endpoints, FLEET)).hosts.find((h) => h.name === other.name)?.services[SERVICE]?.backends === 4, `${other.name} serving four replicas`, 30_000, 250);
+    const before = (await replicas(SERVICE)).map((r) => r.id);
+
+    const watch = watchStatus(other.name);
+    // Bounded in time (-d) and count (the script stops after 400k responses), 8 connections.
+    const script = join(dir, 'count.lua');
+    writeFileSync(script, 'local n = 0\nresponse = function()\n  n = n + 1\n  if n >= 400000 then wrk.thread:stop() end\nend\n');
+    const load = execa('wrk', ['-t1', '-c8', '-d60s', '--timeout', '5s', '-s', script, `http://127.0.0.1:${other.haproxy}/id`], { reject: false, timeout: 90_000, stdin: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 2000));
+      await push(1);
+      await waitFor(async () => (await replicas(SERVICE)).length === 1, 'three replicas stopped and removed', 90_000, 250);
+      await new Promise((r) => setTimeout(r, 1500)); // traffic on the one left
+    } finally {
+      console.log(hosts.find((h) => h.name === other.name)!.err!.lines.filter((l) => l.includes('run.fleet.drain')).join('\n'));
+      load.kill('SIGINT');
+      watch.stop();
+    }
+    const w = parseWrk(String((await load).stdout));
+    const left = (await replicas(SERVICE)).map((r) => r.id);
+    const stopped = before.filter((id) => !left.includes(id));
+    const drained = new Set(watch.seen.flatMap((s) => Object.entries(s.drains ?? {}).filter(([, d]) => d.state === 'drained').map(([id]) => id)));
+    console.log(`leader ${lead}; through ${other.name}: ${w.requests} requests, ${w.non2xx} non-2xx, ${w.socketErrors} socket errors; ${other.name} reported drained: ${[...drained].join(' ') || 'none'} (${watch.seen.length} status writes seen) of stopped ${stopped.join(' ')}\n${w.raw}`);
+    expect(w.requests).toBeGreaterThan(200);
+    expect(w.non2xx).toBe(0);
+    expect(w.socketErrors).toBe(0);
+    expect(stopped.length).toBe(3);
+    expect([...drained].sort()).toEqual([...stopped].sort());
+  }, 240_000);
+});
