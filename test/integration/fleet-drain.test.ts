@@ -123,4 +123,28 @@ describe('fleet drain: every live host drains an old replica before the leader s
     expect(stopped.length).toBe(3);
     expect([...drained].sort()).toEqual([...stopped].sort());
   }, 240_000);
+
+  it('a host cut off (SIGSTOP) does not hold a scale-down past its lease: the leader logs which host did not drain', async () => {
+    const lead = (await fleetStatus(etcd.endpoints, FLEET)).leader!;
+    const leader = hosts.find((h) => h.name === lead)!;
+    const other = hosts.find((h) => h.name !== lead)!;
+    await push(2);
+    await waitFor(async () => (await replicas(SERVICE)).filter((r) => r.state === 'running').length === 2 && (await fleetStatus(etcd.endpoints, FLEET)).hosts.every((h) => h.alive && h.services[SERVICE]?.backends === 2), 'two replicas, served by both hosts', 90_000, 250);
+    const from = leader.err!.lines.length;
+    other.child!.kill('SIGSTOP');
+    const t0 = Date.now();
+    let ms: number;
+    try {
+      await push(1);
+      await waitFor(async () => (await replicas(SERVICE)).length === 1, 'one replica left', 60_000, 100);
+      ms = Date.now() - t0;
+    } finally {
+      other.child!.kill('SIGCONT');
+    }
+    const warn = await leader.err!.next((l) => l.includes('stops without every load balancer drained'), 'the leader saying which host did not drain', 5000, from);
+    console.log(`${other.name} stopped: the replica was removed ${ms} ms after the push (drain timeout 30000 ms, lease TTL 3000 ms); ${warn.slice(0, 300)}`);
+    expect(warn).toContain(`host.${other.name}: no answer (host not alive`);
+    // Not held for the drain timeout: the lease (3 s) ends the wait.
+    expect(ms).toBeLessThan(20_000);
+  }, 180_000);
 });

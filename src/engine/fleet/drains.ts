@@ -162,7 +162,7 @@ export async function waitFleetDrained(store: FleetStore, self: string, r: Drain
     for (;;) {
       const [hosts, alive] = await Promise.all([store.list(Keys.hostsPrefix), store.list(Keys.alivePrefix)]);
       const live = new Set(alive.kvs.map((kv) => kv.key.slice(Keys.alivePrefix.length)));
-      const views = hosts.kvs
+      const all = hosts.kvs
         .map((kv) => {
           try {
             return JSON.parse(kv.value) as HostStatus;
@@ -170,11 +170,14 @@ export async function waitFleetDrained(store: FleetStore, self: string, r: Drain
             return null;
           }
         })
-        .filter((h): h is HostStatus => h !== null && h.name !== self && live.has(h.name) && h.drains !== undefined);
+        .filter((h): h is HostStatus => h !== null && h.name !== self && h.drains !== undefined);
+      const views = all.filter((h) => live.has(h.name));
       const over = Date.now() >= until || signal?.aborted === true;
       const pending = views.filter((h) => (h.drains![r.id]?.state ?? 'draining') === 'draining');
       if (pending.length === 0 || over) {
-        const out = views.map((h): DrainOutcome => outcomeOf(h.name, h.drains![r.id], r.timeoutMs));
+        // A host without its lease (dead, cut off from the store) is not waited for: said so.
+        const dead = all.filter((h) => !live.has(h.name) && h.drains![r.id]?.state !== 'drained');
+        const out = [...views.map((h): DrainOutcome => outcomeOf(h.name, h.drains![r.id], r.timeoutMs)), ...dead.map((h): DrainOutcome => ({ socket: `host.${h.name}`, outcome: 'no answer', detail: 'host not alive (no lease): not waited for' }))];
         for (const o of out) if (o.outcome !== 'drained') (logger ?? nullLogger).warn(`drain ${r.address}:${r.port} at ${o.socket}: ${o.outcome}`, { detail: o.detail, remaining: o.remaining });
         return out;
       }
