@@ -169,8 +169,7 @@ export class FleetAgent implements ConfigSource {
     try {
       const text = textForHost(splitHosts(rec.text, rec.file), this.opts.host);
       const c = parseConfig(text, `${this.opts.store.fleet}@v${rec.version}`, { env: this.opts.env, logger: this.log });
-      this.loadError = null;
-      // deploys: run only on the leader (the daemon's deploys follow `singleton`).
+      this.loadError = null; // deploys: run only on the leader (the daemon's deploys follow `singleton`)
       return c;
     } catch (err) {
       this.loadError = err instanceof ConfigError ? err.problems.join('; ') : describeError(err);
@@ -389,9 +388,7 @@ export class FleetAgent implements ConfigSource {
     // Before the daemon runs (init) there is no registry yet: nothing to report to.
     return this.daemon ? this.daemon.metrics.gauge(name, help, labels) : { set: () => {} };
   }
-  private histogram() {
-    return this.daemon!.metrics.histogram('elastic_fleet_apply_seconds', 'seconds from a push to this host applying it', [], [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
-  }
+  private histogram = () => this.daemon!.metrics.histogram('elastic_fleet_apply_seconds', 'seconds from a push to this host applying it', [], [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
 
   /** Stop following the store; the daemon (and the data plane) are stopped by the caller. */
   async stop(): Promise<void> {

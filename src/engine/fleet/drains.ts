@@ -1,10 +1,11 @@
+import { isIP } from 'node:net';
 import type { DrainOutcome } from '../deploy/drain.js';
 import { stateKey, type DeployState, type DrainingReplica } from '../deploy/state.js';
 import { describeError } from '../errors.js';
-import { printable } from '../model/validate.js';
+import { isIdent, printable } from '../model/validate.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 import type { HostStatus } from './agent.js';
-import { Keys, type FleetStore } from './store.js';
+import { Keys, type FleetStore, type KeyValue } from './store.js';
 
 /**
  * The fleet-wide drain (docs/fleet.md, "deploys: on the leader"). Before the leader stops an old
@@ -103,19 +104,7 @@ export class FleetDrains {
   }
 
   private async listed(): Promise<Map<string, { service: string; replica: DrainingReplica }>> {
-    const out = new Map<string, { service: string; replica: DrainingReplica }>();
-    for (const kv of (await this.o.store.list(DEPLOY_PREFIX)).kvs) {
-      let s: DeployState | null = null;
-      try {
-        s = JSON.parse(kv.value) as DeployState | null;
-      } catch {
-        continue;
-      }
-      for (const r of Array.isArray(s?.draining) ? s.draining : []) {
-        if (typeof r?.id === 'string' && typeof r.address === 'string' && Number.isInteger(r.port) && r.port > 0 && r.port < 65536) out.set(r.id, { service: s!.service, replica: r });
-      }
-    }
-    return out;
+    return drainingIn((await this.o.store.list(DEPLOY_PREFIX)).kvs);
   }
 
   private run(service: string, r: DrainingReplica): void {
@@ -161,23 +150,8 @@ export async function waitFleetDrained(store: FleetStore, self: string, r: Drain
   try {
     for (;;) {
       const [hosts, alive] = await Promise.all([store.list(Keys.hostsPrefix), store.list(Keys.alivePrefix)]);
-      const live = new Set(alive.kvs.map((kv) => kv.key.slice(Keys.alivePrefix.length)));
-      const all = hosts.kvs
-        .map((kv) => {
-          try {
-            return JSON.parse(kv.value) as HostStatus;
-          } catch {
-            return null;
-          }
-        })
-        .filter((h): h is HostStatus => h !== null && h.name !== self && h.drains !== undefined);
-      const views = all.filter((h) => live.has(h.name));
-      const over = Date.now() >= until || signal?.aborted === true;
-      const pending = views.filter((h) => (h.drains![r.id]?.state ?? 'draining') === 'draining');
-      if (pending.length === 0 || over) {
-        // A host without its lease (dead, cut off from the store) is not waited for: said so.
-        const dead = all.filter((h) => !live.has(h.name) && h.drains![r.id]?.state !== 'drained');
-        const out = [...views.map((h): DrainOutcome => outcomeOf(h.name, h.drains![r.id], r.timeoutMs)), ...dead.map((h): DrainOutcome => ({ socket: `host.${h.name}`, outcome: 'no answer', detail: 'host not alive (no lease): not waited for' }))];
+      const { pending, outcomes: out } = fleetDrainView(self, r, hosts.kvs, alive.kvs);
+      if (pending.length === 0 || Date.now() >= until || signal?.aborted === true) {
         for (const o of out) if (o.outcome !== 'drained') (logger ?? nullLogger).warn(`drain ${r.address}:${r.port} at ${o.socket}: ${o.outcome}`, { detail: o.detail, remaining: o.remaining });
         return out;
       }
@@ -190,6 +164,48 @@ export async function waitFleetDrained(store: FleetStore, self: string, r: Drain
   } finally {
     await w?.cancel().catch(() => {});
   }
+}
+
+/**
+ * Pure: the other hosts' drains of `r` as the store holds them. `pending`: live hosts that report
+ * drains and have not finished this one; `outcomes`: one per host that reports drains, a host
+ * without its lease (dead, cut off) as `no answer` (it is not waited for) unless it drained.
+ */
+export function fleetDrainView(self: string, r: DrainingReplica, hosts: readonly KeyValue[], alive: readonly KeyValue[]): { pending: string[]; outcomes: DrainOutcome[] } {
+  const live = new Set(alive.map((kv) => kv.key.slice(Keys.alivePrefix.length)));
+  const all = hosts
+    .map((kv) => {
+      try {
+        return JSON.parse(kv.value) as HostStatus;
+      } catch {
+        return null;
+      }
+    })
+    .filter((h): h is HostStatus => h !== null && h.name !== self && h.drains !== undefined && h.drains !== null);
+  const views = all.filter((h) => live.has(h.name));
+  const dead = all.filter((h) => !live.has(h.name) && h.drains![r.id]?.state !== 'drained');
+  return {
+    pending: views.filter((h) => (h.drains![r.id]?.state ?? 'draining') === 'draining').map((h) => h.name),
+    outcomes: [...views.map((h) => outcomeOf(h.name, h.drains![r.id], r.timeoutMs)), ...dead.map((h): DrainOutcome => ({ socket: `host.${h.name}`, outcome: 'no answer', detail: 'host not alive (no lease): not waited for' }))],
+  };
+}
+
+/** Pure: the replicas every deploy state lists as draining (checked: the store is shared), by id. */
+export function drainingIn(kvs: readonly KeyValue[]): Map<string, { service: string; replica: DrainingReplica }> {
+  const out = new Map<string, { service: string; replica: DrainingReplica }>();
+  for (const kv of kvs) {
+    let s: DeployState | null = null;
+    try {
+      s = JSON.parse(kv.value) as DeployState | null;
+    } catch {
+      continue;
+    }
+    if (typeof s?.service !== 'string' || !isIdent(s.service) || !Array.isArray(s.draining)) continue;
+    for (const r of s.draining) {
+      if (typeof r?.id === 'string' && /^[0-9a-f]{12,64}$/.test(r.id) && typeof r.address === 'string' && isIP(r.address) && Number.isInteger(r.port) && r.port > 0 && r.port < 65536) out.set(r.id, { service: s.service, replica: r });
+    }
+  }
+  return out;
 }
 
 function outcomeOf(host: string, d: HostDrain | undefined, timeoutMs: number): DrainOutcome {
