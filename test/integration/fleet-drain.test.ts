@@ -34,8 +34,9 @@ const hosts = HOSTS.map((h) => new FleetHost(h.name, 'fleetdrn'));
 const dir = mkdtempSync(join(tmpdir(), 'fleet-drain-cfg-'));
 const file = join(dir, 'elastic.yaml');
 
-async function push(replicaCount: number): Promise<void> {
-  writeFileSync(file, deployFleetConfig({ name: 'fleetdrn', service: SERVICE, network: NET, port: 26410, hosts: HOSTS, version: 1, replicas: replicaCount, image: IMAGE, mode: 'tcp' }));
+/** A version whose deploy has `replicaCount` replicas; `env` (V=) changes the revision: a rolling update. */
+async function push(replicaCount: number, env = 1): Promise<void> {
+  writeFileSync(file, deployFleetConfig({ name: 'fleetdrn', service: SERVICE, network: NET, port: 26410, hosts: HOSTS, version: env, replicas: replicaCount, image: IMAGE, mode: 'tcp' }));
   const r = await elastic(['cluster', 'push', '-c', file, '--etcd', etcd.endpoints, '--fleet', FLEET]);
   expect(r.exitCode, `${r.stdout}${r.stderr}`).toBe(0);
 }
@@ -65,6 +66,13 @@ function watchStatus(host: string): { seen: HostStatus[]; stop(): void } {
     }
   });
   return { seen, stop: () => void p.kill('SIGTERM') };
+}
+
+/** Bounded in time (-d 60 s) and count (the script stops after 400k responses), 8 connections; SIGINT ends it early. */
+function boundedWrk(port: number) {
+  const script = join(dir, 'count.lua');
+  writeFileSync(script, 'local n = 0\nresponse = function()\n  n = n + 1\n  if n >= 400000 then wrk.thread:stop() end\nend\n');
+  return execa('wrk', ['-t1', '-c8', '-d60s', '--timeout', '5s', '-s', script, `http://127.0.0.1:${port}/id`], { reject: false, timeout: 90_000, stdin: 'ignore' });
 }
 
 beforeAll(async () => {
@@ -98,10 +106,7 @@ describe('fleet drain: every live host drains an old replica before the leader s
     const before = (await replicas(SERVICE)).map((r) => r.id);
 
     const watch = watchStatus(other.name);
-    // Bounded in time (-d) and count (the script stops after 400k responses), 8 connections.
-    const script = join(dir, 'count.lua');
-    writeFileSync(script, 'local n = 0\nresponse = function()\n  n = n + 1\n  if n >= 400000 then wrk.thread:stop() end\nend\n');
-    const load = execa('wrk', ['-t1', '-c8', '-d60s', '--timeout', '5s', '-s', script, `http://127.0.0.1:${other.haproxy}/id`], { reject: false, timeout: 90_000, stdin: 'ignore' });
+    const load = boundedWrk(other.haproxy);
     try {
       await new Promise((r) => setTimeout(r, 2000));
       await push(1);
@@ -147,4 +152,28 @@ describe('fleet drain: every live host drains an old replica before the leader s
     // Not held for the drain timeout: the lease (3 s) ends the wait.
     expect(ms).toBeLessThan(20_000);
   }, 180_000);
+
+  it('a rolling update (new revision, 1 -> 2 replicas) under wrk through the NON-leader: 0 failed requests', async () => {
+    await waitFor(async () => (await fleetStatus(etcd.endpoints, FLEET)).hosts.every((h) => h.alive && h.services[SERVICE]?.backends === 1), 'both hosts back and serving the one replica', 60_000, 250);
+    const lead = (await fleetStatus(etcd.endpoints, FLEET)).leader!;
+    const other = HOSTS.find((h) => h.name !== lead)!;
+    const old = (await replicas(SERVICE)).map((r) => r.id);
+    const load = boundedWrk(other.haproxy);
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      await push(2, 2);
+      await waitFor(async () => {
+        const all = await replicas(SERVICE);
+        return all.length === 2 && all.every((r) => r.v === '2' && r.state === 'running') && !all.some((r) => old.includes(r.id));
+      }, 'two replicas of V=2, the old one removed', 120_000, 250);
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      load.kill('SIGINT');
+    }
+    const w = parseWrk(String((await load).stdout));
+    console.log(`rolling update, leader ${lead}; through ${other.name}: ${w.requests} requests, ${w.non2xx} non-2xx, ${w.socketErrors} socket errors\n${w.raw}`);
+    expect(w.requests).toBeGreaterThan(200);
+    expect(w.non2xx).toBe(0);
+    expect(w.socketErrors).toBe(0);
+  }, 240_000);
 });
