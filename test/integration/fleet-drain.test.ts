@@ -11,6 +11,7 @@ import { FleetHost, fleetStatus, teardownFleet } from '../support/fleet.js';
 import { deployFleetConfig, gates, makeNetwork, removeDeployed, replicas } from '../support/fleet-deploys.js';
 import { parseWrk } from '../support/render-backends.js';
 import type { HostStatus } from '../../src/engine/fleet/agent.js';
+import { listStatusSockets, requestStatus } from '../../src/engine/runtime/status.js';
 
 /**
  * The fleet-wide drain: a scale-down run by the fleet leader drains each old replica from EVERY
@@ -129,7 +130,7 @@ describe('fleet drain: every live host drains an old replica before the leader s
     expect([...drained].sort()).toEqual([...stopped].sort());
   }, 240_000);
 
-  it('a host cut off (SIGSTOP) does not hold a scale-down past its lease: the leader logs which host did not drain', async () => {
+  it('a host cut off (SIGSTOP) does not hold a scale-down past its lease: the leader logs which host did not drain, and its deploy status shows it', async () => {
     const lead = (await fleetStatus(etcd.endpoints, FLEET)).leader!;
     const leader = hosts.find((h) => h.name === lead)!;
     const other = hosts.find((h) => h.name !== lead)!;
@@ -149,6 +150,10 @@ describe('fleet drain: every live host drains an old replica before the leader s
     const warn = await leader.err!.next((l) => l.includes('stops without every load balancer drained'), 'the leader saying which host did not drain', 5000, from);
     console.log(`${other.name} stopped: the replica was removed ${ms} ms after the push (drain timeout 30000 ms, lease TTL 3000 ms); ${warn.slice(0, 300)}`);
     expect(warn).toContain(`host.${other.name}: no answer (host not alive`);
+    // The leader's deploy status (its status socket, as `top` reads it): the last drain, per host.
+    const sock = (await listStatusSockets(leader.runDir)).find((x) => x.kind === 'run')!;
+    const snap = await requestStatus<{ services: Record<string, { deploy?: { lastDrain?: { outcomes: Array<{ socket: string; outcome: string }> } } }> }>(sock.path);
+    expect(snap.services[SERVICE]?.deploy?.lastDrain?.outcomes).toContainEqual(expect.objectContaining({ socket: `host.${other.name}`, outcome: 'no answer' }));
     // Not held for the drain timeout: the lease (3 s) ends the wait.
     expect(ms).toBeLessThan(20_000);
   }, 180_000);
