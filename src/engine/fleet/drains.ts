@@ -143,22 +143,40 @@ export class FleetDrains {
  * host (`host.<name>`); a host that was not alive is not waited for.
  */
 export async function waitFleetDrained(store: FleetStore, self: string, r: DrainingReplica, signal?: AbortSignal, logger?: Logger): Promise<DrainOutcome[]> {
+  const log = logger ?? nullLogger;
   const until = Date.now() + r.timeoutMs + GRACE_MS;
   let wake: (() => void) | null = null;
-  const { revision } = await store.list(Keys.hostsPrefix);
-  const w = await store.watch(Keys.hostsPrefix, revision + 1, { change: () => wake?.(), error: () => {} }).catch(() => null);
+  // The watch only wakes the loop early; without it the loop reads every second.
+  const w = await store
+    .list(Keys.hostsPrefix)
+    .then(({ revision }) => store.watch(Keys.hostsPrefix, revision + 1, { change: () => wake?.(), error: () => {} }))
+    .catch(() => null);
+  let last: { pending: string[]; outcomes: DrainOutcome[] } | null = null;
+  let error: string | null = null;
   try {
     for (;;) {
-      const [hosts, alive] = await Promise.all([store.list(Keys.hostsPrefix), store.list(Keys.alivePrefix)]);
-      const { pending, outcomes: out } = fleetDrainView(self, r, hosts.kvs, alive.kvs);
-      if (pending.length === 0 || Date.now() >= until || signal?.aborted === true) {
-        for (const o of out) if (o.outcome !== 'drained') (logger ?? nullLogger).warn(`drain ${r.address}:${r.port} at ${o.socket}: ${o.outcome}`, { detail: o.detail, remaining: o.remaining });
+      try {
+        const [hosts, alive] = await Promise.all([store.list(Keys.hostsPrefix), store.list(Keys.alivePrefix)]);
+        last = fleetDrainView(self, r, hosts.kvs, alive.kvs);
+        error = null;
+      } catch (err) {
+        error = describeError(err); // the store away: keep waiting (bounded); the stop's own store check decides
+      }
+      if ((last && last.pending.length === 0 && !error) || Date.now() >= until || signal?.aborted === true) {
+        if (error) log.warn(`drain ${r.address}:${r.port}: the other hosts' drains could not be read`, { error });
+        const out = last?.outcomes ?? [{ socket: 'fleet', outcome: 'no answer', detail: printable(error ?? 'not read', 120) }];
+        for (const o of out) if (o.outcome !== 'drained') log.warn(`drain ${r.address}:${r.port} at ${o.socket}: ${o.outcome}`, { detail: o.detail, remaining: o.remaining });
         return out;
       }
       await new Promise<void>((res) => {
-        const t = setTimeout(res, Math.min(1000, Math.max(0, until - Date.now())));
-        wake = () => (clearTimeout(t), res());
-        signal?.addEventListener('abort', wake, { once: true });
+        const done = () => {
+          clearTimeout(t);
+          signal?.removeEventListener('abort', done);
+          res();
+        };
+        const t = setTimeout(done, Math.min(1000, Math.max(0, until - Date.now())));
+        wake = done;
+        signal?.addEventListener('abort', done, { once: true });
       });
     }
   } finally {
