@@ -95,7 +95,10 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
       const observed = all.filter((r) => !retiring.has(r.id));
       const gone = [...gating, ...draining.keys()].filter((id) => !all.some((r) => r.id === id));
       if (gone.length) {
-        for (const id of gone) gating.delete(id), draining.delete(id);
+        for (const id of gone) {
+          gating.delete(id);
+          draining.delete(id);
+        }
         await save();
       }
       for (const r of observed) {
