@@ -6,7 +6,7 @@ import { decide, initialScalerState, type AutoscaleSpec, type ScalerState } from
 import { DeployDocker } from './deploy/docker-ops.js';
 import { sampleLoad } from './deploy/metrics.js';
 import { simulatePlan, type Replica, type Step } from './deploy/plan.js';
-import { converge, type RolloutEvent } from './deploy/rollout.js';
+import { converge, type ExecutorOptions, type RolloutEvent } from './deploy/rollout.js';
 import { checkReplicas, checkService, resolveBudget, revisionOf, type DeploySpec } from './deploy/spec.js';
 import { loadState, saveState, serviceOfKey, type DeployState, type RevisionRecord } from './deploy/state.js';
 import { DeployView, type ServiceView } from './deploy/view.js';
@@ -27,6 +27,8 @@ export interface DeployContext {
   readonly runDir?: string;
   /** Before every container change; rejects to prevent it (a fleet host that no longer leads). */
   readonly guard?: (what: string) => Promise<void>;
+  /** A fleet leader: the other hosts drain an old replica too, and say so (rollout.ts). */
+  readonly fleetDrain?: ExecutorOptions['fleetDrain'];
 }
 
 export interface DeployResult {
@@ -80,6 +82,7 @@ async function runConverge(state: DeployState, s: Session, ctx: DeployContext, v
     logger: s.log,
     signal: ctx.signal,
     runDir: ctx.runDir,
+    fleetDrain: ctx.fleetDrain,
     image: (rec: RevisionRecord) => s.ops.image(rec.imageId),
     onEvent: (e) => {
       view.apply(e);

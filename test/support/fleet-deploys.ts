@@ -7,7 +7,7 @@ import { docker, TEST_IMAGE } from './docker.js';
  * host logged about container changes (--log-json); every Docker event of the service, with the
  * time it was seen.
  */
-export function deployFleetConfig(o: { name: string; service: string; network: string; port: number; hosts: readonly HostPorts[]; version: number }): string {
+export function deployFleetConfig(o: { name: string; service: string; network: string; port: number; hosts: readonly HostPorts[]; version: number; replicas?: number; image?: string; mode?: 'http' | 'tcp' }): string {
   return `version: 1
 name: ${o.name}
 sources:
@@ -17,9 +17,9 @@ services:
   - name: ${o.service}
     sources: [deployed]
     guardrails: { min_backends: 1, max_change: 100 }
-    haproxy: { port: ${o.port}, mode: http }
+    haproxy: { port: ${o.port}, mode: ${o.mode ?? 'http'} }
 deploys:
-  - { service: ${o.service}, image: ${TEST_IMAGE}, replicas: 2, port: 80, health: tcp, network: ${o.network}, env: ["V=${o.version}"] }
+  - { service: ${o.service}, image: ${o.image ?? TEST_IMAGE}, replicas: ${o.replicas ?? 2}, port: 80, health: tcp, network: ${o.network}, env: ["V=${o.version}"] }
 sync: { min_interval_ms: 50 }
 hosts:
 ${o.hosts.map((h) => `  ${h.name}:\n    services:\n      ${o.service}: { haproxy: { port: ${h.haproxy} } }\n    metrics: { prometheus: { port: ${h.metrics} } }`).join('\n')}

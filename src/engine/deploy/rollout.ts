@@ -6,7 +6,7 @@ import { drainEverywhere, type DrainOutcome } from './drain.js';
 import { describeCheck, resolveGate, waitGate } from './gate.js';
 import { isAvailableOld, planStep, type Replica, type RemoveReason } from './plan.js';
 import { resolveBudget } from './spec.js';
-import { saveState, type DeployState, type Phase, type RevisionRecord } from './state.js';
+import { saveState, type DeployState, type DrainingReplica, type Phase, type RevisionRecord } from './state.js';
 
 /**
  * The rollout executor: observe the service's containers, ask the planner for the next step, do
@@ -32,6 +32,12 @@ export interface ExecutorOptions {
   /** Images by revision (the target's, and the previous one's for a rollback). */
   readonly image: (rec: RevisionRecord) => Promise<ImageFacts>;
   readonly gatePollMs?: number;
+  /**
+   * A fleet leader: every other live host drains the replica from its own load balancers (it
+   * follows `draining` in the deploy state, fleet/drains.ts); resolves with each host's outcome,
+   * bounded by the replica's drain timeout.
+   */
+  readonly fleetDrain?: (r: DrainingReplica, signal?: AbortSignal) => Promise<readonly DrainOutcome[]>;
 }
 
 export interface ConvergeResult {
@@ -63,11 +69,13 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
   /** Replicas not admitted by their gate: the load balancers leave them out (readiness.ts). */
   const gating = new Set(state.gating ?? []);
   const gatingKnown = state.gating !== undefined;
+  /** Old replicas being drained (every host of a fleet drains them too): dropped once removed. */
+  const draining = new Map((state.draining ?? []).map((d) => [d.id, d]));
   let saving: Promise<unknown> = Promise.resolve();
   /** Every state write goes through here, one after the other: gates finish in parallel. */
   const save = (extra: Partial<DeployState> = {}): Promise<void> => {
     const next = saving.then(async () => {
-      state = await saveState(opts.store, { ...state, ...extra, gating: [...gating] });
+      state = await saveState(opts.store, { ...state, ...extra, gating: [...gating], draining: [...draining.values()] });
     });
     saving = next.catch(() => {});
     return next;
@@ -85,9 +93,12 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
       if (backgroundErrors.length) throw backgroundErrors[0];
       const all = await opts.ops.replicas(service);
       const observed = all.filter((r) => !retiring.has(r.id));
-      const gone = [...gating].filter((id) => !all.some((r) => r.id === id));
+      const gone = [...gating, ...draining.keys()].filter((id) => !all.some((r) => r.id === id));
       if (gone.length) {
-        for (const id of gone) gating.delete(id);
+        for (const id of gone) {
+          gating.delete(id);
+          draining.delete(id);
+        }
         await save();
       }
       for (const r of observed) {
@@ -154,8 +165,12 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
         const port = portOf(r.revision);
         if (isAvailableOld(r) && r.address && port && (reason === 'old revision' || reason === 'scale down')) {
           ev('draining', `${r.address}:${port}`);
-          const outcomes = await drainEverywhere({ service, address: r.address, port }, spec.rollout.drainTimeoutMs, { runDir: opts.runDir, logger: log });
-          emit({ type: 'drain', id: r.id, outcomes });
+          // On record (fenced, in a fleet) before any drain: the fleet's hosts drain it too.
+          const d: DrainingReplica = { id: r.id, address: r.address, port, timeoutMs: spec.rollout.drainTimeoutMs, since: new Date().toISOString() };
+          draining.set(r.id, d);
+          await save();
+          const [here, fleet] = await Promise.all([drainEverywhere({ service, address: r.address, port }, d.timeoutMs, { runDir: opts.runDir, logger: log }), opts.fleetDrain?.(d, opts.signal) ?? []]);
+          emit({ type: 'drain', id: r.id, outcomes: [...here, ...fleet] });
         }
         ev('stopping', reason);
         // Once signalled it no longer counts (as Kubernetes treats terminating pods): the wait for
@@ -166,7 +181,8 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
           await opts.ops.remove(r.id);
           removed++;
           gates.ready.delete(r.id);
-          if (gating.delete(r.id)) await save();
+          const listed = [gating.delete(r.id), draining.delete(r.id)];
+          if (listed.some(Boolean)) await save();
           ev('removed', reason);
         })()
           .catch((err: unknown) => void backgroundErrors.push(err))

@@ -34,7 +34,22 @@ export interface DeployState {
    * container starts, so no balancer ever sees it running unlisted.
    */
   readonly gating?: readonly string[];
+  /**
+   * Old replicas being drained before they stop (written before the drain starts, dropped once
+   * removed): in a fleet every host drains them from its own load balancers and reports it
+   * (fleet/drains.ts); the leader waits for that before it stops the container.
+   */
+  readonly draining?: readonly DrainingReplica[];
   readonly updated: string;
+}
+
+export interface DrainingReplica {
+  readonly id: string;
+  readonly address: string;
+  readonly port: number;
+  /** How long a host's drain may wait for its connections, ms (the deploy's drain timeout). */
+  readonly timeoutMs: number;
+  readonly since: string;
 }
 
 export const stateKey = (service: string) => `deploy-${service}`;

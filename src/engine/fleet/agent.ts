@@ -5,6 +5,7 @@ import { ConfigError, parseConfig, type RunConfig } from '../run/config.js';
 import type { ConfigSource } from '../run/daemon.js';
 import type { SingletonGate } from '../run/deploys.js';
 import type { MetricsRegistry } from '../run/metrics.js';
+import { FleetDrains, waitFleetDrained, type HostDrain } from './drains.js';
 import { Leadership } from './election.js';
 import { splitHosts, textForHost } from './hosts.js';
 import { Keys, type FleetStore, type Put, type StoreLease } from './store.js';
@@ -47,6 +48,8 @@ export interface HostStatus {
   readonly elbRefusal?: { readonly message: string; readonly at: string } | null;
   /** Seconds the host could not reach the store, last time it could not (null: never). */
   readonly lastStale: { readonly from: string; readonly to: string } | null;
+  /** Old replicas the leader listed as draining, drained here from this host's load balancers (drains.ts). */
+  readonly drains?: Readonly<Record<string, HostDrain>>;
   readonly services: Readonly<Record<string, { readonly backends: ReadonlyArray<{ address: string; port: number; health: string }>; readonly refused: unknown }>>;
   readonly updatedAt: string;
 }
@@ -54,6 +57,7 @@ export interface HostStatus {
 interface Daemon {
   reload(): Promise<{ readonly result: 'applied' | 'unchanged' | 'refused' | 'failed'; readonly error?: string }>;
   statusServices(opts?: { appliers?: boolean }): Promise<Record<string, unknown>>;
+  drain(args: { address: string; port: number; timeoutMs: number }): Promise<Record<string, unknown>>;
   readonly metrics: MetricsRegistry;
   readonly current: RunConfig;
 }
@@ -71,6 +75,7 @@ export class FleetAgent implements ConfigSource {
   private refusedVersion: number | null = null;
   private elbRefusal: HostStatus['elbRefusal'] = null;
   private daemon: Daemon | null = null;
+  private drains: FleetDrains | null = null;
   private lease: StoreLease | null = null;
   private watches: Map<string, { cancel(): Promise<void> }> = new Map();
   private keepaliveOk = true;
@@ -140,6 +145,7 @@ export class FleetAgent implements ConfigSource {
     guard: async (what) => {
       if (!(await this.fenced([]))) throw new UserError(`${what} refused: host ${this.opts.host} no longer leads fleet ${this.opts.store.fleet}`, 'nothing was changed; the leader carries on from the containers that exist', ExitCode.refused);
     },
+    drain: (r, signal) => waitFleetDrained(this.opts.store, this.opts.host, r, signal, this.log),
   };
 
   get appliedVersion(): number | null {
@@ -163,8 +169,7 @@ export class FleetAgent implements ConfigSource {
     try {
       const text = textForHost(splitHosts(rec.text, rec.file), this.opts.host);
       const c = parseConfig(text, `${this.opts.store.fleet}@v${rec.version}`, { env: this.opts.env, logger: this.log });
-      this.loadError = null;
-      // deploys: run only on the leader (the daemon's deploys follow `singleton`).
+      this.loadError = null; // deploys: run only on the leader (the daemon's deploys follow `singleton`)
       return c;
     } catch (err) {
       this.loadError = err instanceof ConfigError ? err.problems.join('; ') : describeError(err);
@@ -176,6 +181,8 @@ export class FleetAgent implements ConfigSource {
   async attach(daemon: Daemon): Promise<void> {
     this.daemon = daemon;
     this.markApplied(this.pending!);
+    this.drains = new FleetDrains({ store: this.opts.store, drain: (a) => daemon.drain(a), leading: () => this.leading, changed: () => void this.sync('drain'), logger: this.log });
+    void this.drains.start();
     this.metric('elastic_fleet_store_up', 'the fleet store answers (1) or not (0)').set({}, 1);
     this.metric('elastic_fleet_leader', 'this host leads the fleet (1) or not (0)').set({}, 0);
     await this.ensureLive().catch((err) => this.storeDown(err));
@@ -362,6 +369,7 @@ export class FleetAgent implements ConfigSource {
       refusal: this.refusal,
       elbRefusal: this.elbRefusal,
       lastStale: this.lastStale,
+      drains: this.drains?.status() ?? {},
       services,
       updatedAt: new Date().toISOString(),
     };
@@ -380,9 +388,7 @@ export class FleetAgent implements ConfigSource {
     // Before the daemon runs (init) there is no registry yet: nothing to report to.
     return this.daemon ? this.daemon.metrics.gauge(name, help, labels) : { set: () => {} };
   }
-  private histogram() {
-    return this.daemon!.metrics.histogram('elastic_fleet_apply_seconds', 'seconds from a push to this host applying it', [], [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
-  }
+  private histogram = () => this.daemon!.metrics.histogram('elastic_fleet_apply_seconds', 'seconds from a push to this host applying it', [], [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
 
   /** Stop following the store; the daemon (and the data plane) are stopped by the caller. */
   async stop(): Promise<void> {
@@ -391,6 +397,7 @@ export class FleetAgent implements ConfigSource {
     if (this.timer) clearInterval(this.timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     await this.syncing?.catch(() => {});
+    await this.drains?.stop();
     for (const w of this.watches.values()) await w.cancel();
     await this.lease?.revoke().catch(() => {});
   }

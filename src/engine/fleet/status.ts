@@ -21,6 +21,8 @@ export interface HostView {
   readonly elastic: string | null;
   readonly updatedAt: string | null;
   readonly lastStale: HostStatus['lastStale'];
+  /** Old replicas this host drained for the leader (or is draining), by container id. */
+  readonly drains: NonNullable<HostStatus['drains']>;
   readonly services: Readonly<Record<string, { backends: number; healthy: number; refused: unknown }>>;
 }
 
@@ -63,6 +65,7 @@ export function buildStatus(fleet: string, rec: VersionRecord | null, hosts: rea
         elastic: h.elastic ?? null,
         updatedAt: h.updatedAt ?? null,
         lastStale: h.lastStale ?? null,
+        drains: h.drains ?? {},
         services: Object.fromEntries(Object.entries(h.services ?? {}).map(([n, s]) => [n, { backends: s.backends.length, healthy: s.backends.filter((b) => b.health === 'healthy' || b.health === 'none').length, refused: s.refused }])),
       };
     });

@@ -371,7 +371,8 @@ export class RunDaemon {
     info.set({ name: this.config.name, hash: this.config.hash }, 1);
   }
 
-  private drain(args: Record<string, unknown>): Promise<Record<string, unknown>> {
+  /** The drain contract: every applier takes address:port out and waits (also a fleet host's drain for the leader). */
+  drain(args: Record<string, unknown>): Promise<Record<string, unknown>> {
     return drainAll(this.appliers, args, (m) => this.status?.event('drain', m));
   }
 

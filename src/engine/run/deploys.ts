@@ -1,4 +1,4 @@
-import { deployUp, type DeployResult } from '../deploy.js';
+import { deployUp, type DeployContext, type DeployResult } from '../deploy.js';
 import { buildSpec } from '../deploy/options.js';
 import type { RolloutEvent } from '../deploy/rollout.js';
 import type { DeploySpec } from '../deploy/spec.js';
@@ -34,6 +34,8 @@ export interface DeployStatus {
   finished: string | null;
   replicas: Record<string, { name: string; revision: string; phase: string; detail?: string }>;
   last: Pick<DeployResult, 'created' | 'removed' | 'failed' | 'rolledBack'> | null;
+  /** The last drain of an old replica, per load balancer (a fleet: `host.<name>` per other host). */
+  lastDrain?: { id: string; at: string; outcomes: ReadonlyArray<{ socket: string; outcome: string; remaining?: number; detail?: string }> };
 }
 
 export interface DaemonDeploysOptions {
@@ -57,6 +59,8 @@ export interface SingletonGate {
   onChange(fn: (leading: boolean) => void): void;
   /** Before a container change: rejects (refused) unless this host still leads (checked in the store). */
   guard(what: string): Promise<void>;
+  /** Before an old replica stops: every other live host drains it, bounded (fleet/drains.ts). */
+  drain?: NonNullable<DeployContext['fleetDrain']>;
 }
 
 /** `deploys:` entry -> the spec `elastic deploy` builds from its flags (same checks, same defaults). */
@@ -170,6 +174,7 @@ export class DaemonDeploys {
         signal,
         runDir: this.opts.runDir,
         guard: gate && ((what) => gate.guard(what)),
+        fleetDrain: gate?.drain,
         onEvent: (e) => this.onEvent(st, e, log),
       });
       Object.assign(st, { state: 'ok', phase: r.phase, message: r.message, revision: r.revision, last: { created: r.created, removed: r.removed, failed: r.failed, rolledBack: r.rolledBack } });
@@ -191,7 +196,12 @@ export class DaemonDeploys {
   }
 
   private onEvent(st: DeployStatus, e: RolloutEvent, log: Logger): void {
-    if (e.type === 'phase') {
+    if (e.type === 'drain') {
+      st.lastDrain = { id: e.id, at: new Date().toISOString(), outcomes: e.outcomes };
+      const short = e.outcomes.filter((o) => o.outcome !== 'drained' && o.outcome !== 'not ours');
+      // A host that did not answer (dead, cut off) or could not drain: the replica stops anyway.
+      if (short.length) log.warn(`replica ${e.id} stops without every load balancer drained`, { service: st.service, id: e.id, outcomes: short.map((o) => `${o.socket}: ${o.outcome}${o.detail ? ` (${o.detail})` : ''}`).join('; ') });
+    } else if (e.type === 'phase') {
       st.phase = e.phase;
       st.message = e.message;
     } else if (e.type === 'replica') {
