@@ -320,6 +320,9 @@ export abstract class EdgeClients extends EdgeNodes {
     r.forwarded++;
     r.wait.add(Date.now() - c.arrived);
     const up = connect({ host: '127.0.0.1', port, noDelay: true, allowHalfOpen: true });
+    // The entry takes a PROXY header: its destination is the listener the client reached, where
+    // HAProxy sends it back if its slot is taken meanwhile (docs/proxy.md, Overflow).
+    up.write(`PROXY TCP4 127.0.0.1 127.0.0.1 ${c.sock.remotePort ?? 0} ${c.sock.localPort ?? 0}\r\n`);
     for (const chunk of c.chunks) up.write(chunk);
     c.chunks = [];
     const sock = c.sock;
