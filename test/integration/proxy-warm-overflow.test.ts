@@ -1,11 +1,11 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEdge, startNode, type RunningEdge, type RunningNode } from '../../src/engine/proxy.js';
 import { waitFor } from '../support/docker.js';
-import { appCommand, get, TEST_TOKEN, type Reply } from '../support/proxy.js';
+import { appCommand, get, rawConnect, readAll, TEST_TOKEN, type Reply } from '../support/proxy.js';
 
 /**
  * Overflow on the warm path (docs/proxy.md, "Overflow and the queue"): a client that finds every
@@ -14,6 +14,7 @@ import { appCommand, get, TEST_TOKEN, type Reply } from '../support/proxy.js';
  * waits longer than --queue-timeout gets 503 + Retry-After, never a bare close, and the app of a
  * concurrency-1 node never holds 2 connections. Real HAProxy, real app. Ports 26800-26819.
  */
+
 const WARM_APP = fileURLToPath(new URL('../fixtures/proxy/warm-app.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'elastic-proxy-overflow-'));
 process.env.ELASTIC_RUN_DIR = join(dir, 'run');
@@ -54,4 +55,32 @@ describe('proxy edge: warm-path overflow', () => {
     expect(done.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(4);
     expect(existsSync(overlap)).toBe(false);
   }, 90_000);
+  it('a hand-back that loses its slot to a new client: 503 + Retry-After at the queue timeout, not a close', async () => {
+    const overlap = join(dir, 'overlap-handback');
+    const e = await startEdge({ listeners: [{ kind: 'http', port: 26802 }], hosts: { 'web.test': 'web' }, env, status: false, warm: 'haproxy', queueTimeoutMs: 1000, retryAfterS: 5 });
+    edges.push(e);
+    nodes.push(await startNode({ edge: `127.0.0.1:${e.nodePort}`, route: 'web', concurrency: 1, command: appCommand(WARM_APP, { DELAY_MS: 3000, OVERLAP_FILE: overlap }), env, status: false, graceMs: 2000 }));
+    await waitFor(() => e.server.view().web!.path === 'warm', 'the route warm');
+    const busy = get(26802, { host: 'web.test' });
+    await waitFor(() => e.server.view().web!.active === 1, 'the slot taken', 3000);
+    // What the edge writes when it hands a held client to the route's entry (the ports from the
+    // HAProxy config it wrote): the race where the slot it saw free was taken meanwhile.
+    const runDir = join(dir, 'run');
+    const cfg = readFileSync(join(runDir, readdirSync(runDir).find((d) => d.startsWith('edge-haproxy-'))!, 'haproxy.cfg'), 'utf8');
+    const entry = Number(/frontend w_web\n {2}bind 127\.0\.0\.1:(\d+)/.exec(cfg)![1]);
+    const edgeHttp = Number(/backend e0\n {2}server edge 127\.0\.0\.1:(\d+)/.exec(cfg)![1]);
+    const handBacks = await Promise.all(
+      [1, 2, 3].map(async (k) => {
+        const s = await rawConnect(entry);
+        s.write(`PROXY TCP4 127.0.0.1 127.0.0.1 ${50000 + k} ${edgeHttp}\r\nGET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n`);
+        return readAll(s, 10_000);
+      }),
+    );
+    for (const h of handBacks) {
+      expect(h.data, 'a hand-back closed without an answer').toMatch(/^HTTP\/1\.1 503 /);
+      expect(h.data).toMatch(/\r\nRetry-After: 5\r\n/i);
+    }
+    expect((await busy).status).toBe(200);
+    expect(existsSync(overlap)).toBe(false);
+  }, 60_000);
 });
