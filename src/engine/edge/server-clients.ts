@@ -297,7 +297,7 @@ export abstract class EdgeClients extends EdgeNodes {
     try {
       // 10 ms while slots free up, backing off to 100 ms while none does (long-lived connections).
       // `fresh`: a slot just went ready with its sessions read before: no stats round trip for
-      // the first pass (a cold start's held clients; a client too many waits in HAProxy's queue).
+      // the first pass (a cold start's held clients; a client too many goes back to the edge).
       for (let delay = 10, first = true; r.queue.size && warm.on(r) && !this.closing; first = false) {
         if (!(fresh && first)) await warm.refresh([r]).catch(() => {});
         const before = r.queue.size;
