@@ -165,10 +165,14 @@ export async function converge(initial: DeployState, opts: ExecutorOptions): Pro
         const port = portOf(r.revision);
         if (isAvailableOld(r) && r.address && port && (reason === 'old revision' || reason === 'scale down')) {
           ev('draining', `${r.address}:${port}`);
-          // On record (fenced, in a fleet) before any drain: the fleet's hosts drain it too.
+          // In a fleet, on record (fenced) before any drain: the fleet's hosts drain it too. Only
+          // there: on one host this write came while render drained the replica, and render's
+          // pass on the changed deploy state undid the drain (run-trust-render, 2026-11-26).
           const d: DrainingReplica = { id: r.id, address: r.address, port, timeoutMs: spec.rollout.drainTimeoutMs, since: new Date().toISOString() };
-          draining.set(r.id, d);
-          await save();
+          if (opts.fleetDrain) {
+            draining.set(r.id, d);
+            await save();
+          }
           const [here, fleet] = await Promise.all([drainEverywhere({ service, address: r.address, port }, d.timeoutMs, { runDir: opts.runDir, logger: log }), opts.fleetDrain?.(d, opts.signal) ?? []]);
           emit({ type: 'drain', id: r.id, outcomes: [...here, ...fleet] });
         }
