@@ -6,6 +6,8 @@ import type { ServiceSpec } from './frontends/model.js';
 import type { Renderer, RenderResult } from './frontends/renderer.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
 import { SyncRunner } from './runtime/runner.js';
+import { StatusServer } from './runtime/status.js';
+import { renderStatus } from './frontends/status.js';
 import { watchCertFiles } from './frontends/tls/rotation.js';
 import { buildRenderer, certSources, monitorProxy, renderOnce, type RenderOptions } from './render.js';
 
@@ -62,7 +64,7 @@ export async function renderLabelsOnce(o: LabelRenderOptions, mode: { dryRun?: b
   return renderOnce({ ...o.render, services: servicesOf(r), frontDoor: o.base.bind, discovered: r.backends }, mode);
 }
 
-export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: number; resyncMs?: number; onResult?: (r: RenderResult) => void }, signal: AbortSignal): Promise<void> {
+export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: number; resyncMs?: number; statusDir?: string; onResult?: (r: RenderResult) => void }, signal: AbortSignal): Promise<void> {
   const log = o.render.logger ?? nullLogger;
   const reader = new LabelReader(o, log);
   let latest: BackendSet | null = null;
@@ -75,8 +77,25 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
       passing = true;
       await pass(latest).finally(() => (passing = false));
     },
-    { minIntervalMs: w.waitMinMs, maxIntervalMs: w.resyncMs ?? 60_000, onError: (err) => log.error('render failed; the last good config keeps serving', { error: describeError(err) }) },
+    {
+      minIntervalMs: w.waitMinMs,
+      maxIntervalMs: w.resyncMs ?? 60_000,
+      onError: (err) => {
+        log.error('render failed; the last good config keeps serving', { error: describeError(err) });
+        status.event('error', describeError(err));
+      },
+    },
   );
+  // The status socket of render --watch (kind render, docs/render.md "Status socket"): the
+  // services of the current label set; no drain actions (the services change with the labels).
+  const status = new StatusServer({
+    kind: 'render',
+    name: o.render.instance,
+    dir: w.statusDir,
+    config: { proxy: o.render.proxy, routesFromLabels: true, bind: o.base.bind, wait: `${w.waitMinMs}ms` },
+    services: async () => (renderer ? renderStatus(renderer) : {}),
+  });
+  await status.listen();
   const pass = async (found: BackendSet) => {
     const r = reader.read(found);
     const key = JSON.stringify(r.specs);
@@ -87,7 +106,10 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
       specsKey = key;
     }
     await renderer.opts.tls?.manager.prepare(renderer.opts.applier);
-    w.onResult?.(await renderer.sync(r.backends, {}));
+    const res = await renderer.sync(r.backends, {});
+    if (res.action === 'refused') status.event('refused', res.reason);
+    else if (res.action !== 'none') status.event(res.action, `${res.reason} (${res.ms} ms)`);
+    w.onResult?.(res);
   };
   // A proxy --start manages is restarted if it dies (the next pass starts it), as render --watch does.
   const alive = async () => (renderer?.opts.applier.alive ? renderer.opts.applier.alive() : true);
@@ -108,5 +130,6 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
     clearInterval(monitor);
     runner.stop();
     await runner.idle();
+    await status.close();
   }
 }
