@@ -1,5 +1,4 @@
 import { discoverOnce, discoverWatch, type DiscoverOptions } from './discover.js';
-import { describeError } from './errors.js';
 import type { BackendSet } from './model/backend.js';
 import { HOST_LABEL, PORT_LABEL, TLS_LABEL, labelRoutes, type LabelRoutes } from './frontends/label-routes.js';
 import type { ServiceSpec } from './frontends/model.js';
@@ -9,7 +8,7 @@ import { SyncRunner } from './runtime/runner.js';
 import { StatusServer } from './runtime/status.js';
 import { renderStatus } from './frontends/status.js';
 import { watchCertFiles } from './frontends/tls/rotation.js';
-import { buildRenderer, certSources, monitorProxy, renderOnce, type RenderOptions } from './render.js';
+import { buildRenderer, certSources, monitorProxy, passEvent, renderOnce, watchRunnerOptions, type RenderOptions } from './render.js';
 
 /**
  * `render --routes-from-labels --bind PORT`: every running container labelled elastic.http.host
@@ -72,19 +71,12 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
   let specsKey = '';
   let passing = false;
   const runner = new SyncRunner(
-    async () => {
+    async (reason) => {
       if (!latest) return; // not listed yet
       passing = true;
-      await pass(latest).finally(() => (passing = false));
+      await pass(latest, reason).finally(() => (passing = false));
     },
-    {
-      minIntervalMs: w.waitMinMs,
-      maxIntervalMs: w.resyncMs ?? 60_000,
-      onError: (err) => {
-        log.error('render failed; the last good config keeps serving', { error: describeError(err) });
-        status.event('error', describeError(err));
-      },
-    },
+    watchRunnerOptions(w, log, () => status),
   );
   // The status socket of render --watch (kind render, docs/render.md "Status socket"): the
   // services of the current label set; no drain actions (the services change with the labels).
@@ -96,7 +88,7 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
     services: async () => (renderer ? renderStatus(renderer) : {}),
   });
   await status.listen();
-  const pass = async (found: BackendSet) => {
+  const pass = async (found: BackendSet, reason: string) => {
     const r = reader.read(found);
     const key = JSON.stringify(r.specs);
     // The renderer renders a fixed set of services: a new set is a new renderer (its slots
@@ -107,8 +99,7 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
     }
     await renderer.opts.tls?.manager.prepare(renderer.opts.applier);
     const res = await renderer.sync(r.backends, {});
-    if (res.action === 'refused') status.event('refused', res.reason);
-    else if (res.action !== 'none') status.event(res.action, `${res.reason} (${res.ms} ms)`);
+    passEvent(status, res, reason);
     w.onResult?.(res);
   };
   // A proxy --start manages is restarted if it dies (the next pass starts it), as render --watch does.
