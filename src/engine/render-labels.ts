@@ -1,13 +1,14 @@
 import { discoverOnce, discoverWatch, type DiscoverOptions } from './discover.js';
-import { describeError } from './errors.js';
 import type { BackendSet } from './model/backend.js';
 import { HOST_LABEL, PORT_LABEL, TLS_LABEL, labelRoutes, type LabelRoutes } from './frontends/label-routes.js';
 import type { ServiceSpec } from './frontends/model.js';
 import type { Renderer, RenderResult } from './frontends/renderer.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
 import { SyncRunner } from './runtime/runner.js';
+import { StatusServer } from './runtime/status.js';
+import { renderStatus } from './frontends/status.js';
 import { watchCertFiles } from './frontends/tls/rotation.js';
-import { buildRenderer, certSources, monitorProxy, renderOnce, type RenderOptions } from './render.js';
+import { buildRenderer, certSources, monitorProxy, passEvent, renderOnce, watchRunnerOptions, type RenderOptions } from './render.js';
 
 /**
  * `render --routes-from-labels --bind PORT`: every running container labelled elastic.http.host
@@ -62,7 +63,7 @@ export async function renderLabelsOnce(o: LabelRenderOptions, mode: { dryRun?: b
   return renderOnce({ ...o.render, services: servicesOf(r), frontDoor: o.base.bind, discovered: r.backends }, mode);
 }
 
-export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: number; resyncMs?: number; onResult?: (r: RenderResult) => void }, signal: AbortSignal): Promise<void> {
+export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: number; resyncMs?: number; statusDir?: string; onResult?: (r: RenderResult) => void }, signal: AbortSignal): Promise<void> {
   const log = o.render.logger ?? nullLogger;
   const reader = new LabelReader(o, log);
   let latest: BackendSet | null = null;
@@ -70,14 +71,24 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
   let specsKey = '';
   let passing = false;
   const runner = new SyncRunner(
-    async () => {
+    async (reason) => {
       if (!latest) return; // not listed yet
       passing = true;
-      await pass(latest).finally(() => (passing = false));
+      await pass(latest, reason).finally(() => (passing = false));
     },
-    { minIntervalMs: w.waitMinMs, maxIntervalMs: w.resyncMs ?? 60_000, onError: (err) => log.error('render failed; the last good config keeps serving', { error: describeError(err) }) },
+    watchRunnerOptions(w, log, () => status),
   );
-  const pass = async (found: BackendSet) => {
+  // The status socket of render --watch (kind render, docs/render.md "Status socket"): the
+  // services of the current label set; no drain actions (the services change with the labels).
+  const status = new StatusServer({
+    kind: 'render',
+    name: o.render.instance,
+    dir: w.statusDir,
+    config: { proxy: o.render.proxy, routesFromLabels: true, bind: o.base.bind, wait: `${w.waitMinMs}ms` },
+    services: async () => (renderer ? renderStatus(renderer) : {}),
+  });
+  await status.listen();
+  const pass = async (found: BackendSet, reason: string) => {
     const r = reader.read(found);
     const key = JSON.stringify(r.specs);
     // The renderer renders a fixed set of services: a new set is a new renderer (its slots
@@ -87,7 +98,9 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
       specsKey = key;
     }
     await renderer.opts.tls?.manager.prepare(renderer.opts.applier);
-    w.onResult?.(await renderer.sync(r.backends, {}));
+    const res = await renderer.sync(r.backends, {});
+    passEvent(status, res, reason);
+    w.onResult?.(res);
   };
   // A proxy --start manages is restarted if it dies (the next pass starts it), as render --watch does.
   const alive = async () => (renderer?.opts.applier.alive ? renderer.opts.applier.alive() : true);
@@ -108,5 +121,6 @@ export async function renderLabelsWatch(o: LabelRenderOptions, w: { waitMinMs: n
     clearInterval(monitor);
     runner.stop();
     await runner.idle();
+    await status.close();
   }
 }

@@ -206,18 +206,10 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
         log.error(`${opts.proxy} was not running; restarted it from the live config`);
         status.event('error', `${opts.proxy} was not running; restarted it`);
       }
-      if (r.action === 'refused') status.event('refused', r.reason);
-      else if (r.action !== 'none') status.event(r.action === 'runtime' ? 'runtime' : r.action, `${r.reason} (${reason}, ${r.ms} ms)`);
+      passEvent(status, r, reason);
       w.onResult?.(r);
     },
-    {
-      minIntervalMs: w.waitMinMs,
-      maxIntervalMs: w.resyncMs ?? 60_000,
-      onError: (err) => {
-        log.error('render failed; the last good config keeps serving', { error: describeError(err) });
-        status.event('error', describeError(err));
-      },
-    },
+    watchRunnerOptions(w, log, () => status),
   );
   const status = new StatusServer({
     kind: 'render',
@@ -302,6 +294,24 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
     await status.close();
     await Promise.allSettled(watchers);
   }
+}
+
+/** A pass's result as a status event (render --watch, and its --routes-from-labels form). */
+export function passEvent(status: StatusServer, r: RenderResult, reason: string): void {
+  if (r.action === 'refused') status.event('refused', r.reason);
+  else if (r.action !== 'none') status.event(r.action, `${r.reason} (${reason}, ${r.ms} ms)`);
+}
+
+/** The pass runner of a watch: debounce bounds, and a failed pass logged and told as an event (the last good config keeps serving). */
+export function watchRunnerOptions(w: { waitMinMs: number; resyncMs?: number }, log: Logger, status: () => StatusServer) {
+  return {
+    minIntervalMs: w.waitMinMs,
+    maxIntervalMs: w.resyncMs ?? 60_000,
+    onError: (err: unknown) => {
+      log.error('render failed; the last good config keeps serving', { error: describeError(err) });
+      status().event('error', describeError(err));
+    },
+  };
 }
 
 /**

@@ -111,8 +111,39 @@ export function createEngine(proxy: ProxyKind): typeof Handlebars {
   h('prefixRe', (v) => `^${prefixText(v).replace(/\./g, '[.]')}`);
   h('page', (v) => pageString(proxy, checkPage('page', Buffer.from(String(v ?? '')))));
   hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
+  hb.registerPartial('forwarded', FORWARDED[proxy]);
   return hb;
 }
+
+/**
+ * `{{> forwarded}}`: the lines that tell a backend the client's address (X-Forwarded-For, the
+ * client appended) and scheme (X-Forwarded-Proto, a client's own replaced), one definition for the
+ * built-in templates and custom ones (docs/render.md "Templates"). HAProxy: inside a frontend;
+ * nginx: inside a location, next to proxy_pass; Varnish: in vcl_recv (varnishd itself appends the
+ * client to X-Forwarded-For; TLS only in front of it, told by PROXY v2: `import proxy;`).
+ */
+const FORWARDED: Record<ProxyKind, string> = {
+  haproxy: [
+    '  # The backends see the client (appended to any X-Forwarded-For it sent) and the scheme it used',
+    "  # (a client's own X-Forwarded-Proto is replaced: it could claim https over http). As nginx.",
+    '  option forwardfor',
+    '  http-request set-header X-Forwarded-Proto https if { ssl_fc }',
+    '  http-request set-header X-Forwarded-Proto http if !{ ssl_fc }',
+    '',
+  ].join('\n'),
+  nginx: ['proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;', 'proxy_set_header X-Forwarded-Proto $scheme;', ''].join('\n'),
+  varnish: [
+    "  # The scheme the client used (a client's own X-Forwarded-Proto is replaced: it could claim",
+    '  # https over http). varnishd terminates no TLS: https only from a TLS proxy in front speaking',
+    '  # PROXY v2 with its SSL field (hitch --write-proxy-v2, HAProxy send-proxy-v2-ssl). As nginx.',
+    '  if (proxy.is_ssl()) {',
+    '    set req.http.X-Forwarded-Proto = "https";',
+    '  } else {',
+    '    set req.http.X-Forwarded-Proto = "http";',
+    '  }',
+    '',
+  ].join('\n'),
+};
 
 const BUILTIN: Record<ProxyKind, string> = { haproxy: 'haproxy.cfg.hbs', nginx: 'nginx.conf.hbs', varnish: 'varnish.vcl.hbs' };
 
