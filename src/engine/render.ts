@@ -253,6 +253,7 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
         for (const id of ids) {
           const d = drainedAt.get(id)!;
           renderer.drained.delete(id);
+          renderer.draining.delete(id);
           drainedAt.delete(id);
           status.event('undrain', `${id} back in rotation`, d.service);
           results.push({ backend: id, service: d.service, ...(await passFor(renderer, d.service, id, false, passNow('undrain'))) });
