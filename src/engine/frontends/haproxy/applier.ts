@@ -129,7 +129,9 @@ export class HaproxyApplier implements Applier {
     const t0 = Date.now();
     for (;;) {
       const row = (await (await this.api()).stat()).find((s) => s.backend === backendName(service) && s.server === server);
-      const sessions = row?.scur ?? 0;
+      // The pass just rendered this server: no row means HAProxy did not answer `show stat`.
+      if (!row) throw new UserError(`HAProxy's show stat does not list ${backendName(service)}/${server}`, 'check the HAProxy stats socket', ExitCode.unavailable);
+      const sessions = row.scur;
       if (sessions === 0 || Date.now() - t0 >= timeoutMs || signal?.aborted) return sessions;
       await sleep(100, signal).catch(() => {});
     }
