@@ -241,7 +241,6 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
           status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'not drained'} after ${r.ms} ms`, t.service);
           results.push(r);
         }
-        runner.request('drain');
         return { ...results[0]!, drained: results.every((r) => r.drained), services: targets.map((t) => t.service) };
       },
       // Undo a drain: {service, backend} (id or ADDR:PORT) or {address, port}; the backend is
