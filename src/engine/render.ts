@@ -233,7 +233,6 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
           status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'not drained'} after ${r.ms} ms`, t.service);
           results.push(r);
         }
-        runner.request('drain');
         return { ...results[0]!, drained: results.every((r) => r.drained), services: targets.map((t) => t.service) };
       },
       // Undo a drain: {service, backend} (id or ADDR:PORT) or {address, port}; the backend is
@@ -245,6 +244,7 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
         for (const id of ids) {
           const d = drainedAt.get(id)!;
           renderer.drained.delete(id);
+          renderer.draining.delete(id);
           drainedAt.delete(id);
           status.event('undrain', `${id} back in rotation`, d.service);
           results.push({ backend: id, service: d.service, ...(await passFor(renderer, d.service, id, false, passNow('undrain'))) });

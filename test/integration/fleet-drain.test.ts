@@ -10,7 +10,7 @@ import { EtcdCluster } from '../support/etcd.js';
 import { FleetHost, fleetStatus, teardownFleet } from '../support/fleet.js';
 import { deployFleetConfig, gates, makeNetwork, removeDeployed, replicas } from '../support/fleet-deploys.js';
 import { parseWrk } from '../support/render-backends.js';
-import type { HostStatus } from '../../src/engine/fleet/agent.js';
+import type { HostStatus } from '../../src/engine/fleet/host-status.js';
 import { listStatusSockets, requestStatus } from '../../src/engine/runtime/status.js';
 
 /**

@@ -52,13 +52,13 @@ describe('FleetStateStore', () => {
     let seen = 0;
     const stop = stores[2]!.watch('elb', () => seen++);
     try {
-      await waitFor(() => seen > 0, 'the first (level-triggered) call', 5000);
+      await waitFor(() => seen > 0, 'the first (level-triggered) call', 15_000);
       const before = seen;
       const rev = (await clients[0]!.get('state/elb'))!.modRevision;
       await updateState<Counter>(stores[1]!, 'elb', (c) => c); // no change: no write
       expect((await clients[0]!.get('state/elb'))!.modRevision).toBe(rev);
       await stores[0]!.put('elb', { n: 100, by: [] });
-      await waitFor(() => seen > before, 'the watch on host 3 called', 5000);
+      await waitFor(() => seen > before, 'the watch on host 3 called', 15_000);
       expect((await stores[2]!.get<Counter>('elb'))?.n).toBe(100);
     } finally {
       stop();

@@ -69,7 +69,7 @@ services:
     expect(warm.routes.api!.nodes).toBe(1);
     expect(warm.routes.api!.nodeList[0]!.warm).toBe(true);
     // On the warm path a node's `served` is HAProxy's session count to its app.
-    await waitFor(async () => (await edge()).routes.api!.nodeList[0]!.served >= 6, 'HAProxy carried the warm requests', 5000);
+    await waitFor(async () => (await edge()).routes.api!.nodeList[0]!.served >= 6, 'HAProxy carried the warm requests', 15_000);
 
     child.kill('SIGTERM');
     expect(await new Promise((r) => child.once('exit', (code) => r(code)))).toBe(0);

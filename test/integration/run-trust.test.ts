@@ -227,12 +227,13 @@ describe('elastic run: trust', () => {
   it('a restart starts health checks from what was serving: no wait for slow verdicts, HAProxy never shrinks', async () => {
     process.kill(daemon.child.pid!, 'SIGKILL');
     await new Promise((r) => daemon.child.once('exit', r));
-    // Checks that need 10 s for a first verdict: without starting from what served, nothing for 10 s.
-    writeFileSync(file, config({ mapImage: false, health: '{ check: "http:/id", interval_ms: 1000, rise: 10 }' }));
+    // Checks that need 30 s for a first verdict: without starting from what served, nothing for 30 s
+    // (so the 10 s the acceptance may take on a loaded CI machine still tells the two apart).
+    writeFileSync(file, config({ mapImage: false, health: '{ check: "http:/id", interval_ms: 1000, rise: 30 }' }));
     daemon = startDaemon();
     await daemon.err.next((l) => l.includes('"msg":"running"'), 'daemon running again', 30_000);
     const t0 = Date.now();
-    await waitFor(async () => ((await statusOf()).services.hc as { backends: unknown[] }).backends.length === hc.length, 'hc accepted from what was serving', 4000, 50);
+    await waitFor(async () => ((await statusOf()).services.hc as { backends: unknown[] }).backends.length === hc.length, 'hc accepted from what was serving', 10_000, 50);
     while (Date.now() - t0 < 4000) expect(await answering(P.hc, 6)).toEqual(idsOf(hc));
     expect(daemon.err.lines.filter((l) => l.includes('refused'))).toEqual([]);
     process.kill(daemon.child.pid!, 'SIGTERM');

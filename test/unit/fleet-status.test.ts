@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { HostStatus } from '../../src/engine/fleet/agent.js';
+import type { HostStatus } from '../../src/engine/fleet/host-status.js';
 import { digestOf, splitHosts, textForHost } from '../../src/engine/fleet/hosts.js';
 import { buildStatus } from '../../src/engine/fleet/status.js';
 import { Keys, type KeyValue } from '../../src/engine/fleet/store.js';

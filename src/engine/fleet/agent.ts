@@ -1,11 +1,12 @@
-import { createRequire } from 'node:module';
 import { describeError, ExitCode, UserError } from '../errors.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
 import { ConfigError, parseConfig, type RunConfig } from '../run/config.js';
 import type { ConfigSource } from '../run/daemon.js';
 import type { SingletonGate } from '../run/deploys.js';
 import type { MetricsRegistry } from '../run/metrics.js';
-import { FleetDrains, waitFleetDrained, type HostDrain } from './drains.js';
+import { FleetDrains, waitFleetDrained } from './drains.js';
+import { HostStatusPublisher, hostStatus, type HostStatus } from './host-status.js';
+import { Rerun } from './rerun.js';
 import { Leadership } from './election.js';
 import { splitHosts, textForHost } from './hosts.js';
 import { Keys, type FleetStore, type Put, type StoreLease } from './store.js';
@@ -34,26 +35,6 @@ export interface AgentOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-export interface HostStatus {
-  readonly v: 1;
-  readonly name: string;
-  readonly addresses: readonly string[];
-  readonly elastic: string;
-  readonly pid: number;
-  readonly appliedVersion: number | null;
-  readonly digest: string | null;
-  readonly appliedAt: string | null;
-  readonly refusal: { readonly version: number; readonly message: string; readonly at: string } | null;
-  /** ELB listeners (created on another host) this host does not serve: their port is taken here. */
-  readonly elbRefusal?: { readonly message: string; readonly at: string } | null;
-  /** Seconds the host could not reach the store, last time it could not (null: never). */
-  readonly lastStale: { readonly from: string; readonly to: string } | null;
-  /** Old replicas the leader listed as draining, drained here from this host's load balancers (drains.ts). */
-  readonly drains?: Readonly<Record<string, HostDrain>>;
-  readonly services: Readonly<Record<string, { readonly backends: ReadonlyArray<{ address: string; port: number; health: string }>; readonly refused: unknown }>>;
-  readonly updatedAt: string;
-}
-
 interface Daemon {
   reload(): Promise<{ readonly result: 'applied' | 'unchanged' | 'refused' | 'failed'; readonly error?: string }>;
   statusServices(opts?: { appliers?: boolean }): Promise<Record<string, unknown>>;
@@ -62,8 +43,6 @@ interface Daemon {
   readonly current: RunConfig;
 }
 
-const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
-const MAX_BACKENDS_SHOWN = 256;
 const HEARTBEAT_MS = 5000;
 
 export class FleetAgent implements ConfigSource {
@@ -82,12 +61,11 @@ export class FleetAgent implements ConfigSource {
   private readonly leadership: Leadership;
   private heartbeat: NodeJS.Timeout | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private syncing: Promise<void> | null = null;
-  private again = false;
+  private readonly syncs = new Rerun<string>((reason) => this.syncPass(reason), () => this.stopped);
   private storeUp = true;
   private staleSince: string | null = null;
   private lastStale: HostStatus['lastStale'] = null;
-  private published = '';
+  private readonly publisher: HostStatusPublisher;
   private stopped = false;
   private readonly leaderListeners: Array<(leading: boolean) => void> = [];
   /** When the last watch event arrived (ms epoch): the first stage of push -> applied. */
@@ -95,6 +73,7 @@ export class FleetAgent implements ConfigSource {
 
   constructor(private readonly opts: AgentOptions) {
     this.log = (opts.logger ?? nullLogger).child('fleet');
+    this.publisher = new HostStatusPublisher(opts.store, opts.host);
     this.leadership = new Leadership(opts.store, opts.host, this.log, (leading) => this.onLeadership(leading));
   }
 
@@ -195,24 +174,18 @@ export class FleetAgent implements ConfigSource {
   sync(reason: string): Promise<void> {
     if (reason === 'SIGHUP') this.refusedVersion = null; // the operator asks: try a refused version again
     if (reason.startsWith('watch')) this.notifiedAt = Date.now();
-    if (this.syncing) {
-      this.again = true;
-      return this.syncing;
+    return this.syncs.run(reason);
+  }
+
+  private async syncPass(reason: string): Promise<void> {
+    try {
+      await this.ensureLive();
+      await this.syncOnce(reason);
+      if (this.lease && !this.stopped) await this.leadership.campaign(this.lease, this.keepaliveOk);
+      this.storeBack();
+    } catch (err) {
+      this.storeDown(err);
     }
-    this.syncing = (async () => {
-      do {
-        this.again = false;
-        try {
-          await this.ensureLive();
-          await this.syncOnce(reason);
-          if (this.lease && !this.stopped) await this.leadership.campaign(this.lease, this.keepaliveOk);
-          this.storeBack();
-        } catch (err) {
-          this.storeDown(err);
-        }
-      } while (this.again && !this.stopped);
-    })().finally(() => (this.syncing = null));
-    return this.syncing;
   }
 
   private async syncOnce(reason: string): Promise<void> {
@@ -330,7 +303,7 @@ export class FleetAgent implements ConfigSource {
     });
     this.lease = lease;
     this.keepaliveOk = true;
-    this.published = ''; // a new lease: the store may be new too (wiped), write the status again
+    this.publisher.reset();
   }
 
   private storeDown(err: unknown): void {
@@ -352,36 +325,14 @@ export class FleetAgent implements ConfigSource {
   }
 
   async status(): Promise<HostStatus> {
-    const services: Record<string, HostStatus['services'][string]> = {};
-    for (const [name, v] of Object.entries(await this.daemon?.statusServices({ appliers: false }).catch(() => ({})) ?? {})) {
-      const e = v as { backends?: Array<{ address: string; port: number; health: string }>; refused?: unknown };
-      services[name] = { backends: (e.backends ?? []).slice(0, MAX_BACKENDS_SHOWN).map((b) => ({ address: b.address, port: b.port, health: b.health })), refused: e.refused ?? null };
-    }
-    return {
-      v: 1,
-      name: this.opts.host,
-      addresses: this.opts.addresses,
-      elastic: VERSION,
-      pid: process.pid,
-      appliedVersion: this.applied?.version ?? null,
-      digest: this.applied?.digest ?? null,
-      appliedAt: this.applied?.at ?? null,
-      refusal: this.refusal,
-      elbRefusal: this.elbRefusal,
-      lastStale: this.lastStale,
-      drains: this.drains?.status() ?? {},
-      services,
-      updatedAt: new Date().toISOString(),
-    };
+    const services = (await this.daemon?.statusServices({ appliers: false }).catch(() => ({}))) ?? {};
+    const a = this.applied;
+    return hostStatus({ name: this.opts.host, addresses: this.opts.addresses, appliedVersion: a?.version ?? null, digest: a?.digest ?? null, appliedAt: a?.at ?? null, refusal: this.refusal, elbRefusal: this.elbRefusal, lastStale: this.lastStale, drains: this.drains?.status() ?? {}, services });
   }
 
   /** Write this host's status when it changed (not on every resync: the store is shared). */
   private async publish(): Promise<void> {
-    const st = await this.status();
-    const key = JSON.stringify({ ...st, updatedAt: '' });
-    if (key === this.published) return;
-    await this.opts.store.put({ key: Keys.host(this.opts.host), value: JSON.stringify(st) });
-    this.published = key;
+    await this.publisher.publish(await this.status());
   }
 
   private metric(name: string, help: string, labels: string[] = []) {
@@ -396,7 +347,7 @@ export class FleetAgent implements ConfigSource {
     this.leadership.demote('stopping'); // singleton work ends before the lease (and the lead) goes
     if (this.timer) clearInterval(this.timer);
     if (this.heartbeat) clearInterval(this.heartbeat);
-    await this.syncing?.catch(() => {});
+    await this.syncs.inFlight?.catch(() => {});
     await this.drains?.stop();
     for (const w of this.watches.values()) await w.cancel();
     await this.lease?.revoke().catch(() => {});

@@ -4,7 +4,8 @@ import { stateKey, type DeployState, type DrainingReplica } from '../deploy/stat
 import { describeError } from '../errors.js';
 import { isIdent, printable } from '../model/validate.js';
 import { nullLogger, type Logger } from '../runtime/logger.js';
-import type { HostStatus } from './agent.js';
+import type { HostStatus } from './host-status.js';
+import { Rerun } from './rerun.js';
 import { Keys, type FleetStore, type KeyValue } from './store.js';
 
 /**
@@ -35,8 +36,7 @@ export class FleetDrains {
   private readonly drains = new Map<string, HostDrain>();
   private watch: { cancel(): Promise<void> } | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private scanning: Promise<void> | null = null;
-  private again = false;
+  private readonly scans = new Rerun<void>(() => this.scanOnce(), () => this.stopped);
   private stopped = false;
   private readonly log: Logger;
 
@@ -85,22 +85,17 @@ export class FleetDrains {
 
   /** Level-triggered: re-read every deploy state, start a drain for each new listed replica. */
   scan(): Promise<void> {
-    if (this.scanning) {
-      this.again = true;
-      return this.scanning;
-    }
-    this.scanning = (async () => {
-      do {
-        this.again = false;
-        const listed = await this.listed().catch(() => null);
-        if (!listed) return; // the store is away: keep what is here, the watch's error re-reads
-        let changed = false;
-        for (const id of [...this.drains.keys()]) if (!listed.has(id)) changed = this.drains.delete(id);
-        for (const [id, d] of listed) if (!this.drains.has(id) && !this.o.leading()) (changed = true), this.run(d.service, d.replica);
-        if (changed) this.o.changed();
-      } while (this.again && !this.stopped);
-    })().finally(() => (this.scanning = null));
-    return this.scanning;
+    return this.scans.run();
+  }
+
+  private async scanOnce(): Promise<boolean> {
+    const listed = await this.listed().catch(() => null);
+    if (!listed) return false; // the store is away: keep what is here, the watch's error re-reads
+    let changed = false;
+    for (const id of [...this.drains.keys()]) if (!listed.has(id)) changed = this.drains.delete(id);
+    for (const [id, d] of listed) if (!this.drains.has(id) && !this.o.leading()) (changed = true), this.run(d.service, d.replica);
+    if (changed) this.o.changed();
+    return true;
   }
 
   private async listed(): Promise<Map<string, { service: string; replica: DrainingReplica }>> {

@@ -1,5 +1,5 @@
 import { digestOf, splitHosts, textForHost } from './hosts.js';
-import type { HostStatus } from './agent.js';
+import type { HostStatus } from './host-status.js';
 import { Keys, type FleetStore, type KeyValue } from './store.js';
 import { parseJson, readCurrent, readVersion, type VersionRecord } from './versions.js';
 

@@ -43,8 +43,11 @@ export interface Applier {
   /** Start it from the live file (render --start, and restarts under --watch). */
   start?(): Promise<void>;
   stats?(): Promise<ServerStat[]>;
-  /** Take one slot out of rotation and wait until it has no sessions (or time runs out). */
-  drain?(service: string, server: string, timeoutMs: number, signal?: AbortSignal): Promise<{ drained: boolean; sessions: number; ms: number }>;
+  /**
+   * Wait until one slot has no sessions (or time runs out) and answer how many remain. It only
+   * reads: the drain itself (weight 0, then out) is desired state, applied by passes (drain.ts).
+   */
+  waitSessions?(service: string, server: string, timeoutMs: number, signal?: AbortSignal): Promise<number>;
 }
 
 /** Plan for proxies that reload on every change (nginx, Varnish, a custom command). */

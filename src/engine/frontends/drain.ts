@@ -4,12 +4,14 @@ import type { Renderer } from './renderer.js';
 
 /**
  * The drain contract (docs/ARCHITECTURE.md) for the proxies render drives, one definition for
- * `render --watch` and `elastic run`: find the backend's slot, keep it out of later passes, then
- * HAProxy drains the slot through its runtime API and waits for its sessions; nginx and Varnish
- * (no runtime API) get a pass that renders without it (graceful reload / new VCL: in-flight
- * requests finish on the old workers / VCL). A runtime drain that fails (HAProxy busy or
- * reloading) still takes the backend out through such a pass; the warning says why its sessions
- * were not waited for.
+ * `render --watch` and `elastic run`. A drain is desired state, applied only by passes of the
+ * renderer's one runner (a drain that wrote to HAProxy beside a pass made that pass see a state it
+ * did not plan, and its reload forgot the drain): HAProxy gets a pass that keeps the backend in
+ * its slot with weight 0 (no new sessions; a reload keeps it, the config says so), render waits
+ * for the slot's sessions, then a pass takes it out (slot empty, `maint`). nginx and Varnish
+ * (no session counts) get the pass that takes it out (graceful reload / new VCL: in-flight
+ * requests finish on the old workers / VCL). Reading the sessions failing (HAProxy busy or
+ * reloading) still takes the backend out; the warning says why its sessions were not waited for.
  */
 export interface SlotDrain {
   readonly service: string;
@@ -55,16 +57,32 @@ export async function servicesServing(renderer: Renderer, address: string, port:
 /** Drain one backend (id or ADDR:PORT) of one rendered service; see the comment at the top. */
 export async function drainSlot(renderer: Renderer, target: { service: string; backend: string }, o: { timeoutMs: number; signal?: AbortSignal; pass: RunPass; logger?: Logger }): Promise<SlotDrain> {
   const slot = await findSlot(renderer, target.service, target.backend);
-  renderer.drained.add(slot.id);
   const applier = renderer.opts.applier;
   const base = { service: target.service, backend: slot.id, endpoint: `${slot.address}:${slot.port}` };
-  const server = `s${slot.index + 1}`;
-  if (applier.drain) {
+  const takeOut = () => {
+    renderer.draining.delete(slot.id);
+    renderer.drained.add(slot.id);
+  };
+  if (applier.waitSessions && !renderer.drained.has(slot.id)) {
+    const t0 = Date.now();
+    let server: string | undefined;
+    let sessions = 0;
     try {
-      return { ...base, server, ...(await applier.drain(target.service, server, o.timeoutMs, o.signal)) };
+      renderer.draining.add(slot.id);
+      await o.pass();
+      // The slot as the pass left it (it keeps a draining backend's slot; gone: nothing to wait for).
+      const at = (await renderer.state())?.applied.slots[target.service]?.findIndex((s) => s?.id === slot.id) ?? -1;
+      if (at >= 0) {
+        server = `s${at + 1}`;
+        sessions = await applier.waitSessions(target.service, server, o.timeoutMs, o.signal);
+      }
     } catch (err) {
-      (o.logger ?? nullLogger).warn(`drain ${slot.id} through the runtime API failed; rendering without it`, { error: describeError(err) });
+      (o.logger ?? nullLogger).warn(`waiting for the sessions of ${slot.id} failed; taking it out without waiting`, { error: describeError(err) });
     }
+    takeOut();
+    const out = await passFor(renderer, target.service, slot.id, true, o.pass);
+    return { ...base, ...(server ? { server } : {}), drained: out.drained && sessions === 0, sessions, ms: Date.now() - t0 };
   }
+  takeOut();
   return { ...base, sessions: 0, ...(await passFor(renderer, target.service, slot.id, true, o.pass)) };
 }

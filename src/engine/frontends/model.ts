@@ -146,6 +146,11 @@ export interface BuildInput {
   readonly previousSlots?: SlotMap;
   /** Backends being drained: their slots are not given to another backend (assignSlots). */
   readonly reserved?: ReadonlySet<string>;
+  /**
+   * Backends draining in place (HAProxy): rendered with weight 0, so the drain is desired state and
+   * a reload in the middle of it keeps it (frontends/drain.ts).
+   */
+  readonly draining?: ReadonlySet<string>;
   readonly paths?: Readonly<Record<string, string>>;
   /** A bind routed even with no service on it (render --routes-from-labels). */
   readonly frontDoor?: { readonly address: string; readonly port: number };
@@ -158,7 +163,7 @@ export function buildTemplateData(input: BuildInput): { data: TemplateData; slot
   const slotMap: Record<string, Array<string | null>> = {};
   const services = input.specs.map((spec): TemplateService => {
     const set = input.backends[spec.name] ?? [];
-    const byId = new Map(set.map((b) => [b.id, toTemplateBackend(b)]));
+    const byId = new Map(set.map((b) => [b.id, input.draining?.has(b.id) ? { ...toTemplateBackend(b), weight: 0 } : toTemplateBackend(b)]));
     const assigned = assignSlots(input.previousSlots?.[spec.name], set.map((b) => b.id), spec.minSlots, input.reserved);
     slotMap[spec.name] = assigned;
     return {

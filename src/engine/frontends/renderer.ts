@@ -88,8 +88,12 @@ export class Renderer {
   readonly counters: Counters = { renders: 0, reloads: 0, runtimeOps: 0, starts: 0, refusals: 0, failures: 0, lastRender: null, lastApply: null, lastRefusal: null, lastError: null };
   /** Backends taken out of rotation by a drain request: kept out until they leave discovery. */
   readonly drained = new Set<string>();
+  /** Backends draining in place (HAProxy, weight 0) until their sessions end: frontends/drain.ts. */
+  readonly draining = new Set<string>();
   /** Drained or in maintenance (elastic.maint=true) in the last pass: their slots stay reserved. */
   private out: ReadonlySet<string> = this.drained;
+  /** Draining in the last pass (a snapshot: a drain request between passes waits for the next). */
+  private weightZero: ReadonlySet<string> = new Set();
   private readonly log: Logger;
 
   constructor(readonly opts: RendererOptions) {
@@ -108,7 +112,7 @@ export class Renderer {
   /** Build the desired render (pure apart from reading the last slot map). */
   desired(backends: Readonly<Record<string, BackendSet>>, state: RenderState | undefined): DesiredRender {
     const previousSlots: SlotMap = Object.fromEntries(Object.entries(state?.applied.slots ?? {}).map(([k, v]) => [k, v.map((s) => s?.id ?? null)]));
-    const { data } = buildTemplateData({ instance: this.opts.instance, proxy: this.opts.applier.proxy, specs: this.opts.specs, backends, previousSlots, reserved: this.out, paths: this.opts.applier.paths, frontDoor: this.opts.frontDoor, tls: this.tlsInput() });
+    const { data } = buildTemplateData({ instance: this.opts.instance, proxy: this.opts.applier.proxy, specs: this.opts.specs, backends, previousSlots, reserved: this.out, draining: this.weightZero, paths: this.opts.applier.paths, frontDoor: this.opts.frontDoor, tls: this.tlsInput() });
     const text = this.opts.template(data);
     const skeleton = this.opts.applier.proxy === 'haproxy' ? this.opts.template(skeletonOf(data)) : text;
     return { text, configHash: hashText(text), skeletonHash: hashText(skeleton), slots: appliedSlots(data) };
@@ -123,10 +127,11 @@ export class Renderer {
     const t0 = performance.now();
     const { output, applier } = this.opts;
     const state = await this.state();
-    for (const id of this.drained) if (!Object.values(discovered).some((set) => set.some((b) => b.id === id))) this.drained.delete(id);
+    for (const set of [this.drained, this.draining]) for (const id of set) if (!Object.values(discovered).some((list) => list.some((b) => b.id === id))) set.delete(id);
     // Out: drained through the status socket, or labelled elastic.maint=true (an intended removal too).
     const out = new Set([...this.drained, ...Object.values(discovered).flatMap((set) => set.filter(inMaint).map((b) => b.id))]);
     this.out = out;
+    this.weightZero = new Set(this.draining);
     const fresh = Object.fromEntries(this.opts.specs.map((s) => [s.name, (discovered[s.name] ?? []).filter((b) => !out.has(b.id))]));
     // One guardrail definition (guardrails.ts): drained and gone backends are intended removals;
     // a refusal keeps only the suspicious removals serving, additions go through.

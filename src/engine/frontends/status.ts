@@ -59,6 +59,7 @@ export async function renderStatus(renderer: Renderer): Promise<Record<string, u
       backends: state?.backends[spec.name]?.length ?? 0,
       slots: slots.length,
       drained: [...renderer.drained],
+      draining: [...renderer.draining],
       counters,
       lastRender,
       lastApply,

@@ -5,8 +5,10 @@ import { servedBy, type RunConfig } from './config.js';
 import type { ElbState } from './elb/model.js';
 import { elbBackends, elbSpecs } from './elb-host.js';
 import type { Pipeline } from './pipeline.js';
+import type { ReloadResult } from './reload.js';
+import type { ActionHandler } from '../runtime/status.js';
 
-/** The daemon's answers on its status socket: the per-service view, and the drain action. */
+/** The daemon's answers on its status socket: the per-service view and the actions (reload, sync, drain). */
 export interface DaemonParts {
   readonly config: RunConfig;
   readonly appliers: readonly RunApplier[];
@@ -58,4 +60,19 @@ export async function drainAll(appliers: readonly RunApplier[], args: Record<str
   const remaining = results.reduce((n, [, r]) => n + (Number(r.remaining) || 0), 0);
   event(`${address}:${port} ${drained ? 'drained' : `${remaining} connection(s) remain`}`);
   return { drained, remaining, appliers: Object.fromEntries(results) };
+}
+
+/** The actions of the daemon's status socket: `reload` (as SIGHUP), `sync` (every applier's runner), `drain` (drainAll). */
+export function daemonActions(d: { reload(): Promise<ReloadResult>; requestAll(reason: string): void; drain(args: Record<string, unknown>): Promise<Record<string, unknown>> }): Record<string, ActionHandler> {
+  return {
+    reload: async () => {
+      const r = await d.reload();
+      return { reloaded: r.result === 'applied' || r.result === 'unchanged', ...r };
+    },
+    sync: async () => {
+      d.requestAll('status action');
+      return { requested: true };
+    },
+    drain: async (args) => d.drain(args),
+  };
 }

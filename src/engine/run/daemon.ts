@@ -13,7 +13,7 @@ import { DaemonDeploys, type SingletonGate } from './deploys.js';
 import { MetricsRegistry, processMetrics, serveMetrics, StatsdEmitter } from './metrics.js';
 import { nothingCarried, Pipeline, type Carried } from './pipeline.js';
 import { assertNewBindsFree, listenError } from './ports.js';
-import { drainAll, servicesView } from './daemon-status.js';
+import { daemonActions, drainAll, servicesView } from './daemon-status.js';
 import { Reloader, type ReloadResult } from './reload.js';
 
 /**
@@ -135,17 +135,7 @@ export class RunDaemon {
         config: this.statusConfig, // switched in place by a successful reload
         services: () => this.statusServices(),
         fleet: this.opts.statusFleet,
-        actions: {
-          reload: async () => {
-            const r = await this.reload();
-            return { reloaded: r.result === 'applied' || r.result === 'unchanged', ...r };
-          },
-          sync: async () => {
-            this.pipeline?.requestAll('status action');
-            return { requested: true };
-          },
-          drain: async (args) => this.drain(args),
-        },
+        actions: daemonActions({ reload: () => this.reload(), requestAll: (reason) => this.pipeline?.requestAll(reason), drain: (args) => this.drain(args) }),
       });
       await this.status.listen(); // also the lock: a second daemon of this name is refused
     }

@@ -189,13 +189,13 @@ function facts(c: Obj, entries: ReadonlyArray<[string, string]>): Record<string,
 
 /**
  * render (src/engine/frontends/status.ts): per service `{ proxy, bind, backends: <count>, slots,
- * drained: [backend ids], counters: {reloads, refusals...}, lastError, servers: [{ server,
+ * drained, draining: [backend ids] (both shown as draining), counters: {reloads, refusals...}, lastError, servers: [{ server,
  * backend, address: "ip:port", status, sessions, queue, hits, rate, errors5xx }], statsError }`.
  */
 const render: ServiceAdapter = (service, content) => {
   const s = genericService(service, content, 'proxy', 'frontend');
   const c = isObj(content) ? content : {};
-  const drained = new Set(Array.isArray(c.drained) ? c.drained.filter((x): x is string => typeof x === 'string') : []);
+  const drained = new Set([c.drained, c.draining].flatMap((list) => (Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [])));
   const backends = s.backends.map((b) => (drained.has(b.id) && b.state === 'running' ? { ...b, state: 'draining' } : b));
   const detail = facts(c, [
     ['proxy', 'proxy'],

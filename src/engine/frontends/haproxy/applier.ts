@@ -5,7 +5,7 @@ import type { Applier, ApplyOutcome, ApplyPlan, DesiredRender } from '../applier
 import { backendName, opCommands, planHaproxy, type HaproxyApplied } from './plan.js';
 import { HaproxyProcess } from './process.js';
 import { pidAlive } from '../../runtime/pid.js';
-import { HaproxyRuntime, isDrain, isMaint, type ServerStat } from './runtime.js';
+import { HaproxyRuntime, isMaint, type ServerStat } from './runtime.js';
 
 /**
  * HAProxy, best path first: membership changes through the runtime API (no reload); structural
@@ -125,21 +125,15 @@ export class HaproxyApplier implements Applier {
     return (await this.api()).stat();
   }
 
-  async drain(service: string, server: string, timeoutMs: number, signal?: AbortSignal): Promise<{ drained: boolean; sessions: number; ms: number }> {
-    const api = await this.api();
-    const target = `${backendName(service)}/${server}`;
+  async waitSessions(service: string, server: string, timeoutMs: number, signal?: AbortSignal): Promise<number> {
     const t0 = Date.now();
-    await api.set(`set server ${target} state drain`);
-    let sessions = -1;
-    while (Date.now() - t0 < timeoutMs && !signal?.aborted) {
-      const row = (await api.stat()).find((s) => s.backend === backendName(service) && s.server === server);
-      sessions = row?.scur ?? 0;
-      if (sessions === 0) break;
+    for (;;) {
+      const row = (await (await this.api()).stat()).find((s) => s.backend === backendName(service) && s.server === server);
+      // The pass just rendered this server: no row means HAProxy did not answer `show stat`.
+      if (!row) throw new UserError(`HAProxy's show stat does not list ${backendName(service)}/${server}`, 'check the HAProxy stats socket', ExitCode.unavailable);
+      const sessions = row.scur;
+      if (sessions === 0 || Date.now() - t0 >= timeoutMs || signal?.aborted) return sessions;
       await sleep(100, signal).catch(() => {});
     }
-    const state = (await api.serversState(backendName(service))).find((s) => s.server === server);
-    if (state && !isDrain(state) && !isMaint(state)) throw new UserError(`${target} did not enter drain`, 'check the HAProxy logs', ExitCode.refused);
-    await api.set(`set server ${target} state maint`);
-    return { drained: sessions === 0, sessions: Math.max(0, sessions), ms: Date.now() - t0 };
   }
 }

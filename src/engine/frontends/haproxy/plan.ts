@@ -46,7 +46,7 @@ export function appliedSlots(data: TemplateData): Record<string, Array<SlotConte
 export function planHaproxy(last: HaproxyApplied | undefined, desired: HaproxyApplied): HaproxyPlan {
   if (!last) return { action: 'reload', ops: [], reason: 'no applied state (first apply)' };
   if (last.skeletonHash !== desired.skeletonHash) return { action: 'reload', ops: [], reason: structuralReason(last, desired) };
-  if (last.configHash === desired.configHash) return { action: 'none', ops: [], reason: 'unchanged' };
+  // Same text is not enough: a custom template may not print a weight (a drain is weight 0).
   const fills: RuntimeOp[] = [];
   const empties: RuntimeOp[] = [];
   const weights: RuntimeOp[] = [];
