@@ -37,9 +37,22 @@ export interface OwnNamespace {
  */
 export async function snapshotRuleset(mine?: OwnNamespace): Promise<RulesetSnapshot> {
   const [nat, filter, nft] = await Promise.all([out('iptables-save', ['-t', 'nat']), out('iptables-save', ['-t', 'filter']), out('nft', ['list', 'ruleset'])]);
-  const ipt = (t: string) => (mine ? t.split('\n').filter((l) => !otherChain(l, mine)).join('\n') : t);
+  const ipt = (t: string) => (mine ? t.split('\n').filter((l) => !otherChain(l, mine) && !dockerLine(l)).join('\n') : t);
   return { nat: normalizeRuleset(ipt(nat)), filter: normalizeRuleset(ipt(filter)), nft: normalizeRuleset(mine ? dropOtherTables(nft, mine) : nft) };
 }
+
+/**
+ * Docker's own rules change whenever anyone on the host makes a network (a `br-<id>` bridge: its
+ * MASQUERADE, FORWARD and isolation rules) or publishes a port (DNAT in `DOCKER`, the hairpin
+ * MASQUERADE of `-s a/32 -d a/32`): another engineer's test, not ours, so they are left out too.
+ * (Its hooks in the built-in chains, fixed since dockerd started, stay compared.)
+ */
+function dockerLine(line: string): boolean {
+  return /\bbr-[0-9a-f]{12}\b/.test(line) || /^(:|-A )DOCKER/.test(line) || dockerHairpin(line);
+}
+
+const dockerHairpin = (line: string) =>
+  /^-A POSTROUTING -s (\S+)\/32 -d \1\/32 .*-j MASQUERADE$/.test(line) || /^\s*ip saddr (\S+) ip daddr \1 .*masquerade$/.test(line);
 
 function otherChain(line: string, mine: OwnNamespace): boolean {
   return [...line.matchAll(/ELASTIC-[0-9a-f]{6}-/g)].some((m) => m[0] !== mine.chainPrefix);
@@ -56,9 +69,11 @@ function dropOtherTables(text: string, mine: OwnNamespace): string {
     if (skipping === null) {
       const table = /^table ip (elastic_[0-9a-f]{6}) \{/.exec(line);
       const chain = /^(\s*)chain (ELASTIC-[0-9a-f]{6}-)\S* \{/.exec(line);
+      const docker = /^(\s*)chain DOCKER\S* \{/.exec(line);
       if (table && table[1] !== mine.nftTable) skipping = '}';
       else if (chain && chain[2] !== mine.chainPrefix) skipping = `${chain[1]}}`;
-      else if (!otherChain(line, mine)) out.push(line);
+      else if (docker) skipping = `${docker[1]}}`;
+      else if (!otherChain(line, mine) && !dockerLine(line)) out.push(line);
       continue;
     }
     if (line === skipping) skipping = null;

@@ -111,18 +111,19 @@ describe('weights and spread options as input', () => {
   });
 
   it.each([
-    ['nft, nothing given: random', 'nft', {}, { spread: 'random' }],
+    ['nft, nothing given: hash (the default since the benchmark was met)', 'nft', {}, { spread: 'hash' }],
+    ['nft, only a seed: hash with it', 'nft', { seed: 7 }, { spread: 'hash', seed: 7 }],
     ['iptables, nothing given: random', 'iptables', {}, { spread: 'random' }],
     ['hash, the default seed is not stored', 'nft', { spread: 'hash', seed: 0x656c6173 }, { spread: 'hash' }],
     ['hash with a seed', 'nft', { spread: 'hash', seed: 7 }, { spread: 'hash', seed: 7 }],
-    ['affinity: 3 h by default', 'nft', { affinity: 'client-ip' }, { spread: 'random', affinityS: 10_800 }],
-    ['affinity none', 'nft', { affinity: 'none' }, { spread: 'random' }],
+    ['affinity: 3 h by default', 'nft', { affinity: 'client-ip' }, { spread: 'hash', affinityS: 10_800 }],
+    ['affinity none', 'nft', { affinity: 'none' }, { spread: 'hash' }],
   ] as const)('resolveSpread: %s', (_, plane, o, want) => expect(resolveSpread(plane, o)).toEqual(want));
 
   it.each([
     ['iptables', { spread: 'hash' }, /--spread hash needs the nft data plane/],
     ['iptables', { affinity: 'client-ip' }, /--affinity needs the nft data plane/],
-    ['nft', { seed: 7 }, /--seed only applies to --spread hash/],
+    ['nft', { spread: 'random', seed: 7 }, /--seed only applies to --spread hash/],
     ['nft', { affinityTimeoutS: 60 }, /--affinity-timeout only applies/],
     ['nft', { affinity: 'client-ip', affinityTimeoutS: 86_401 }, /out of range/],
   ] as const)('resolveSpread refuses on %s: %j', (plane, o, re) => expect(() => resolveSpread(plane, o)).toThrow(re));

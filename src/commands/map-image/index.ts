@@ -33,7 +33,7 @@ export default class MapImage extends BaseCommand {
     dataplane: Flags.option({ options: ['auto', 'nft', 'iptables'] as const, default: 'auto', description: 'kernel data plane (auto: nft when it works, else iptables)' })(),
     network: selectorFlags.network,
     backend: Flags.string({ description: 'static backend IP:PORT[@WEIGHT] (repeatable; weight 0-256, 0 = no new connections)', multiple: true, helpGroup: 'STATIC' }),
-    spread: Flags.option({ options: SPREADS, description: 'how a new connection picks its backend: random (default) or hash (nft only: the same backend for a flow on every host with the same backends and --seed; few flows move when a backend goes)' })(),
+    spread: Flags.option({ options: SPREADS, description: 'how a new connection picks its backend: hash (default on nft: the same backend for a flow on every host with the same backends and --seed; few flows move when a backend goes) or random (the only one on iptables)' })(),
     seed: Flags.string({ description: `with --spread hash: the hash seed, 0-${MAX_SEED} (default: the same constant on every host)` }),
     affinity: Flags.option({ options: ['none', 'client-ip'] as const, description: 'client-ip: a client address keeps its backend while it comes back within --affinity-timeout (nft only)' })(),
     'affinity-timeout': Flags.string({ description: 'with --affinity client-ip: 1s-24h (default 3h)' }),

@@ -182,7 +182,7 @@ const mapImage: ObjectSchema = {
     protocol: { type: 'string', enum: ['tcp', 'udp'], default: 'tcp', description: 'protocol' },
     address: ipv4('LB address to match (default: any local address except loopback)'),
     dataplane: { type: 'string', enum: ['auto', 'nft', 'iptables'], default: 'auto', description: 'kernel interface' },
-    spread: { type: 'string', enum: ['random', 'hash'], description: 'how a new connection picks its backend (default random; hash needs nft: the same backend for a flow on every host with the same backends and seed)' },
+    spread: { type: 'string', enum: ['random', 'hash'], description: 'how a new connection picks its backend (default hash on nft, random on iptables; hash needs nft: the same backend for a flow on every host with the same backends and seed)' },
     seed: { type: 'integer', minimum: 0, maximum: 4_294_967_295, description: 'with spread hash: the hash seed, the same on every LB host (default: a constant)' },
     affinity: { type: 'string', enum: ['none', 'client-ip'], description: 'client-ip: a client address keeps its backend while it comes back within affinity_timeout_s (nft only)' },
     affinity_timeout_s: { type: 'integer', minimum: 1, maximum: 86_400, description: 'with affinity client-ip: seconds (default 10800)' },

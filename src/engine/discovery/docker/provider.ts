@@ -27,6 +27,9 @@ export interface DockerProviderOptions {
   keepStopping?: boolean;
 }
 
+/** How long a container whose `die` event came stays out of lists unless it starts again. */
+const DEAD_MS = 5000;
+
 export class DockerProvider implements Provider {
   readonly name = 'docker';
   readonly resyncMs = 30_000;
@@ -40,6 +43,15 @@ export class DockerProvider implements Provider {
   private readonly stopSignals = new Map<string, string>();
   /** Containers a stop was sent to (full ids): no new connections, whatever Docker still says. */
   private readonly stopping = new Set<string>();
+  /**
+   * Containers whose `die` event came (full ids): never listed, until they `start` again. A list
+   * made right after `die` still shows the container running (dockerd emits the event before its
+   * list view has the exit; measured: 6 lists of 6 within 15 ms), and no later event follows for
+   * a container that is not removed: without this its address stayed until the 30 s resync.
+   * Kept DEAD_MS at most: a `start` missed while the event stream was down must not hide a
+   * running container for good (by then Docker's list has long caught up with the exit).
+   */
+  private readonly dead = new Map<string, number>();
   /** Containers skipped at the last list, with why (shown by `discover`, logged in watch). */
   skipped: Array<{ id: string; reason: string; ambiguous?: boolean }> = [];
 
@@ -73,6 +85,8 @@ export class DockerProvider implements Provider {
           continue;
         }
         const id = fullId(infos, r.backend.id);
+        const died = this.dead.get(id);
+        if (died !== undefined && Date.now() - died < DEAD_MS) continue;
         const backend = { ...r.backend, since: this.started.get(id) ?? r.backend.since };
         if (!this.stopping.has(id)) found.push(backend);
         else if (this.opts.keepStopping) found.push({ ...backend, state: 'draining' });
@@ -89,6 +103,7 @@ export class DockerProvider implements Provider {
       for (const id of this.started.keys()) if (!live.has(id)) this.started.delete(id);
       for (const id of this.stopSignals.keys()) if (!live.has(id)) this.stopSignals.delete(id);
       for (const id of this.stopping) if (!live.has(id)) this.stopping.delete(id);
+      for (const [id, at] of this.dead) if (!live.has(id) || Date.now() - at >= DEAD_MS) this.dead.delete(id);
       return sortBackends(backends);
     } catch (err) {
       throw dockerError(err, this.target);
@@ -160,12 +175,15 @@ export class DockerProvider implements Provider {
     }
   }
 
-  /** Record a stop as it starts (before the hint, so the re-list it causes leaves it out). */
+  /** Record a stop as it starts, and a death (before the hint, so the re-list it causes leaves it out). */
   private noteStopping(ev: DockerEvent): void {
     const id = eventContainerId(ev);
     if (!id) return;
     const action = eventAction(ev);
-    if (action === 'start' || action === 'destroy') this.stopping.delete(id);
+    if (action === 'start' || action === 'destroy') {
+      this.stopping.delete(id);
+      this.dead.delete(id);
+    } else if (action === 'die') this.dead.set(id, Date.now());
     // Only containers we serve (inspected at list time, with their stop signal): no Docker call
     // here, so a slow inspect of someone else's container never holds the event stream up.
     const stopSignal = this.stopSignals.get(id);
