@@ -1,6 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEdge, startNode, type RunningEdge, type RunningNode } from '../../src/engine/proxy.js';
@@ -29,6 +30,23 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** The run directory of the (one) running edge's HAProxy. */
+function haproxyDir(): string {
+  const runDir = join(dir, 'run');
+  return join(runDir, readdirSync(runDir).find((d) => d.startsWith('edge-haproxy-'))!);
+}
+
+/** `show stat` from that HAProxy's runtime API, as rows of fields. */
+function haproxyStats(at: string): Promise<string[][]> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const s = connect(join(at, 'haproxy.sock'), () => s.write('show stat\n'));
+    s.on('data', (d) => (text += d));
+    s.on('error', reject);
+    s.on('close', () => resolve(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(','))));
+  });
+}
+
 describe('proxy edge: warm-path overflow', () => {
   it('clients over capacity for longer than the queue timeout: each gets 200 or 503 + Retry-After, the app never 2 at once', async () => {
     const overlap = join(dir, 'overlap');
@@ -54,6 +72,11 @@ describe('proxy edge: warm-path overflow', () => {
     expect(done.filter((r) => r.status !== 503 && r.status !== 200)).toEqual([]);
     expect(done.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(4);
     expect(existsSync(overlap)).toBe(false);
+    // Where a bare close comes from: a client HAProxy put in a slot's queue (closed there at
+    // `timeout queue`, tcp mode has no 503). Not one may have waited in any slot's queue.
+    const queued = (await haproxyStats(haproxyDir())).filter((row) => row[0] === 'r_web' && row[1] !== 'BACKEND').map((row) => `${row[1]} qmax ${row[3]}`);
+    expect(queued.length).toBeGreaterThan(1);
+    expect(queued.filter((q) => !q.endsWith(' qmax 0')), 'clients HAProxy queued on a slot').toEqual([]);
   }, 90_000);
   it('a hand-back that loses its slot to a new client: 503 + Retry-After at the queue timeout, not a close', async () => {
     const overlap = join(dir, 'overlap-handback');
@@ -65,8 +88,7 @@ describe('proxy edge: warm-path overflow', () => {
     await waitFor(() => e.server.view().web!.active === 1, 'the slot taken', 3000);
     // What the edge writes when it hands a held client to the route's entry (the ports from the
     // HAProxy config it wrote): the race where the slot it saw free was taken meanwhile.
-    const runDir = join(dir, 'run');
-    const cfg = readFileSync(join(runDir, readdirSync(runDir).find((d) => d.startsWith('edge-haproxy-'))!, 'haproxy.cfg'), 'utf8');
+    const cfg = readFileSync(join(haproxyDir(), 'haproxy.cfg'), 'utf8');
     const entry = Number(/frontend w_web\n {2}bind 127\.0\.0\.1:(\d+)/.exec(cfg)![1]);
     const edgeHttp = Number(/backend e0\n {2}server edge 127\.0\.0\.1:(\d+)/.exec(cfg)![1]);
     const handBacks = await Promise.all(

@@ -52,6 +52,8 @@ describe('warm path: HAProxy config (pure)', () => {
     // No queue HAProxy would close in tcp mode: the edge (no maxconn, no port) is the last server.
     expect(text).toContain('frontend w_web\n  bind 127.0.0.1:41002 accept-proxy\n  default_backend r_web\nbackend r_web\n  balance first\n  timeout queue 30000ms\n  server-template n 1-3 127.0.0.1:1 disabled maxconn 1\n  server edge 127.0.0.1\n');
     expect(text).not.toContain('be_conn_free');
+    // One thread: two threads can pick the same last free slot, and the loser waits in its queue.
+    expect(text).toContain('global\n  maxconn 8000\n  nbthread 1\n');
   });
 
   it.each([

@@ -54,6 +54,12 @@ export function warmConfig(i: WarmConfigInput): string {
     '# written by elastic proxy edge (warm path); do not edit',
     'global',
     `  maxconn ${i.maxconn}`,
+    // One thread: `balance first` picks a server whose slot looks free, and the slot is taken a
+    // step later; two threads can both pick the same last free slot and the loser waits in that
+    // server's queue, where `timeout queue` closes a TCP client without an answer (the 1 in 400
+    // bare close of proxy-warm-overflow). In one thread the pick and the take are one step, so
+    // a full slot is never chosen and a client no slot can take goes to the edge server.
+    '  nbthread 1',
     `  stats socket ${i.statsSocket} mode 600 level admin`,
     'defaults',
     '  mode tcp',
