@@ -139,8 +139,8 @@ app_start_ms() {
 # Waits for a listening socket without connecting (a connection would be a client: it starts an instance).
 wait_listen() { for _ in $(seq 1 200); do ss -Hltn "sport = :$1" | grep -q . && return 0; sleep 0.05; done; echo "port $1 never listened" >&2; return 1; }
 for i in 1 2 3; do
-  # --spare: one instance per route started and waiting (docs/proxy.md, "Cold start"); given 2 s to load.
-  "$NODE" "$BIN" proxy edge -p $COLD --log-level warn --name cold -- "$NODE" "$BIN" proxy node -- "$NODE" test/fixtures/proxy/fast-app.mjs >/dev/null 2>>"$TMP/cold.log" &
+  # without the spare (--no-spare), then with it (the default for this start command; --spare for clarity): docs/proxy.md, "Cold start"; given 2 s to load.
+  "$NODE" "$BIN" proxy edge -p $COLD --no-spare --log-level warn --name cold -- "$NODE" "$BIN" proxy node -- "$NODE" test/fixtures/proxy/fast-app.mjs >/dev/null 2>>"$TMP/cold.log" &
   cold_pid=$!
   wait_listen $COLD
   first=$(curl -s -o /dev/null -w '%{time_starttransfer}' "http://127.0.0.1:$COLD/")

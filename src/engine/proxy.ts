@@ -1,3 +1,4 @@
+import { isProxyNodeCommand } from './edge/instances.js';
 import { ExitCode, UserError } from './errors.js';
 import { isAddress, isIdent, printable } from './model/validate.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
@@ -46,8 +47,8 @@ export interface EdgeOptions {
   readyTimeoutMs?: number;
   policy?: Partial<ScalePolicy>;
   startCommand?: string[];
-  /** Keep one started, waiting instance per route (the start command must be `elastic proxy node`). */
-  spare?: boolean;
+  /** Keep one started, waiting instance per route (the start command must be `elastic proxy node`); 'auto': when it is. */
+  spare?: boolean | 'auto';
   startTimeoutMs?: number;
   stopGraceMs?: number;
   /**
@@ -95,7 +96,7 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
   }
   const policy = { ...DEFAULT_POLICY, ...opts.policy };
   if (policy.minInstances > policy.maxInstances) throw new UserError('--min-instances is above --max-instances', 'lower --min-instances or raise --max-instances', ExitCode.usage);
-  if (opts.spare && !opts.startCommand?.length) throw new UserError('--spare needs a start command', 'add the command after -- (elastic proxy node -- APP)', ExitCode.usage);
+  if (opts.spare === true && !opts.startCommand?.length) throw new UserError('--spare needs a start command', 'add the command after -- (elastic proxy node -- APP)', ExitCode.usage);
   if (policy.minInstances > 0 && !opts.startCommand?.length) throw new UserError('--min-instances needs a start command', 'add the command after --', ExitCode.usage);
   let loaded = await loadToken({ file: opts.tokenFile, env: opts.env });
   let tokenText: string;
@@ -126,7 +127,7 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
     readyTimeoutMs: opts.readyTimeoutMs ?? 5000,
     policy,
     startCommand: opts.startCommand,
-    spare: opts.spare,
+    spare: opts.spare === 'auto' ? isProxyNodeCommand(opts.startCommand) : opts.spare,
     startTimeoutMs: opts.startTimeoutMs ?? 30_000,
     stopGraceMs: opts.stopGraceMs ?? 10_000,
     warm: opts.warm === 'haproxy' ? { bin: opts.haproxyBin ?? 'haproxy', dir: runDir() } : undefined,
@@ -157,7 +158,7 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
         maxQueue: cfg.maxQueue,
         queueTimeoutMs: cfg.queueTimeoutMs,
         startCommand: opts.startCommand?.map((a) => printable(a, 100)),
-        spare: opts.spare === true,
+        spare: cfg.spare === true,
         warm: cfg.warm ? { haproxyPid: server.warmPid } : null,
         counters, // live: the same object the edge updates
       },

@@ -44,9 +44,9 @@ function children(ppid: number): Array<{ pid: number; cmd: string }> {
 }
 const nodesOf = (edgePid: number) => children(edgePid).filter((c) => c.cmd.includes(' proxy node '));
 
-async function spareEdge(port: number, name: string): Promise<{ edge: ResultPromise }> {
+async function spareEdge(port: number, name: string, spareFlag: string[] = ['--spare']): Promise<{ edge: ResultPromise }> {
   const node = [process.execPath, BIN, 'proxy', 'node', '--', ...appCommand(WARM_APP)];
-  const proc = execa(process.execPath, [BIN, 'proxy', 'edge', '--json', '--spare', '-p', String(port), '--name', name, '--', ...node], { reject: false, stdin: 'ignore', env });
+  const proc = execa(process.execPath, [BIN, 'proxy', 'edge', '--json', ...spareFlag, '-p', String(port), '--name', name, '--', ...node], { reject: false, stdin: 'ignore', env });
   procs.push(proc);
   await new LineReader(proc.stdout!).json((l: { type?: string }) => l.type === 'listening', `edge ${name} listening`);
   return { edge: proc }; // not the process itself: an async function would wait for it
@@ -90,5 +90,21 @@ describe('proxy edge --spare: a started, waiting node per route', () => {
     const r = await execa(process.execPath, [BIN, 'proxy', 'edge', '--spare', '-p', '26133'], { reject: false, stdin: 'ignore', env });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/--spare needs a start command/);
+  });
+
+  it('the spare is the default when the start command is elastic proxy node; --no-spare turns it off (ports 26810-26811)', async () => {
+    const { edge } = await spareEdge(26810, 'spd1', []);
+    await waitFor(() => nodesOf(edge.pid!).length === 1, 'the spare started without --spare', 10_000);
+    pids.push(nodesOf(edge.pid!)[0]!.pid);
+    const st = await requestStatus<Snapshot>(join(dir, 'run', 'edge.spd1.sock'));
+    expect((st.config as { spare?: boolean }).spare).toBe(true);
+    const off = await spareEdge(26811, 'spd2', ['--no-spare']);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(nodesOf(off.edge.pid!)).toEqual([]);
+    expect(((await requestStatus<Snapshot>(join(dir, 'run', 'edge.spd2.sock'))).config as { spare?: boolean }).spare).toBe(false);
+    edge.kill('SIGTERM');
+    off.edge.kill('SIGTERM');
+    expect((await edge).exitCode).toBe(0);
+    expect((await off.edge).exitCode).toBe(0);
   });
 });

@@ -37,19 +37,23 @@ describe('warm path: HAProxy config (pure)', () => {
       maxconn: 8000,
     });
     const section = (name: string) => text.split('\n\n').find((b) => b.includes(`frontend ${name}\n`) || b.startsWith(`frontend ${name}\n`)) ?? '';
-    expect(section('c0')).toContain('  bind 127.0.0.1:8080\n  default_backend e0');
-    expect(section('c0')).toContain('  use_backend r_raw if warm_raw');
+    // Overflow of a route's backend reaches the edge's listener of the client's kind.
+    expect(section('c0')).toContain('  bind 127.0.0.1:8080\n  tcp-request connection set-dst-port int(40001)\n  default_backend e0');
+    expect(section('c0')).toContain('  use_backend r_raw\n');
     expect(section('c0')).toContain('backend e0\n  server edge 127.0.0.1:40001');
     expect(section('c1').split('\n').filter((l) => l.includes('host0') || l.includes('inspect') || l.includes('accept') || l.startsWith('  use_backend'))).toEqual([
       '  tcp-request inspect-delay 10000ms',
       '  tcp-request content accept if HTTP',
       '  acl host0 req.hdr(host),field(1,:),lower -m str web.test',
-      '  use_backend r_web if host0 warm_web',
-      '  use_backend e1 if host0',
-      '  use_backend r_raw if warm_raw',
+      '  use_backend r_web if host0',
+      '  use_backend r_raw',
     ]);
-    expect(text).toContain('  acl warm_web be_conn_free(r_web) gt 0');
-    expect(text).toContain('frontend w_web\n  bind 127.0.0.1:41002\n  default_backend r_web\nbackend r_web\n  balance first\n  timeout queue 30000ms\n  server-template n 1-3 127.0.0.1:1 disabled maxconn 1');
+    expect(section('c1')).toContain('  tcp-request connection set-dst-port int(40002)');
+    // No queue HAProxy would close in tcp mode: the edge (no maxconn, no port) is the last server.
+    expect(text).toContain('frontend w_web\n  bind 127.0.0.1:41002 accept-proxy\n  default_backend r_web\nbackend r_web\n  balance first\n  timeout queue 30000ms\n  server-template n 1-3 127.0.0.1:1 disabled maxconn 1\n  server edge 127.0.0.1\n');
+    expect(text).not.toContain('be_conn_free');
+    // One thread: two threads can pick the same last free slot, and the loser waits in its queue.
+    expect(text).toContain('global\n  maxconn 8000\n  nbthread 1\n');
   });
 
   it.each([

@@ -42,7 +42,7 @@ export default class ProxyEdge extends BaseCommand {
     'header-timeout': secondsFlag({ description: 'seconds to receive an HTTP request head or TLS ClientHello', default: 10_000 }),
     'header-max': Flags.integer({ description: 'largest request head / ClientHello, bytes', default: 16_384, min: 512, max: 1_048_576 }),
     name: Flags.string({ description: 'status socket name (default: the first client port)' }),
-    spare: Flags.boolean({ description: 'keep one instance per route started and waiting (the start command must be elastic proxy node): a cold start skips its Node start-up; costs one idle process per route', default: false }),
+    spare: Flags.boolean({ allowNo: true, description: 'keep one instance per route started and waiting, so a cold start skips its Node start-up (one idle process per route). Default: on when the start command is elastic proxy node (detected), else off; --spare forces it (the command must honour ELASTIC_NODE_SPARE), --no-spare turns it off' }),
     warm: Flags.string({ description: 'haproxy: an HAProxy owns the client ports and connects clients straight to local apps once a route is warm; off: every client goes through the edge', options: ['haproxy', 'off'], default: 'haproxy' }),
   };
 
@@ -89,7 +89,7 @@ export default class ProxyEdge extends BaseCommand {
           startRatePerSec: flags['start-rate'],
         },
         startCommand: command.length ? command : undefined,
-        spare: flags.spare,
+        spare: flags.spare ?? 'auto',
         startTimeoutMs: flags['start-timeout'],
         stopGraceMs: flags['stop-grace'],
         warm: flags.warm as 'haproxy' | 'off',

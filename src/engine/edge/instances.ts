@@ -159,3 +159,15 @@ function terminateSpare(c: ResultPromise): void {
   c.stdin?.destroy();
   if (c.pid !== undefined) signal(c.pid, 'SIGTERM', true);
 }
+
+/**
+ * Whether a start command is `elastic proxy node ...` (the binary `elastic`, or Node running
+ * elastic's `bin/run.js`), the one command known to honour the spare protocol: `--spare` is then
+ * on unless `--no-spare`. A wrapper script that runs it is not recognised (use `--spare`).
+ */
+export function isProxyNodeCommand(argv: readonly string[] | undefined): boolean {
+  if (!argv?.length) return false;
+  const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+  const at = base(argv[0]!) === 'elastic' ? 1 : /^node(js)?(\d+)?$/.test(base(argv[0]!)) && /(^|\/)bin\/run\.js$/.test(argv[1] ?? '') ? 2 : -1;
+  return at > 0 && argv[at] === 'proxy' && argv[at + 1] === 'node';
+}

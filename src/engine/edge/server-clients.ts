@@ -297,7 +297,7 @@ export abstract class EdgeClients extends EdgeNodes {
     try {
       // 10 ms while slots free up, backing off to 100 ms while none does (long-lived connections).
       // `fresh`: a slot just went ready with its sessions read before: no stats round trip for
-      // the first pass (a cold start's held clients; a client too many waits in HAProxy's queue).
+      // the first pass (a cold start's held clients; a client too many goes back to the edge).
       for (let delay = 10, first = true; r.queue.size && warm.on(r) && !this.closing; first = false) {
         if (!(fresh && first)) await warm.refresh([r]).catch(() => {});
         const before = r.queue.size;
@@ -320,6 +320,9 @@ export abstract class EdgeClients extends EdgeNodes {
     r.forwarded++;
     r.wait.add(Date.now() - c.arrived);
     const up = connect({ host: '127.0.0.1', port, noDelay: true, allowHalfOpen: true });
+    // The entry takes a PROXY header: its destination is the listener the client reached, where
+    // HAProxy sends it back if its slot is taken meanwhile (docs/proxy.md, Overflow).
+    up.write(`PROXY TCP4 127.0.0.1 127.0.0.1 ${c.sock.remotePort ?? 0} ${c.sock.localPort ?? 0}\r\n`);
     for (const chunk of c.chunks) up.write(chunk);
     c.chunks = [];
     const sock = c.sock;

@@ -3,9 +3,9 @@ import type { EdgeListener } from './server.js';
 /**
  * The HAProxy config of the warm path (pure): HAProxy owns the client ports; a connection whose
  * route has a free slot on a warm server (a local node's app port, `maxconn` = the node's
- * concurrency) goes straight to the app; everything else (a cold or full route, an unknown host,
- * a bad request head, a slow one) goes to the edge's own listener of the same kind, which holds,
- * queues, answers and scales as without HAProxy. Membership changes are runtime API commands on
+ * concurrency) goes straight to the app; everything else (a cold or full route: the backend's
+ * last server; an unknown host, a bad request head, a slow one) goes to the edge's own listener
+ * of the same kind, which holds, queues, answers and scales as without HAProxy. Membership changes are runtime API commands on
  * pre-declared server slots (`server-template`), never a reload.
  */
 export interface WarmConfigInput {
@@ -54,6 +54,12 @@ export function warmConfig(i: WarmConfigInput): string {
     '# written by elastic proxy edge (warm path); do not edit',
     'global',
     `  maxconn ${i.maxconn}`,
+    // One thread: `balance first` picks a server whose slot looks free, and the slot is taken a
+    // step later; two threads can both pick the same last free slot and the loser waits in that
+    // server's queue, where `timeout queue` closes a TCP client without an answer (the 1 in 400
+    // bare close of proxy-warm-overflow). In one thread the pick and the take are one step, so
+    // a full slot is never chosen and a client no slot can take goes to the edge server.
+    '  nbthread 1',
     `  stats socket ${i.statsSocket} mode 600 level admin`,
     'defaults',
     '  mode tcp',
@@ -69,34 +75,41 @@ export function warmConfig(i: WarmConfigInput): string {
   ];
   const routes = [...i.entries.keys()];
   i.listeners.forEach((l, n) => {
-    out.push(`frontend c${n}`, `  bind ${bindOf(i.address, l.port)}`, `  default_backend e${n}`);
-    for (const r of routes) out.push(`  acl warm_${r} be_conn_free(${backendOf(r)}) gt 0`);
+    // The route's backend sends what its slots cannot take to this port: the edge's listener of
+    // the client's kind (the `edge` server has no port of its own, it takes the destination's).
+    out.push(`frontend c${n}`, `  bind ${bindOf(i.address, l.port)}`, `  tcp-request connection set-dst-port int(${i.edgePorts[n]})`, `  default_backend e${n}`);
     if (l.kind === 'tcp') {
       const r = l.route ?? 'default';
-      out.push(`  use_backend ${backendOf(r)} if warm_${r}`);
+      if (i.entries.has(r)) out.push(`  use_backend ${backendOf(r)}`);
     } else {
       const fetch = l.kind === 'http' ? 'req.hdr(host),field(1,:),lower' : 'req.ssl_sni,lower';
       const ready = l.kind === 'http' ? 'HTTP' : '{ req.ssl_hello_type 1 }';
       out.push(`  tcp-request inspect-delay ${s(i.headerTimeoutMs)}`, `  tcp-request content accept if ${ready}`);
-      // An unknown host falls through to the edge (404 or its default route) unless warm.
+      // An unknown host goes to the edge (404 or its default route).
       hostRules(i.hosts).forEach((h, k) => {
-        out.push(`  acl host${k} ${fetch} ${h.acl}`, `  use_backend ${backendOf(h.route)} if host${k} warm_${h.route}`, `  use_backend e${n} if host${k}`);
+        out.push(`  acl host${k} ${fetch} ${h.acl}`, `  use_backend ${backendOf(h.route)} if host${k}`);
       });
-      if (i.defaultRoute) out.push(`  use_backend ${backendOf(i.defaultRoute)} if warm_${i.defaultRoute}`);
+      if (i.defaultRoute && i.entries.has(i.defaultRoute)) out.push(`  use_backend ${backendOf(i.defaultRoute)}`);
     }
     out.push(`backend e${n}`, `  server edge 127.0.0.1:${i.edgePorts[n]}`, '');
   });
   for (const r of routes) {
     out.push(
+      // The edge hands held clients back here with a PROXY header whose destination is its
+      // listener of the client's kind: if the slot it saw free is taken meanwhile, the client
+      // comes back to the edge instead of waiting in a queue HAProxy cannot answer 503 from.
       `frontend w_${r}`,
-      `  bind 127.0.0.1:${i.entries.get(r)}`,
+      `  bind 127.0.0.1:${i.entries.get(r)} accept-proxy`,
       `  default_backend ${backendOf(r)}`,
       `backend ${backendOf(r)}`,
-      // Fill the first servers: the others go idle and are scaled down.
+      // Fill the first servers: the others go idle and are scaled down. The last server is the
+      // edge without maxconn: a client no slot can take goes there (held, bounded, 503 +
+      // Retry-After at the queue timeout), never into HAProxy's queue.
       '  balance first',
       `  timeout queue ${s(i.queueTimeoutMs)}`,
       // maxconn 1 until the edge sets the node's concurrency: a slot is never unlimited.
       `  server-template n 1-${i.slots} 127.0.0.1:1 disabled maxconn 1`,
+      '  server edge 127.0.0.1',
       '',
     );
   }

@@ -1,0 +1,110 @@
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEdge, startNode, type RunningEdge, type RunningNode } from '../../src/engine/proxy.js';
+import { waitFor } from '../support/docker.js';
+import { appCommand, get, rawConnect, readAll, TEST_TOKEN, type Reply } from '../support/proxy.js';
+
+/**
+ * Overflow on the warm path (docs/proxy.md, "Overflow and the queue"): a client that finds every
+ * warm slot full (including one the edge hands back to HAProxy as a slot frees up and that loses
+ * the slot to a new client) ends at the edge, never in HAProxy's queue: an HTTP client that
+ * waits longer than --queue-timeout gets 503 + Retry-After, never a bare close, and the app of a
+ * concurrency-1 node never holds 2 connections. Real HAProxy, real app. Ports 26800-26819.
+ */
+
+const WARM_APP = fileURLToPath(new URL('../fixtures/proxy/warm-app.mjs', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'elastic-proxy-overflow-'));
+process.env.ELASTIC_RUN_DIR = join(dir, 'run');
+process.env.ELASTIC_STATE_DIR = join(dir, 'state');
+const env = { ELASTIC_EDGE_TOKEN: TEST_TOKEN };
+
+const edges: RunningEdge[] = [];
+const nodes: RunningNode[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.node.stop('test over')));
+  await Promise.all(edges.splice(0).map((e) => e.close()));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The run directory of the (one) running edge's HAProxy. */
+function haproxyDir(): string {
+  const runDir = join(dir, 'run');
+  return join(runDir, readdirSync(runDir).find((d) => d.startsWith('edge-haproxy-'))!);
+}
+
+/** `show stat` from that HAProxy's runtime API, as rows of fields. */
+function haproxyStats(at: string): Promise<string[][]> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const s = connect(join(at, 'haproxy.sock'), () => s.write('show stat\n'));
+    s.on('data', (d) => (text += d));
+    s.on('error', reject);
+    s.on('close', () => resolve(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(','))));
+  });
+}
+
+describe('proxy edge: warm-path overflow', () => {
+  it('clients over capacity for longer than the queue timeout: each gets 200 or 503 + Retry-After, the app never 2 at once', async () => {
+    const overlap = join(dir, 'overlap');
+    const e = await startEdge({ listeners: [{ kind: 'http', port: 26801 }], hosts: { 'web.test': 'web' }, env, status: false, warm: 'haproxy', queueTimeoutMs: 1000, retryAfterS: 5 });
+    edges.push(e);
+    const n = await startNode({ edge: `127.0.0.1:${e.nodePort}`, route: 'web', concurrency: 1, command: appCommand(WARM_APP, { DELAY_MS: 2500, OVERLAP_FILE: overlap }), env, status: false, graceMs: 2000 });
+    nodes.push(n);
+    await waitFor(() => e.server.view().web!.path === 'warm', 'the route warm');
+    // Rounds of 30 clients at once, each round while the slot is free: one is served (2.5 s), the
+    // others find the slot taken; 30 connections read HAProxy's free-slot count together and the
+    // edge hands clients back as the slot frees, so some can reach the slot's queue (which on
+    // main closed them at `timeout queue`).
+    const replies: Reply[] = [];
+    for (let round = 0; round < 4; round++) {
+      replies.push(...(await Promise.all(Array.from({ length: 100 }, () => get(26801, { host: 'web.test', timeoutMs: 15_000 }).catch((err: Error) => ({ status: 0, headers: {}, body: err.message }))))));
+    }
+    const done = replies;
+    const bare = done.filter((r) => r.status === 0).map((r) => r.body);
+    expect(bare, 'clients closed without an answer').toEqual([]);
+    const refused = done.filter((r) => r.status === 503);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) expect(r.headers['retry-after']).toBe('5');
+    expect(done.filter((r) => r.status !== 503 && r.status !== 200)).toEqual([]);
+    expect(done.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(4);
+    // HAProxy's own view first, so a failure says which side broke the limit: a client HAProxy
+    // put in a slot's queue (closed there at `timeout queue`: tcp mode has no 503), or more
+    // sessions on the slot than its maxconn.
+    const slots = (await haproxyStats(haproxyDir())).filter((row) => row[0] === 'r_web' && /^n\d+$/.test(row[1]!));
+    expect(slots.length).toBeGreaterThan(0);
+    expect(slots.filter((row) => row[3] !== '0').map((row) => `${row[1]} qmax ${row[3]}`), 'clients HAProxy queued on a slot').toEqual([]);
+    expect(slots.filter((row) => row[1] === 'n1' && row[5] !== '1' && row[5] !== '0').map((row) => `${row[1]} smax ${row[5]}`), 'HAProxy above the slot maxconn').toEqual([]);
+    expect(existsSync(overlap) ? readFileSync(overlap, 'utf8') : '', 'the app held 2 connections').toBe('');
+  }, 90_000);
+  it('a hand-back that loses its slot to a new client: 503 + Retry-After at the queue timeout, not a close', async () => {
+    const overlap = join(dir, 'overlap-handback');
+    const e = await startEdge({ listeners: [{ kind: 'http', port: 26802 }], hosts: { 'web.test': 'web' }, env, status: false, warm: 'haproxy', queueTimeoutMs: 1000, retryAfterS: 5 });
+    edges.push(e);
+    nodes.push(await startNode({ edge: `127.0.0.1:${e.nodePort}`, route: 'web', concurrency: 1, command: appCommand(WARM_APP, { DELAY_MS: 3000, OVERLAP_FILE: overlap }), env, status: false, graceMs: 2000 }));
+    await waitFor(() => e.server.view().web!.path === 'warm', 'the route warm');
+    const busy = get(26802, { host: 'web.test' });
+    await waitFor(() => e.server.view().web!.active === 1, 'the slot taken', 3000);
+    // What the edge writes when it hands a held client to the route's entry (the ports from the
+    // HAProxy config it wrote): the race where the slot it saw free was taken meanwhile.
+    const cfg = readFileSync(join(haproxyDir(), 'haproxy.cfg'), 'utf8');
+    const entry = Number(/frontend w_web\n {2}bind 127\.0\.0\.1:(\d+)/.exec(cfg)![1]);
+    const edgeHttp = Number(/backend e0\n {2}server edge 127\.0\.0\.1:(\d+)/.exec(cfg)![1]);
+    const handBacks = await Promise.all(
+      [1, 2, 3].map(async (k) => {
+        const s = await rawConnect(entry);
+        s.write(`PROXY TCP4 127.0.0.1 127.0.0.1 ${50000 + k} ${edgeHttp}\r\nGET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n`);
+        return readAll(s, 10_000);
+      }),
+    );
+    for (const h of handBacks) {
+      expect(h.data, 'a hand-back closed without an answer').toMatch(/^HTTP\/1\.1 503 /);
+      expect(h.data).toMatch(/\r\nRetry-After: 5\r\n/i);
+    }
+    expect((await busy).status).toBe(200);
+    expect(existsSync(overlap)).toBe(false);
+  }, 60_000);
+});
