@@ -20,7 +20,7 @@ import type { ProxyKind } from './frontends/model.js';
 import { NginxApplier } from './frontends/nginx/applier.js';
 import { closingFlagPath } from './frontends/nginx/flag.js';
 import { endNginxOrphans } from './frontends/nginx/orphans.js';
-import { Renderer, type RenderResult } from './frontends/renderer.js';
+import { Renderer, type Drains, type RenderResult } from './frontends/renderer.js';
 import type { RenderService } from './frontends/services.js';
 import { renderStatus } from './frontends/status.js';
 import { compileTemplate, loadTemplate } from './frontends/template.js';
@@ -59,6 +59,8 @@ export interface RenderOptions {
   /** Backends already discovered (render --routes-from-labels): renderOnce does not discover. */
   discovered?: Readonly<Record<string, BackendSet>>;
   store?: StateStore;
+  /** Drains kept across rebuilt renderers (elastic run, --routes-from-labels). */
+  drains?: Drains;
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
 }
@@ -133,6 +135,7 @@ export async function buildRenderer(opts: RenderOptions, readOnly = false): Prom
     frontDoor: opts.frontDoor,
     store: opts.store ?? new FileStateStore(stateDir(opts.env)),
     logger: log,
+    ...(opts.drains ? { drains: opts.drains } : {}),
     ...(certs && opts.tls ? { tls: { options: opts.tls, certs: () => certs.current, manager: certs } } : {}),
   });
 }

@@ -69,7 +69,19 @@ export interface RendererOptions {
   frontDoor?: { readonly address: string; readonly port: number };
   /** The TLS bind and its current certificates (tls/certs.ts), read at every pass. */
   tls?: { readonly options: TlsOptions; readonly certs: () => CertSet | undefined; readonly manager: TlsCerts };
+  /** The drains, owned by whoever rebuilds renderers (a new service set must not undo a drain). */
+  drains?: Drains;
 }
+
+/** Backends a drain request took out (or is taking out) of rotation, by backend id. */
+export interface Drains {
+  /** Out of rotation: kept out until they leave discovery. */
+  readonly drained: Set<string>;
+  /** Draining in place (HAProxy, weight 0) until their sessions end: frontends/drain.ts. */
+  readonly draining: Set<string>;
+}
+
+export const newDrains = (): Drains => ({ drained: new Set(), draining: new Set() });
 
 export interface Counters {
   renders: number;
@@ -86,17 +98,20 @@ export interface Counters {
 
 export class Renderer {
   readonly counters: Counters = { renders: 0, reloads: 0, runtimeOps: 0, starts: 0, refusals: 0, failures: 0, lastRender: null, lastApply: null, lastRefusal: null, lastError: null };
-  /** Backends taken out of rotation by a drain request: kept out until they leave discovery. */
-  readonly drained = new Set<string>();
-  /** Backends draining in place (HAProxy, weight 0) until their sessions end: frontends/drain.ts. */
-  readonly draining = new Set<string>();
+  /** Drains (see Drains): the same sets across the renderers `elastic run` and labels rebuild. */
+  readonly drained: Set<string>;
+  readonly draining: Set<string>;
   /** Drained or in maintenance (elastic.maint=true) in the last pass: their slots stay reserved. */
-  private out: ReadonlySet<string> = this.drained;
+  private out: ReadonlySet<string>;
   /** Draining in the last pass (a snapshot: a drain request between passes waits for the next). */
   private weightZero: ReadonlySet<string> = new Set();
   private readonly log: Logger;
 
   constructor(readonly opts: RendererOptions) {
+    const drains = opts.drains ?? newDrains();
+    this.drained = drains.drained;
+    this.draining = drains.draining;
+    this.out = this.drained;
     this.log = opts.logger ?? nullLogger;
   }
 

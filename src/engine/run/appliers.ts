@@ -5,7 +5,7 @@ import type { ServiceSpec } from '../frontends/model.js';
 import { buildRenderer, certSources } from '../render.js';
 import { tlsDefaults, type TlsOptions } from '../frontends/tls/tls-data.js';
 import { watchCertFiles } from '../frontends/tls/rotation.js';
-import type { Renderer } from '../frontends/renderer.js';
+import { newDrains, type Drains, type Renderer } from '../frontends/renderer.js';
 import { renderStatus } from '../frontends/status.js';
 import { drainSlot, servicesServing } from '../frontends/drain.js';
 import { parseLbCheck } from '../frontends/services.js';
@@ -79,10 +79,14 @@ export class RenderApplier implements RunApplier {
     readonly kind: ProxyName,
     private readonly instance: string,
     private readonly ctx: ApplierContext,
-    private readonly opts: { bin?: string; varnishInstance?: string; tls?: TlsOptions; frontDoor?: { address: string; port: number } } = {},
+    private readonly opts: { bin?: string; varnishInstance?: string; tls?: TlsOptions; frontDoor?: { address: string; port: number }; drains?: Drains } = {},
   ) {
     this.name = kind;
+    this.drains = opts.drains ?? newDrains();
   }
+
+  /** Drains outlive a rebuilt renderer and a reload (the daemon owns one set per proxy kind). */
+  private readonly drains: Drains;
 
   setSpecs(specs: readonly ServiceSpec[]): void {
     this.specs = tlsDefaults(specs).sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -131,6 +135,7 @@ export class RenderApplier implements RunApplier {
       // Guardrails are applied by the daemon per service, before any applier sees a set.
       guard: { minBackends: 0, maxChangePct: 100, force: true },
       store: this.ctx.store,
+      drains: this.drains,
       logger: this.ctx.logger.child(this.kind),
       env: this.ctx.env,
     });

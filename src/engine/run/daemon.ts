@@ -8,6 +8,7 @@ import { EdgeApplier, MapImageApplier, RenderApplier, toServiceSpec, type RunApp
 import { DaemonElb } from './daemon-elb.js';
 import { DaemonLabels } from './daemon-labels.js';
 import type { ServiceSpec } from '../frontends/model.js';
+import { newDrains } from '../frontends/renderer.js';
 import { configSummary, loadConfig, servedBy, type RunConfig } from './config.js';
 import { DaemonDeploys, type SingletonGate } from './deploys.js';
 import { MetricsRegistry, processMetrics, serveMetrics, StatsdEmitter } from './metrics.js';
@@ -51,6 +52,8 @@ export class RunDaemon {
   private config!: RunConfig;
   private pipeline: Pipeline | null = null;
   private appliers: RunApplier[] = [];
+  /** Drain requests per proxy kind: a reload's new appliers keep them (a drained backend stays out). */
+  private readonly drains = { haproxy: newDrains(), nginx: newDrains(), varnish: newDrains() };
   private status: StatusServer | null = null;
   private metricsServer: { port: number; close(): Promise<void> } | null = null;
   private statsd: StatsdEmitter | null = null;
@@ -189,7 +192,7 @@ export class RunDaemon {
       const frontDoor = this.labels.frontDoor(c, kind);
       if (specs.length === 0 && !(kind === 'haproxy' && c.api) && !frontDoor) continue;
       const p = c.proxies[kind];
-      const a = new RenderApplier(kind, p.instance, ctx, { bin: 'bin' in p ? p.bin : undefined, varnishInstance: 'varnishInstance' in p ? p.varnishInstance : undefined, tls: 'tls' in p ? p.tls : undefined, frontDoor });
+      const a = new RenderApplier(kind, p.instance, ctx, { bin: 'bin' in p ? p.bin : undefined, varnishInstance: 'varnishInstance' in p ? p.varnishInstance : undefined, tls: 'tls' in p ? p.tls : undefined, frontDoor, drains: this.drains[kind] });
       a.setSpecs(specs);
       a.pass = () => this.pipeline?.syncApplierAndWait(a.name, 'drain') ?? Promise.resolve();
       out.push(a);
