@@ -191,7 +191,8 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
   // A reload replaces the proxy's processes: the liveness monitor does not judge during a pass,
   // and a proxy is only called dead after two checks in a row say so.
   let passing = false;
-  const drainedAt = new Map<string, { service: string; endpoint: string }>();
+  /** Drained or draining backends by id; `cancel` ends the wait for sessions of one in progress. */
+  const drainedAt = new Map<string, { service: string; endpoint: string; cancel: AbortController }>();
   /** Run a pass now (a drain's fallback, an undrain) and wait for it. */
   const passNow = (reason: string) => async () => {
     runner.request(reason);
@@ -231,9 +232,11 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
         if (targets.length === 0) return { drained: true, remaining: 0, services: [] };
         const results = [];
         for (const t of targets) {
-          const r = await drainSlot(renderer, t, { timeoutMs, signal, pass: passNow('drain'), logger: log });
-          drainedAt.set(r.backend, { service: t.service, endpoint: r.endpoint });
-          status.event('drain', `${r.backend} ${r.drained ? 'drained' : 'not drained'} after ${r.ms} ms`, t.service);
+          const cancel = new AbortController();
+          // Known from the start: an undrain during the wait for sessions finds it (and cancels it).
+          const onSlot = (s: { backend: string; endpoint: string }) => void drainedAt.set(s.backend, { service: t.service, endpoint: s.endpoint, cancel });
+          const r = await drainSlot(renderer, t, { timeoutMs, signal: AbortSignal.any([signal, cancel.signal]), pass: passNow('drain'), logger: log, onSlot });
+          status.event('drain', `${r.backend} ${r.cancelled ? 'undrained before its sessions ended' : r.drained ? 'drained' : 'not drained'} after ${r.ms} ms`, t.service);
           results.push(r);
         }
         return { ...results[0]!, drained: results.every((r) => r.drained), services: targets.map((t) => t.service) };
@@ -246,6 +249,7 @@ export async function renderWatch(opts: RenderOptions, w: WatchOptions, signal: 
         const results = [];
         for (const id of ids) {
           const d = drainedAt.get(id)!;
+          d.cancel.abort();
           renderer.drained.delete(id);
           renderer.draining.delete(id);
           drainedAt.delete(id);

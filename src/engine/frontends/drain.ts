@@ -23,6 +23,8 @@ export interface SlotDrain {
   readonly drained: boolean;
   readonly sessions: number;
   readonly ms: number;
+  /** An undrain came while the sessions were waited for: the backend stays in rotation. */
+  readonly cancelled?: boolean;
 }
 
 /** Runs a pass now (with the drained set as it is) and resolves once it is done. */
@@ -55,10 +57,15 @@ export async function servicesServing(renderer: Renderer, address: string, port:
 }
 
 /** Drain one backend (id or ADDR:PORT) of one rendered service; see the comment at the top. */
-export async function drainSlot(renderer: Renderer, target: { service: string; backend: string }, o: { timeoutMs: number; signal?: AbortSignal; pass: RunPass; logger?: Logger }): Promise<SlotDrain> {
+export async function drainSlot(
+  renderer: Renderer,
+  target: { service: string; backend: string },
+  o: { timeoutMs: number; signal?: AbortSignal; pass: RunPass; logger?: Logger; onSlot?: (s: { backend: string; endpoint: string }) => void },
+): Promise<SlotDrain> {
   const slot = await findSlot(renderer, target.service, target.backend);
   const applier = renderer.opts.applier;
   const base = { service: target.service, backend: slot.id, endpoint: `${slot.address}:${slot.port}` };
+  o.onSlot?.(base);
   const takeOut = () => {
     renderer.draining.delete(slot.id);
     renderer.drained.add(slot.id);
@@ -77,8 +84,10 @@ export async function drainSlot(renderer: Renderer, target: { service: string; b
         sessions = await applier.waitSessions(target.service, server, o.timeoutMs, o.signal);
       }
     } catch (err) {
-      (o.logger ?? nullLogger).warn(`waiting for the sessions of ${slot.id} failed; taking it out without waiting`, { error: describeError(err) });
+      if (renderer.draining.has(slot.id)) (o.logger ?? nullLogger).warn(`waiting for the sessions of ${slot.id} failed; taking it out without waiting`, { error: describeError(err) });
     }
+    // Undrained meanwhile (the undrain took it out of `draining` and ran its own pass): stay in.
+    if (!renderer.draining.has(slot.id)) return { ...base, ...(server ? { server } : {}), drained: false, cancelled: true, sessions, ms: Date.now() - t0 };
     takeOut();
     const out = await passFor(renderer, target.service, slot.id, true, o.pass);
     return { ...base, ...(server ? { server } : {}), drained: out.drained && sessions === 0, sessions, ms: Date.now() - t0 };
