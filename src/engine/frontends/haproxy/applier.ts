@@ -125,15 +125,31 @@ export class HaproxyApplier implements Applier {
     return (await this.api()).stat();
   }
 
+  /**
+   * The sessions of one server: the current worker's, plus those of old workers (a reload leaves
+   * them serving their connections until hard-stop-after) on the same address, read through the
+   * master CLI (`@!PID`). An old worker that exits meanwhile has none left.
+   */
   async waitSessions(service: string, server: string, timeoutMs: number, signal?: AbortSignal): Promise<number> {
     const t0 = Date.now();
     for (;;) {
       const row = (await (await this.api()).stat()).find((s) => s.backend === backendName(service) && s.server === server);
       // The pass just rendered this server: no row means HAProxy did not answer `show stat`.
       if (!row) throw new UserError(`HAProxy's show stat does not list ${backendName(service)}/${server}`, 'check the HAProxy stats socket', ExitCode.unavailable);
-      const sessions = row.scur;
+      const sessions = row.scur + (await this.oldWorkerSessions(backendName(service), row.address));
       if (sessions === 0 || Date.now() - t0 >= timeoutMs || signal?.aborted) return sessions;
       await sleep(100, signal).catch(() => {});
     }
+  }
+
+  private async oldWorkerSessions(backend: string, address: string): Promise<number> {
+    const old = (await this.process.showProc())?.oldWorkers ?? [];
+    const counts = await Promise.all(
+      old.map(async (w) => {
+        const rows = await new HaproxyRuntime({ socket: this.opts.masterSocket, prefix: `@!${w.pid} `, timeoutMs: 2000 }).stat().catch(() => []);
+        return rows.filter((r) => r.backend === backend && r.address === address).reduce((n, r) => n + r.scur, 0);
+      }),
+    );
+    return counts.reduce((a, b) => a + b, 0);
   }
 }

@@ -24,12 +24,14 @@ export interface ProcInfo {
   failed: number;
   /** Current workers (reload count 0 = started by the last reload). */
   workers: Array<{ pid: number; reloads: number }>;
+  /** Workers of earlier configs still finishing their connections (until hard-stop-after). */
+  oldWorkers: Array<{ pid: number; reloads: number }>;
 }
 
 /** Parse the master CLI's `show proc`. */
 export function parseShowProc(text: string): ProcInfo | null {
   let section = '';
-  const info: ProcInfo = { masterPid: 0, reloads: 0, failed: 0, workers: [] };
+  const info: ProcInfo = { masterPid: 0, reloads: 0, failed: 0, workers: [], oldWorkers: [] };
   for (const line of text.split('\n')) {
     if (line.startsWith('# workers')) section = 'workers';
     else if (line.startsWith('# old workers')) section = 'old';
@@ -38,7 +40,7 @@ export function parseShowProc(text: string): ProcInfo | null {
       const m = /^(\d+)\s+(\w+)\s+(\d+)(?:\s+\[failed: (\d+)\])?/.exec(line.trim());
       if (!m) continue;
       if (m[2] === 'master') Object.assign(info, { masterPid: Number(m[1]), reloads: Number(m[3]), failed: Number(m[4] ?? 0) });
-      else if (m[2] === 'worker' && section === 'workers') info.workers.push({ pid: Number(m[1]), reloads: Number(m[3]) });
+      else if (m[2] === 'worker' && (section === 'workers' || section === 'old')) info[section === 'old' ? 'oldWorkers' : 'workers'].push({ pid: Number(m[1]), reloads: Number(m[3]) });
     }
   }
   return info.masterPid ? info : null;
