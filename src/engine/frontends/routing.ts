@@ -57,6 +57,8 @@ export interface RoutedBind {
   readonly anyHost: TemplateHost | null;
   /** Every host, most specific first, the any-host group last (HAProxy's rule order). */
   readonly allHosts: readonly TemplateHost[];
+  /** Whether a route strips its prefix (HAProxy then records the route taken in a variable). */
+  readonly hasStrip: boolean;
 }
 
 const bindKey = (b: { address: string; port: number }) => `${b.address}:${b.port}`;
@@ -153,6 +155,7 @@ export function routedBinds(specs: readonly RoutedSpec[], empty: ReadonlySet<str
       hosts: allHosts.filter((h) => h.kind !== 'any'),
       anyHost: allHosts.find((h) => h.kind === 'any') ?? null,
       allHosts,
+      hasStrip: allHosts.some((h) => h.routes.some((r) => r.stripPrefix)),
     };
   });
 }
