@@ -16,7 +16,7 @@ describe('routedRules: a routed service backend\'s own rules', () => {
     { name: 'site', bind, mode: 'http', routes: { hosts: ['api.example.com'], paths: [], stripPrefix: false } },
     { name: 'web', bind, mode: 'http', isDefaultService: true, tls: { redirect: true, hstsMaxAge: 0 } },
   ];
-  const ids = (b: ReturnType<typeof routedBinds>[number], service: string) => b.allHosts.flatMap((h) => h.routes).filter((r) => r.service === service).map((r) => ({ id: r.id, path: r.path }));
+  const ids = (b: ReturnType<typeof routedBinds>[number], service: string) => b.allHosts.flatMap((h) => h.routes).filter((r) => r.service === service).map((r) => ({ num: r.num, path: r.path }));
   it.each([
     { what: 'with a TLS bind on 8443', tls: { bind: { address: '127.0.0.1', port: 8443 } }, port: 8443, hsts: 'max-age=600' },
     { what: 'without TLS', tls: undefined, port: null, hsts: null },
@@ -62,6 +62,6 @@ describe('HAProxy routed frontend: what every request runs', () => {
   });
   it('strip_prefix: the route taken is recorded for the backend, in the same precedence', () => {
     const lines = frontend([site('api', ['api.example.com'], ['/v1'], true), site('wild', ['*.example.com'])]);
-    expect(lines.filter((l) => l.includes('txn.route'))).toEqual(['http-request set-var(txn.route) str(r1) if !routed h1 path_r1', 'http-request set-var(txn.route) str(none) if !routed h1', 'http-request set-var(txn.route) str(r2) if !routed h2']);
+    expect(lines.filter((l) => l.includes('txn.route'))).toEqual(['http-request set-var(txn.route) int(1) if !routed h1 path_r1', 'http-request set-var(txn.route) int(0) if !routed h1', 'http-request set-var(txn.route) int(2) if !routed h2']);
   });
 });

@@ -11,8 +11,8 @@ export interface RoutedRules {
   readonly redirectPort: number | null;
   /** The Strict-Transport-Security value on https responses, else null. */
   readonly hsts: string | null;
-  /** Routes (txn.route ids) whose prefix is stripped, and that prefix. */
-  readonly strips: ReadonlyArray<{ readonly id: string; readonly path: string }>;
+  /** Routes (their txn.route number) whose prefix is stripped, and that prefix. */
+  readonly strips: ReadonlyArray<{ readonly num: number; readonly path: string }>;
 }
 
 /** A route as attachTls leaves it (tls-data.ts withRouteTls). */
@@ -27,7 +27,7 @@ export function routedRules(binds: readonly RoutedBind[]): Record<string, Routed
       out[r.service] = {
         redirectPort: r.redirect && r.redirectPort !== undefined ? r.redirectPort : o.redirectPort,
         hsts: r.hsts ?? o.hsts,
-        strips: r.stripPrefix ? [...o.strips, { id: r.id, path: r.path }] : o.strips,
+        strips: r.stripPrefix ? [...o.strips, { num: r.num, path: r.path }] : o.strips,
       };
     }
   }
