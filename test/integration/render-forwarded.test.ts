@@ -1,11 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderStop } from '../../src/engine/render.js';
-import { elastic } from '../support/cli.js';
 import { LineReader } from '../support/lines.js';
+import { RenderRuns } from '../support/render-runs.js';
 import { getWithHost } from '../support/route-backends.js';
 import { TestCa, curlTls } from '../support/tls-certs.js';
 
@@ -24,11 +22,10 @@ const PROXIES = [
 let echo: Server;
 let dir: string;
 let ca: TestCa;
-const running: Array<{ child: ReturnType<typeof elastic>; instance: string; proxy: 'haproxy' | 'nginx' }> = [];
-const envOf = (instance: string) => ({ ELASTIC_STATE_DIR: join(dir, instance, 'state'), ELASTIC_RUN_DIR: join(dir, instance, 'run') });
+const runs = new RenderRuns();
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'el-xf-')); // short: HAProxy's master socket path must fit 108 bytes
+  dir = await runs.init('el-xf-');
   ca = new TestCa(dir);
   await ca.init();
   // Answers what it was told: "proto=<X-Forwarded-Proto> for=<X-Forwarded-For>" (node joins repeated XFF lines with ", ").
@@ -37,13 +34,8 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const r of running) {
-    r.child.kill('SIGTERM');
-    await r.child.catch(() => {});
-    await renderStop({ instance: r.instance, proxy: r.proxy, env: envOf(r.instance), timeoutMs: 5000 }).catch(() => {});
-  }
+  await runs.cleanup();
   await new Promise((r) => echo?.close(r));
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe.each(PROXIES)('X-Forwarded-For and X-Forwarded-Proto: $proxy', ({ proxy, http, https, plain }) => {
@@ -60,8 +52,7 @@ describe.each(PROXIES)('X-Forwarded-For and X-Forwarded-Proto: $proxy', ({ proxy
       `  - name: site\n    bind: 127.0.0.1:${http}\n    hosts: [xf.example.com]\n    tls: true\n${backend}`,
       `  - name: plain\n    bind: 127.0.0.1:${plain}\n${backend}`,
     ].join('\n'));
-    const child = elastic(['render', '--proxy', proxy, '--config', file, '--instance-name', instance, '--start', '--watch', '--wait', '50ms:1s'], { env: envOf(instance), timeout: 300_000 });
-    running.push({ child, instance, proxy });
+    const child = runs.start(instance, proxy, ['--proxy', proxy, '--config', file, '--start', '--watch', '--wait', '50ms:1s']);
     await new LineReader(child.stdout!).next((l) => /started/.test(l), `${proxy} started`, 20_000);
   }, 60_000);
 

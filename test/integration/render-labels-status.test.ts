@@ -1,14 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { renderStop } from '../../src/engine/render.js';
 import { requestStatus } from '../../src/engine/runtime/status.js';
-import { elastic } from '../support/cli.js';
 import { TestContainers, docker, requireDocker, waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { removeNetwork, serves } from '../support/label-routes.js';
+import { RenderRuns } from '../support/render-runs.js';
 
 // `render --routes-from-labels --watch` serves the status socket of render --watch (kind render,
 // docs/render.md "Status socket"): before, a label render had none. A real container on our own
@@ -18,32 +14,25 @@ const INSTANCE = 'lbstatus';
 const tc = new TestContainers();
 const NET = `elastic-fds-${process.pid}`;
 let network: Docker.Network | null = null;
-let dir: string;
-let w: ReturnType<typeof elastic> | null = null;
-const env = () => ({ ELASTIC_STATE_DIR: join(dir, 'state'), ELASTIC_RUN_DIR: join(dir, 'run') });
+const runs = new RenderRuns();
 
 beforeAll(async () => {
   await requireDocker();
-  dir = await mkdtemp(join(tmpdir(), 'el-lbstatus-'));
+  await runs.init('el-lbstatus-');
   network = await docker.createNetwork({ Name: NET, Driver: 'bridge', IPAM: { Config: [{ Subnet: '198.18.85.0/24' }] }, Labels: { 'elastic.test': tc.runId } });
 });
 
 afterAll(async () => {
-  if (w) {
-    w.kill('SIGTERM');
-    await w.catch(() => {});
-  }
-  await renderStop({ instance: INSTANCE, proxy: 'haproxy', env: env(), timeoutMs: 5000 }).catch(() => {});
+  await runs.cleanup();
   await tc.cleanup();
   if (network) await removeNetwork(network);
-  await rm(dir, { recursive: true, force: true });
 });
 
 it('render --routes-from-labels --watch answers on its status socket with the label services and events', async () => {
-  w = elastic(['render', '--routes-from-labels', '--bind', `127.0.0.1:${PORT}`, '--network', NET, '--label', `elastic.test=${tc.runId}`, '--instance-name', INSTANCE, '--start', '--watch', '--wait', '50ms:200ms', '--json'], { env: env(), timeout: 120_000 });
+  const w = runs.start(INSTANCE, 'haproxy', ['--routes-from-labels', '--bind', `127.0.0.1:${PORT}`, '--network', NET, '--label', `elastic.test=${tc.runId}`, '--start', '--watch', '--wait', '50ms:200ms', '--json'], 120_000);
   const out = new LineReader(w.stdout!);
   await out.json<{ action: string }>((r) => r.action === 'start', 'haproxy started', 30_000);
-  const sock = join(dir, 'run', `render.${INSTANCE}.sock`);
+  const sock = runs.statusSocket(INSTANCE);
   const empty = await requestStatus(sock);
   expect(empty.kind).toBe('render');
   expect(empty.name).toBe(INSTANCE);

@@ -1,14 +1,12 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
 import { sendCommand } from '../../src/engine/frontends/haproxy/runtime.js';
-import { renderStop } from '../../src/engine/render.js';
 import { requestStatus } from '../../src/engine/runtime/status.js';
-import { elastic } from '../support/cli.js';
 import { waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
+import { RenderRuns } from '../support/render-runs.js';
 import { NamedBackends } from '../support/route-backends.js';
 import { TestCa, replaceFile, servedCert } from '../support/tls-certs.js';
 
@@ -20,23 +18,17 @@ import { TestCa, replaceFile, servedCert } from '../support/tls-certs.js';
 const INSTANCE = 'tlsfb';
 const B = { local: 27670, api: 27671 };
 const backends = new NamedBackends();
+const runs = new RenderRuns();
 let dir: string;
-let child: ReturnType<typeof elastic> | null = null;
-const env = () => ({ ELASTIC_STATE_DIR: join(dir, 'state'), ELASTIC_RUN_DIR: join(dir, 'run') });
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'el-tfb-')); // short: HAProxy's socket paths must fit 108 bytes
+  dir = await runs.init('el-tfb-');
   await backends.start(B);
 });
 
 afterAll(async () => {
-  if (child) {
-    child.kill('SIGTERM');
-    await child.catch(() => {});
-  }
-  await renderStop({ instance: INSTANCE, proxy: 'haproxy', env: env(), timeoutMs: 5000 }).catch(() => {});
+  await runs.cleanup();
   await backends.stop();
-  await rm(dir, { recursive: true, force: true });
 });
 
 it('a certificate HAProxy will not take through the runtime API is put in force by a seamless reload', async () => {
@@ -49,12 +41,12 @@ it('a certificate HAProxy will not take through the runtime API is put in force 
   await writeFile(join(certDir, 'api.example.com.pem'), api.pem);
   const site = (name: keyof typeof B, host: string) => `  - name: ${name}\n    bind: 127.0.0.1:27660\n    hosts: ["${host}"]\n    tls: true\n    lb_check: none\n    select: { backend: ["127.0.0.1:${B[name]}"] }\n`;
   await writeFile(join(dir, 'sites.yaml'), `tls_bind: 127.0.0.1:27661\ncert_dir: ${certDir}\nservices:\n${site('local', 'localhost')}${site('api', 'api.example.com')}`);
-  child = elastic(['render', '--config', join(dir, 'sites.yaml'), '--instance-name', INSTANCE, '--start', '--watch', '--wait', '50ms:200ms', '--json'], { env: env(), timeout: 120_000 });
+  const child = runs.start(INSTANCE, 'haproxy', ['--config', join(dir, 'sites.yaml'), '--start', '--watch', '--wait', '50ms:200ms', '--json'], 120_000);
   const out = new LineReader(child.stdout!);
   const err = new LineReader(child.stderr!);
   await out.json<{ action: string }>((r) => r.action === 'start', 'haproxy started', 30_000);
 
-  const run = join(dir, 'run', `render-${INSTANCE}`);
+  const run = runs.runDir(INSTANCE);
   const master = new HaproxyProcess({ config: '', masterSocket: join(run, 'haproxy-master.sock'), pidFile: '' });
   const before = (await master.showProc())?.reloads;
   // Hold HAProxy's one certificate transaction on the api certificate (never committed).
@@ -68,7 +60,7 @@ it('a certificate HAProxy will not take through the runtime API is put in force 
   await err.next((l) => /runtime API failed; seamless reload instead/.test(l), 'the fallback warning', 20_000);
   await waitFor(async () => (await servedCert(27661, 'localhost')).serial.toUpperCase() === next.serial.toUpperCase(), 'the new certificate served', 20_000, 100);
   expect((await master.showProc())?.reloads).toBeGreaterThan(before ?? 0);
-  const snap = await requestStatus<{ services: Record<string, { tls?: { fallbackReloads: number; runtimeUpdates: number } }> }>(join(dir, 'run', `render.${INSTANCE}.sock`));
+  const snap = await requestStatus<{ services: Record<string, { tls?: { fallbackReloads: number; runtimeUpdates: number } }> }>(runs.statusSocket(INSTANCE));
   expect(snap.services.local?.tls?.fallbackReloads).toBeGreaterThanOrEqual(1);
   expect(snap.services.local?.tls?.runtimeUpdates).toBe(0);
 });

@@ -1,13 +1,11 @@
 import { execa } from 'execa';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
-import { renderStop } from '../../src/engine/render.js';
 import { requestStatus } from '../../src/engine/runtime/status.js';
-import { elastic } from '../support/cli.js';
 import { LineReader } from '../support/lines.js';
+import { RenderRuns } from '../support/render-runs.js';
 import { NamedBackends, getWithHost } from '../support/route-backends.js';
 import { TestCa, curlTls, replaceFile, servedCert } from '../support/tls-certs.js';
 
@@ -23,14 +21,13 @@ const PROXIES = [
 ] as const;
 
 const backends = new NamedBackends();
+const runs = new RenderRuns();
 let dir: string;
 let ca: TestCa;
 let certs: Record<'api' | 'wild' | 'shop' | 'local' | 'def', Awaited<ReturnType<TestCa['issue']>>>;
-const running: Array<{ child: ReturnType<typeof elastic>; instance: string; proxy: 'haproxy' | 'nginx' }> = [];
-const envOf = (instance: string) => ({ ELASTIC_STATE_DIR: join(dir, instance, 'state'), ELASTIC_RUN_DIR: join(dir, instance, 'run') });
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'el-tls-')); // short: HAProxy's master socket path must fit 108 bytes
+  dir = await runs.init('el-tls-');
   ca = new TestCa(dir);
   await ca.init();
   certs = {
@@ -44,13 +41,8 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const r of running) {
-    r.child.kill('SIGTERM');
-    await r.child;
-    await renderStop({ instance: r.instance, proxy: r.proxy, env: envOf(r.instance), timeoutMs: 5000 }).catch(() => {});
-  }
+  await runs.cleanup();
   await backends.stop();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const svc = (name: keyof typeof BACKENDS, port: number, extra: string) => `  - name: ${name}\n    bind: 127.0.0.1:${port}\n    select: { backend: ["127.0.0.1:${BACKENDS[name]}"] }\n${extra}`;
@@ -60,7 +52,7 @@ describe.each(PROXIES)('TLS from certificate files: $proxy', ({ proxy, http, htt
   let certDir: string;
   let out: LineReader;
   let err: LineReader;
-  const reloads = async () => (await new HaproxyProcess({ config: '', masterSocket: join(dir, instance, 'run', `render-${instance}`, 'haproxy-master.sock'), pidFile: '' }).showProc())?.reloads;
+  const reloads = async () => (await new HaproxyProcess({ config: '', masterSocket: join(runs.runDir(instance), 'haproxy-master.sock'), pidFile: '' }).showProc())?.reloads;
 
   beforeAll(async () => {
     certDir = join(dir, `${proxy}-certs`);
@@ -82,8 +74,7 @@ describe.each(PROXIES)('TLS from certificate files: $proxy', ({ proxy, http, htt
       svc('wild', http, '    hosts: ["*.example.com"]\n    tls: true\n'),
       svc('web', http, '    tls: true\n'),
     ].join('\n'));
-    const child = elastic(['render', '--proxy', proxy, '--config', file, '--instance-name', instance, '--start', '--watch', '--wait', '50ms:1s'], { env: envOf(instance), timeout: 300_000 });
-    running.push({ child, instance, proxy });
+    const child = runs.start(instance, proxy, ['--proxy', proxy, '--config', file, '--start', '--watch', '--wait', '50ms:1s']);
     out = new LineReader(child.stdout!);
     err = new LineReader(child.stderr!);
     await out.next((l) => /started/.test(l), `${proxy} started`, 20_000);
@@ -142,7 +133,7 @@ describe.each(PROXIES)('TLS from certificate files: $proxy', ({ proxy, http, htt
       await err.next((l) => /localhost\.pem in force without a reload/.test(l), 'runtime API update logged');
     }
     // The status socket shows the certificates served (names, expiry; never the key) and the runtime updates.
-    const snap = await requestStatus<{ services: Record<string, { tls?: { certificates: Array<{ file: string; serial: string; notAfter: string }>; runtimeUpdates: number } }> }>(join(dir, instance, 'run', `render.${instance}.sock`));
+    const snap = await requestStatus<{ services: Record<string, { tls?: { certificates: Array<{ file: string; serial: string; notAfter: string }>; runtimeUpdates: number } }> }>(runs.statusSocket(instance));
     const tls = snap.services.web!.tls!;
     expect(tls.certificates.find((c) => c.file.endsWith('localhost.pem'))?.serial).toBe(next.serial);
     expect(tls.runtimeUpdates).toBeGreaterThanOrEqual(proxy === 'haproxy' ? 1 : 0);
@@ -174,8 +165,8 @@ describe.each(PROXIES)('TLS from certificate files: $proxy', ({ proxy, http, htt
     await writeFile(join(certDir, 'a;b{{x}}.pem'), certs.api.pem);
     await err.next((l) => /evil\.example\.com\.pem refused: is a symlink/.test(l), 'symlink refused', 10_000, from);
     await err.next((l) => /a;b\{\{x\}\}\.pem in the cert dir refused: not a host name/.test(l), 'bad name refused', 10_000, from);
-    const config = await readFile(join(dir, instance, 'state', `render-${instance}`, proxy === 'haproxy' ? 'haproxy.cfg' : 'nginx.conf'), 'utf8');
-    const list = proxy === 'haproxy' ? await readFile(join(dir, instance, 'run', `render-${instance}`, 'certs', 'crt-list'), 'utf8') : '';
+    const config = await readFile(join(runs.stateDir(instance), proxy === 'haproxy' ? 'haproxy.cfg' : 'nginx.conf'), 'utf8');
+    const list = proxy === 'haproxy' ? await readFile(join(runs.runDir(instance), 'certs', 'crt-list'), 'utf8') : '';
     expect(config + list).not.toMatch(/evil|a;b/);
   }, 20_000);
 });

@@ -6,6 +6,7 @@ import { certFileHost } from '../../src/engine/frontends/tls/certs.js';
 import { certCovers, checkPem } from '../../src/engine/frontends/tls/pem.js';
 import { parseServiceTls } from '../../src/engine/frontends/tls/tls-config.js';
 import { attachTls, tlsProblem } from '../../src/engine/frontends/tls/tls-data.js';
+import { routedRules } from '../../src/engine/frontends/backend-rules.js';
 import { routedBinds } from '../../src/engine/frontends/routing.js';
 import { TestCa } from '../support/tls-certs.js';
 
@@ -110,13 +111,15 @@ describe('attachTls: the TLS bind in the template data', () => {
     { name: 'wild', bind, mode: 'http', routes: { hosts: ['*.example.com'], paths: [], stripPrefix: false } },
     { name: 'web', bind, mode: 'http', isDefaultService: true, tls: { redirect: false, hstsMaxAge: 0 } },
   ];
-  it('redirects and HSTS per route; a certificate per host; TLS-only servers for names no route declares', () => {
+  it('redirects and HSTS per service; a certificate per host; TLS-only servers for names no route declares', () => {
     const [b] = attachTls(routedBinds(specs, new Set()), specs, set, { bind: { address: '127.0.0.1', port: 443 }, certDir: '/c' }, false);
     const t = b!.tls!;
-    const routeOf = (service: string) => b!.allHosts.flatMap((h) => h.routes).find((r) => r.service === service)!.id;
-    expect(t.redirectRoutes).toEqual([routeOf('api')]);
-    expect(t.hsts).toEqual([{ route: routeOf('api'), value: 'max-age=600' }]);
-    expect(t.redirectDefault).toBe(false);
+    // HAProxy: redirect and HSTS are the service's backend's own rules; only a strip needs the route.
+    expect(routedRules([b!])).toEqual({
+      api: { redirectPort: 443, hsts: 'max-age=600', strips: [] },
+      wild: { redirectPort: null, hsts: null, strips: [] },
+      web: { redirectPort: null, hsts: null, strips: [] },
+    });
     expect(t.defaultCert).toBe('/run/certs/default.pem');
     expect(t.certs).toEqual({ 'api.example.com': '/run/certs/host_api.example.com.pem', '*.example.com': '/run/certs/host__.example.com.pem' });
     // other.org: no route declares it; its requests take the default service (no routes of a host).

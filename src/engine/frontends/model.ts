@@ -1,5 +1,6 @@
 import { backendWeight, type Backend, type BackendSet } from '../model/backend.js';
 import { isAddress, isPort, printable, toIdent } from '../model/validate.js';
+import { routedRules, type RoutedRules } from './backend-rules.js';
 import { isRouted, routedBinds, type RoutedBind, type ServiceRoutes } from './routing.js';
 import type { CertSet } from './tls/certs.js';
 import { attachTls, type ServiceTls, type TlsOptions } from './tls/tls-data.js';
@@ -78,6 +79,8 @@ export interface TemplateData {
   readonly hasTcp: boolean;
   /** Custom 503 page bodies by service name (only services that have one): print with `{{page x}}`. */
   readonly pages503: Readonly<Record<string, string>>;
+  /** HAProxy: a routed service's own backend rules (redirect, HSTS, prefix strip) by service name. */
+  readonly routedRules?: Readonly<Record<string, RoutedRules>>;
   /** Proxy-specific paths the applier relies on (stats socket, pid file...). */
   readonly paths: Readonly<Record<string, string>>;
 }
@@ -180,7 +183,8 @@ export function buildTemplateData(input: BuildInput): { data: TemplateData; slot
   const hasMode = (m: Mode) => services.some((s) => s.mode === m);
   const empty = new Set(services.filter((s) => s.backends.length === 0).map((s) => s.name));
   const pages503 = Object.fromEntries(input.specs.flatMap((s) => (s.page503 === undefined ? [] : [[s.name, s.page503]])));
-  return { data: { instance: input.instance, proxy: input.proxy, services, routedBinds: attachTls(routedBinds(input.specs, empty, input.frontDoor), input.specs, input.tls?.certs, input.tls?.options, input.proxy === 'nginx'), hasHttp: hasMode('http') || input.frontDoor !== undefined, hasTcp: hasMode('tcp'), pages503, paths: input.paths ?? {} }, slots: slotMap };
+  const binds = attachTls(routedBinds(input.specs, empty, input.frontDoor), input.specs, input.tls?.certs, input.tls?.options, input.proxy === 'nginx');
+  return { data: { instance: input.instance, proxy: input.proxy, services, routedBinds: binds, routedRules: routedRules(binds), hasHttp: hasMode('http') || input.frontDoor !== undefined, hasTcp: hasMode('tcp'), pages503, paths: input.paths ?? {} }, slots: slotMap };
 }
 
 /** The same data with every slot empty: rendering it gives the config's structure only. */

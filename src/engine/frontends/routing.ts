@@ -26,6 +26,8 @@ export interface RoutedSpec {
 
 export interface TemplateRoute {
   readonly id: string; // r1, r2, ... unique in the config
+  /** The id's number (r7: 7): the route HAProxy records on a bind with strip_prefix (0: none). */
+  readonly num: number;
   readonly service: string;
   readonly path: string;
   readonly root: boolean;
@@ -57,6 +59,8 @@ export interface RoutedBind {
   readonly anyHost: TemplateHost | null;
   /** Every host, most specific first, the any-host group last (HAProxy's rule order). */
   readonly allHosts: readonly TemplateHost[];
+  /** Whether a route strips its prefix (HAProxy then records the route taken in a variable). */
+  readonly hasStrip: boolean;
 }
 
 const bindKey = (b: { address: string; port: number }) => `${b.address}:${b.port}`;
@@ -140,7 +144,7 @@ export function routedBinds(specs: readonly RoutedSpec[], empty: ReadonlySet<str
     const bind = on[0]?.bind ?? frontDoor!;
     const allHosts = routeTable(on.flatMap(routesOf)).map((g, hi): TemplateHost => {
       const kind = hostKind(g.host);
-      const routes = g.routes.map((r): TemplateRoute => ({ id: `r${++n}`, service: r.service, path: r.path, root: r.path === '/', stripPrefix: r.stripPrefix, empty: empty.has(r.service) }));
+      const routes = g.routes.map((r): TemplateRoute => ({ id: `r${++n}`, num: n, service: r.service, path: r.path, root: r.path === '/', stripPrefix: r.stripPrefix, empty: empty.has(r.service) }));
       return { id: `h${hi + 1}`, host: g.host, kind, match: kind === 'wildcard' ? g.host.slice(1) : g.host, routes, hasRoot: routes.some((r) => r.root) };
     });
     const def = on.find((s) => s.isDefaultService)?.name ?? null;
@@ -149,10 +153,11 @@ export function routedBinds(specs: readonly RoutedSpec[], empty: ReadonlySet<str
       name: `bind_${bind.port}${samePort > 0 ? `_${samePort + 1}` : ''}`,
       bind,
       defaultService: def,
-      defaultRoute: def === null ? null : { id: `d${bi + 1}`, service: def, path: '/', root: true, stripPrefix: false, empty: empty.has(def) },
+      defaultRoute: def === null ? null : { id: `d${bi + 1}`, num: 0, service: def, path: '/', root: true, stripPrefix: false, empty: empty.has(def) },
       hosts: allHosts.filter((h) => h.kind !== 'any'),
       anyHost: allHosts.find((h) => h.kind === 'any') ?? null,
       allHosts,
+      hasStrip: allHosts.some((h) => h.routes.some((r) => r.stripPrefix)),
     };
   });
 }

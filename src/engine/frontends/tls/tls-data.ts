@@ -28,11 +28,6 @@ export interface BindTls {
   readonly defaultCert: string;
   /** Changes when the config must change (a reload): HAProxy the crt-list, nginx also every file. */
   readonly hash: string;
-  /** Route ids (HAProxy txn.route) of services that redirect http to https; the default service too. */
-  readonly redirectRoutes: readonly string[];
-  readonly redirectDefault: boolean;
-  readonly hsts: ReadonlyArray<{ readonly route: string; readonly value: string }>;
-  readonly hstsDefault: string | null;
   /** nginx: per service, and the certificate file of each host pattern. */
   readonly services: Readonly<Record<string, { readonly redirect: boolean; readonly hsts: string | null }>>;
   readonly certs: Readonly<Record<string, string>>;
@@ -104,8 +99,6 @@ export function attachTls(binds: readonly RoutedBind[], specs: readonly TlsSpec[
   return binds.map((plain): TlsBindData => {
     const b = withRouteTls(plain, byName, plain === target && tls ? tls.bind.port : null);
     if (plain !== target || !set || !tls) return { ...b, tls: null };
-    const routes = b.allHosts.flatMap((h) => h.routes);
-    const def = b.defaultService ? byName.get(b.defaultService) : undefined;
     const services = Object.fromEntries(specs.map((s) => [s.name, { redirect: Boolean(s.tls?.redirect), hsts: hstsValue(s.tls) }]));
     const certs = Object.fromEntries(b.allHosts.filter((h) => h.kind !== 'any').map((h) => [h.host, certForHost(set, h.host).copy]));
     return {
@@ -115,13 +108,6 @@ export function attachTls(binds: readonly RoutedBind[], specs: readonly TlsSpec[
         crtList: set.crtList,
         defaultCert: set.entries[0]!.copy,
         hash: certsHash(set, withContent),
-        redirectRoutes: routes.filter((r) => byName.get(r.service)?.redirect).map((r) => r.id),
-        redirectDefault: Boolean(def?.redirect),
-        hsts: routes.flatMap((r) => {
-          const v = hstsValue(byName.get(r.service));
-          return v ? [{ route: r.id, value: v }] : [];
-        }),
-        hstsDefault: hstsValue(def),
         services,
         certs,
         sniServers: sniServers(b, set),
