@@ -1,6 +1,6 @@
 import { MappingsApplier } from './dataplane/apply.js';
 import { listFlows, liveFlows } from './dataplane/conntrack.js';
-import { endpointKey } from './dataplane/model.js';
+import { canonicalAddress, endpointKey, familyOf } from './dataplane/model.js';
 import { FileStateStore, type StateStore } from './runtime/state-store.js';
 
 /** map-image's drain contract (deploy's rolling update, status socket `drain`): see drainBackend. */
@@ -23,7 +23,8 @@ export async function drainBackend(
   opts: { mappingId?: string; timeoutMs?: number; pollMs?: number; store?: StateStore; env?: NodeJS.ProcessEnv; signal?: AbortSignal; applier?: MappingsApplier } = {},
 ): Promise<DrainResult> {
   const t0 = Date.now();
-  const key = endpointKey(target.address, target.port);
+  const address = canonicalAddress(target.address) || target.address; // IPv6 as the state spells it
+  const key = endpointKey(address, target.port);
   const applier = opts.applier ?? new MappingsApplier({ store: opts.store ?? new FileStateStore(), env: opts.env });
   const r = await applier.update((s) => ({
     ...s,
@@ -38,7 +39,7 @@ export async function drainBackend(
   let remaining = 0;
   for (;;) {
     remaining = 0;
-    for (const spec of affected) remaining += liveFlows(await listFlows(spec.protocol, spec.port, { env: opts.env }), target.address, target.port);
+    for (const spec of affected) remaining += liveFlows(await listFlows(spec.protocol, spec.port, { env: opts.env }, familyOf(address)), address, target.port);
     if (remaining === 0 || Date.now() >= deadline || opts.signal?.aborted) break;
     await new Promise((res) => setTimeout(res, opts.pollMs ?? 200));
   }

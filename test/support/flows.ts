@@ -90,13 +90,15 @@ export function holdFlows(ns: ClientNamespace, port: number, sourcePorts: readon
  * killed run left on that subnet (labelled `elastic.test=t<pid>-...`, that pid gone) is removed
  * first, or the new one would be refused as overlapping.
  */
-export async function testNetwork(name: string, subnet: string, runId: string): Promise<{ name: string; remove: () => Promise<void> }> {
+export async function testNetwork(name: string, subnet: string, runId: string, subnet6?: string): Promise<{ name: string; remove: () => Promise<void> }> {
   for (const n of await docker.listNetworks({ filters: JSON.stringify({ label: ['elastic.test'] }) })) {
     const pid = Number(/^t(\d+)-/.exec(n.Labels?.['elastic.test'] ?? '')?.[1]);
-    if (n.IPAM?.Config?.some((c) => c.Subnet === subnet) && pid && !pidAlive(pid)) await docker.getNetwork(n.Id).remove().catch(() => {});
+    if (n.IPAM?.Config?.some((c) => c.Subnet === subnet || c.Subnet === subnet6) && pid && !pidAlive(pid)) await docker.getNetwork(n.Id).remove().catch(() => {});
   }
   await docker.getNetwork(name).remove().catch(() => {});
-  await docker.createNetwork({ Name: name, Driver: 'bridge', Labels: { 'elastic.test': runId }, IPAM: { Config: [{ Subnet: subnet }] } });
+  // subnet6: dual stack (an IPv6 subnet inside 2001:2::/48; dockerd needs no daemon.json change for it)
+  const config = subnet6 ? [{ Subnet: subnet }, { Subnet: subnet6 }] : [{ Subnet: subnet }];
+  await docker.createNetwork({ Name: name, Driver: 'bridge', Labels: { 'elastic.test': runId }, ...(subnet6 ? { EnableIPv6: true } : {}), IPAM: { Config: config } });
   return { name, remove: () => docker.getNetwork(name).remove().catch(() => {}) };
 }
 

@@ -1,4 +1,4 @@
-import { endpointKey, toRuleMapping, type MappingsState } from './model.js';
+import { endpointKey, toRuleMapping, type MappingsState, type NftFamily } from './model.js';
 import { nftAffinity } from './nft.js';
 import type { NftSession } from './nft-session.js';
 
@@ -11,15 +11,18 @@ import type { NftSession } from './nft-session.js';
  */
 
 /** Targets (`address:port`) that took new connections before and no longer do, per nft mapping with affinity. */
-export function affinityLeavers(before: MappingsState, after: MappingsState): Array<{ map: string; gone: Set<string> }> {
-  const out: Array<{ map: string; gone: Set<string> }> = [];
+export function affinityLeavers(before: MappingsState, after: MappingsState): Array<{ map: string; gone: Set<string>; families: readonly NftFamily[] }> {
+  const out: Array<{ map: string; gone: Set<string>; families: readonly NftFamily[] }> = [];
   for (const entry of after.mappings) {
     if (entry.spec.dataplane !== 'nft' || entry.spec.affinityS === undefined) continue;
     const old = before.mappings.find((m) => m.spec.id === entry.spec.id);
     if (!old) continue;
-    const now = new Set(toRuleMapping(entry).targets.map((t) => endpointKey(t.address, t.port)));
+    const rule = toRuleMapping(entry);
+    const now = new Set(rule.targets.map((t) => endpointKey(t.address, t.port)));
     const gone = new Set(toRuleMapping(old).targets.map((t) => endpointKey(t.address, t.port)).filter((k) => !now.has(k)));
-    if (gone.size > 0) out.push({ map: nftAffinity(entry.spec.id, entry.spec.affinityS), gone });
+    // The map has the same name in each family's table; only the families that lost a target are read.
+    const families = rule.families.filter((f) => [...gone].some((k) => k.startsWith('[') === (f === 'ip6')));
+    if (gone.size > 0) out.push({ map: nftAffinity(entry.spec.id, entry.spec.affinityS), gone, families });
   }
   return out;
 }
@@ -35,17 +38,17 @@ export function clientsOf(json: string, gone: ReadonlySet<string>): string[] {
       if (!Array.isArray(e)) continue;
       const client = typeof e[0] === 'string' ? e[0] : e[0]?.elem?.val;
       const c = e[1]?.concat;
-      if (typeof client === 'string' && /^[0-9.]+$/.test(client) && c?.length === 2 && gone.has(`${c[0]}:${c[1]}`)) out.push(client);
+      if (typeof client === 'string' && /^[0-9a-f.:]+$/i.test(client) && c?.length === 2 && gone.has(endpointKey(String(c[0]), Number(c[1])))) out.push(client);
     }
   }
   return out;
 }
 
 /** Delete those entries: one transaction each (an entry can time out meanwhile; that one fails alone). Returns how many went. */
-export async function purgeAffinity(nft: NftSession, table: string, map: string, gone: ReadonlySet<string>): Promise<number> {
-  const text = await nft.listMap(table, map);
+export async function purgeAffinity(nft: NftSession, table: string, map: string, gone: ReadonlySet<string>, family: NftFamily = 'ip'): Promise<number> {
+  const text = await nft.listMap(table, map, family);
   if (!text) return 0;
   let purged = 0;
-  for (const client of clientsOf(text, gone)) if ((await nft.apply(`delete element ip ${table} ${map} { ${client} }\n`)) === '') purged++;
+  for (const client of clientsOf(text, gone)) if ((await nft.apply(`delete element ${family} ${table} ${map} { ${client} }\n`)) === '') purged++;
   return purged;
 }
