@@ -184,7 +184,8 @@ function conflict(existing: MappingSpec): UserError {
  * The pure state change of a sync: this mapping now has these backends; drains are kept while the
  * backend is present, and `stopping` endpoints (being stopped) are drained.
  */
-export function upsertMapping(state: MappingsState, spec: MappingSpec, backends: readonly MappingBackend[], stopping: readonly string[] = []): MappingsState {
+export function upsertMapping(state: MappingsState, spec: MappingSpec, offered: readonly MappingBackend[], stopping: readonly string[] = []): MappingsState {
+  const backends = servable(spec, offered);
   const old = state.mappings.find((m) => m.spec.id === spec.id);
   if (old && !isAdopted(old.spec) && !sameTarget(old.spec, spec)) throw conflict(old.spec);
   const keepSpec = old !== undefined && sameSpec(old.spec, spec);
@@ -195,6 +196,15 @@ export function upsertMapping(state: MappingsState, spec: MappingSpec, backends:
   const entry: MappingEntry = { spec: keepSpec ? old.spec : { ...spec, created: old?.spec.created ?? spec.created }, backends: [...backends], draining, updated: new Date().toISOString() };
   const mappings = [...state.mappings.filter((m) => m.spec.id !== spec.id), entry].sort((a, b) => (a.spec.id < b.spec.id ? -1 : 1));
   return { ...state, mappings };
+}
+
+/**
+ * The backends of the families the mapping serves: both on nft without --address, the address's
+ * family with one, IPv4 on iptables (a dual-stack container is served there on IPv4 only).
+ */
+function servable(spec: MappingSpec, backends: readonly MappingBackend[]): readonly MappingBackend[] {
+  const family = spec.address !== undefined ? isIP(spec.address) : spec.dataplane === 'iptables' ? 4 : 0;
+  return family === 0 ? backends : backends.filter((b) => isIP(b.address) === family);
 }
 
 function sameBackends(a: readonly MappingBackend[], b: readonly MappingBackend[]): boolean {

@@ -1,5 +1,6 @@
+import { parseEndpoint } from '../model/validate.js';
 import { endpointKey, toRuleMapping, type MappingsState, type NftFamily } from './model.js';
-import { nftAffinity } from './nft.js';
+import { nftAffinity, nftAffinityPort } from './nft.js';
 import type { NftSession } from './nft-session.js';
 
 /**
@@ -27,18 +28,25 @@ export function affinityLeavers(before: MappingsState, after: MappingsState): Ar
   return out;
 }
 
-/** The client addresses of a listed affinity map whose backend is in `gone`. */
+/**
+ * The client addresses of a listed affinity map whose backend is in `gone`. The `ip6` table's map
+ * holds only the backend address (its port is in a second map, nft.ts): a client whose backend
+ * address left on any port is taken (at worst it picks anew).
+ */
 export function clientsOf(json: string, gone: ReadonlySet<string>): string[] {
   type Key = string | { elem?: { val?: string } };
-  type Val = { concat?: Array<string | number> };
+  type Val = string | { concat?: Array<string | number> };
   const doc = JSON.parse(json) as { nftables?: Array<{ map?: { elem?: Array<[Key, Val]> } }> };
+  const goneAddresses = new Set([...gone].map((k) => parseEndpoint(k).address));
   const out: string[] = [];
   for (const item of doc.nftables ?? []) {
     for (const e of item.map?.elem ?? []) {
       if (!Array.isArray(e)) continue;
       const client = typeof e[0] === 'string' ? e[0] : e[0]?.elem?.val;
-      const c = e[1]?.concat;
-      if (typeof client === 'string' && /^[0-9a-f.:]+$/i.test(client) && c?.length === 2 && gone.has(endpointKey(String(c[0]), Number(c[1])))) out.push(client);
+      if (typeof client !== 'string' || !/^[0-9a-f.:]+$/i.test(client)) continue;
+      const v = e[1];
+      const c = typeof v === 'object' ? v?.concat : undefined;
+      if (c?.length === 2 ? gone.has(endpointKey(String(c[0]), Number(c[1]))) : typeof v === 'string' && goneAddresses.has(v)) out.push(client);
     }
   }
   return out;
@@ -49,6 +57,9 @@ export async function purgeAffinity(nft: NftSession, table: string, map: string,
   const text = await nft.listMap(table, map, family);
   if (!text) return 0;
   let purged = 0;
-  for (const client of clientsOf(text, gone)) if ((await nft.apply(`delete element ${family} ${table} ${map} { ${client} }\n`)) === '') purged++;
+  const maps = family === 'ip6' ? [map, nftAffinityPort(map)] : [map];
+  for (const client of clientsOf(text, gone)) {
+    if ((await nft.apply(maps.map((m) => `delete element ${family} ${table} ${m} { ${client} }\n`).join(''))) === '') purged++;
+  }
   return purged;
 }

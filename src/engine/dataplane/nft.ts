@@ -73,6 +73,8 @@ export const nftSpread = (id: string) => `spread_${part(id)}`;
 export const nftCounters = (id: string) => `cnt_${part(id)}`;
 /** The affinity map; its name carries the timeout, so a new timeout is a new map (a map's timeout cannot change). */
 export const nftAffinity = (id: string, timeoutS: number) => `aff_${part(id)}_${timeoutS}`;
+/** The `ip6` table's second affinity map: client -> backend port (see renderNft). */
+export const nftAffinityPort = (affinityMap: string) => `${affinityMap}_port`;
 /** An `address:port` target as a set element. */
 export const nftTarget = (address: string, port: number) => `${address} . ${port}`;
 const comment = (text: string) => `comment "${text}"`;
@@ -135,9 +137,21 @@ export function renderNft(all: readonly RuleMapping[], kernel?: NftKernel, famil
       // Client-ip affinity (as kube-proxy's nft mode): a client known to the map goes where it
       // went last, before the spread; every new connection records (and re-arms) its choice.
       const aff = nftAffinity(m.id, m.affinityS);
-      sets.set(aff, { kind: 'map', decl: `type ${type} : ${type} . inet_service; flags dynamic,timeout; timeout ${m.affinityS}s; size 262144;`, elements: [], dynamic: true });
-      chains.set(svc, { rules: n === 0 ? [] : [`meta l4proto ${m.protocol} dnat ${ip} to ${ip} saddr map @${aff} ${c}`, dnat] });
-      chains.set(hp, { rules: [`update @${aff} { ${ip} saddr : ${ip} daddr . ${m.protocol} dport } ${c}`, ...count] });
+      const dynamic = (decl: string) => ({ kind: 'map' as const, decl: `${decl}; flags dynamic,timeout; timeout ${m.affinityS}s; size 262144;`, elements: [], dynamic: true });
+      if (family === 'ip') {
+        sets.set(aff, dynamic(`type ${type} : ${type} . inet_service`));
+        chains.set(svc, { rules: n === 0 ? [] : [`meta l4proto ${m.protocol} dnat ip to ip saddr map @${aff} ${c}`, dnat] });
+        chains.set(hp, { rules: [`update @${aff} { ip saddr : ip daddr . ${m.protocol} dport } ${c}`, ...count] });
+      } else {
+        // nft 1.0.6 aborts on `update @m { ip6 saddr : ip6 daddr . tcp dport }` (netlink_linearize.c:
+        // "dreg < ctx->reg_low"): the IPv6 side keeps address and port in two maps, written by one
+        // rule; a client found in one and not the other (one expired first) falls through to the spread.
+        const port = nftAffinityPort(aff);
+        sets.set(aff, dynamic(`type ${type} : ${type}`));
+        sets.set(port, dynamic('type ipv6_addr : inet_service'));
+        chains.set(svc, { rules: n === 0 ? [] : [`meta l4proto ${m.protocol} dnat ip6 to ip6 saddr map @${aff} : ip6 saddr map @${port} ${c}`, dnat] });
+        chains.set(hp, { rules: [`update @${aff} { ip6 saddr : ip6 daddr } update @${port} { ip6 saddr : ${m.protocol} dport } ${c}`, ...count] });
+      }
     }
   }
   chains.set('prerouting', { base: BASE.prerouting, rules: pre });
