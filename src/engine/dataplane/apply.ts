@@ -64,6 +64,7 @@ interface KernelView {
 
 export class MappingsApplier {
   private cache: Cache | null = null;
+  private ipv6ForwardChecked = false;
   private readonly log: Logger;
   /** nft transactions and reads go through one long-lived `nft -j -i` (nft-session.ts); iptables-restore runs per transaction. */
   private readonly nft: NftSession;
@@ -148,6 +149,7 @@ export class MappingsApplier {
       }
       await this.cleanFlows(before, after);
       lap('conntrack');
+      if (full) await this.checkIpv6Forward(after);
       for (const { map, gone, families } of affinityLeavers(before, after)) {
         for (const family of families) {
           const n = await purgeAffinity(this.nft, this.ns.nftTable, map, gone, family).catch((err: unknown) => {
@@ -162,6 +164,19 @@ export class MappingsApplier {
     });
     lap('unlock');
     return { ...result, ms: performance.now() - t0, phases };
+  }
+
+  /**
+   * IPv6 DNAT is forwarded too, and elastic adds no ip6tables accept (docs/map-image.md, "IPv6"):
+   * if the ip6tables FORWARD policy drops (Docker with `ip6tables: true`), say so once per process.
+   */
+  private async checkIpv6Forward(after: MappingsState): Promise<void> {
+    if (this.ipv6ForwardChecked || !after.mappings.some((e) => e.spec.dataplane === 'nft' && toRuleMapping(e).families.includes('ip6'))) return;
+    this.ipv6ForwardChecked = true;
+    const text = await readTool('ip6tables', ['-S', 'FORWARD'], { env: this.opts.env }).catch(() => null);
+    if (/^-P FORWARD (DROP|REJECT)\b/m.test(text ?? '')) {
+      this.log.warn('the ip6tables FORWARD policy drops: IPv6 connections DNATed to backends may be dropped (elastic adds no ip6tables accept)', { try: 'accept them: ip6tables -I DOCKER-USER -m conntrack --ctstate DNAT --ctorigdstport PORT -j ACCEPT (docs/map-image.md, "IPv6")' });
+    }
   }
 
   /** Only our objects: iptables-save (ours are picked out) and our own nft table, read side by side. */
