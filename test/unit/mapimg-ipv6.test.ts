@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type Docker from 'dockerode';
-import { backendAddressProblem, canonicalAddress, endpointKey, familyMapping, toRuleMapping, type MappingBackend, type MappingEntry, type MappingSpec } from '../../src/engine/dataplane/model.js';
+import { backendAddressProblem, canonicalAddress, drainGroup, endpointKey, familyMapping, toRuleMapping, type MappingBackend, type MappingEntry, type MappingSpec } from '../../src/engine/dataplane/model.js';
 import { EMPTY_NFT_KERNEL, parseNftJson, planNft, renderNft } from '../../src/engine/dataplane/nft.js';
 import { clientsOf } from '../../src/engine/dataplane/affinity.js';
 import { adoptFromKernel, mappingsInNftMaps } from '../../src/engine/dataplane/kernel-mappings.js';
 import { touchesOurs } from '../../src/engine/dataplane/nft-monitor.js';
+import { undrainMapping } from '../../src/engine/dataplane/watch.js';
 import { parseContainer } from '../../src/engine/discovery/docker/parse.js';
 import { stoppingEndpoints, toMappingBackends, upsertMapping } from '../../src/engine/map-image.js';
 import { EMPTY_STATE } from '../../src/engine/dataplane/model.js';
@@ -196,5 +197,21 @@ describe('Docker discovery and mapping backends', () => {
   ])('the state keeps the backends the mapping serves: %s', (_, s, want) => {
     const after = upsertMapping(EMPTY_STATE, s, toMappingBackends([backend({ address6: '2001:2:0:92::2' })]));
     expect(after.mappings[0]!.backends.map((b) => b.address)).toEqual(want);
+  });
+});
+
+describe('drain and undrain of a dual-stack container', () => {
+  const c = (address: string, id = 'docker:abc'): MappingBackend => ({ id, name: 'web-1', address, port: 80 });
+  const e = entry([c('198.18.92.2'), c('2001:2:0:92::2'), c('198.18.92.3', 'docker:def'), c('2001:2:0:92::3', 'docker:def'), be('2001:2::9'), be('198.18.92.9')]);
+  it.each([
+    ['its IPv4 address stands for both endpoints', '198.18.92.2:80', ['198.18.92.2:80', '[2001:2:0:92::2]:80']],
+    ['its IPv6 address too', '[2001:2:0:92::3]:80', ['198.18.92.3:80', '[2001:2:0:92::3]:80']],
+    ['static backends are separate endpoints', '198.18.92.9:80', ['198.18.92.9:80']],
+    ['unknown: none', '198.18.92.7:80', []],
+  ])('%s', (_, key, want) => expect(drainGroup(e, key).map((b) => endpointKey(b.address, b.port))).toEqual(want));
+
+  it('undrain by one address puts both endpoints back', () => {
+    const state = { ...EMPTY_STATE, mappings: [{ ...e, draining: ['198.18.92.2:80', '[2001:2:0:92::2]:80', '198.18.92.9:80'] }] };
+    expect(undrainMapping(state, 'tcp-28100', '198.18.92.2:80').mappings[0]!.draining).toEqual(['198.18.92.9:80']);
   });
 });

@@ -210,6 +210,15 @@ export function familyMapping(m: RuleMapping, family: NftFamily): RuleMapping | 
 const familyMappings = new WeakMap<RuleMapping, Partial<Record<NftFamily, RuleMapping>>>();
 
 /**
+ * The endpoints drained and undrained with `key`: a dual-stack container is one backend id with an
+ * IPv4 and an IPv6 endpoint, and either address stands for both (deploy knows its IPv4 address).
+ */
+export function drainGroup(entry: Pick<MappingEntry, 'backends'>, key: string): MappingBackend[] {
+  const ids = new Set(entry.backends.filter((b) => endpointKey(b.address, b.port) === key && b.id.startsWith('docker:')).map((b) => b.id));
+  return entry.backends.filter((b) => endpointKey(b.address, b.port) === key || ids.has(b.id));
+}
+
+/**
  * Two specs map the same port to the same thing: a re-declaration updates it (static backends,
  * address, network, data plane) instead of failing as "already mapped".
  */
