@@ -1,11 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
-import { elastic } from '../support/cli.js';
-import { docker, requireDocker, TEST_IMAGE, TestContainers } from '../support/docker.js';
+import { BIN, elastic } from '../support/cli.js';
+import { docker, requireDocker, TEST_IMAGE, TestContainers, waitFor } from '../support/docker.js';
+import { LineReader } from '../support/lines.js';
+import type { ListResult } from '../../src/engine/map-image.js';
 import { holdFlows, testNetwork } from '../support/flows.js';
 import { createClientNamespace, type ClientNamespace } from '../support/netns.js';
 import { ownedStateDir } from '../support/owned.js';
@@ -180,6 +182,42 @@ describe('map-image IPv6 UDP', () => {
     const datagrams = [...received.values()].flat().filter((l) => /^(before|after)\d/.test(l));
     expect(datagrams).toHaveLength(40);
     expect(new Set(datagrams.map((l) => l.split(' ')[1]))).toEqual(new Set([ns.clientAddress6]));
+  }, 120_000);
+});
+
+describe('map-image --watch with dual-stack containers', () => {
+  const children: ResultPromise[] = [];
+  afterAll(() => {
+    for (const c of children) if (c.exitCode === null && c.pid) process.kill(c.pid, 'SIGKILL');
+  });
+  const listed = async () => ((JSON.parse(String((await elastic(['map-image', 'list', '--json'], { env })).stdout)) as ListResult).mappings[0]?.backends ?? []);
+
+  it('a container that starts is served over IPv6 too; one being stopped leaves new IPv6 connections at its kill event', async () => {
+    await stop();
+    const watch = execa(process.execPath, [BIN, 'map-image', String(PORT), image, '80', '--watch', '--dataplane', 'nft'], { reject: false, stdin: 'ignore', env: { CI: 'true', ...env } });
+    children.push(watch);
+    const err = new LineReader(watch.stderr!);
+    onTestFailed(() => console.error(`map-image stderr:\n${err.lines.join('\n')}`));
+    await waitFor(async () => (await listed()).length === 6, 'three dual-stack containers: six endpoints', 20_000, 200);
+    const d = await tc.run({ image, network: net!.name });
+    const info = await d.inspect();
+    const [host, v6] = [info.Config.Hostname, info.NetworkSettings.Networks[net!.name]!.GlobalIPv6Address];
+    await waitFor(async () => (await listed()).some((b) => b.address === v6), 'the new container\'s IPv6 endpoint', 20_000, 200);
+    const ns = clients[2]!;
+    expect((await ns.httpSpread(url6(ns), 200, { concurrency: 8, timeoutMs: 3000 })).get(host) ?? 0).toBeGreaterThan(0);
+    const stopping = docker.getContainer(d.id).stop({ t: 20 });
+    try {
+      await waitFor(async () => (await listed()).filter((b) => b.id === `docker:${d.id.slice(0, 12)}`).every((b) => b.draining), 'both endpoints draining', 10_000, 100);
+      const after = await ns.httpSpread(url6(ns), 60, { concurrency: 4, timeoutMs: 3000 });
+      expect((await d.inspect()).State.Running, 'it still runs: the test measured the grace period').toBe(true);
+      expect(after.get(host), JSON.stringify([...after])).toBeUndefined();
+      expect(after.get('!error')).toBeUndefined();
+    } finally {
+      await stopping;
+    }
+    await waitFor(async () => (await listed()).length === 6, 'gone at die', 20_000, 200);
+    watch.kill('SIGTERM');
+    await watch;
   }, 120_000);
 });
 
