@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
@@ -8,7 +8,7 @@ import { BIN, elastic } from '../support/cli.js';
 import { docker, requireDocker, TEST_IMAGE, TestContainers, waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import type { ListResult } from '../../src/engine/map-image.js';
-import { holdFlows, testNetwork } from '../support/flows.js';
+import { holdAcross, sendUdpFlow, tearDownMapimg, testNetwork, udpListener } from '../support/flows.js';
 import { createClientNamespace, type ClientNamespace } from '../support/netns.js';
 import { ownedStateDir } from '../support/owned.js';
 import { elasticTraces } from '../support/ruleset.js';
@@ -45,15 +45,7 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) clients.push(await createClientNamespace({ name: `mg6-c${i}`, prefix: '198.19.92', index: i, prefix6: '2001:2:1:92' }));
 }, 120_000);
 
-afterAll(async () => {
-  await elastic(['map-image', 'stop', '--all'], { env });
-  await tc.cleanup();
-  await docker.getImage(image).remove().catch(() => {});
-  await net?.remove();
-  for (const ns of clients) await ns.cleanup();
-  rmSync(stateDir, { recursive: true, force: true });
-  rmSync(runDir, { recursive: true, force: true });
-});
+afterAll(() => tearDownMapimg({ env, tc, image, net, namespaces: clients, dirs: [stateDir, runDir] }));
 
 describe('map-image IPv6 on nft', () => {
   it('dual stack: containers of an IPv6-enabled network are reachable over IPv4 and IPv6 through the same mapping (hash)', async () => {
@@ -107,17 +99,12 @@ describe('map-image IPv6 on nft', () => {
     const map = (backends: Array<{ address6: string }>) => elastic(['map-image', String(PORT), none, '80', '--dataplane', 'nft', ...backends.flatMap((x) => ['--backend', `[${x.address6}]:80`])], { env });
     expect((await map([a, b])).exitCode).toBe(0);
     const ns = clients[0]!;
-    const live = holdFlows(ns, PORT, Array.from({ length: 20 }, (_, i) => 28150 + i), ns.hostAddress6);
-    try {
-      await Promise.race([live.opened, new Promise((_, reject) => setTimeout(() => reject(new Error('held flows did not open')), 20_000))]);
+    const answers = await holdAcross(ns, PORT, Array.from({ length: 20 }, (_, i) => 28150 + i), async () => {
       const r = await map([b]);
       expect(r.exitCode, String(r.stderr)).toBe(0);
-      const answers = [...(await live.finish()).values()];
-      expect(answers.filter((h) => h !== a.host && h !== b.host), 'every held connection answered').toEqual([]);
-      expect(answers.filter((h) => h === a.host).length, 'some held connections were on the removed backend').toBeGreaterThan(0);
-    } finally {
-      live.kill();
-    }
+    }, ns.hostAddress6);
+    expect(answers.filter((h) => h !== a.host && h !== b.host), 'every held connection answered').toEqual([]);
+    expect(answers.filter((h) => h === a.host).length, 'some held connections were on the removed backend').toBeGreaterThan(0);
     expect([...(await ns.httpSpread(url6(ns), 50, { concurrency: 4, timeoutMs: 3000 }))]).toEqual([[b.host, 50]]);
   }, 120_000);
 
@@ -155,22 +142,15 @@ describe('map-image IPv6 UDP', () => {
     for (const i of [5, 6]) {
       const ns = await createClientNamespace({ name: `mg6-u${i}`, prefix: '198.19.92', index: i, prefix6: '2001:2:1:92' });
       backends.push(ns);
-      const lines: string[] = [];
+      const { lines, proc } = udpListener(ns, 28180, 'udp6');
       received.set(ns.clientAddress6!, lines);
-      const p = execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', "const d = require('dgram').createSocket('udp6'); d.on('message', (m, from) => process.stdout.write(m + ' ' + from.address + '\\n')); d.bind(28180, () => process.stdout.write('ready\\n'));"], { reject: false, stdin: 'ignore', timeout: 120_000 });
-      p.stdout!.setEncoding('utf8');
-      p.stdout!.on('data', (c: string) => lines.push(...c.split('\n').filter(Boolean)));
-      servers.push(p);
+      servers.push(proc);
     }
     const addrs = [...received.keys()];
     const map = (list: string[]) => elastic(['map-image', String(UDP_PORT), none, '28180', '--protocol', 'udp', '--dataplane', 'nft', ...list.flatMap((x) => ['--backend', `[${x}]:28180`])], { env });
     expect((await map(addrs)).exitCode).toBe(0);
     const ns = clients[0]!;
-    const send = async (tag: string) => {
-      const r = await ns.exec([process.execPath, '-e', `const d = require('dgram').createSocket('udp6'); d.bind(28170, async () => { for (let i = 0; i < 20; i++) { d.send('${tag}' + i, ${UDP_PORT}, '${ns.hostAddress6}'); await new Promise((r) => setTimeout(r, 50)); } d.close(); });`]);
-      expect(r.exitCode, r.stderr).toBe(0);
-      await new Promise((r) => setTimeout(r, 300));
-    };
+    const send = (tag: string) => sendUdpFlow(ns, 28170, ns.hostAddress6!, UDP_PORT, tag);
     await send('before');
     const got = (addr: string, tag: string) => received.get(addr)!.filter((l) => l.startsWith(tag)).length;
     const first = addrs.find((x) => got(x, 'before') > 0)!;
