@@ -7,7 +7,8 @@ import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
 import { BIN, elastic } from '../support/cli.js';
 import { docker, requireDocker, TEST_IMAGE, TestContainers, waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
-import type { ListResult } from '../../src/engine/map-image.js';
+import { drainBackend, type ListResult } from '../../src/engine/map-image.js';
+import { FileStateStore } from '../../src/engine/runtime/state-store.js';
 import { holdAcross, sendUdpFlow, tearDownMapimg, testNetwork, udpListener } from '../support/flows.js';
 import { createClientNamespace, type ClientNamespace } from '../support/netns.js';
 import { ownedStateDir } from '../support/owned.js';
@@ -123,6 +124,34 @@ describe('map-image IPv6 on nft', () => {
     expect(after.size, JSON.stringify([...after])).toBe(1);
     expect(after.has(kept!)).toBe(false);
     expect(after.has('!error')).toBe(false);
+  }, 120_000);
+});
+
+describe('the drain contract with a dual-stack container', () => {
+  it('draining by its IPv4 address (as deploy does) takes its IPv6 endpoint out too; remaining counts its live IPv6 flows', async () => {
+    await stop();
+    const one = `mapimg-ipv6-one-${tc.runId}`;
+    await docker.getImage(TEST_IMAGE).tag({ repo: one, tag: '1' });
+    let ctr: Awaited<ReturnType<typeof tc.run>> | undefined;
+    try {
+      ctr = await tc.run({ image: `${one}:1`, network: net!.name });
+      const info = await ctr.inspect();
+      const c = { address: info.NetworkSettings.Networks[net!.name]!.IPAddress, host: info.Config.Hostname };
+      expect((await elastic(['map-image', String(PORT), `${one}:1`, '80', '--dataplane', 'nft'], { env })).exitCode).toBe(0);
+      const ns = clients[0]!;
+      const answers = await holdAcross(ns, PORT, [28190, 28191, 28192], async () => {
+        const r = await drainBackend({ address: c.address, port: 80 }, { timeoutMs: 800, pollMs: 100, store: new FileStateStore(stateDir), env: { ...process.env, ...env } });
+        expect(r).toMatchObject({ drained: false, remaining: 3, mappings: [`tcp-${PORT}`] });
+        const listed = JSON.parse(String((await elastic(['map-image', 'list', '--json'], { env })).stdout)) as ListResult;
+        expect(listed.mappings[0]!.backends.map((b) => [b.endpoint, b.draining])).toEqual([[`${c.address}:80`, true], [`[${info.NetworkSettings.Networks[net!.name]!.GlobalIPv6Address}]:80`, true]]);
+        // No backend takes new connections now: a new IPv6 connection is not served.
+        expect([...(await ns.httpSpread(url6(ns), 2, { concurrency: 1, timeoutMs: 1000 }))]).toEqual([['!error', 2]]);
+      }, ns.hostAddress6);
+      expect(answers, 'the held IPv6 connections finish on the drained container').toEqual([c.host, c.host, c.host]);
+    } finally {
+      await ctr?.remove({ force: true }).catch(() => {});
+      await docker.getImage(`${one}:1`).remove().catch(() => {});
+    }
   }, 120_000);
 });
 
