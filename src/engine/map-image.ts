@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { discoverOnce, discoverWatch, type DiscoverOptions } from './discover.js';
 import { ExitCode, UserError, describeError } from './errors.js';
-import { backendWeight, endpoint, type BackendSet } from './model/backend.js';
+import { backendWeight, endpoint, type Backend, type BackendSet } from './model/backend.js';
 import { parseWeightedEndpoint, printable, toIdent } from './model/validate.js';
 import { DEFAULT_SEED } from './dataplane/maglev.js';
 import { nullLogger, type Logger } from './runtime/logger.js';
@@ -19,6 +19,7 @@ import type { CheckSpec } from './health/checker.js';
 import { isImageReference } from './discovery/selector.js';
 import {
   backendAddressProblem,
+  canonicalAddress,
   endpointKey,
   mappingId,
   sameSpec,
@@ -104,28 +105,30 @@ export const storeOf = (opts: { store?: StateStore }) => opts.store ?? new FileS
 /** Validate and resolve a declaration: permission, data plane, addresses. Nothing is written. */
 export async function resolveSpec(opts: MapImageOptions): Promise<MappingSpec> {
   await requireNetAdmin();
-  if (opts.address !== undefined) {
-    if (isIP(opts.address) !== 4) throw new UserError(`invalid --address "${printable(opts.address, 60)}"`, 'give an IPv4 address of this host, e.g. 198.18.0.1', ExitCode.usage);
-    if (opts.address.startsWith('127.')) {
+  const address = opts.address === undefined ? undefined : canonicalAddress(opts.address);
+  if (address !== undefined) {
+    if (!address) throw new UserError(`invalid --address "${printable(opts.address!, 60)}"`, 'give an IPv4 or IPv6 address of this host, e.g. 198.18.0.1 or 2001:2::1', ExitCode.usage);
+    if (address.startsWith('127.') || address === '::1') {
       throw new UserError('loopback addresses cannot be mapped', 'local clients reach the mapping on any non-loopback address of this host (see docs/map-image.md, "127.0.0.1")', ExitCode.usage);
     }
+    if (isIP(address) === 6 && backendAddressProblem(address)) throw new UserError(`--address ${address} is ${backendAddressProblem(address)}`, 'give a global IPv6 address of this host', ExitCode.usage);
   }
   if (!isImageReference(opts.image)) {
     throw new UserError(`invalid image reference "${printable(opts.image, 80)}"`, 'give repo:tag (e.g. elastic-test/web:1), registry/repo@sha256:..., or an image ID', ExitCode.usage);
   }
   for (const b of opts.staticBackends) {
-    const e = parseWeightedEndpoint(b);
-    if (isIP(e.address) !== 4) throw new UserError(`backend ${printable(b, 60)} is not IPv4`, 'map-image programs the ip family; give IPv4 backends', ExitCode.usage);
-    const problem = backendAddressProblem(e.address);
+    const problem = backendAddressProblem(parseWeightedEndpoint(b).address);
     if (problem) throw new UserError(`backend ${printable(b, 60)} is ${problem}`, 'give the address of a host or container that serves the port', ExitCode.usage);
   }
   const dataplane = await detectDataplane(opts.dataplane, { env: opts.env });
+  const v6 = [address, ...opts.staticBackends.map((b) => parseWeightedEndpoint(b).address)].find((a) => a !== undefined && isIP(a) === 6);
+  if (dataplane === 'iptables' && v6) throw new UserError(`IPv6 (${printable(v6, 60)}) needs the nft data plane`, 'use --dataplane nft (or auto with nft installed); iptables maps IPv4 only', ExitCode.usage);
   const spread = resolveSpread(dataplane, opts);
   return {
     id: mappingId(opts.protocol, opts.port),
     protocol: opts.protocol,
     port: opts.port,
-    address: opts.address,
+    address,
     image: opts.image,
     containerPort: opts.containerPort,
     network: opts.network,
@@ -147,18 +150,26 @@ export function discoverOptionsFor(spec: MappingSpec, opts: Pick<MapImageOptions
   };
 }
 
+/**
+ * Discovery's backends as mapping backends: a container on an IPv6-enabled network is two, its
+ * IPv4 and its IPv6 address (the same id: it is one container), each served in its own family.
+ */
 export function toMappingBackends(backends: BackendSet): MappingBackend[] {
-  return backends
-    .filter((b) => isIP(b.address) === 4)
-    .map((b) => {
-      const weight = backendWeight(b);
-      return { id: b.id, name: printable(b.name, 80), address: b.address, port: b.port, ...(weight !== 1 ? { weight } : {}) };
-    });
+  return backends.flatMap((b) => {
+    const weight = backendWeight(b);
+    const name = printable(b.name, 80);
+    return addressesOf(b).map((address) => ({ id: b.id, name, address, port: b.port, ...(weight !== 1 ? { weight } : {}) }));
+  });
+}
+
+/** The addresses a backend is served on (canonical; not a DNAT target: left out). */
+function addressesOf(b: Pick<Backend, 'address' | 'address6'>): string[] {
+  return [b.address, b.address6].map((a) => (a === undefined || backendAddressProblem(a) ? '' : canonicalAddress(a))).filter((a) => a !== '');
 }
 
 /** Backends discovery reports as going away (a stop was sent): drained, their live flows kept. */
 export function stoppingEndpoints(backends: BackendSet): string[] {
-  return backends.filter((b) => b.state === 'draining' && isIP(b.address) === 4).map((b) => endpointKey(b.address, b.port));
+  return backends.filter((b) => b.state === 'draining').flatMap((b) => addressesOf(b).map((a) => endpointKey(a, b.port)));
 }
 
 function conflict(existing: MappingSpec): UserError {
@@ -173,7 +184,8 @@ function conflict(existing: MappingSpec): UserError {
  * The pure state change of a sync: this mapping now has these backends; drains are kept while the
  * backend is present, and `stopping` endpoints (being stopped) are drained.
  */
-export function upsertMapping(state: MappingsState, spec: MappingSpec, backends: readonly MappingBackend[], stopping: readonly string[] = []): MappingsState {
+export function upsertMapping(state: MappingsState, spec: MappingSpec, offered: readonly MappingBackend[], stopping: readonly string[] = []): MappingsState {
+  const backends = servable(spec, offered);
   const old = state.mappings.find((m) => m.spec.id === spec.id);
   if (old && !isAdopted(old.spec) && !sameTarget(old.spec, spec)) throw conflict(old.spec);
   const keepSpec = old !== undefined && sameSpec(old.spec, spec);
@@ -184,6 +196,15 @@ export function upsertMapping(state: MappingsState, spec: MappingSpec, backends:
   const entry: MappingEntry = { spec: keepSpec ? old.spec : { ...spec, created: old?.spec.created ?? spec.created }, backends: [...backends], draining, updated: new Date().toISOString() };
   const mappings = [...state.mappings.filter((m) => m.spec.id !== spec.id), entry].sort((a, b) => (a.spec.id < b.spec.id ? -1 : 1));
   return { ...state, mappings };
+}
+
+/**
+ * The backends of the families the mapping serves: both on nft without --address, the address's
+ * family with one, IPv4 on iptables (a dual-stack container is served there on IPv4 only).
+ */
+function servable(spec: MappingSpec, backends: readonly MappingBackend[]): readonly MappingBackend[] {
+  const family = spec.address !== undefined ? isIP(spec.address) : spec.dataplane === 'iptables' ? 4 : 0;
+  return family === 0 ? backends : backends.filter((b) => isIP(b.address) === family);
 }
 
 function sameBackends(a: readonly MappingBackend[], b: readonly MappingBackend[]): boolean {

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa, type ResultPromise } from 'execa';
-import { mkdtempSync, rmSync } from 'node:fs';
+import type { ResultPromise } from 'execa';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { namespaceFor } from '../../src/engine/dataplane/namespace.js';
 import { elastic } from '../support/cli.js';
 import { docker, requireDocker, TEST_IMAGE, TestContainers } from '../support/docker.js';
-import { holdFlows, testNetwork } from '../support/flows.js';
+import { holdAcross, sendUdpFlow, tearDownMapimg, testNetwork, udpListener } from '../support/flows.js';
 import { createClientNamespace, type ClientNamespace } from '../support/netns.js';
 import { ownedStateDir } from '../support/owned.js';
 import { elasticTraces } from '../support/ruleset.js';
@@ -63,15 +63,7 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) clients.push(await createClientNamespace({ name: `mgweight-${i}`, prefix: '198.19.54', index: i }));
 }, 120_000);
 
-afterAll(async () => {
-  await elastic(['map-image', 'stop', '--all'], { env });
-  await tc.cleanup();
-  await docker.getImage(image).remove().catch(() => {});
-  await net?.remove();
-  for (const ns of clients) await ns.cleanup();
-  rmSync(stateDir, { recursive: true, force: true });
-  rmSync(runDir, { recursive: true, force: true });
-});
+afterAll(() => tearDownMapimg({ env, tc, image, net, namespaces: clients, dirs: [stateDir, runDir] }));
 
 describe('map-image weights', () => {
   it('nft --spread hash, weights from the elastic.weight label: 3:1 within 10%, weight 0 gets none', async () => {
@@ -126,17 +118,12 @@ describe('map-image graceful removal', () => {
     const map = (backends: Array<{ address: string }>) => elastic(['map-image', String(TCP_PORT), none, '80', '--dataplane', 'nft', ...backends.flatMap((x) => ['--backend', `${x.address}:80`])], { env });
     expect((await map([a, b])).exitCode).toBe(0);
     const ports = Array.from({ length: 20 }, (_, i) => 25440 + i);
-    const live = holdFlows(clients[0]!, TCP_PORT, ports);
-    try {
-      await Promise.race([live.opened, new Promise((_, reject) => setTimeout(() => reject(new Error('held flows did not open')), 20_000))]);
+    const answers = await holdAcross(clients[0]!, TCP_PORT, ports, async () => {
       const r = await map([b]);
       expect(r.exitCode, String(r.stderr)).toBe(0);
-      const answers = [...(await live.finish()).values()];
-      expect(answers.filter((h) => h !== a.host && h !== b.host), 'every held connection answered').toEqual([]);
-      expect(answers.filter((h) => h === a.host).length, 'some held connections were on the removed backend').toBeGreaterThan(0);
-    } finally {
-      live.kill();
-    }
+    });
+    expect(answers.filter((h) => h !== a.host && h !== b.host), 'every held connection answered').toEqual([]);
+    expect(answers.filter((h) => h === a.host).length, 'some held connections were on the removed backend').toBeGreaterThan(0);
     const after = await clients[0]!.httpSpread(`http://${clients[0]!.hostAddress}:${TCP_PORT}/id`, 50, { concurrency: 4, timeoutMs: 3000 });
     expect([...after]).toEqual([[b.host, 50]]);
   }, 120_000);
@@ -147,23 +134,16 @@ describe('map-image graceful removal', () => {
     for (const i of [5, 6]) {
       const ns = await createClientNamespace({ name: `mgudp-${i}`, prefix: '198.19.54', index: i });
       udpBackends.push(ns);
-      const lines: string[] = [];
+      const { lines, proc } = udpListener(ns, 9000);
       received.set(ns.clientAddress, lines);
-      const p = execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', "const d = require('dgram').createSocket('udp4'); d.on('message', (m, from) => process.stdout.write(m + ' ' + from.address + '\\n')); d.bind(9000, () => process.stdout.write('ready\\n'));"], { reject: false, stdin: 'ignore', timeout: 120_000 });
-      p.stdout!.setEncoding('utf8');
-      p.stdout!.on('data', (c: string) => lines.push(...c.split('\n').filter(Boolean)));
-      servers.push(p);
+      servers.push(proc);
     }
     const addrs = [...received.keys()];
     const map = (backends: string[]) => elastic(['map-image', String(UDP_PORT), none, '9000', '--protocol', 'udp', '--dataplane', 'nft', ...backends.flatMap((x) => ['--backend', `${x}:9000`])], { env });
     expect((await map(addrs)).exitCode).toBe(0);
     const ns = clients[0]!;
     // 20 datagrams from one source port (one conntrack flow), 50 ms apart.
-    const send = async (tag: string) => {
-      const r = await ns.exec([process.execPath, '-e', `const d = require('dgram').createSocket('udp4'); d.bind(25460, async () => { for (let i = 0; i < 20; i++) { d.send('${tag}' + i, ${UDP_PORT}, '${ns.hostAddress}'); await new Promise((r) => setTimeout(r, 50)); } d.close(); });`]);
-      expect(r.exitCode, r.stderr).toBe(0);
-      await new Promise((r) => setTimeout(r, 300));
-    };
+    const send = (tag: string) => sendUdpFlow(ns, 25460, ns.hostAddress, UDP_PORT, tag);
     await send('before');
     const got = (addr: string, tag: string) => received.get(addr)!.filter((l) => l.startsWith(tag)).length;
     const first = addrs.find((x) => got(x, 'before') > 0)!;

@@ -1,6 +1,8 @@
 import { execa, type ResultPromise } from 'execa';
 import { pidAlive } from '../../src/engine/runtime/pid.js';
-import { docker } from './docker.js';
+import { rmSync } from 'node:fs';
+import { elastic } from './cli.js';
+import { docker, type TestContainers } from './docker.js';
 import type { ClientNamespace } from './netns.js';
 
 /**
@@ -90,13 +92,15 @@ export function holdFlows(ns: ClientNamespace, port: number, sourcePorts: readon
  * killed run left on that subnet (labelled `elastic.test=t<pid>-...`, that pid gone) is removed
  * first, or the new one would be refused as overlapping.
  */
-export async function testNetwork(name: string, subnet: string, runId: string): Promise<{ name: string; remove: () => Promise<void> }> {
+export async function testNetwork(name: string, subnet: string, runId: string, subnet6?: string): Promise<{ name: string; remove: () => Promise<void> }> {
   for (const n of await docker.listNetworks({ filters: JSON.stringify({ label: ['elastic.test'] }) })) {
     const pid = Number(/^t(\d+)-/.exec(n.Labels?.['elastic.test'] ?? '')?.[1]);
-    if (n.IPAM?.Config?.some((c) => c.Subnet === subnet) && pid && !pidAlive(pid)) await docker.getNetwork(n.Id).remove().catch(() => {});
+    if (n.IPAM?.Config?.some((c) => c.Subnet === subnet || c.Subnet === subnet6) && pid && !pidAlive(pid)) await docker.getNetwork(n.Id).remove().catch(() => {});
   }
   await docker.getNetwork(name).remove().catch(() => {});
-  await docker.createNetwork({ Name: name, Driver: 'bridge', Labels: { 'elastic.test': runId }, IPAM: { Config: [{ Subnet: subnet }] } });
+  // subnet6: dual stack (an IPv6 subnet inside 2001:2::/48; dockerd needs no daemon.json change for it)
+  const config = subnet6 ? [{ Subnet: subnet }, { Subnet: subnet6 }] : [{ Subnet: subnet }];
+  await docker.createNetwork({ Name: name, Driver: 'bridge', Labels: { 'elastic.test': runId }, ...(subnet6 ? { EnableIPv6: true } : {}), IPAM: { Config: config } });
   return { name, remove: () => docker.getNetwork(name).remove().catch(() => {}) };
 }
 
@@ -110,4 +114,55 @@ export function sameShare(a: ReadonlyMap<number, string>, b: ReadonlyMap<number,
     if (b.get(k) === v) same++;
   }
   return { same, total };
+}
+
+/**
+ * Hold one connection per source port, run `change` (a backend's removal) while they are open,
+ * then finish them: the answers (hostnames), in source-port order. The client is killed if the
+ * change fails.
+ */
+export async function holdAcross(ns: ClientNamespace, port: number, sourcePorts: readonly number[], change: () => Promise<void>, host = ns.hostAddress): Promise<string[]> {
+  const live = holdFlows(ns, port, sourcePorts, host);
+  try {
+    await Promise.race([live.opened, new Promise((_, reject) => setTimeout(() => reject(new Error('held flows did not open')), 20_000))]);
+    await change();
+    return [...(await live.finish()).values()];
+  } finally {
+    live.kill();
+  }
+}
+
+/**
+ * A UDP listener in a network namespace (the test image has no UDP server): every datagram it
+ * receives is one line `<text> <sender address>` in `lines`. Kill `proc` when done.
+ */
+export function udpListener(ns: ClientNamespace, port: number, family: 'udp4' | 'udp6' = 'udp4'): { lines: string[]; proc: ResultPromise } {
+  const script = `const d = require('dgram').createSocket('${family}'); d.on('message', (m, from) => process.stdout.write(m + ' ' + from.address + '\\n')); d.bind(${port}, () => process.stdout.write('ready\\n'));`;
+  const proc = execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script], { reject: false, stdin: 'ignore', timeout: 120_000 });
+  const lines: string[] = [];
+  proc.stdout!.setEncoding('utf8');
+  proc.stdout!.on('data', (c: string) => lines.push(...c.split('\n').filter(Boolean)));
+  return { lines, proc };
+}
+
+/** One UDP flow: 20 datagrams `<tag>0`..`<tag>19` from one source port, 50 ms apart; then 300 ms for them to land. */
+export async function sendUdpFlow(ns: ClientNamespace, fromPort: number, host: string, port: number, tag: string): Promise<void> {
+  const family = host.includes(':') ? 'udp6' : 'udp4';
+  const r = await ns.exec([process.execPath, '-e', `const d = require('dgram').createSocket('${family}'); d.bind(${fromPort}, async () => { for (let i = 0; i < 20; i++) { d.send('${tag}' + i, ${port}, '${host}'); await new Promise((r) => setTimeout(r, 50)); } d.close(); });`]);
+  if (r.exitCode !== 0) throw new Error(`UDP client in ${ns.name} failed: ${r.stderr.trim()}`);
+  await new Promise((r) => setTimeout(r, 300));
+}
+
+/**
+ * The end of a map-image test with its own network: every mapping of its state directory removed,
+ * its containers, image tag and network, its client namespaces and its directories. Each step runs
+ * even when an earlier one failed.
+ */
+export async function tearDownMapimg(o: { env: NodeJS.ProcessEnv; tc: TestContainers; image: string; net?: { remove: () => Promise<void> }; namespaces: readonly ClientNamespace[]; dirs: readonly string[] }): Promise<void> {
+  await elastic(['map-image', 'stop', '--all'], { env: o.env }).catch(() => {});
+  await o.tc.cleanup().catch(() => {});
+  await docker.getImage(o.image).remove().catch(() => {});
+  await o.net?.remove();
+  for (const ns of o.namespaces) await ns.cleanup().catch(() => {});
+  for (const d of o.dirs) rmSync(d, { recursive: true, force: true });
 }

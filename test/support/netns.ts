@@ -23,6 +23,9 @@ export interface ClientNamespace {
   readonly hostAddress: string;
   /** The client's own address. */
   readonly clientAddress: string;
+  /** With `prefix6`: the IPv6 addresses of the two ends (host, client). */
+  readonly hostAddress6?: string;
+  readonly clientAddress6?: string;
   readonly hostIf: string;
   exec(cmd: string[], opts?: { timeoutMs?: number; input?: string }): Promise<{ stdout: string; stderr: string; exitCode: number }>;
   /** `count` HTTP GETs, each on a new connection, `concurrency` at a time: body -> how many times. */
@@ -37,6 +40,11 @@ export interface NamespaceOptions {
   prefix: string;
   /** Which /30 inside the /24 (0..63). */
   index?: number;
+  /**
+   * IPv6 too (dual stack): the first four groups of a /64 inside 2001:2:1::/48, e.g. `2001:2:1:92`;
+   * the ends get `<prefix6>::<n+1>/126` and `::<n+2>` (hex), the client a default route via the host.
+   */
+  prefix6?: string;
 }
 
 async function run(cmd: string[], timeoutMs = 30_000) {
@@ -62,6 +70,9 @@ export async function createClientNamespace(opts: NamespaceOptions): Promise<Cli
   const base = (opts.index ?? 0) * 4;
   const hostAddress = `${prefix}.${base + 1}`;
   const clientAddress = `${prefix}.${base + 2}`;
+  if (opts.prefix6 !== undefined && !/^2001:2:1:[0-9a-f]{1,4}$/.test(opts.prefix6)) throw new Error('test IPv6 networks live in 2001:2:1::/48');
+  const hostAddress6 = opts.prefix6 ? `${opts.prefix6}::${(base + 1).toString(16)}` : undefined;
+  const clientAddress6 = opts.prefix6 ? `${opts.prefix6}::${(base + 2).toString(16)}` : undefined;
   const hostIf = `${name}-h`;
   const nsIf = `${name}-c`;
   await removeNamespace(name);
@@ -76,6 +87,12 @@ export async function createClientNamespace(opts: NamespaceOptions): Promise<Cli
     await inNs(['ip', 'link', 'set', nsIf, 'up']);
     await inNs(['ip', 'link', 'set', 'lo', 'up']);
     await inNs(['ip', 'route', 'add', 'default', 'via', hostAddress]);
+    if (hostAddress6 && clientAddress6) {
+      // nodad: usable at once (duplicate address detection would hold them tentative for a second or two)
+      await must(['ip', '-6', 'addr', 'add', `${hostAddress6}/126`, 'dev', hostIf, 'nodad']);
+      await inNs(['ip', '-6', 'addr', 'add', `${clientAddress6}/126`, 'dev', nsIf, 'nodad']);
+      await inNs(['ip', '-6', 'route', 'add', 'default', 'via', hostAddress6]);
+    }
   } catch (err) {
     await removeNamespace(name);
     throw err;
@@ -88,6 +105,7 @@ export async function createClientNamespace(opts: NamespaceOptions): Promise<Cli
     name,
     hostAddress,
     clientAddress,
+    ...(hostAddress6 ? { hostAddress6, clientAddress6 } : {}),
     hostIf,
     exec,
     async httpSpread(url, count, o = {}) {

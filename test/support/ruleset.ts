@@ -67,7 +67,7 @@ function dropOtherTables(text: string, mine: OwnNamespace): string {
   let skipping: string | null = null; // the line that closes the skipped block
   for (const line of text.split('\n')) {
     if (skipping === null) {
-      const table = /^table ip (elastic_[0-9a-f]{6}) \{/.exec(line);
+      const table = /^table ip6? (elastic_[0-9a-f]{6}) \{/.exec(line);
       const chain = /^(\s*)chain (ELASTIC-[0-9a-f]{6}-)\S* \{/.exec(line);
       const docker = /^(\s*)chain DOCKER\S* \{/.exec(line);
       if (table && table[1] !== mine.nftTable) skipping = '}';
@@ -85,6 +85,6 @@ function dropOtherTables(text: string, mine: OwnNamespace): string {
 /** Lines of the current ruleset that mention elastic's own objects (should be none after cleanup). */
 export async function elasticTraces(mine?: OwnNamespace): Promise<string[]> {
   const s = await snapshotRuleset(mine);
-  const ours = mine ? (l: string) => l.includes(mine.chainPrefix) || l.includes(`table ip ${mine.nftTable} `) : (l: string) => /ELASTIC|elastic/.test(l);
+  const ours = mine ? (l: string) => l.includes(mine.chainPrefix) || l.includes(`table ip ${mine.nftTable} `) || l.includes(`table ip6 ${mine.nftTable} `) : (l: string) => /ELASTIC|elastic/.test(l);
   return [s.nat, s.filter, s.nft].flatMap((t) => t.split('\n')).filter(ours);
 }

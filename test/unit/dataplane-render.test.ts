@@ -36,9 +36,9 @@ const entry = (port: number, ns: number[], extra: Partial<MappingSpec> = {}, dra
 const emptyKernel: IptKernel = { chains: { nat: new Map(), filter: new Map() }, counters: new Map(), hooks: new Map(), filterChains: new Map() };
 
 describe('toRuleMapping', () => {
-  it('keeps only valid IPv4 targets, without duplicates or drained ones, sorted by hash', () => {
+  it('keeps only valid IPv4 targets on iptables (IPv6 ones on nft: mapimg-ipv6.test.ts), without duplicates or drained ones, sorted by hash', () => {
     const e: MappingEntry = {
-      ...entry(18300, [2, 3]),
+      ...entry(18300, [2, 3], { dataplane: 'iptables' }),
       backends: [be(2), be(3), be(2), { id: 'x', name: 'v6', address: '2001:db8::1', port: 80 }, { id: 'y', name: 'bad', address: '198.18.0.9 -j ACCEPT', port: 80 }],
       draining: ['198.18.0.3:80'],
     };

@@ -76,7 +76,7 @@ describe('affinity (nft)', () => {
   it('entries to clear: backends that left the spread (removed, drained, weight 0), read from the listed map', () => {
     const before = { v: 1 as const, generation: 1, mappings: [e] };
     const after = { v: 1 as const, generation: 2, mappings: [entry([...ten.slice(0, 7), be(9, 0), be(10)], { affinityS: 30 }, ['198.18.53.10:80'])] };
-    expect(affinityLeavers(before, after)).toEqual([{ map: 'aff_tcp_25400_30', gone: new Set(['198.18.53.9:80', '198.18.53.10:80', '198.18.53.11:80']) }]);
+    expect(affinityLeavers(before, after)).toEqual([{ map: 'aff_tcp_25400_30', gone: new Set(['198.18.53.9:80', '198.18.53.10:80', '198.18.53.11:80']), families: ['ip'] }]);
     const listed = JSON.stringify({ nftables: [{ metainfo: {} }, { map: { name: 'aff_tcp_25400_30', elem: [[{ elem: { val: '198.19.53.2', expires: 9 } }, { concat: ['198.18.53.9', 80] }], [{ elem: { val: '198.19.53.6', expires: 9 } }, { concat: ['198.18.53.2', 80] }]] } }] });
     expect(clientsOf(listed, new Set(['198.18.53.9:80']))).toEqual(['198.19.53.2']);
   });

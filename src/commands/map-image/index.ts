@@ -29,10 +29,10 @@ export default class MapImage extends BaseCommand {
   };
   static override flags = {
     protocol: Flags.option({ options: ['tcp', 'udp'] as const, default: 'tcp', description: 'protocol of the mapped port' })(),
-    address: Flags.string({ description: 'only this local IPv4 address (default: every local address but 127.0.0.0/8)' }),
+    address: Flags.string({ description: 'only this local address, IPv4 or IPv6 (IPv6: nft only; default: every local address but 127.0.0.0/8 and ::1)' }),
     dataplane: Flags.option({ options: ['auto', 'nft', 'iptables'] as const, default: 'auto', description: 'kernel data plane (auto: nft when it works, else iptables)' })(),
     network: selectorFlags.network,
-    backend: Flags.string({ description: 'static backend IP:PORT[@WEIGHT] (repeatable; weight 0-256, 0 = no new connections)', multiple: true, helpGroup: 'STATIC' }),
+    backend: Flags.string({ description: 'static backend IP:PORT[@WEIGHT], IPv6 as [ADDR]:PORT (repeatable; weight 0-256, 0 = no new connections)', multiple: true, helpGroup: 'STATIC' }),
     spread: Flags.option({ options: SPREADS, description: 'how a new connection picks its backend: hash (default on nft: the same backend for a flow on every host with the same backends and --seed; few flows move when a backend goes) or random (the only one on iptables)' })(),
     seed: Flags.string({ description: `with --spread hash: the hash seed, 0-${MAX_SEED} (default: the same constant on every host)` }),
     affinity: Flags.option({ options: ['none', 'client-ip'] as const, description: 'client-ip: a client address keeps its backend while it comes back within --affinity-timeout (nft only)' })(),

@@ -6,7 +6,7 @@ import { applyTransaction, readTool, type ToolEnv } from './exec.js';
 import { deleteFlows, deleteMappingFlows, listFlows, liveFlows } from './conntrack.js';
 import { forwardHookChain, parseIptablesSave, planIptables, renderIptables, type IptKernel, type IptRuleset } from './iptables.js';
 import { EMPTY_NFT_KERNEL, nftKernelFrom, parseNftJson, planNft, renderNft, type NftKernel, type NftRuleset } from './nft.js';
-import { toRuleMapping, type MappingsState, type RuleMapping } from './model.js';
+import { endpointKey, familyOf, toRuleMapping, type MappingsState, type NftFamily, type RuleMapping } from './model.js';
 import { namespaceFor, type Namespace } from './namespace.js';
 import { NftSession } from './nft-session.js';
 import { readMappings, withMappingsLock, writeMappings } from './store.js';
@@ -49,6 +49,8 @@ interface Cache {
   generation: number;
   ipt: IptRuleset;
   nft: NftRuleset;
+  /** The `ip6` table (the IPv6 side of nft mappings). */
+  nft6: NftRuleset;
   forwardHook?: string;
   iptables: boolean;
 }
@@ -56,11 +58,13 @@ interface Cache {
 interface KernelView {
   ipt?: IptKernel;
   nft?: NftKernel;
+  nft6?: NftKernel;
   iptables: boolean;
 }
 
 export class MappingsApplier {
   private cache: Cache | null = null;
+  private ipv6ForwardChecked = false;
   private readonly log: Logger;
   /** nft transactions and reads go through one long-lived `nft -j -i` (nft-session.ts); iptables-restore runs per transaction. */
   private readonly nft: NftSession;
@@ -145,18 +149,34 @@ export class MappingsApplier {
       }
       await this.cleanFlows(before, after);
       lap('conntrack');
-      for (const { map, gone } of affinityLeavers(before, after)) {
-        const n = await purgeAffinity(this.nft, this.ns.nftTable, map, gone).catch((err: unknown) => {
-          this.log.warn('could not clear affinity entries of removed backends: their clients follow them until the timeout', { error: describeError(err) });
-          return 0;
-        });
-        if (n > 0) this.log.debug(`cleared ${n} affinity entr${n === 1 ? 'y' : 'ies'} of removed backends`, { map });
+      if (full) await this.checkIpv6Forward(after);
+      for (const { map, gone, families } of affinityLeavers(before, after)) {
+        for (const family of families) {
+          const n = await purgeAffinity(this.nft, this.ns.nftTable, map, gone, family).catch((err: unknown) => {
+            this.log.warn('could not clear affinity entries of removed backends: their clients follow them until the timeout', { error: describeError(err) });
+            return 0;
+          });
+          if (n > 0) this.log.debug(`cleared ${n} affinity entr${n === 1 ? 'y' : 'ies'} of removed backends`, { map, family });
+        }
       }
       lap('affinity');
       return { before, after, transactions, full };
     });
     lap('unlock');
     return { ...result, ms: performance.now() - t0, phases };
+  }
+
+  /**
+   * IPv6 DNAT is forwarded too, and elastic adds no ip6tables accept (docs/map-image.md, "IPv6"):
+   * if the ip6tables FORWARD policy drops (Docker with `ip6tables: true`), say so once per process.
+   */
+  private async checkIpv6Forward(after: MappingsState): Promise<void> {
+    if (this.ipv6ForwardChecked || !after.mappings.some((e) => e.spec.dataplane === 'nft' && toRuleMapping(e).families.includes('ip6'))) return;
+    this.ipv6ForwardChecked = true;
+    const text = await readTool('ip6tables', ['-S', 'FORWARD'], { env: this.opts.env }).catch(() => null);
+    if (/^-P FORWARD (DROP|REJECT)\b/m.test(text ?? '')) {
+      this.log.warn('the ip6tables FORWARD policy drops: IPv6 connections DNATed to backends may be dropped (elastic adds no ip6tables accept)', { try: 'accept them: ip6tables -I DOCKER-USER -m conntrack --ctstate DNAT --ctorigdstport PORT -j ACCEPT (docs/map-image.md, "IPv6")' });
+    }
   }
 
   /** Only our objects: iptables-save (ours are picked out) and our own nft table, read side by side. */
@@ -169,18 +189,19 @@ export class MappingsApplier {
         return { ipt: undefined, iptables: false };
       },
     );
-    const viaSession = needNft ? this.nft.listTable(this.ns.nftTable).catch(() => false as const) : Promise.resolve(false as const);
-    const nft = viaSession
-      .then((text) => (text === false ? readTool('nft', ['-j', 'list', 'table', 'ip', this.ns.nftTable], env) : text))
-      .then(
-        (text) => (text ? parseNftJson(text, this.ns.nftTable) : EMPTY_NFT_KERNEL),
-        (err) => {
-          if (needNft || !(err instanceof UserError) || !/not found/.test(err.message)) throw err;
-          return undefined;
-        },
-      );
-    const [i, n] = await Promise.all([ipt, nft]);
-    return { ...i, nft: n };
+    // Both tables, always: an `ip6` table left by a mapping whose IPv6 backends are gone is removed.
+    const table = (family: NftFamily) =>
+      (needNft ? this.nft.listTable(this.ns.nftTable, family).catch(() => false as const) : Promise.resolve(false as const))
+        .then((text) => (text === false ? readTool('nft', ['-j', 'list', 'table', family, this.ns.nftTable], env) : text))
+        .then(
+          (text) => (text ? parseNftJson(text, this.ns.nftTable, family) : EMPTY_NFT_KERNEL),
+          (err) => {
+            if (needNft || !(err instanceof UserError) || !/not found/.test(err.message)) throw err;
+            return undefined;
+          },
+        );
+    const [i, n, n6] = await Promise.all([ipt, table('ip'), table('ip6')]);
+    return { ...i, nft: n, nft6: n6 };
   }
 
   private async reconcile(before: MappingsState, after: MappingsState, kernel: KernelView | null, lap: (phase: string) => void, gate?: Promise<void> | null): Promise<number> {
@@ -198,7 +219,9 @@ export class MappingsApplier {
     if (!iptables && needNft) this.log.warn('iptables is not installed: no FORWARD accept is added (fine unless a FORWARD policy drops)');
     const ipt = renderIptables(rule('iptables'), all, forwardHook, this.ns);
     const nftKernel = cache ? nftKernelFrom(cache.nft) : kernel!.nft;
-    const nft = renderNft(rule('nft'), nftKernel);
+    const nft = renderNft(rule('nft'), nftKernel, 'ip');
+    const nft6Kernel = cache ? nftKernelFrom(cache.nft6) : kernel!.nft6;
+    const nft6 = renderNft(rule('nft'), nft6Kernel, 'ip6');
 
     const iptKernel: Pick<IptKernel, 'chains' | 'hooks' | 'counters'> | undefined = cache
       ? {
@@ -208,7 +231,8 @@ export class MappingsApplier {
         }
       : kernel!.ipt;
     const iptText = iptables && iptKernel ? planIptables({ desired: ipt, previous: cache?.ipt, kernel: iptKernel }) : '';
-    const nftText = nftKernel ? planNft(nft, nftKernel, cache?.nft, this.ns.nftTable) : '';
+    // Both tables in one nft transaction: a dual-stack change is all or nothing.
+    const nftText = (nftKernel ? planNft(nft, nftKernel, cache?.nft, this.ns.nftTable, 'ip') : '') + (nft6Kernel ? planNft(nft6, nft6Kernel, cache?.nft6, this.ns.nftTable, 'ip6') : '');
 
     // Each table is its own transaction (iptables-nft commits tables separately): order them so
     // that no moment forwards traffic we would drop, or accepts traffic nothing DNATs.
@@ -231,7 +255,7 @@ export class MappingsApplier {
       transactions++;
     }
     lap('apply');
-    this.cache = { generation: after.generation, ipt, nft, forwardHook, iptables };
+    this.cache = { generation: after.generation, ipt, nft, nft6, forwardHook, iptables };
     return transactions;
   }
 
@@ -244,21 +268,26 @@ export class MappingsApplier {
   private async cleanFlows(before: MappingsState, after: MappingsState): Promise<void> {
     for (const old of before.mappings) {
       const now = after.mappings.find((m) => m.spec.id === old.spec.id);
-      const kept = new Set(now ? now.backends.map((b) => `${b.address}:${b.port}`) : []);
-      if (old.backends.every((b) => kept.has(`${b.address}:${b.port}`))) continue;
+      const kept = new Set(now ? now.backends.map((b) => endpointKey(b.address, b.port)) : []);
+      if (old.backends.every((b) => kept.has(endpointKey(b.address, b.port)))) continue;
       const { protocol, port } = old.spec;
       // Drained and weight-0 backends count too: their UDP flows were kept only while they stayed.
-      const gone = old.backends.filter((b) => !kept.has(`${b.address}:${b.port}`) && isIP(b.address) === 4 && (protocol === 'udp' || b.id.startsWith('docker:')));
+      const gone = old.backends.filter((b) => !kept.has(endpointKey(b.address, b.port)) && isIP(b.address) !== 0 && (protocol === 'udp' || b.id.startsWith('docker:')));
+      const families = toRuleMapping(old).families;
       try {
         if (!now) {
-          await deleteMappingFlows(protocol, port, { env: this.opts.env }); // the whole mapping: one call
+          // The whole mapping: one call per family it had.
+          for (const family of families) await deleteMappingFlows(protocol, port, { env: this.opts.env }, family);
           continue;
         }
-        if (gone.length === 0) continue;
-        const flows = await listFlows(protocol, port, { env: this.opts.env });
-        for (const t of gone) {
-          // TIME_WAIT/CLOSE entries carry nothing more: only live flows are worth a delete.
-          if (liveFlows(flows, t.address, t.port) > 0) await deleteFlows(protocol, port, t.address, t.port, { env: this.opts.env });
+        for (const family of families) {
+          const mine = gone.filter((b) => familyOf(b.address) === family);
+          if (mine.length === 0) continue;
+          const flows = await listFlows(protocol, port, { env: this.opts.env }, family);
+          for (const t of mine) {
+            // TIME_WAIT/CLOSE entries carry nothing more: only live flows are worth a delete.
+            if (liveFlows(flows, t.address, t.port) > 0) await deleteFlows(protocol, port, t.address, t.port, { env: this.opts.env });
+          }
         }
       } catch (err) {
         this.log.debug('could not clean conntrack entries: flows to removed backends end by timeout', { error: describeError(err) });

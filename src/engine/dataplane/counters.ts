@@ -2,7 +2,7 @@ import { readTool, type ToolEnv } from './exec.js';
 import { backendChain, parseIptablesSave } from './iptables.js';
 import { nftCounters, nftTarget, parseNftJson } from './nft.js';
 import { namespaceOfEnv, type Namespace } from './namespace.js';
-import { endpointKey, toRuleMapping, type MappingsState } from './model.js';
+import { endpointKey, familyOf, toRuleMapping, type MappingsState, type NftFamily } from './model.js';
 
 /**
  * Per-backend packet and byte counters, straight from the kernel: the DNAT rule of each backend's
@@ -24,12 +24,17 @@ export async function readBackendCounters(state: MappingsState, opts: ToolEnv & 
   const out: CountersByMapping = new Map();
   const wants = (kind: string) => state.mappings.some((m) => m.spec.dataplane === kind);
   const ipt = wants('iptables') ? parseIptablesSave((await readTool('iptables-save', ['-c', '-t', 'nat'], opts)) ?? '', ns) : undefined;
-  const nftText = wants('nft') ? await readTool('nft', ['-j', 'list', 'table', 'ip', ns.nftTable], opts) : null;
-  const nft = nftText ? parseNftJson(nftText, ns.nftTable) : undefined;
+  const nftRead = async (family: NftFamily) => {
+    const text = await readTool('nft', ['-j', 'list', 'table', family, ns.nftTable], opts);
+    return text ? parseNftJson(text, ns.nftTable, family) : undefined;
+  };
+  const nft = wants('nft') ? await nftRead('ip') : undefined;
+  const nft6 = state.mappings.some((m) => m.spec.dataplane === 'nft' && toRuleMapping(m).families.includes('ip6')) ? await nftRead('ip6') : undefined;
   for (const entry of state.mappings) {
     const per = new Map<string, BackendCounters>();
     for (const t of toRuleMapping(entry).targets) {
-      const c = entry.spec.dataplane === 'nft' ? nft?.counters.get(nftCounters(entry.spec.id))?.get(nftTarget(t.address, t.port)) : ipt?.counters.get(backendChain(t.hash, ns));
+      const table = familyOf(t.address) === 'ip6' ? nft6 : nft;
+      const c = entry.spec.dataplane === 'nft' ? table?.counters.get(nftCounters(entry.spec.id))?.get(nftTarget(t.address, t.port)) : ipt?.counters.get(backendChain(t.hash, ns));
       if (c) per.set(endpointKey(t.address, t.port), c);
     }
     out.set(entry.spec.id, per);

@@ -1,5 +1,6 @@
 import { readTool, type ToolEnv } from './exec.js';
-import { isMappingId, type DataplaneKind, type MappingEntry, type MappingSpec, type MappingsState, type Protocol } from './model.js';
+import { parseEndpoint } from '../model/validate.js';
+import { endpointKey, isMappingId, type DataplaneKind, type MappingEntry, type MappingSpec, type MappingsState, type Protocol } from './model.js';
 import type { Namespace } from './namespace.js';
 
 /**
@@ -28,7 +29,7 @@ function collect(): { add: (ns: string, id: string, plane: DataplaneKind, target
       const k = key(ns, id, dataplane);
       const m = found.get(k) ?? { namespace: ns, id, dataplane, targets: new Set<string>() };
       found.set(k, m);
-      if (target && /^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(target)) m.targets.add(target);
+      if (target && (/^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(target) || /^\[[0-9a-f:]{2,39}\]:\d{1,5}$/.test(target))) m.targets.add(target);
     },
     done: () => [...found.values()].map((m) => ({ ...m, targets: [...m.targets].sort() })).sort((a, b) => (key(a.namespace, a.id, a.dataplane) < key(b.namespace, b.id, b.dataplane) ? -1 : 1)),
   };
@@ -46,7 +47,7 @@ export function mappingsInIptablesSave(text: string): KernelMapping[] {
   return out.done();
 }
 
-/** From `nft -j list maps ip`: every elastic table's `spread_<proto>_<port>` map and its elements. */
+/** From `nft -j list maps`: every elastic table's (`ip` and `ip6`) `spread_<proto>_<port>` map and its elements. */
 export function mappingsInNftMaps(text: string): KernelMapping[] {
   const out = collect();
   type Elem = [number, { concat?: Array<string | number> }];
@@ -55,13 +56,13 @@ export function mappingsInNftMaps(text: string): KernelMapping[] {
     const m = item.map;
     const table = /^elastic(?:_([0-9a-f]{6}))?$/.exec(m?.table ?? '');
     const name = /^spread_(tcp|udp)_(\d+)$/.exec(m?.name ?? '');
-    if (!m || m.family !== 'ip' || !table || !name) continue;
+    if (!m || (m.family !== 'ip' && m.family !== 'ip6') || !table || !name) continue;
     const ns = table[1] ?? '';
     const id = `${name[1]}-${name[2]}`;
     out.add(ns, id, 'nft');
     for (const e of m.elem ?? []) {
       const c = Array.isArray(e) ? e[1]?.concat : undefined;
-      if (c && c.length === 2) out.add(ns, id, 'nft', `${c[0]}:${c[1]}`);
+      if (c && c.length === 2) out.add(ns, id, 'nft', endpointKey(String(c[0]), Number(c[1])));
     }
   }
   return out.done();
@@ -70,7 +71,7 @@ export function mappingsInNftMaps(text: string): KernelMapping[] {
 /** Every mapping of every elastic namespace the kernel holds (a missing tool reads as none). */
 export async function readKernelMappings(opts: ToolEnv = {}): Promise<KernelMapping[]> {
   const soft = (p: Promise<string | null>) => p.catch((err: unknown) => (/not found/.test((err as Error).message) ? null : Promise.reject(err)));
-  const [ipt, nft] = await Promise.all([soft(readTool('iptables-save', ['-t', 'nat'], opts)), soft(readTool('nft', ['-j', 'list', 'maps', 'ip'], opts))]);
+  const [ipt, nft] = await Promise.all([soft(readTool('iptables-save', ['-t', 'nat'], opts)), soft(readTool('nft', ['-j', 'list', 'maps'], opts))]);
   return [...(ipt ? mappingsInIptablesSave(ipt) : []), ...(nft ? mappingsInNftMaps(nft) : [])];
 }
 
@@ -89,8 +90,8 @@ export function adoptFromKernel(state: MappingsState, own: readonly KernelMappin
     known.add(k.id);
     const [protocol, port] = k.id.split('-') as [Protocol, string];
     const backends = k.targets.map((t) => {
-      const [address, p] = t.split(':') as [string, string];
-      return { id: `kernel:${t}`, name: t, address, port: Number(p) };
+      const { address, port: p } = parseEndpoint(t);
+      return { id: `kernel:${t}`, name: t, address, port: p };
     });
     adopted.push({
       spec: { id: k.id, protocol, port: Number(port), image: '', containerPort: backends[0]?.port ?? 0, staticBackends: [], dataplane: k.dataplane, created: now },

@@ -6,8 +6,9 @@ import { DEFAULT_SEED } from './maglev.js';
 
 /**
  * The data-plane model of `map-image`: plain readonly data, shared by the renderers (iptables,
- * nft), the applier, the state file and the commands. Only validated IPv4 addresses, ports and
- * mapping ids ever reach rule text; names, labels and image references stay in the state file.
+ * nft), the applier, the state file and the commands. Only validated IPv4 and IPv6 addresses
+ * (IPv6 in canonical form, as nft prints them), ports and mapping ids ever reach rule text; names,
+ * labels and image references stay in the state file.
  */
 export type Protocol = 'tcp' | 'udp';
 export type DataplaneKind = 'iptables' | 'nft';
@@ -82,8 +83,29 @@ export function isMappingId(id: string): boolean {
   return Boolean(m && isPort(Number(m[2])));
 }
 
+/** `198.18.0.5:80`, `[2001:2::5]:80` (an IPv6 address in brackets, so the port stays readable). */
 export function endpointKey(address: string, port: number): string {
-  return `${address}:${port}`;
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** An nft table family: `ip` holds the IPv4 side of every nft mapping, `ip6` the IPv6 side. */
+export type NftFamily = 'ip' | 'ip6';
+export const familyOf = (address: string): NftFamily => (address.includes(':') ? 'ip6' : 'ip');
+
+/**
+ * An IPv6 address in the one spelling nft and conntrack print (RFC 5952: lower case, the longest
+ * run of zero groups as `::`), so that state, rules and kernel reads compare as text; an IPv4
+ * address unchanged; anything else ''.
+ */
+export function canonicalAddress(address: string): string {
+  const v = isIP(address);
+  if (v === 4) return address;
+  if (v !== 6 || address.includes('%')) return '';
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return '';
+  }
 }
 
 /** Stable per-backend object name part: the same backend keeps its chain (and counters) across syncs. */
@@ -111,8 +133,15 @@ export interface RuleMapping {
   readonly seed: number;
   /** Client-ip affinity timeout in seconds; absent = none. */
   readonly affinityS?: number;
-  /** Sorted, unique, validated `address:port` targets that take new connections (weight >= 1). */
+  /** Sorted, unique, validated `address:port` targets that take new connections (weight >= 1); IPv6 ones only on nft. */
   readonly targets: ReadonlyArray<RuleTarget>;
+  /**
+   * The nft families the mapping is programmed in: `ip` unless its address is IPv6; `ip6` when
+   * its address is IPv6, or it has none and some backend (serving, drained or weight 0) is IPv6.
+   */
+  readonly families: readonly NftFamily[];
+  /** Set on a one-family view (familyMapping): only that family's targets. */
+  readonly family?: NftFamily;
 }
 
 export interface RuleTarget {
@@ -141,7 +170,8 @@ const ruleMappings = new WeakMap<object, RuleMapping>();
 function computeRuleMapping(entry: Pick<MappingEntry, 'spec' | 'backends' | 'draining'>): RuleMapping {
   const { spec } = entry;
   if (!isMappingId(spec.id) || spec.id !== mappingId(spec.protocol, spec.port)) throw new Error(`invalid mapping id ${JSON.stringify(spec.id)}`);
-  if (spec.address !== undefined && isIP(spec.address) !== 4) throw new Error(`invalid mapping address for ${spec.id}`);
+  const nft = spec.dataplane === 'nft';
+  if (spec.address !== undefined && (canonicalAddress(spec.address) !== spec.address || (!nft && isIP(spec.address) !== 4))) throw new Error(`invalid mapping address for ${spec.id}`);
   const spread = spec.spread ?? 'random';
   if (!SPREADS.includes(spread)) throw new Error(`invalid spread for ${spec.id}`);
   const seed = spec.seed ?? DEFAULT_SEED;
@@ -150,8 +180,12 @@ function computeRuleMapping(entry: Pick<MappingEntry, 'spec' | 'backends' | 'dra
   if (affinityS !== undefined && !(Number.isInteger(affinityS) && affinityS >= AFFINITY_TIMEOUT_S.min && affinityS <= AFFINITY_TIMEOUT_S.max)) throw new Error(`invalid affinity timeout for ${spec.id}`);
   const draining = new Set(entry.draining);
   const seen = new Map<string, RuleTarget>();
+  let v6 = false;
   for (const b of entry.backends) {
-    if (isIP(b.address) !== 4 || !isPort(b.port)) continue;
+    // IPv6 backends only on nft (iptables refuses them at declaration: docs/map-image.md, "IPv6").
+    const family = isIP(b.address);
+    if (!(family === 4 || (family === 6 && nft && canonicalAddress(b.address) === b.address)) || !isPort(b.port)) continue;
+    if (family === 6) v6 = true;
     const weight = b.weight ?? 1;
     // Weight 0 is a drain by configuration: no new connections, its established ones continue.
     if (!Number.isInteger(weight) || weight < 1 || weight > MAX_BACKEND_WEIGHT) continue;
@@ -160,7 +194,28 @@ function computeRuleMapping(entry: Pick<MappingEntry, 'spec' | 'backends' | 'dra
     seen.set(key, { address: b.address, port: b.port, hash: backendHash(spec.id, b.address, b.port), weight });
   }
   const targets = [...seen.values()].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
-  return { id: spec.id, protocol: spec.protocol, port: spec.port, address: spec.address, spread, seed, ...(affinityS !== undefined ? { affinityS } : {}), targets };
+  const families: NftFamily[] = spec.address === undefined ? (v6 ? ['ip', 'ip6'] : ['ip']) : [familyOf(spec.address)];
+  return { id: spec.id, protocol: spec.protocol, port: spec.port, address: spec.address, spread, seed, ...(affinityS !== undefined ? { affinityS } : {}), targets, families };
+}
+
+/** The mapping as one nft family programs it (only that family's targets), or null when it has no part there. */
+export function familyMapping(m: RuleMapping, family: NftFamily): RuleMapping | null {
+  if (!m.families.includes(family)) return null;
+  if (family === 'ip' && m.targets.every((t) => familyOf(t.address) === 'ip')) return m; // the IPv4-only mapping as it always was
+  let byFamily = familyMappings.get(m);
+  if (!byFamily) familyMappings.set(m, (byFamily = {}));
+  return (byFamily[family] ??= { ...m, family, targets: m.targets.filter((t) => familyOf(t.address) === family) });
+}
+
+const familyMappings = new WeakMap<RuleMapping, Partial<Record<NftFamily, RuleMapping>>>();
+
+/**
+ * The endpoints drained and undrained with `key`: a dual-stack container is one backend id with an
+ * IPv4 and an IPv6 endpoint, and either address stands for both (deploy knows its IPv4 address).
+ */
+export function drainGroup(entry: Pick<MappingEntry, 'backends'>, key: string): MappingBackend[] {
+  const ids = new Set(entry.backends.filter((b) => endpointKey(b.address, b.port) === key && b.id.startsWith('docker:')).map((b) => b.id));
+  return entry.backends.filter((b) => endpointKey(b.address, b.port) === key || ids.has(b.id));
 }
 
 /**
@@ -193,11 +248,27 @@ export function sameSpec(a: MappingSpec, b: MappingSpec): boolean {
  * reserved and broadcast range (240/4, 255.255.255.255) are accepted by the kernel and never answer.
  */
 export function backendAddressProblem(address: string): string {
-  if (isIP(address) !== 4) return 'not an IPv4 address';
+  if (isIP(address) === 6) return backendAddress6Problem(address);
+  if (isIP(address) !== 4) return 'not an IP address';
   const first = Number(address.split('.')[0]);
   if (first === 0) return 'an unspecified address (0.0.0.0/8)';
   if (first === 127) return 'a loopback address (127.0.0.0/8)';
   if (first >= 224 && first <= 239) return 'a multicast address (224.0.0.0/4)';
   if (first >= 240) return 'a reserved or broadcast address (240.0.0.0/4)';
+  return '';
+}
+
+/**
+ * The IPv6 counterpart: unspecified (::), loopback (::1), IPv4-mapped (::ffff:0:0/96: nft cannot
+ * DNAT across families), link-local (fe80::/10: needs a zone) and multicast (ff00::/8).
+ */
+function backendAddress6Problem(address: string): string {
+  const a = canonicalAddress(address);
+  if (a === '') return 'not an IPv6 address nft can program (no zone: %)';
+  if (a === '::') return 'the unspecified address (::)';
+  if (a === '::1') return 'the loopback address (::1)';
+  if (a.startsWith('::ffff:')) return 'an IPv4-mapped address (::ffff:0:0/96); give the IPv4 address';
+  if (/^fe[89ab]/.test(a)) return 'a link-local address (fe80::/10)';
+  if (a.startsWith('ff')) return 'a multicast address (ff00::/8)';
   return '';
 }

@@ -19,7 +19,7 @@ const HOOK_CHAINS = /^(delete|flush) (rule|chain) ip6? (nat|filter) (PREROUTING|
 
 /** One `nft monitor` line touches our objects (`table`: our nft table's name). */
 export function touchesOurs(line: string, table: string): boolean {
-  const m = /^(?:add|delete|flush|replace|insert|update|destroy) (?:table|chain|rule|set|map|element|counter|flowtable|quota|limit|ct \S+) ip (\S+)(?: (\S+))?/.exec(line);
+  const m = /^(?:add|delete|flush|replace|insert|update|destroy) (?:table|chain|rule|set|map|element|counter|flowtable|quota|limit|ct \S+) ip6? (\S+)(?: (\S+))?/.exec(line);
   // Affinity maps are filled by the packet path: their entries are never planned.
   if (m && m[1] === table) return !(m[2]?.startsWith('aff_') ?? false);
   return /\bELASTIC-/.test(line) || HOOK_CHAINS.test(line);

@@ -54,9 +54,9 @@ export class NftSession {
    * `nft -j list table ip <table>` through the session: the JSON text, null when the table does not
    * exist, false when no session can run here (the caller runs nft itself). Rejects on other errors.
    */
-  listTable(table: string): Promise<string | null | false> {
+  listTable(table: string, family: 'ip' | 'ip6' = 'ip'): Promise<string | null | false> {
     if (!/^[A-Za-z0-9_]+$/.test(table)) return Promise.resolve(false);
-    return this.list(`table ip ${table}`);
+    return this.list(`table ${family} ${table}`);
   }
 
   private list(what: string): Promise<string | null | false> {
@@ -75,9 +75,9 @@ export class NftSession {
    * `nft -j list map ip <table> <name>` through the session: the JSON text, null when it does not
    * exist, false when no session can run here.
    */
-  listMap(table: string, name: string): Promise<string | null | false> {
+  listMap(table: string, name: string, family: 'ip' | 'ip6' = 'ip'): Promise<string | null | false> {
     if (!/^[A-Za-z0-9_]+$/.test(table) || !/^[A-Za-z0-9_]+$/.test(name)) return Promise.resolve(false);
-    return this.list(`map ip ${table} ${name}`);
+    return this.list(`map ${family} ${table} ${name}`);
   }
 
   /** The running nft's pid (tests, diagnostics). */

@@ -25,6 +25,8 @@ export interface SpreadMap {
 
 /** The flow key: source address and port, destination address and port, protocol. */
 export const FLOW_HASH_KEY = 'ip saddr . th sport . ip daddr . th dport . meta l4proto';
+/** The same for the `ip6` table. */
+export const FLOW_HASH_KEY6 = 'ip6 saddr . th sport . ip6 daddr . th dport . meta l4proto';
 
 /** Seeds as nft prints them (hex), so a listed rule reads like ours. */
 const seedText = (seed: number) => `0x${seed.toString(16).padStart(8, '0')}`;
@@ -43,7 +45,7 @@ export function spreadMap(m: RuleMapping, previous: () => ReadonlyArray<string |
       return (elements ??= slotKeys(table));
     },
     table,
-    pick: m.spread === 'hash' ? `jhash ${FLOW_HASH_KEY} mod ${size} seed ${seedText(m.seed)}` : `numgen random mod ${size}`,
+    pick: m.spread === 'hash' ? `jhash ${m.family === 'ip6' ? FLOW_HASH_KEY6 : FLOW_HASH_KEY} mod ${size} seed ${seedText(m.seed)}` : `numgen random mod ${size}`,
   };
 }
 
@@ -74,15 +76,16 @@ function maglevSlots(m: RuleMapping): SlotTable {
   const backends = m.targets.map((x) => ({ key: `${x.address} . ${x.port}`, weight: x.weight }));
   const size = maglevTableSize(backends.length);
   const signature = `${m.seed} ${size} ${backends.map((b) => `${b.key}@${b.weight}`).join(',')}`;
-  const same = last.get(m.id);
+  const id = m.family === 'ip6' ? `${m.id}/ip6` : m.id; // each family's table of its own targets
+  const same = last.get(id);
   let table = same?.signature === signature ? same.table : undefined;
   if (!table) {
     const t = maglevTable(backends, size, m.seed);
     table = { keys: t.backends.map((b) => b.key), slots: t.slots };
   }
   tables.set(m, table);
-  if (last.size >= 64 && !last.has(m.id)) last.clear(); // bounded: mappings come and go in a daemon
-  last.set(m.id, { signature, table });
+  if (last.size >= 64 && !last.has(id)) last.clear(); // bounded: mappings come and go in a daemon
+  last.set(id, { signature, table });
   return table;
 }
 

@@ -1,4 +1,4 @@
-import { COMMENT_PREFIX, type RuleMapping } from './model.js';
+import { COMMENT_PREFIX, familyMapping, type NftFamily, type RuleMapping } from './model.js';
 import { DEFAULT_NAMESPACE } from './namespace.js';
 import { spreadMap } from './nft-spread.js';
 import { slotTableChanges, type SlotTable } from './maglev.js';
@@ -73,6 +73,8 @@ export const nftSpread = (id: string) => `spread_${part(id)}`;
 export const nftCounters = (id: string) => `cnt_${part(id)}`;
 /** The affinity map; its name carries the timeout, so a new timeout is a new map (a map's timeout cannot change). */
 export const nftAffinity = (id: string, timeoutS: number) => `aff_${part(id)}_${timeoutS}`;
+/** The `ip6` table's second affinity map: client -> backend port (see renderNft). */
+export const nftAffinityPort = (affinityMap: string) => `${affinityMap}_port`;
 /** An `address:port` target as a set element. */
 export const nftTarget = (address: string, port: number) => `${address} . ${port}`;
 const comment = (text: string) => `comment "${text}"`;
@@ -83,11 +85,23 @@ const BASE = {
   postrouting: 'type nat hook postrouting priority 99; policy accept;',
 } as const;
 
-/** Desired objects; `kernel` (what is programmed, read or remembered) keeps the spread slots stable. */
-export function renderNft(mappings: readonly RuleMapping[], kernel?: NftKernel): NftRuleset {
+/** What differs between the `ip` table and the `ip6` table (the same layout, names and comments). */
+const FAMILY = {
+  ip: { addr: 'ip', type: 'ipv4_addr', notLoopback: 'ip daddr != 127.0.0.0/8' },
+  ip6: { addr: 'ip6', type: 'ipv6_addr', notLoopback: 'ip6 daddr != ::1' },
+} as const;
+
+/**
+ * Desired objects of one table (`family`: the `ip` table holds the IPv4 side of every mapping,
+ * the `ip6` table the IPv6 side of those that have one); `kernel` (what is programmed, read or
+ * remembered) keeps the spread slots stable.
+ */
+export function renderNft(all: readonly RuleMapping[], kernel?: NftKernel, family: NftFamily = 'ip'): NftRuleset {
   const chains = new Map<string, NftChain>();
   const sets = new Map<string, NftSet>();
+  const mappings = all.map((m) => familyMapping(m, family)).filter((m): m is RuleMapping => m !== null);
   if (mappings.length === 0) return { chains, sets };
+  const { addr: ip, type, notLoopback } = FAMILY[family];
   const pre: string[] = [];
   const out: string[] = [];
   const post: string[] = [];
@@ -96,11 +110,11 @@ export function renderNft(mappings: readonly RuleMapping[], kernel?: NftKernel):
     const svc = nftSvc(m.id);
     const match = `${m.protocol} dport ${m.port}`;
     if (m.address) {
-      pre.push(`ip daddr ${m.address} ${match} jump ${svc} ${c}`);
-      out.push(`ip daddr ${m.address} ${match} jump ${svc} ${c}`);
+      pre.push(`${ip} daddr ${m.address} ${match} jump ${svc} ${c}`);
+      out.push(`${ip} daddr ${m.address} ${match} jump ${svc} ${c}`);
     } else {
       pre.push(`${match} fib daddr type local jump ${svc} ${c}`);
-      out.push(`ip daddr != 127.0.0.0/8 ${match} fib daddr type local jump ${svc} ${c}`);
+      out.push(`${notLoopback} ${match} fib daddr type local jump ${svc} ${c}`);
     }
     const hp = nftHairpin(m.id);
     const cnt = nftCounters(m.id);
@@ -110,12 +124,12 @@ export function renderNft(mappings: readonly RuleMapping[], kernel?: NftKernel):
     const targets = m.targets.map((t) => nftTarget(t.address, t.port));
     const map = spreadMap(m, () => kernel?.sets.get(spread)?.elements);
     // The key type is a 32-bit integer whatever picks it: numgen and jhash share the declaration.
-    sets.set(spread, lazySet({ kind: 'map', decl: `typeof numgen random mod 2 : ip daddr . ${m.protocol} dport;` }, map));
-    sets.set(cnt, { kind: 'set', decl: 'type ipv4_addr . inet_service; counter;', elements: [...targets].sort() });
-    sets.set(hp, { kind: 'set', decl: 'type ipv4_addr . ipv4_addr;', elements: [...new Set(m.targets.map((t) => `${t.address} . ${t.address}`))].sort() });
-    const dnat = `meta l4proto ${m.protocol} dnat ip to ${map.pick} map @${spread} ${c}`;
+    sets.set(spread, lazySet({ kind: 'map', decl: `typeof numgen random mod 2 : ${ip} daddr . ${m.protocol} dport;` }, map));
+    sets.set(cnt, { kind: 'set', decl: `type ${type} . inet_service; counter;`, elements: [...targets].sort() });
+    sets.set(hp, { kind: 'set', decl: `type ${type} . ${type};`, elements: [...new Set(m.targets.map((t) => `${t.address} . ${t.address}`))].sort() });
+    const dnat = `meta l4proto ${m.protocol} dnat ${ip} to ${map.pick} map @${spread} ${c}`;
     // Postrouting sees the first packet of each DNATed connection: count it against its backend.
-    const count = [`ip daddr . ${m.protocol} dport @${cnt} ${c}`, `ip saddr . ip daddr @${hp} masquerade ${c}`];
+    const count = [`${ip} daddr . ${m.protocol} dport @${cnt} ${c}`, `${ip} saddr . ${ip} daddr @${hp} masquerade ${c}`];
     if (m.affinityS === undefined) {
       chains.set(svc, { rules: n === 0 ? [] : [dnat] });
       chains.set(hp, { rules: count });
@@ -123,9 +137,21 @@ export function renderNft(mappings: readonly RuleMapping[], kernel?: NftKernel):
       // Client-ip affinity (as kube-proxy's nft mode): a client known to the map goes where it
       // went last, before the spread; every new connection records (and re-arms) its choice.
       const aff = nftAffinity(m.id, m.affinityS);
-      sets.set(aff, { kind: 'map', decl: `type ipv4_addr : ipv4_addr . inet_service; flags dynamic,timeout; timeout ${m.affinityS}s; size 262144;`, elements: [], dynamic: true });
-      chains.set(svc, { rules: n === 0 ? [] : [`meta l4proto ${m.protocol} dnat ip to ip saddr map @${aff} ${c}`, dnat] });
-      chains.set(hp, { rules: [`update @${aff} { ip saddr : ip daddr . ${m.protocol} dport } ${c}`, ...count] });
+      const dynamic = (decl: string) => ({ kind: 'map' as const, decl: `${decl}; flags dynamic,timeout; timeout ${m.affinityS}s; size 262144;`, elements: [], dynamic: true });
+      if (family === 'ip') {
+        sets.set(aff, dynamic(`type ${type} : ${type} . inet_service`));
+        chains.set(svc, { rules: n === 0 ? [] : [`meta l4proto ${m.protocol} dnat ip to ip saddr map @${aff} ${c}`, dnat] });
+        chains.set(hp, { rules: [`update @${aff} { ip saddr : ip daddr . ${m.protocol} dport } ${c}`, ...count] });
+      } else {
+        // nft 1.0.6 aborts on `update @m { ip6 saddr : ip6 daddr . tcp dport }` (netlink_linearize.c:
+        // "dreg < ctx->reg_low"): the IPv6 side keeps address and port in two maps, written by one
+        // rule; a client found in one and not the other (one expired first) falls through to the spread.
+        const port = nftAffinityPort(aff);
+        sets.set(aff, dynamic(`type ${type} : ${type}`));
+        sets.set(port, dynamic('type ipv6_addr : inet_service'));
+        chains.set(svc, { rules: n === 0 ? [] : [`meta l4proto ${m.protocol} dnat ip6 to ip6 saddr map @${aff} : ip6 saddr map @${port} ${c}`, dnat] });
+        chains.set(hp, { rules: [`update @${aff} { ip6 saddr : ip6 daddr } update @${port} { ip6 saddr : ${m.protocol} dport } ${c}`, ...count] });
+      }
     }
   }
   chains.set('prerouting', { base: BASE.prerouting, rules: pre });
@@ -141,8 +167,8 @@ export function renderNft(mappings: readonly RuleMapping[], kernel?: NftKernel):
  * Maps and sets change element by element against the kernel's elements, so a counter set keeps
  * its counts. Removed objects go last, when nothing refers to them any more.
  */
-export function planNft(desired: NftRuleset, kernel: NftKernel, previous?: NftRuleset, table = NFT_TABLE): string {
-  const T = `ip ${table}`;
+export function planNft(desired: NftRuleset, kernel: NftKernel, previous?: NftRuleset, table = NFT_TABLE, family: NftFamily = 'ip'): string {
+  const T = `${family} ${table}`;
   if (desired.chains.size === 0) return kernel.exists ? `delete table ${T}\n` : '';
   const lines: string[] = [];
   const write = [...desired.chains].filter(([name, chain]) => {
@@ -212,8 +238,8 @@ function elementText(v: JsonValue): string {
   return JSON.stringify(v);
 }
 
-/** Read `nft -j list table ip elastic`: chains, maps and sets with elements, counters. */
-export function parseNftJson(text: string, table = NFT_TABLE): NftKernel {
+/** Read `nft -j list table ip elastic` (or `ip6`): chains, maps and sets with elements, counters. */
+export function parseNftJson(text: string, table = NFT_TABLE, family: NftFamily = 'ip'): NftKernel {
   type Item = { name?: string; table?: string; family?: string; elem?: JsonValue[] };
   const doc = JSON.parse(text) as { nftables?: Array<Record<string, Item>> };
   const chains = new Set<string>();
@@ -221,9 +247,9 @@ export function parseNftJson(text: string, table = NFT_TABLE): NftKernel {
   const objects = new Set<string>();
   const counters = new Map<string, Map<string, { packets: number; bytes: number }>>();
   let exists = false;
-  const ours = (o: Item | undefined): o is Item & { name: string } => Boolean(o?.name && o.table === table && o.family === 'ip');
+  const ours = (o: Item | undefined): o is Item & { name: string } => Boolean(o?.name && o.table === table && o.family === family);
   for (const item of doc.nftables ?? []) {
-    if (item.table && item.table.name === table && item.table.family === 'ip') exists = true;
+    if (item.table && item.table.name === table && item.table.family === family) exists = true;
     if (ours(item.chain)) chains.add(item.chain.name);
     if (ours(item.counter)) objects.add(item.counter.name);
     for (const kind of ['map', 'set'] as const) {

@@ -24,7 +24,7 @@ import { readMappings } from './store.js';
 import { Hairpins } from './hairpin.js';
 import { NftDriftMonitor, fullReadDue } from './nft-monitor.js';
 import { recentToolPids } from './exec.js';
-import { endpointKey, type MappingsState } from './model.js';
+import { drainGroup, endpointKey, type MappingsState } from './model.js';
 
 /**
  * The long-running form (`map-image ... --watch`): Docker events -> discoverWatch -> one
@@ -188,6 +188,7 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
 export function undrainMapping(state: MappingsState, id: string, key: string): MappingsState {
   const entry = state.mappings.find((m) => m.spec.id === id);
   if (!entry || !entry.draining.includes(key)) return state;
-  const next = { ...entry, draining: entry.draining.filter((d) => d !== key), updated: new Date().toISOString() };
+  const group = new Set([key, ...drainGroup(entry, key).map((b) => endpointKey(b.address, b.port))]);
+  const next = { ...entry, draining: entry.draining.filter((d) => !group.has(d)), updated: new Date().toISOString() };
   return { ...state, mappings: state.mappings.map((m) => (m === entry ? next : m)) };
 }

@@ -17,6 +17,8 @@ export interface Backend {
   readonly source: BackendSource;
   /** IPv4 or IPv6 address, validated. */
   readonly address: string;
+  /** Docker: the container's global IPv6 address on the same network, when it has one (map-image serves it in its ip6 table). */
+  readonly address6?: string;
   readonly port: number;
   /** Discovery only returns running backends; kept for forward compatibility (draining). */
   readonly state: 'running' | 'draining';
@@ -68,7 +70,7 @@ export interface BackendChange {
   readonly fields?: readonly string[];
 }
 
-const comparedFields = ['name', 'service', 'address', 'port', 'state', 'health', 'image'] as const;
+const comparedFields = ['name', 'service', 'address', 'address6', 'port', 'state', 'health', 'image'] as const;
 
 function labelsEqual(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
   const ka = Object.keys(a);

@@ -264,7 +264,7 @@ function build(raw: Raw, file: string, text: string, errors: SchemaError[], opts
     if (s.map_image) {
       const m = s.map_image as Raw;
       mapImage = { port: m.port, protocol: m.protocol ?? 'tcp', address: m.address, dataplane: m.dataplane ?? 'auto', spread: m.spread, seed: m.seed, affinity: m.affinity, affinityTimeoutS: m.affinity_timeout_s };
-      if (m.address?.startsWith('127.')) fail([...p, 'map_image', 'address'], 'loopback addresses cannot be mapped (see docs/map-image.md)');
+      if (m.address?.startsWith('127.') || m.address === '::1') fail([...p, 'map_image', 'address'], 'loopback addresses cannot be mapped (see docs/map-image.md)');
       claim(`map/${mapImage.protocol}/${mapImage.port}`, [...p, 'map_image', 'port'], `${mapImage.port}/${mapImage.protocol} mapping`);
     }
     let edge: EdgeServe | undefined;

@@ -180,7 +180,7 @@ const mapImage: ObjectSchema = {
   properties: {
     port: port('host port to map'),
     protocol: { type: 'string', enum: ['tcp', 'udp'], default: 'tcp', description: 'protocol' },
-    address: ipv4('LB address to match (default: any local address except loopback)'),
+    address: { type: 'string', description: 'LB address to match, IPv4 or IPv6 (IPv6 needs dataplane nft; default: any local address except loopback)', check: (v) => (isIP(v) !== 0 ? null : 'must be an IPv4 or IPv6 address') },
     dataplane: { type: 'string', enum: ['auto', 'nft', 'iptables'], default: 'auto', description: 'kernel interface' },
     spread: { type: 'string', enum: ['random', 'hash'], description: 'how a new connection picks its backend (default hash on nft, random on iptables; hash needs nft: the same backend for a flow on every host with the same backends and seed)' },
     seed: { type: 'integer', minimum: 0, maximum: 4_294_967_295, description: 'with spread hash: the hash seed, the same on every LB host (default: a constant)' },

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type Docker from 'dockerode';
 import type { Backend, Health } from '../../model/backend.js';
 import { isAddress, isIdent, isPort, isSafeText, printable } from '../../model/validate.js';
@@ -94,6 +95,9 @@ export function parseContainer(
   }
   const address = networks[netName!]!.IPAddress;
   if (!isAddress(address)) return { ok: false, id: shortId, reason: 'invalid IP address' };
+  // An IPv6-enabled network gives the container a global IPv6 address too (not a reason to skip when odd: IPv4 still serves).
+  const v6 = networks[netName!]!.GlobalIPv6Address;
+  const address6 = v6 && isIP(v6) === 6 ? v6 : undefined;
 
   let port = selector.port;
   const portText = selector.portLabel ? labels[selector.portLabel] : undefined;
@@ -125,6 +129,7 @@ export function parseContainer(
       service,
       source: 'docker',
       address,
+      ...(address6 ? { address6 } : {}),
       port,
       state: 'running',
       health,
