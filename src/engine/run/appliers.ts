@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { BackendSet } from '../model/backend.js';
 import type { Logger } from '../runtime/logger.js';
 import type { StateStore } from '../runtime/state-store.js';
@@ -261,8 +262,24 @@ export class MapImageApplier implements RunApplier {
       for (const [service, spec] of this.specs) s = upsertMapping(s, spec, toMappingBackends(backends[service] ?? []));
       return s;
     });
+    this.warnIpv4Only(backends);
     if (owned.join() !== wanted.join()) await this.ctx.store.put(this.ownedKey, wanted);
     return { action: r.transactions > 0 ? 'applied' : 'none', reason: `${r.transactions} transaction(s)${r.full ? ', full' : ''}` };
+  }
+
+  private readonly warnedV6 = new Set<string>();
+
+  /** iptables maps IPv4 only: an IPv6-only backend (a static source's) is left out, and says so once. */
+  private warnIpv4Only(backends: Readonly<Record<string, BackendSet>>): void {
+    for (const [service, spec] of this.specs) {
+      if (spec.dataplane !== 'iptables') continue;
+      for (const b of backends[service] ?? []) {
+        const key = `${service} ${b.address}:${b.port}`;
+        if (isIP(b.address) !== 6 || this.warnedV6.has(key)) continue;
+        this.warnedV6.add(key);
+        this.ctx.logger.child('map-image').warn(`backend [${b.address}]:${b.port} of ${service} is not mapped: the iptables data plane maps IPv4 only`, { hint: 'set map_image.dataplane: nft (docs/map-image.md, "IPv6")' });
+      }
+    }
   }
 
   /** Periodic resync reads the kernel again (drift repair). */
