@@ -39,8 +39,9 @@ ip netns exec mapimg-bc sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
 ip netns exec mapimg-bc sysctl -qw net.ipv4.tcp_tw_reuse=1
 
 {
-  echo "worker_processes 1; pid $TMP/nginx.pid; error_log $TMP/error.log; daemon on;"
-  echo "events { worker_connections 4096; }"
+  # Each listening socket takes a worker connection: room for N of them plus 4,096 clients.
+  echo "worker_processes 1; worker_rlimit_nofile $((2 * N + 8192)); pid $TMP/nginx.pid; error_log $TMP/error.log; daemon on;"
+  echo "events { worker_connections $((N + 4096)); }"
   echo "http { access_log off; server {"
   for i in $(seq 0 $((N - 1))); do echo "listen 198.19.3.22:$((20000 + i)) reuseport;"; done
   echo "location / { return 200 'ok\n'; } } }"
