@@ -74,7 +74,8 @@ describe('proxy edge: warm-path overflow', () => {
     // HAProxy's own view first, so a failure says which side broke the limit: a client HAProxy
     // put in a slot's queue (closed there at `timeout queue`: tcp mode has no 503), or more
     // sessions on the slot than its maxconn.
-    const slots = (await haproxyStats(haproxyDir())).filter((row) => row[0] === 'r_web' && /^n\d+$/.test(row[1]!));
+    // (one row per slot and thread: each thread has its own backend, r<thread>_web)
+    const slots = (await haproxyStats(haproxyDir())).filter((row) => /^r\d+_web$/.test(row[0]!) && /^n\d+$/.test(row[1]!));
     expect(slots.length).toBeGreaterThan(0);
     expect(slots.filter((row) => row[3] !== '0').map((row) => `${row[1]} qmax ${row[3]}`), 'clients HAProxy queued on a slot').toEqual([]);
     expect(slots.filter((row) => row[1] === 'n1' && row[5] !== '1' && row[5] !== '0').map((row) => `${row[1]} smax ${row[5]}`), 'HAProxy above the slot maxconn').toEqual([]);
@@ -91,10 +92,12 @@ describe('proxy edge: warm-path overflow', () => {
     // What the edge writes when it hands a held client to the route's entry (the ports from the
     // HAProxy config it wrote): the race where the slot it saw free was taken meanwhile.
     const cfg = readFileSync(join(haproxyDir(), 'haproxy.cfg'), 'utf8');
-    const entry = Number(/frontend w_web\n {2}bind 127\.0\.0\.1:(\d+)/.exec(cfg)![1]);
+    // (one entry per HAProxy thread: all of them, so the one whose backend has the slot is hit)
+    const entries = [...cfg.matchAll(/frontend w\d+_web\n {2}bind 127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
+    expect(entries.length).toBeGreaterThan(0);
     const edgeHttp = Number(/backend e0\n {2}server edge 127\.0\.0\.1:(\d+)/.exec(cfg)![1]);
     const handBacks = await Promise.all(
-      [1, 2, 3].map(async (k) => {
+      entries.flatMap((entry) => [1, 2, 3].map((k) => ({ entry, k }))).map(async ({ entry, k }) => {
         const s = await rawConnect(entry);
         s.write(`PROXY TCP4 127.0.0.1 127.0.0.1 ${50000 + k} ${edgeHttp}\r\nGET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n`);
         return readAll(s, 10_000);
