@@ -1,12 +1,11 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEdge, startNode, type RunningEdge, type RunningNode } from '../../src/engine/proxy.js';
 import { waitFor } from '../support/docker.js';
-import { appCommand, get, rawConnect, readAll, TEST_TOKEN, type Reply } from '../support/proxy.js';
+import { appCommand, get, haproxyStats, rawConnect, readAll, TEST_TOKEN, warmHaproxyDir, type Reply } from '../support/proxy.js';
 
 /**
  * Overflow on the warm path (docs/proxy.md, "Overflow and the queue"): a client that finds every
@@ -30,22 +29,7 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The run directory of the (one) running edge's HAProxy. */
-function haproxyDir(): string {
-  const runDir = join(dir, 'run');
-  return join(runDir, readdirSync(runDir).find((d) => d.startsWith('edge-haproxy-'))!);
-}
-
-/** `show stat` from that HAProxy's runtime API, as rows of fields. */
-function haproxyStats(at: string): Promise<string[][]> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const s = connect(join(at, 'haproxy.sock'), () => s.write('show stat\n'));
-    s.on('data', (d) => (text += d));
-    s.on('error', reject);
-    s.on('close', () => resolve(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(','))));
-  });
-}
+const haproxyDir = () => warmHaproxyDir(join(dir, 'run'));
 
 describe('proxy edge: warm-path overflow', () => {
   it('clients over capacity for longer than the queue timeout: each gets 200 or 503 + Retry-After, the app never 2 at once', async () => {

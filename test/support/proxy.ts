@@ -1,6 +1,8 @@
 import { expect } from 'vitest';
 import { request } from 'node:http';
+import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Shared pieces of the proxy tests: fixture apps and a plain HTTP client (a new connection per request). */
@@ -67,4 +69,20 @@ export function expectRefused(reply: Reply, reason: RegExp, retryAfter?: string)
   expect(reply.status).toBe(503);
   expect(reply.body).toMatch(reason);
   if (retryAfter !== undefined) expect(reply.headers['retry-after']).toBe(retryAfter);
+}
+
+/** The private directory of the (one) running warm-path HAProxy under a run directory. */
+export function warmHaproxyDir(runDir: string): string {
+  return join(runDir, readdirSync(runDir).find((d) => d.startsWith('edge-haproxy-'))!);
+}
+
+/** `show stat` from that HAProxy's runtime API, as rows of fields (pxname, svname, qcur, qmax, scur, smax, slim, stot, ...). */
+export function haproxyStats(at: string): Promise<string[][]> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const s = connect(join(at, 'haproxy.sock'), () => s.write('show stat\n'));
+    s.on('data', (d) => (text += d));
+    s.on('error', reject);
+    s.on('close', () => resolve(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(','))));
+  });
 }

@@ -1,0 +1,66 @@
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEdge, startNode, type RunningEdge, type RunningNode } from '../../src/engine/proxy.js';
+import { waitFor } from '../support/docker.js';
+import { appCommand, get, haproxyStats, TEST_TOKEN, warmHaproxyDir, type Reply } from '../support/proxy.js';
+
+/**
+ * The warm path's HAProxy in two threads (docs/proxy.md, "Threads"): each thread has its own
+ * backend per route and a node's concurrency is split over them, so two threads never pick the
+ * same free slot. Many concurrent clients (a new connection per request, slots turning over
+ * every few ms) on nodes of concurrency 1 and 2: no app ever holds more than its concurrency,
+ * HAProxy never queues a client nor goes above a server's maxconn, every client gets 200 (or
+ * 503 + Retry-After), never a bare close, and both threads carry clients. Ports 28420-28439.
+ */
+const WARM_APP = fileURLToPath(new URL('../fixtures/proxy/warm-app.mjs', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'elastic-proxy-threads-'));
+process.env.ELASTIC_RUN_DIR = join(dir, 'run');
+process.env.ELASTIC_STATE_DIR = join(dir, 'state');
+const env = { ELASTIC_EDGE_TOKEN: TEST_TOKEN };
+
+const edges: RunningEdge[] = [];
+const nodes: RunningNode[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.node.stop('test over')));
+  await Promise.all(edges.splice(0).map((e) => e.close()));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('proxy edge: the warm path in two HAProxy threads', () => {
+  it('many concurrent clients: a node of concurrency 1 never carries 2, no HAProxy queue, no bare close, both threads serve', async () => {
+    const e = await startEdge({ listeners: [{ kind: 'http', port: 28421 }], hosts: { 'web.test': 'web' }, env, status: false, warm: 'haproxy', warmThreads: 2, queueTimeoutMs: 10_000, retryAfterS: 5 });
+    edges.push(e);
+    // Three nodes of concurrency 1 (slots 1-3: their one unit alternates between the threads)
+    // and one of concurrency 2 (one unit in each thread).
+    const apps = [1, 1, 1, 2].map((concurrency, i) => ({ concurrency, overlap: join(dir, `overlap-${i}`) }));
+    for (const a of apps) {
+      const command = appCommand(WARM_APP, { DELAY_MS: 3, OVERLAP_FILE: a.overlap, MAX_OPEN: a.concurrency });
+      nodes.push(await startNode({ edge: `127.0.0.1:${e.nodePort}`, route: 'web', concurrency: a.concurrency, command, env, status: false, graceMs: 2000 }));
+    }
+    await waitFor(() => e.server.view().web!.nodeList.filter((n) => n.warm).length === apps.length, 'every node warm', 20_000);
+    // Bounded load: 40 clients, each a new connection per request, for 10 s and at most 400 requests each.
+    const replies: Reply[] = [];
+    const end = Date.now() + 10_000;
+    await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        for (let k = 0; k < 400 && Date.now() < end; k++) {
+          replies.push(await get(28421, { host: 'web.test', timeoutMs: 15_000 }).catch((err: Error) => ({ status: 0, headers: {}, body: err.message })));
+        }
+      }),
+    );
+    expect(replies.filter((r) => r.status === 0).map((r) => r.body), 'clients closed without an answer').toEqual([]);
+    expect(replies.filter((r) => r.status !== 200 && !(r.status === 503 && r.headers['retry-after'] === '5')).map((r) => `${r.status} ${r.body}`)).toEqual([]);
+    expect(replies.filter((r) => r.status === 200).length).toBeGreaterThan(200);
+    // HAProxy's view: one row per slot and thread. No client queued on a server, never more
+    // sessions on a server than its maxconn (the node's share in that thread).
+    const rows = (await haproxyStats(warmHaproxyDir(join(dir, 'run')))).filter((row) => /^r\d+_web$/.test(row[0]!) && /^n\d+$/.test(row[1]!));
+    const used = rows.filter((row) => Number(row[7]) > 0);
+    expect(used.filter((row) => row[3] !== '0').map((row) => `${row[0]}/${row[1]} qmax ${row[3]}`), 'clients HAProxy queued').toEqual([]);
+    expect(used.filter((row) => Number(row[5]) > Number(row[6])).map((row) => `${row[0]}/${row[1]} smax ${row[5]} > slim ${row[6]}`), 'above maxconn').toEqual([]);
+    for (const a of apps) expect(existsSync(a.overlap) ? readFileSync(a.overlap, 'utf8') : '', `an app of concurrency ${a.concurrency} held more`).toBe('');
+    expect(new Set(used.map((row) => row[0])), 'both threads carried clients').toEqual(new Set(['r0_web', 'r1_web']));
+  }, 90_000);
+});
