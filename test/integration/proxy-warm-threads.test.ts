@@ -1,5 +1,5 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,8 @@ import { appCommand, get, haproxyStats, TEST_TOKEN, warmHaproxyDir, type Reply }
  * same free slot. Many concurrent clients (a new connection per request, slots turning over
  * every few ms) on nodes of concurrency 1 and 2: no app ever holds more than its concurrency,
  * HAProxy never queues a client nor goes above a server's maxconn, every client gets 200 (or
- * 503 + Retry-After), never a bare close, and both threads carry clients. Ports 28420-28439.
+ * 503 + Retry-After), never a bare close, and both threads carry clients. And a node that joins
+ * while the edge's HAProxy is still starting goes warm once it is up. Ports 28420-28459.
  */
 const WARM_APP = fileURLToPath(new URL('../fixtures/proxy/warm-app.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'elastic-proxy-threads-'));
@@ -63,4 +64,18 @@ describe('proxy edge: the warm path in two HAProxy threads', () => {
     for (const a of apps) expect(existsSync(a.overlap) ? readFileSync(a.overlap, 'utf8') : '', `an app of concurrency ${a.concurrency} held more`).toBe('');
     expect(new Set(used.map((row) => row[0])), 'both threads carried clients').toEqual(new Set(['r0_web', 'r1_web']));
   }, 90_000);
+
+  it('a local node that joins before the edge HAProxy is up goes warm once it is (it stayed on the pull path)', async () => {
+    // HAProxy that takes 1.5 s to check its config and 1.5 s to start: the node joins meanwhile.
+    const slow = join(dir, 'slow-haproxy');
+    writeFileSync(slow, '#!/bin/sh\nsleep 1.5\nexec haproxy "$@"\n', { mode: 0o700 });
+    const starting = startEdge({ listeners: [{ kind: 'tcp', port: 28441, route: 'default' }], nodePort: 28442, env, status: false, warm: 'haproxy', haproxyBin: slow });
+    starting.then((e) => edges.push(e), () => {});
+    const n = await startNode({ edge: '127.0.0.1:28442', route: 'default', concurrency: 2, command: appCommand(WARM_APP), env, status: false, graceMs: 2000 });
+    nodes.push(n);
+    const e = await starting;
+    expect(e.server.view().default!.nodes, 'the node joined while HAProxy was starting').toBe(1);
+    await waitFor(() => e.server.view().default!.path === 'warm', 'the route warm', 10_000);
+    expect((await get(28441)).status).toBe(200);
+  }, 60_000);
 });

@@ -36,14 +36,31 @@ export class WarmPath {
   private runtime: HaproxyRuntime | null = null;
   exited = false;
   threads = 1;
+  /** Settles when start() does: runtime commands wait for it (a local node can join before HAProxy is up). */
+  private readonly started: Promise<void>;
+  private settleStart!: (err?: Error) => void;
 
   constructor(
     private readonly log: Logger,
     private readonly bin = 'haproxy',
-  ) {}
+  ) {
+    this.started = new Promise<void>((resolve, reject) => (this.settleStart = (err) => (err ? reject(err) : resolve())));
+    this.started.catch(() => {});
+    this.chain = this.started;
+  }
 
   /** Write the config into a new private directory under `base`, start HAProxy, wait for its socket. */
   async start(base: string, input: Omit<WarmConfigInput, 'statsSocket' | 'maxconn'>): Promise<void> {
+    try {
+      await this.launch(base, input);
+      this.settleStart();
+    } catch (err) {
+      this.settleStart(err as Error);
+      throw err;
+    }
+  }
+
+  private async launch(base: string, input: Omit<WarmConfigInput, 'statsSocket' | 'maxconn'>): Promise<void> {
     await mkdir(base, { recursive: true, mode: 0o700 });
     await sweepWarmDirs(base, this.log);
     this.dir = await mkdtemp(join(base, WARM_DIR_PREFIX));
@@ -86,7 +103,7 @@ export class WarmPath {
   }
 
   /** Membership commands run one after another, in the order given (a disable never overtakes an enable). */
-  private chain: Promise<unknown> = Promise.resolve();
+  private chain: Promise<unknown>;
 
   private inOrder(cmds: string[], between?: () => Promise<void>, after: string[] = []): Promise<void> {
     const run = this.chain.then(async () => {
@@ -121,7 +138,7 @@ export class WarmPath {
   /** Queue depth per route and sessions per slot (summed over the threads' backends), from one `show stat`. */
   async stats(): Promise<Map<string, RouteStat>> {
     const out = new Map<string, RouteStat>();
-    if (this.exited) return out;
+    if (this.exited || !this.runtime) return out;
     for (const row of parseStat(await this.runtime!.command('show stat -1 6 -1'))) {
       const m = /^r(\d+)_(.+)$/.exec(row.pxname ?? '');
       const t = Number(m?.[1]);
