@@ -1,11 +1,9 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startEdge, startNode, type RunningEdge, type RunningNode } from '../../src/engine/proxy.js';
+import { startEdge, startNode } from '../../src/engine/proxy.js';
 import { waitFor } from '../support/docker.js';
-import { appCommand, get, haproxyStats, rawConnect, readAll, TEST_TOKEN, warmHaproxyDir, type Reply } from '../support/proxy.js';
+import { appCommand, get, haproxyStats, proxyTestFiles, rawConnect, readAll, WARM_APP, warmHaproxyDir, type Reply } from '../support/proxy.js';
 
 /**
  * Overflow on the warm path (docs/proxy.md, "Overflow and the queue"): a client that finds every
@@ -15,19 +13,7 @@ import { appCommand, get, haproxyStats, rawConnect, readAll, TEST_TOKEN, warmHap
  * concurrency-1 node never holds 2 connections. Real HAProxy, real app. Ports 26800-26819.
  */
 
-const WARM_APP = fileURLToPath(new URL('../fixtures/proxy/warm-app.mjs', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'elastic-proxy-overflow-'));
-process.env.ELASTIC_RUN_DIR = join(dir, 'run');
-process.env.ELASTIC_STATE_DIR = join(dir, 'state');
-const env = { ELASTIC_EDGE_TOKEN: TEST_TOKEN };
-
-const edges: RunningEdge[] = [];
-const nodes: RunningNode[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.node.stop('test over')));
-  await Promise.all(edges.splice(0).map((e) => e.close()));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, env, edges, nodes } = proxyTestFiles('elastic-proxy-overflow-');
 
 const haproxyDir = () => warmHaproxyDir(join(dir, 'run'));
 

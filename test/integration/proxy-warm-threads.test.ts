@@ -1,11 +1,9 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startEdge, startNode, type RunningEdge, type RunningNode } from '../../src/engine/proxy.js';
+import { startEdge, startNode } from '../../src/engine/proxy.js';
 import { waitFor } from '../support/docker.js';
-import { appCommand, get, haproxyStats, TEST_TOKEN, warmHaproxyDir, type Reply } from '../support/proxy.js';
+import { appCommand, get, haproxyStats, proxyTestFiles, WARM_APP, warmHaproxyDir, type Reply } from '../support/proxy.js';
 
 /**
  * The warm path's HAProxy in two threads (docs/proxy.md, "Threads"): each thread has its own
@@ -16,19 +14,7 @@ import { appCommand, get, haproxyStats, TEST_TOKEN, warmHaproxyDir, type Reply }
  * 503 + Retry-After), never a bare close, and both threads carry clients. And a node that joins
  * while the edge's HAProxy is still starting goes warm once it is up. Ports 28420-28459.
  */
-const WARM_APP = fileURLToPath(new URL('../fixtures/proxy/warm-app.mjs', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'elastic-proxy-threads-'));
-process.env.ELASTIC_RUN_DIR = join(dir, 'run');
-process.env.ELASTIC_STATE_DIR = join(dir, 'state');
-const env = { ELASTIC_EDGE_TOKEN: TEST_TOKEN };
-
-const edges: RunningEdge[] = [];
-const nodes: RunningNode[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.node.stop('test over')));
-  await Promise.all(edges.splice(0).map((e) => e.close()));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, env, edges, nodes } = proxyTestFiles('elastic-proxy-threads-');
 
 describe('proxy edge: the warm path in two HAProxy threads', () => {
   it('many concurrent clients: a node of concurrency 1 never carries 2, no HAProxy queue, no bare close, both threads serve', async () => {

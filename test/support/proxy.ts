@@ -1,14 +1,35 @@
-import { expect } from 'vitest';
+import { afterAll, afterEach, expect } from 'vitest';
 import { request } from 'node:http';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RunningEdge, RunningNode } from '../../src/engine/proxy.js';
 
 /** Shared pieces of the proxy tests: fixture apps and a plain HTTP client (a new connection per request). */
 export const SLOW_APP = fileURLToPath(new URL('../fixtures/proxy/slow-app.mjs', import.meta.url));
 export const FAST_APP = fileURLToPath(new URL('../fixtures/proxy/fast-app.mjs', import.meta.url));
 export const TEST_TOKEN = 'proxy-test-token-0123456789abcdef';
+export const WARM_APP = fileURLToPath(new URL('../fixtures/proxy/warm-app.mjs', import.meta.url));
+
+/**
+ * A test file's private run and state directories (set in the environment) and the edges and
+ * nodes it starts, stopped after each test; the directory is removed after the file.
+ */
+export function proxyTestFiles(prefix: string): { dir: string; env: { ELASTIC_EDGE_TOKEN: string }; edges: RunningEdge[]; nodes: RunningNode[] } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.env.ELASTIC_RUN_DIR = join(dir, 'run');
+  process.env.ELASTIC_STATE_DIR = join(dir, 'state');
+  const edges: RunningEdge[] = [];
+  const nodes: RunningNode[] = [];
+  afterEach(async () => {
+    await Promise.all(nodes.splice(0).map((n) => n.node.stop('test over')));
+    await Promise.all(edges.splice(0).map((e) => e.close()));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return { dir, env: { ELASTIC_EDGE_TOKEN: TEST_TOKEN }, edges, nodes };
+}
 
 /** argv for an app with extra environment, without a shell: /usr/bin/env VAR=... node app. */
 export function appCommand(app: string, env: Record<string, string | number> = {}): string[] {
