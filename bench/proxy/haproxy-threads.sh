@@ -12,15 +12,7 @@ cd "$(dirname "$0")/../.."
 ROUNDS=${1:-8}
 DUR=${2:-4s}
 CONNS=${3:-50}
-TMP=$(mktemp -d /tmp/elastic-bench-hathreads.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+bench_tmp elastic-bench-hathreads
 write_nginx "$TMP" 18550
 nginx -c "$TMP/nginx.conf" & PIDS+=($!)
 wait_port 18550

@@ -11,15 +11,7 @@ cd "$(dirname "$0")/../.."
 . bench/proxy/nginx.sh
 RUNS=${1:-4}
 DUR=${2:-30s}
-TMP=$(mktemp -d /tmp/elastic-bench-race.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+bench_tmp elastic-bench-race
 write_nginx "$TMP/app" 18545
 write_nginx "$TMP/edge" 18546
 nginx -c "$TMP/app/nginx.conf" & PIDS+=($!)
