@@ -58,6 +58,8 @@ export interface EdgeOptions {
    */
   warm?: 'haproxy' | 'off';
   haproxyBin?: string;
+  /** HAProxy's threads on the warm path, 1-64 (default: 2 on a host with 2 or more cores, else 1; docs/proxy.md "Threads"). */
+  warmThreads?: number;
   /** Status socket name (default: the first client port). */
   name?: string;
   /** Serve a status socket (default true). */
@@ -93,6 +95,9 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
   if (opts.warm === 'haproxy') {
     const bad = [...hosts.keys()].find((h) => !WARM_HOST.test(h));
     if (bad !== undefined) throw new UserError(`--host "${printable(bad, 60)}" is not a host name the warm path can match`, 'use letters, digits, "_", "-" and dots, optionally starting with "*." (or --warm off)', ExitCode.usage);
+  }
+  if (opts.warmThreads !== undefined && !(Number.isInteger(opts.warmThreads) && opts.warmThreads >= 1 && opts.warmThreads <= 64)) {
+    throw new UserError(`invalid warm-path thread count ${printable(String(opts.warmThreads), 20)}`, 'give an integer from 1 to 64', ExitCode.usage);
   }
   const policy = { ...DEFAULT_POLICY, ...opts.policy };
   if (policy.minInstances > policy.maxInstances) throw new UserError('--min-instances is above --max-instances', 'lower --min-instances or raise --max-instances', ExitCode.usage);
@@ -131,6 +136,7 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
     startTimeoutMs: opts.startTimeoutMs ?? 30_000,
     stopGraceMs: opts.stopGraceMs ?? 10_000,
     warm: opts.warm === 'haproxy' ? { bin: opts.haproxyBin ?? 'haproxy', dir: runDir() } : undefined,
+    warmThreads: opts.warmThreads,
     logger,
     onEvent: (type, msg, route) => status?.event(type, msg, route),
   };
@@ -159,7 +165,7 @@ export async function startEdge(opts: EdgeOptions): Promise<RunningEdge> {
         queueTimeoutMs: cfg.queueTimeoutMs,
         startCommand: opts.startCommand?.map((a) => printable(a, 100)),
         spare: cfg.spare === true,
-        warm: cfg.warm ? { haproxyPid: server.warmPid } : null,
+        warm: cfg.warm ? { haproxyPid: server.warmPid, threads: server.warmThreads } : null,
         counters, // live: the same object the edge updates
       },
       services: () => server.view(),

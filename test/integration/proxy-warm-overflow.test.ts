@@ -1,12 +1,9 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { connect } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startEdge, startNode, type RunningEdge, type RunningNode } from '../../src/engine/proxy.js';
+import { startEdge, startNode } from '../../src/engine/proxy.js';
 import { waitFor } from '../support/docker.js';
-import { appCommand, get, rawConnect, readAll, TEST_TOKEN, type Reply } from '../support/proxy.js';
+import { appCommand, get, haproxyStats, proxyTestFiles, rawConnect, readAll, WARM_APP, warmHaproxyDir, type Reply } from '../support/proxy.js';
 
 /**
  * Overflow on the warm path (docs/proxy.md, "Overflow and the queue"): a client that finds every
@@ -16,36 +13,9 @@ import { appCommand, get, rawConnect, readAll, TEST_TOKEN, type Reply } from '..
  * concurrency-1 node never holds 2 connections. Real HAProxy, real app. Ports 26800-26819.
  */
 
-const WARM_APP = fileURLToPath(new URL('../fixtures/proxy/warm-app.mjs', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'elastic-proxy-overflow-'));
-process.env.ELASTIC_RUN_DIR = join(dir, 'run');
-process.env.ELASTIC_STATE_DIR = join(dir, 'state');
-const env = { ELASTIC_EDGE_TOKEN: TEST_TOKEN };
+const { dir, env, edges, nodes } = proxyTestFiles('elastic-proxy-overflow-');
 
-const edges: RunningEdge[] = [];
-const nodes: RunningNode[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.node.stop('test over')));
-  await Promise.all(edges.splice(0).map((e) => e.close()));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** The run directory of the (one) running edge's HAProxy. */
-function haproxyDir(): string {
-  const runDir = join(dir, 'run');
-  return join(runDir, readdirSync(runDir).find((d) => d.startsWith('edge-haproxy-'))!);
-}
-
-/** `show stat` from that HAProxy's runtime API, as rows of fields. */
-function haproxyStats(at: string): Promise<string[][]> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const s = connect(join(at, 'haproxy.sock'), () => s.write('show stat\n'));
-    s.on('data', (d) => (text += d));
-    s.on('error', reject);
-    s.on('close', () => resolve(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(','))));
-  });
-}
+const haproxyDir = () => warmHaproxyDir(join(dir, 'run'));
 
 describe('proxy edge: warm-path overflow', () => {
   it('clients over capacity for longer than the queue timeout: each gets 200 or 503 + Retry-After, the app never 2 at once', async () => {
@@ -74,7 +44,8 @@ describe('proxy edge: warm-path overflow', () => {
     // HAProxy's own view first, so a failure says which side broke the limit: a client HAProxy
     // put in a slot's queue (closed there at `timeout queue`: tcp mode has no 503), or more
     // sessions on the slot than its maxconn.
-    const slots = (await haproxyStats(haproxyDir())).filter((row) => row[0] === 'r_web' && /^n\d+$/.test(row[1]!));
+    // (one row per slot and thread: each thread has its own backend, r<thread>_web)
+    const slots = (await haproxyStats(haproxyDir())).filter((row) => /^r\d+_web$/.test(row[0]!) && /^n\d+$/.test(row[1]!));
     expect(slots.length).toBeGreaterThan(0);
     expect(slots.filter((row) => row[3] !== '0').map((row) => `${row[1]} qmax ${row[3]}`), 'clients HAProxy queued on a slot').toEqual([]);
     expect(slots.filter((row) => row[1] === 'n1' && row[5] !== '1' && row[5] !== '0').map((row) => `${row[1]} smax ${row[5]}`), 'HAProxy above the slot maxconn').toEqual([]);
@@ -91,10 +62,12 @@ describe('proxy edge: warm-path overflow', () => {
     // What the edge writes when it hands a held client to the route's entry (the ports from the
     // HAProxy config it wrote): the race where the slot it saw free was taken meanwhile.
     const cfg = readFileSync(join(haproxyDir(), 'haproxy.cfg'), 'utf8');
-    const entry = Number(/frontend w_web\n {2}bind 127\.0\.0\.1:(\d+)/.exec(cfg)![1]);
+    // (one entry per HAProxy thread: all of them, so the one whose backend has the slot is hit)
+    const entries = [...cfg.matchAll(/frontend w\d+_web\n {2}bind 127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
+    expect(entries.length).toBeGreaterThan(0);
     const edgeHttp = Number(/backend e0\n {2}server edge 127\.0\.0\.1:(\d+)/.exec(cfg)![1]);
     const handBacks = await Promise.all(
-      [1, 2, 3].map(async (k) => {
+      entries.flatMap((entry) => [1, 2, 3].map((k) => ({ entry, k }))).map(async ({ entry, k }) => {
         const s = await rawConnect(entry);
         s.write(`PROXY TCP4 127.0.0.1 127.0.0.1 ${50000 + k} ${edgeHttp}\r\nGET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n`);
         return readAll(s, 10_000);

@@ -52,6 +52,9 @@ export interface NodeRec {
 /** A node on the warm path: `active` is then HAProxy's count of its app's sessions. */
 export interface WarmSlot {
   readonly slot: number;
+  /** The node's concurrency split over HAProxy's threads (threadShares), and their sessions now. */
+  readonly shares: readonly number[];
+  sessions: number[];
   state: 'enabling' | 'on' | 'off';
   /** Stopping: STOP is sent once HAProxy carries no session to the app any more. */
   stopWhenDrained: boolean;

@@ -301,10 +301,13 @@ export abstract class EdgeClients extends EdgeNodes {
       for (let delay = 10, first = true; r.queue.size && warm.on(r) && !this.closing; first = false) {
         if (!(fresh && first)) await warm.refresh([r]).catch(() => {});
         const before = r.queue.size;
-        for (let free = warm.free(r); free > 0 && r.queue.size; free--) {
-          const c = r.queue.shift()!;
-          if (!c.sock.destroyed) this.forward(c, warm.entries.get(r.name)!);
-        }
+        // To the entry of a thread whose backend has a free share (each thread has its own).
+        warm.free(r).forEach((free, t) => {
+          for (; free > 0 && r.queue.size; free--) {
+            const c = r.queue.shift()!;
+            if (!c.sock.destroyed) this.forward(c, warm.entries.get(r.name)![t]!);
+          }
+        });
         delay = r.queue.size < before ? 10 : Math.min(100, delay * 2);
         if (r.queue.size) await new Promise((res) => setTimeout(res, delay));
       }

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:net';
+import { availableParallelism } from 'node:os';
 import type { Logger } from '../runtime/logger.js';
 import type { ScalePolicy } from './policy.js';
 import { drop } from './pipe.js';
@@ -6,6 +7,7 @@ import { RouteState, type NodeRec, type RouteView } from './route.js';
 import { Instances } from './instances.js';
 import { EdgeClients } from './server-clients.js';
 import { WarmPath } from './warm.js';
+import { warmThreads } from './warm-config.js';
 import { WarmRoutes } from './warm-routes.js';
 
 /**
@@ -47,6 +49,8 @@ export interface EdgeConfig {
   stopGraceMs: number;
   /** The warm path: an HAProxy (this binary) owns the client ports; its config and socket go in a private directory under `dir`. */
   warm?: { bin: string; dir: string };
+  /** HAProxy's threads on the warm path (default: warmThreads of this host's cores). */
+  warmThreads?: number;
   logger: Logger;
   onEvent?: (type: string, message: string, route?: string) => void;
 }
@@ -123,9 +127,10 @@ export class EdgeServer extends EdgeClients {
 
   private async startWarm(opts: { bin: string; dir: string }, edgePorts: number[]): Promise<void> {
     const ports = await freePorts(this.cfg.address, this.cfg.listeners.map((l) => l.port));
-    const entries = new Map<string, number>();
-    const loopback = await freePorts('127.0.0.1', [...this.routes.keys()].map(() => 0));
-    [...this.routes.keys()].forEach((r, i) => entries.set(r, loopback[i]!));
+    const threads = this.cfg.warmThreads ?? warmThreads(availableParallelism());
+    const entries = new Map<string, number[]>();
+    const loopback = await freePorts('127.0.0.1', [...this.routes.keys()].flatMap(() => new Array<number>(threads).fill(0)));
+    [...this.routes.keys()].forEach((r, i) => entries.set(r, loopback.slice(i * threads, (i + 1) * threads)));
     const path = new WarmPath(this.log, opts.bin);
     const perRoute = Math.min(256, this.cfg.policy.maxInstances + 8);
     this.warm = new WarmRoutes(path, entries, perRoute, this.log, (n, what) => this.warmChanged(n, what));
@@ -136,6 +141,7 @@ export class EdgeServer extends EdgeClients {
       hosts: this.cfg.hosts,
       defaultRoute: this.cfg.defaultRoute,
       entries,
+      threads,
       slots: perRoute,
       queueTimeoutMs: this.cfg.queueTimeoutMs,
       headerTimeoutMs: this.cfg.headerTimeoutMs,
@@ -196,6 +202,10 @@ export class EdgeServer extends EdgeClients {
 
   get warmPid(): number | undefined {
     return this.warm?.path.pid;
+  }
+
+  get warmThreads(): number | undefined {
+    return this.warm?.path.threads;
   }
 
   view(): Record<string, RouteView> {

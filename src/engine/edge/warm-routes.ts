@@ -3,6 +3,7 @@ import { networkInterfaces } from 'node:os';
 import type { Logger } from '../runtime/logger.js';
 import type { NodeRec, RouteState } from './route.js';
 import type { WarmPath } from './warm.js';
+import { threadShares } from './warm-config.js';
 
 /**
  * Which nodes are on the warm path, and what HAProxy says about them. A node goes warm when it
@@ -17,10 +18,13 @@ export class WarmRoutes {
   /** Route -> slot -> node (index 0 unused: HAProxy's server-template counts from 1). */
   private readonly slots = new Map<string, Array<NodeRec | null>>();
   private readonly local = localAddresses();
+  /** Route -> clients HAProxy queues, per thread (never expected: see warm-config.ts). */
+  private readonly queued = new Map<string, number[]>();
 
   constructor(
     readonly path: WarmPath,
-    readonly entries: ReadonlyMap<string, number>,
+    /** Route -> its warm entry port per thread. */
+    readonly entries: ReadonlyMap<string, readonly number[]>,
     private readonly perRoute: number,
     private readonly log: Logger,
     /** The node's slot is on (pump the route's queue) or the node may be sent STOP now. */
@@ -36,8 +40,9 @@ export class WarmRoutes {
     const slot = table.findIndex((n, i) => i > 0 && n === null);
     if (slot < 0) return false;
     table[slot] = node;
-    node.warm = { slot, state: 'enabling', stopWhenDrained: false, stopDue: false, stot: -1 }; // -1: not known yet (set when the slot goes ready)
-    this.path.enable(node.route.name, slot, app.host, app.port, node.meta.concurrency).then(
+    const shares = threadShares(node.meta.concurrency, slot, this.path.threads);
+    node.warm = { slot, shares, sessions: shares.map(() => 0), state: 'enabling', stopWhenDrained: false, stopDue: false, stot: -1 }; // -1: not known yet (set when the slot goes ready)
+    this.path.enable(node.route.name, slot, app.host, app.port, shares).then(
       (stot) => {
         if (node.warm?.state !== 'enabling') return;
         node.warm.state = 'on';
@@ -78,7 +83,7 @@ export class WarmRoutes {
     const app = splitHostPort(node.meta.app);
     if (!w || w.state !== 'off' || !app || node.stopping) return;
     w.state = 'enabling';
-    void this.path.enable(node.route.name, w.slot, app.host, app.port, node.meta.concurrency).then(() => {
+    void this.path.enable(node.route.name, w.slot, app.host, app.port, w.shares).then(() => {
       if (w.state === 'enabling') w.state = 'on';
       this.onChange(node, 'on');
     }, () => {});
@@ -96,11 +101,15 @@ export class WarmRoutes {
     if (table && node.warm && table[node.warm.slot] === node) table[node.warm.slot] = null;
   }
 
-  /** Free slots HAProxy has for a route now (per the last stats), minus what it already queues. */
-  free(r: RouteState): number {
-    let free = 0;
-    for (const n of this.slots.get(r.name) ?? []) if (n?.warm?.state === 'on' && !n.stopping && !n.draining) free += Math.max(0, n.meta.concurrency - n.active);
-    return free - r.warmQueued;
+  /** Free slots HAProxy has for a route now in each thread's backend (per the last stats), minus what it already queues there. */
+  free(r: RouteState): number[] {
+    const q = this.queued.get(r.name);
+    const free = Array.from({ length: this.path.threads }, (_, t) => -(q?.[t] ?? 0));
+    for (const n of this.slots.get(r.name) ?? []) {
+      const w = n?.warm;
+      if (w?.state === 'on' && !n!.stopping && !n!.draining) w.shares.forEach((share, t) => (free[t]! += Math.max(0, share - w.sessions[t]!)));
+    }
+    return free;
   }
 
   on(r: RouteState): boolean {
@@ -113,7 +122,8 @@ export class WarmRoutes {
     const now = Date.now();
     for (const r of routes) {
       const st = stats.get(r.name);
-      r.warmQueued = st?.qcur ?? 0;
+      this.queued.set(r.name, st?.qcur ?? []);
+      r.warmQueued = (st?.qcur ?? []).reduce((a, b) => a + b, 0);
       for (const n of this.slots.get(r.name) ?? []) {
         const w = n?.warm;
         const s = w ? st?.slots.get(w.slot) : undefined;
@@ -124,6 +134,7 @@ export class WarmRoutes {
           r.served += s.stot - w.stot;
         }
         w.stot = s.stot;
+        w.sessions = s.threads;
         n.active = s.scur;
         if (w.stopWhenDrained && w.state === 'off' && s.scur === 0) {
           w.stopWhenDrained = false;

@@ -17,13 +17,16 @@ import { sweepWarmDirs, WARM_DIR_PREFIX, writeOwner } from './warm-dir.js';
  * node goes. `stats()` reads each route's queue and each slot's current sessions.
  */
 export interface SlotStat {
+  /** Sessions now and in total, over the slot's servers in every thread's backend. */
   scur: number;
   stot: number;
+  /** Sessions now, per thread. */
+  threads: number[];
 }
 
 export interface RouteStat {
-  /** Connections HAProxy queues for the route (all its slots full). */
-  qcur: number;
+  /** Connections HAProxy queues for the route (all its slots full), per thread. */
+  qcur: number[];
   slots: Map<number, SlotStat>;
 }
 
@@ -32,20 +35,39 @@ export class WarmPath {
   private dir = '';
   private runtime: HaproxyRuntime | null = null;
   exited = false;
+  threads = 1;
+  /** Settles when start() does: runtime commands wait for it (a local node can join before HAProxy is up). */
+  private readonly started: Promise<void>;
+  private settleStart!: (err?: Error) => void;
 
   constructor(
     private readonly log: Logger,
     private readonly bin = 'haproxy',
-  ) {}
+  ) {
+    this.started = new Promise<void>((resolve, reject) => (this.settleStart = (err) => (err ? reject(err) : resolve())));
+    this.started.catch(() => {});
+    this.chain = this.started;
+  }
 
   /** Write the config into a new private directory under `base`, start HAProxy, wait for its socket. */
   async start(base: string, input: Omit<WarmConfigInput, 'statsSocket' | 'maxconn'>): Promise<void> {
+    try {
+      await this.launch(base, input);
+      this.settleStart();
+    } catch (err) {
+      this.settleStart(err as Error);
+      throw err;
+    }
+  }
+
+  private async launch(base: string, input: Omit<WarmConfigInput, 'statsSocket' | 'maxconn'>): Promise<void> {
     await mkdir(base, { recursive: true, mode: 0o700 });
     await sweepWarmDirs(base, this.log);
     this.dir = await mkdtemp(join(base, WARM_DIR_PREFIX));
     await writeOwner(this.dir, { edge: process.pid });
     const socket = join(this.dir, 'haproxy.sock');
     const cfg = join(this.dir, 'haproxy.cfg');
+    this.threads = input.threads;
     await writeFile(cfg, warmConfig({ ...input, statsSocket: socket, maxconn: maxconnFor(await hardNofile()) }), { mode: 0o600 });
     const check = await execa(this.bin, ['-c', '-q', '-f', cfg], { reject: false, all: true, stdin: 'ignore' });
     if ((check as { code?: string }).code === 'ENOENT') throw new UserError(`${printable(this.bin, 80)} not found: the warm path needs HAProxy`, 'install haproxy (apt-get install haproxy), or run with --warm off', ExitCode.unavailable);
@@ -81,7 +103,7 @@ export class WarmPath {
   }
 
   /** Membership commands run one after another, in the order given (a disable never overtakes an enable). */
-  private chain: Promise<unknown> = Promise.resolve();
+  private chain: Promise<unknown>;
 
   private inOrder(cmds: string[], between?: () => Promise<void>, after: string[] = []): Promise<void> {
     const run = this.chain.then(async () => {
@@ -94,36 +116,46 @@ export class WarmPath {
   }
 
   /**
-   * Put a node's app behind a slot: its concurrency first (a slot is never unlimited), then
-   * ready. Resolves with the slot's session counter before it went ready (a slot is reused, and
-   * its counter with it).
+   * Put a node's app behind a slot: in each thread's backend its share of the concurrency first
+   * (a slot is never unlimited), then ready; a thread whose share is 0 keeps the slot in
+   * maintenance. Resolves with the slot's session counter before it went ready (a slot is
+   * reused, and its counter with it).
    */
-  async enable(route: string, slot: number, host: string, port: number, maxconn: number): Promise<number> {
-    const srv = `${backendOf(route)}/${serverOf(slot)}`;
+  async enable(route: string, slot: number, host: string, port: number, shares: readonly number[]): Promise<number> {
+    const srvs = shares.flatMap((n, t) => (n > 0 ? [{ srv: `${backendOf(route, t)}/${serverOf(slot)}`, n }] : []));
     let stot = 0;
-    await this.inOrder([`set server ${srv} addr ${host} port ${port}`, `set maxconn server ${srv} ${maxconn}`], async () => {
+    await this.inOrder(srvs.flatMap(({ srv, n }) => [`set server ${srv} addr ${host} port ${port}`, `set maxconn server ${srv} ${n}`]), async () => {
       stot = (await this.stats()).get(route)?.slots.get(slot)?.stot ?? 0;
-    }, [`set server ${srv} state ready`]);
+    }, srvs.map(({ srv }) => `set server ${srv} state ready`));
     return stot;
   }
 
-  /** No new connection for the slot; the ones it carries go on. */
+  /** No new connection for the slot in any thread; the ones it carries go on. */
   disable(route: string, slot: number): Promise<void> {
-    return this.inOrder([`set server ${backendOf(route)}/${serverOf(slot)} state maint`]);
+    return this.inOrder(Array.from({ length: this.threads }, (_, t) => `set server ${backendOf(route, t)}/${serverOf(slot)} state maint`));
   }
 
-  /** Queue depth per route and sessions per slot, from one `show stat`. */
+  /** Queue depth per route and sessions per slot (summed over the threads' backends), from one `show stat`. */
   async stats(): Promise<Map<string, RouteStat>> {
     const out = new Map<string, RouteStat>();
-    if (this.exited) return out;
+    if (this.exited || !this.runtime) return out;
     for (const row of parseStat(await this.runtime!.command('show stat -1 6 -1'))) {
-      const px = row.pxname ?? '';
-      if (!px.startsWith('r_')) continue;
-      const route = px.slice(2);
+      const m = /^r(\d+)_(.+)$/.exec(row.pxname ?? '');
+      const t = Number(m?.[1]);
+      if (!m || !(t < this.threads)) continue;
+      const route = m[2]!;
       let rs = out.get(route);
-      if (!rs) out.set(route, (rs = { qcur: 0, slots: new Map() }));
-      if (row.svname === 'BACKEND') rs.qcur = Number(row.qcur) || 0;
-      else if (/^n\d+$/.test(row.svname ?? '')) rs.slots.set(Number(row.svname!.slice(1)), { scur: Number(row.scur) || 0, stot: Number(row.stot) || 0 });
+      if (!rs) out.set(route, (rs = { qcur: new Array<number>(this.threads).fill(0), slots: new Map() }));
+      if (row.svname === 'BACKEND') rs.qcur[t] = Number(row.qcur) || 0;
+      else if (/^n\d+$/.test(row.svname ?? '')) {
+        const slot = Number(row.svname!.slice(1));
+        let st = rs.slots.get(slot);
+        if (!st) rs.slots.set(slot, (st = { scur: 0, stot: 0, threads: new Array<number>(this.threads).fill(0) }));
+        const scur = Number(row.scur) || 0;
+        st.scur += scur;
+        st.stot += Number(row.stot) || 0;
+        st.threads[t] = scur;
+      }
     }
     return out;
   }
