@@ -1,18 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
 import { defaultPaths } from '../../src/engine/render.js';
 import { requestStatus } from '../../src/engine/runtime/status.js';
 import { BIN } from '../support/cli.js';
 import { waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { ownedStateDir } from '../support/owned.js';
-import { httpGet, LocalBackends } from '../support/render-backends.js';
+import { stopRunDaemon } from '../support/run-daemon.js';
+import { answering, LocalBackends } from '../support/render-backends.js';
 
 /**
  * Issue 14 follow-up: `elastic run`'s drain of a rendered backend is render's drain (one function,
@@ -54,27 +54,16 @@ sync: { min_interval_ms: 50 }
 
 afterAll(async () => {
   refusing?.close();
-  if (child?.pid && child.exitCode === null && child.signalCode === null) {
-    process.kill(child.pid, 'SIGTERM');
-    await new Promise((r) => child!.once('exit', r));
-  }
-  const d = defaultPaths(`run-${NAME}`, 'haproxy', env);
-  await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop().catch(() => {});
   await backends.stop();
-  for (const p of [stateDir, runDir, dir]) rmSync(p, { recursive: true, force: true });
+  await stopRunDaemon(child, NAME, env, [stateDir, runDir, dir]);
 }, 60_000);
 
-const answering = async (n: number) => {
-  const seen = new Set<string>();
-  for (let i = 0; i < n; i++) seen.add(await httpGet(FRONT).catch(() => 'ERR'));
-  return seen;
-};
 
 describe('elastic run: drain falls back to a config pass', () => {
   it('HAProxy runtime API refusing: the drained backend still leaves rotation', async () => {
     child = spawn(process.execPath, [BIN, 'run', '-c', file, '--log-json'], { env: { ...process.env, ...env, CI: 'true' }, stdio: ['ignore', 'ignore', 'pipe'] });
     const err = new LineReader(child.stderr!);
-    await waitFor(async () => (await answering(8)).size === 2 && !(await answering(4)).has('ERR'), 'both backends served', 30_000, 200).catch((e: Error) => {
+    await waitFor(async () => (await answering(FRONT, 8)).size === 2 && !(await answering(FRONT, 4)).has('ERR'), 'both backends served', 30_000, 200).catch((e: Error) => {
       throw new Error(`${e.message}\n${err.lines.slice(-20).join('\n')}`);
     });
     // The runtime API refuses changes from now on: in place of HAProxy's stats socket, one that
@@ -86,7 +75,7 @@ describe('elastic run: drain falls back to a config pass', () => {
 
     const r = await requestStatus<Record<string, unknown>>(join(runDir, `run.${NAME}.sock`), { op: 'action', action: 'drain', args: { address: '127.0.0.1', port: 25721, timeoutMs: 3000 } }, 30_000);
     expect(r, err.lines.slice(-20).join('\n')).toMatchObject({ ok: true, drained: true });
-    expect(await answering(12)).toEqual(new Set(['b25720']));
+    expect(await answering(FRONT, 12)).toEqual(new Set(['b25720']));
     // The drain is applied by passes (drain.ts): the weight-0 pass fell back from the runtime API to
     // a reload, and the sessions could not be read, so the pass that takes it out did not wait.
     expect(err.lines.join('\n')).toMatch(/runtime API change failed; reloading with the validated file instead/);

@@ -1,16 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HaproxyProcess } from '../../src/engine/frontends/haproxy/process.js';
-import { defaultPaths } from '../../src/engine/render.js';
 import { requestStatus } from '../../src/engine/runtime/status.js';
 import { BIN } from '../support/cli.js';
 import { waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { ownedStateDir } from '../support/owned.js';
-import { httpGet, LocalBackends } from '../support/render-backends.js';
+import { stopRunDaemon } from '../support/run-daemon.js';
+import { answering, LocalBackends } from '../support/render-backends.js';
 
 /**
  * A drain outlives a reload that changes the set of services. `elastic run` builds a new renderer
@@ -48,21 +47,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (child?.pid && child.exitCode === null && child.signalCode === null) {
-    process.kill(child.pid, 'SIGTERM');
-    await new Promise((r) => child!.once('exit', r));
-  }
-  const d = defaultPaths(`run-${NAME}`, 'haproxy', env);
-  await new HaproxyProcess({ config: d.output, masterSocket: d.masterSocket, pidFile: d.pidFile }).stop().catch(() => {});
   await backends.stop();
-  for (const p of [stateDir, runDir, dir]) rmSync(p, { recursive: true, force: true });
+  await stopRunDaemon(child, NAME, env, [stateDir, runDir, dir]);
 }, 60_000);
 
-const answering = async (port: number, n: number) => {
-  const seen = new Set<string>();
-  for (let i = 0; i < n; i++) seen.add(await httpGet(port).catch(() => 'ERR'));
-  return seen;
-};
 
 describe('elastic run: a drain outlives a reload that adds a service', () => {
   it('the drained backend stays out of rotation after SIGHUP rebuilds the renderer', async () => {

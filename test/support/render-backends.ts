@@ -52,6 +52,13 @@ export async function httpGet(port: number, path = '/id', timeoutMs = 2000): Pro
   return (await res.text()).trim();
 }
 
+/** The bodies of `n` sequential GETs (a failed one counts as `fail`). */
+export async function answering(port: number, n: number, fail = 'ERR'): Promise<Set<string>> {
+  const seen = new Set<string>();
+  for (let i = 0; i < n; i++) seen.add(await httpGet(port).catch(() => fail));
+  return seen;
+}
+
 /** wrk's summary: requests, non-2xx/3xx and socket errors. */
 export interface WrkResult {
   requests: number;
