@@ -59,7 +59,7 @@ export interface RenderOptions {
   /** Backends already discovered (render --routes-from-labels): renderOnce does not discover. */
   discovered?: Readonly<Record<string, BackendSet>>;
   store?: StateStore;
-  /** Drains kept across rebuilt renderers (elastic run, --routes-from-labels). */
+  /** Drains kept across rebuilt renderers and reloads (elastic run owns one per proxy kind). */
   drains?: Drains;
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
