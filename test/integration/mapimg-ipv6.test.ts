@@ -171,7 +171,7 @@ describe('map-image IPv6 UDP', () => {
     for (const i of [5, 6]) {
       const ns = await createClientNamespace({ name: `mg6-u${i}`, prefix: '198.19.92', index: i, prefix6: '2001:2:1:92' });
       backends.push(ns);
-      const { lines, proc } = udpListener(ns, 28180, 'udp6');
+      const { lines, proc } = await udpListener(ns, 28180, 'udp6');
       received.set(ns.clientAddress6!, lines);
       servers.push(proc);
     }
@@ -182,12 +182,17 @@ describe('map-image IPv6 UDP', () => {
     const send = (tag: string) => sendUdpFlow(ns, 28170, ns.hostAddress6!, UDP_PORT, tag);
     await send('before');
     const got = (addr: string, tag: string) => received.get(addr)!.filter((l) => l.startsWith(tag)).length;
-    const first = addrs.find((x) => got(x, 'before') > 0)!;
+    onTestFailed(async () => {
+      const ct = await execa('conntrack', ['-L', '-f', 'ipv6', '-p', 'udp', '--orig-port-dst', String(UDP_PORT)], { reject: false });
+      console.error(`received: ${JSON.stringify([...received])}\nconntrack: ${ct.stdout}`);
+    });
+    const first = addrs.find((x) => got(x, 'before') > 0);
+    expect(first, 'a backend received the first flow').toBeDefined();
     const other = addrs.find((x) => x !== first)!;
-    expect([got(first, 'before'), got(other, 'before')]).toEqual([20, 0]);
+    expect([got(first!, 'before'), got(other, 'before')]).toEqual([20, 0]);
     expect((await map([other])).exitCode).toBe(0);
     await send('after');
-    expect([got(first, 'after'), got(other, 'after')]).toEqual([0, 20]);
+    expect([got(first!, 'after'), got(other, 'after')]).toEqual([0, 20]);
     const datagrams = [...received.values()].flat().filter((l) => /^(before|after)\d/.test(l));
     expect(datagrams).toHaveLength(40);
     expect(new Set(datagrams.map((l) => l.split(' ')[1]))).toEqual(new Set([ns.clientAddress6]));

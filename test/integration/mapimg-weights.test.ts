@@ -134,7 +134,7 @@ describe('map-image graceful removal', () => {
     for (const i of [5, 6]) {
       const ns = await createClientNamespace({ name: `mgudp-${i}`, prefix: '198.19.54', index: i });
       udpBackends.push(ns);
-      const { lines, proc } = udpListener(ns, 9000);
+      const { lines, proc } = await udpListener(ns, 9000);
       received.set(ns.clientAddress, lines);
       servers.push(proc);
     }

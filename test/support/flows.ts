@@ -136,12 +136,31 @@ export async function holdAcross(ns: ClientNamespace, port: number, sourcePorts:
  * A UDP listener in a network namespace (the test image has no UDP server): every datagram it
  * receives is one line `<text> <sender address>` in `lines`. Kill `proc` when done.
  */
-export function udpListener(ns: ClientNamespace, port: number, family: 'udp4' | 'udp6' = 'udp4'): { lines: string[]; proc: ResultPromise } {
+export async function udpListener(ns: ClientNamespace, port: number, family: 'udp4' | 'udp6' = 'udp4'): Promise<{ lines: string[]; proc: ResultPromise }> {
   const script = `const d = require('dgram').createSocket('${family}'); d.on('message', (m, from) => process.stdout.write(m + ' ' + from.address + '\\n')); d.bind(${port}, () => process.stdout.write('ready\\n'));`;
   const proc = execa('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script], { reject: false, stdin: 'ignore', timeout: 120_000 });
   const lines: string[] = [];
   proc.stdout!.setEncoding('utf8');
-  proc.stdout!.on('data', (c: string) => lines.push(...c.split('\n').filter(Boolean)));
+  // Bound before it returns: a datagram sent earlier is lost (a loaded CI host takes over a second to start node).
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`UDP listener in ${ns.name} did not bind in 20 s`));
+    }, 20_000);
+    proc.stdout!.on('data', (c: string) => {
+      for (const l of c.split('\n').filter(Boolean)) {
+        if (l === 'ready') {
+          clearTimeout(timer);
+          resolve();
+        } else lines.push(l);
+      }
+    });
+    void proc.then((r) => {
+      clearTimeout(timer);
+      reject(new Error(`UDP listener in ${ns.name} exited: ${String(r.stderr).trim()}`));
+    });
+  });
+  await ready;
   return { lines, proc };
 }
 

@@ -80,6 +80,13 @@ export async function createClientNamespace(opts: NamespaceOptions): Promise<Cli
     await must(['ip', 'netns', 'add', name]);
     await must(['ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf]);
     await must(['ip', 'link', 'set', nsIf, 'netns', name]);
+    if (opts.prefix6 !== undefined) {
+      // No duplicate address detection on either end, link-local included: a tentative link-local
+      // address cannot send neighbor solicitations, so the first second or two of forwarded IPv6
+      // (a UDP flow to a namespace made just before) waits in, or is dropped from, the neighbor queue.
+      await must(['sysctl', '-qw', `net.ipv6.conf.${hostIf}.accept_dad=0`]);
+      await must(['ip', 'netns', 'exec', name, 'sysctl', '-qw', `net.ipv6.conf.${nsIf}.accept_dad=0`]);
+    }
     await must(['ip', 'addr', 'add', `${hostAddress}/30`, 'dev', hostIf]);
     await must(['ip', 'link', 'set', hostIf, 'up']);
     const inNs = (cmd: string[]) => must(['ip', 'netns', 'exec', name, ...cmd]);
