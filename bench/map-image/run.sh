@@ -13,4 +13,4 @@ ip netns exec mapimg-bp npx tsx bench/map-image/nft-costs.ts 1000
 echo "== map-image: container start -> first DNATed connection"
 for plane in nft iptables; do npx tsx bench/map-image/latency.ts "$plane" 30; done
 echo "== map-image: new connections/s through 1,000 backends vs direct"
-bash bench/map-image/throughput.sh 1000 5
+bash bench/map-image/throughput.sh 1000 5 3
