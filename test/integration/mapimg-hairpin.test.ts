@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, elastic } from '../support/cli.js';
-import { docker, requireDocker, TEST_IMAGE, TestContainers } from '../support/docker.js';
+import { docker, execText, requireDocker, TEST_IMAGE, TestContainers } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { ownedStateDir } from '../support/owned.js';
 
@@ -50,16 +50,7 @@ describe('hairpin: a backend reaching its own mapping', () => {
 
     // 24 connections from inside the container, each timed there (a 1 s SYN retransmit shows).
     const script = `for i in $(seq 1 24); do s=$(cat /proc/uptime); printf 'GET /id HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${gateway} ${PORT} | tail -1; e=$(cat /proc/uptime); echo "t $s $e"; done`;
-    // (a TTY: one raw stream, no multiplexing headers in the text)
-    const out = (await self.exec({ Cmd: ['sh', '-c', script], AttachStdout: true, AttachStderr: true, Tty: true })).start({ Tty: true });
-    const text = await new Promise<string>((resolve, reject) => {
-      void out.then((stream) => {
-        let buf = '';
-        stream.on('data', (d: Buffer) => (buf += d.toString('latin1')));
-        stream.on('end', () => resolve(buf));
-        stream.on('error', reject);
-      }, reject);
-    });
+    const text = await execText(self, script);
     const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
     const hosts = lines.filter((l) => !l.startsWith('t ')).map((l) => l.slice(-12));
     const slow = lines.filter((l) => l.startsWith('t ')).map((l) => l.split(' ')).map((p) => Number(p[3]) - Number(p[1])).filter((d) => d >= 0.9);
