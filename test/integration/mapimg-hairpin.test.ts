@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, elastic } from '../support/cli.js';
-import { docker, execText, requireDocker, TEST_IMAGE, TestContainers } from '../support/docker.js';
+import { docker, execText, hairpinMode, requireDocker, TEST_IMAGE, TestContainers, waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { ownedStateDir } from '../support/owned.js';
 
@@ -46,7 +46,8 @@ describe('hairpin: a backend reaching its own mapping', () => {
     const err = new LineReader(child.stderr!);
     onTestFailed(() => console.error(err.lines.join('\n')));
     await err.next((l) => l.includes(`applied tcp-${PORT}: 3 backend(s)`), 'first apply', 20_000);
-    await new Promise((r) => setTimeout(r, 300)); // hairpin mode is set right after the apply
+    // Hairpin mode is set right after the apply (a fixed 300 ms wait raced it on a loaded machine).
+    await waitFor(async () => (await hairpinMode(self)) === '1', 'hairpin mode on the bridge port', 10_000);
 
     // 24 connections from inside the container, each timed there (a 1 s SYN retransmit shows).
     const script = `for i in $(seq 1 24); do s=$(cat /proc/uptime); printf 'GET /id HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${gateway} ${PORT} | tail -1; e=$(cat /proc/uptime); echo "t $s $e"; done`;
