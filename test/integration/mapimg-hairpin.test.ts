@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, elastic } from '../support/cli.js';
+import { BIN } from '../support/cli.js';
+import { tearDownMapimg } from '../support/flows.js';
 import { docker, execText, hairpinMode, requireDocker, TEST_IMAGE, TestContainers, waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { ownedStateDir } from '../support/owned.js';
@@ -29,11 +30,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (child?.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
-  await elastic(['map-image', 'stop', '--all'], { env });
-  await tc.cleanup();
-  await docker.getImage(image).remove().catch(() => {});
-  rmSync(stateDir, { recursive: true, force: true });
-  rmSync(runDir, { recursive: true, force: true });
+  await tearDownMapimg({ env, tc, image, namespaces: [], dirs: [stateDir, runDir] });
 });
 
 describe('hairpin: a backend reaching its own mapping', () => {
