@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, elastic } from '../support/cli.js';
-import { docker, requireDocker, TEST_IMAGE, TestContainers } from '../support/docker.js';
+import { BIN } from '../support/cli.js';
+import { tearDownMapimg } from '../support/flows.js';
+import { docker, execText, hairpinMode, requireDocker, TEST_IMAGE, TestContainers, waitFor } from '../support/docker.js';
 import { LineReader } from '../support/lines.js';
 import { ownedStateDir } from '../support/owned.js';
 
@@ -29,11 +30,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (child?.exitCode === null && child.pid) process.kill(child.pid, 'SIGKILL');
-  await elastic(['map-image', 'stop', '--all'], { env });
-  await tc.cleanup();
-  await docker.getImage(image).remove().catch(() => {});
-  rmSync(stateDir, { recursive: true, force: true });
-  rmSync(runDir, { recursive: true, force: true });
+  await tearDownMapimg({ env, tc, image, namespaces: [], dirs: [stateDir, runDir] });
 });
 
 describe('hairpin: a backend reaching its own mapping', () => {
@@ -46,20 +43,12 @@ describe('hairpin: a backend reaching its own mapping', () => {
     const err = new LineReader(child.stderr!);
     onTestFailed(() => console.error(err.lines.join('\n')));
     await err.next((l) => l.includes(`applied tcp-${PORT}: 3 backend(s)`), 'first apply', 20_000);
-    await new Promise((r) => setTimeout(r, 300)); // hairpin mode is set right after the apply
+    // Hairpin mode is set right after the apply (a fixed 300 ms wait raced it on a loaded machine).
+    await waitFor(async () => (await hairpinMode(self)) === '1', 'hairpin mode on the bridge port', 10_000);
 
     // 24 connections from inside the container, each timed there (a 1 s SYN retransmit shows).
     const script = `for i in $(seq 1 24); do s=$(cat /proc/uptime); printf 'GET /id HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${gateway} ${PORT} | tail -1; e=$(cat /proc/uptime); echo "t $s $e"; done`;
-    // (a TTY: one raw stream, no multiplexing headers in the text)
-    const out = (await self.exec({ Cmd: ['sh', '-c', script], AttachStdout: true, AttachStderr: true, Tty: true })).start({ Tty: true });
-    const text = await new Promise<string>((resolve, reject) => {
-      void out.then((stream) => {
-        let buf = '';
-        stream.on('data', (d: Buffer) => (buf += d.toString('latin1')));
-        stream.on('end', () => resolve(buf));
-        stream.on('error', reject);
-      }, reject);
-    });
+    const text = await execText(self, script);
     const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
     const hosts = lines.filter((l) => !l.startsWith('t ')).map((l) => l.slice(-12));
     const slow = lines.filter((l) => l.startsWith('t ')).map((l) => l.split(' ')).map((p) => Number(p[3]) - Number(p[1])).filter((d) => d >= 0.9);

@@ -1,4 +1,5 @@
 import Docker from 'dockerode';
+import { readdir, readFile } from 'node:fs/promises';
 
 /**
  * Real containers for integration tests. Every container a test makes carries the label
@@ -51,6 +52,28 @@ export class TestContainers {
     const list = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`elastic.test=${this.runId}`] }) });
     await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
   }
+}
+
+/** Run `sh -c script` in a container and return its output (a TTY: one raw stream, no multiplexing headers). */
+export async function execText(c: Docker.Container, script: string): Promise<string> {
+  const stream = await (await c.exec({ Cmd: ['sh', '-c', script], AttachStdout: true, AttachStderr: true, Tty: true })).start({ Tty: true });
+  return new Promise<string>((resolve, reject) => {
+    let buf = '';
+    stream.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+    stream.on('end', () => resolve(buf));
+    stream.on('error', reject);
+  });
+}
+
+/** The hairpin mode ('0' or '1') of the host's bridge port of the container's eth0 (its veth peer); '' if none is found. */
+export async function hairpinMode(c: Docker.Container): Promise<string> {
+  const pid = (await c.inspect()).State.Pid;
+  const peer = (await readFile(`/proc/${pid}/root/sys/class/net/eth0/iflink`, 'utf8')).trim();
+  for (const name of await readdir('/sys/class/net')) {
+    if ((await readFile(`/sys/class/net/${name}/ifindex`, 'utf8').catch(() => '')).trim() !== peer) continue;
+    return (await readFile(`/sys/class/net/${name}/brport/hairpin_mode`, 'utf8').catch(() => '')).trim();
+  }
+  return '';
 }
 
 /** Wait until `fn` returns a truthy value, polling; throws with `what` after `timeoutMs`. */

@@ -159,7 +159,7 @@ describe('kernel reads with IPv6', () => {
     ['add element ip6 elastic_abc123 spread_tcp_28100 { 5 : 2001:2::5 . 80 }', true],
     ['add element ip6 elastic_abc123 aff_tcp_28100_60_port { 2001:2::9 : 80 }', false],
     ['add element ip6 other spread_tcp_28100 { 5 : 2001:2::5 . 80 }', false],
-  ])('nft monitor: %s touches ours: %s', (line, want) => expect(touchesOurs(line, 'elastic_abc123')).toBe(want));
+  ])('nft monitor: %s touches ours: %s', (line, want) => expect(touchesOurs(line, { id: 'abc123', nftTable: 'elastic_abc123', chainPrefix: 'ELASTIC-abc123-' })).toBe(want));
 });
 
 describe('Docker discovery and mapping backends', () => {

@@ -1,13 +1,14 @@
 import { execa } from 'execa';
 import type { ToolEnv } from './exec.js';
+import { ownsChain, type Namespace } from './namespace.js';
 
 /**
  * Drift detection for `map-image --watch` without reading the kernel (issue 18). A full read of
  * our nft table lists every element of a 32,749-slot Maglev map (0.3-1.1 s of nft time); doing it
  * at every 30 s resync was the cost of `--spread hash` at rest. Instead one `nft monitor` child
  * reports every change to the ruleset, each batch followed by `# new generation N by process PID`:
- * a batch from a process other than our own nft session that touches our objects (our table, an
- * `ELASTIC` iptables chain, or a rule removed from a built-in chain that holds our hook jumps) is a
+ * a batch from a process other than our own nft session that touches our objects (our table, one
+ * of our namespace's `ELASTIC-` iptables chains, or a rule removed from a built-in chain that holds our hook jumps) is a
  * suspected drift, and the watcher resyncs with a full read at once. The periodic resync reads the
  * kernel only when drift was suspected, the monitor is not running, or every FULL_READ_EVERY-th
  * time (a backstop for events lost to a netlink overrun).
@@ -17,16 +18,20 @@ export const FULL_READ_EVERY = 10;
 /** The built-in chains our hook jumps live in: a rule removed there may be ours. */
 const HOOK_CHAINS = /^(delete|flush) (rule|chain) ip6? (nat|filter) (PREROUTING|OUTPUT|POSTROUTING|FORWARD|DOCKER-USER)\b/;
 
-/** One `nft monitor` line touches our objects (`table`: our nft table's name). */
-export function touchesOurs(line: string, table: string): boolean {
+/**
+ * One `nft monitor` line touches our namespace's objects. Another namespace's `ELASTIC-<h>-`
+ * chains are not ours: counting them made every watcher on a host with several state directories
+ * (test runs) re-read the kernel at each change of any of them (up to a second of nft each).
+ */
+export function touchesOurs(line: string, ns: Namespace): boolean {
   const m = /^(?:add|delete|flush|replace|insert|update|destroy) (?:table|chain|rule|set|map|element|counter|flowtable|quota|limit|ct \S+) ip6? (\S+)(?: (\S+))?/.exec(line);
   // Affinity maps are filled by the packet path: their entries are never planned.
-  if (m && m[1] === table) return !(m[2]?.startsWith('aff_') ?? false);
-  return /\bELASTIC-/.test(line) || HOOK_CHAINS.test(line);
+  if (m && m[1] === ns.nftTable) return !(m[2]?.startsWith('aff_') ?? false);
+  return (line.match(/\bELASTIC-[\w-]*/g) ?? []).some((chain) => ownsChain(ns, chain)) || HOOK_CHAINS.test(line);
 }
 
 /** Feed monitor output line by line; `drift()` is called for a foreign batch that touched ours. */
-export function driftParser(table: string, ownPids: () => readonly number[], drift: (why: string) => void): (line: string) => void {
+export function driftParser(ns: Namespace, ownPids: () => readonly number[], drift: (why: string) => void): (line: string) => void {
   let touched: string | null = null;
   return (line) => {
     const gen = /^# new generation \d+ by process (\d+)/.exec(line);
@@ -35,7 +40,7 @@ export function driftParser(table: string, ownPids: () => readonly number[], dri
       touched = null;
       return;
     }
-    if (touched === null && touchesOurs(line, table)) touched = line;
+    if (touched === null && touchesOurs(line, ns)) touched = line;
   };
 }
 
@@ -49,7 +54,7 @@ export class NftDriftMonitor {
   private closed = false;
 
   constructor(
-    private readonly table: string,
+    private readonly ns: Namespace,
     private readonly ownPids: () => readonly number[],
     private readonly onDrift: (why: string) => void,
     private readonly opts: ToolEnv = {},
@@ -64,7 +69,7 @@ export class NftDriftMonitor {
     if (this.child || this.closed) return;
     const child = spawnMonitor(this.opts);
     this.child = child;
-    const feed = driftParser(this.table, this.ownPids, this.onDrift);
+    const feed = driftParser(this.ns, this.ownPids, this.onDrift);
     let rest = '';
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (chunk: string) => {

@@ -65,7 +65,7 @@ export async function runMapImageWatch(opts: WatchOptions, signal: AbortSignal):
   const monitor =
     spec.dataplane === 'nft'
       ? new NftDriftMonitor(
-          applier.ns.nftTable,
+          applier.ns,
           () => (applier.nftPid === undefined ? recentToolPids() : [applier.nftPid, ...recentToolPids()]),
           (why) => {
             driftSuspected = true;
