@@ -62,7 +62,7 @@ function otherChain(line: string, mine: OwnNamespace): boolean {
  * nft's view holds other namespaces twice: their own tables (`ip elastic_<h>`) and, through
  * iptables-nft, their chains and hook jumps in `ip filter`/`ip nat` (`chain ELASTIC-<h>-FORWARD`).
  */
-function dropOtherTables(text: string, mine: OwnNamespace): string {
+export function dropOtherTables(text: string, mine: OwnNamespace): string {
   const out: string[] = [];
   let skipping: string | null = null; // the line that closes the skipped block
   for (const line of text.split('\n')) {
@@ -78,8 +78,10 @@ function dropOtherTables(text: string, mine: OwnNamespace): string {
     }
     if (line === skipping) skipping = null;
   }
-  // A skipped chain leaves the blank line that separated it from the next: drop doubled blanks.
-  return out.join('\n').replace(/\n\s*\n(\s*\n)+/g, '\n\n');
+  // A skipped chain leaves the blank line that separated it from the next: drop doubled blanks,
+  // and the blank left after a block's opening or before its closing brace when the skipped chain
+  // was its first or last (another namespace's chain beside ours would otherwise change our snapshot).
+  return out.join('\n').replace(/\n\s*\n(\s*\n)+/g, '\n\n').replace(/\n\s*\n(\s*\})/g, '\n$1').replace(/\{\n\s*\n/g, '{\n');
 }
 
 /** Lines of the current ruleset that mention elastic's own objects (should be none after cleanup). */
