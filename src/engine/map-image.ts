@@ -227,7 +227,7 @@ export async function assertNoConflict(spec: MappingSpec, store: StateStore, env
   const existing = (await readMappings(store)).mappings.find((m) => m.spec.id === spec.id);
   if (existing && !isAdopted(existing.spec) && !sameTarget(existing.spec, spec)) throw conflict(existing.spec);
   const ns = namespaceFor(store.location, env);
-  const other = (await readKernelMappings({ env })).find((k) => k.id === spec.id && k.namespace !== ns.id);
+  const other = (await readKernelMappings({ env }, (n, id) => id === spec.id && n !== ns.id)).find((k) => k.id === spec.id && k.namespace !== ns.id);
   if (other) {
     throw new UserError(
       `port ${spec.port}/${spec.protocol} is already mapped by another elastic state directory (kernel namespace ${other.namespace ? `elastic_${other.namespace}` : 'elastic'}, ${other.dataplane}, ${other.targets.length} backend(s))`,
@@ -320,11 +320,15 @@ export async function listMappings(opts: { store?: StateStore; env?: NodeJS.Proc
   const store = storeOf(opts);
   const ns = namespaceFor(store.location, opts.env);
   const notes: string[] = [];
-  const kernel = await readKernelMappings({ env: opts.env }).catch((err: unknown) => {
+  const file = await readMappings(store);
+  const known = new Set(file.mappings.map((m) => m.spec.id));
+  // Backends from the kernel only where the state file cannot say them: our mappings it lost, and
+  // other namespaces' mappings of our ports (the conflicts).
+  const kernel = await readKernelMappings({ env: opts.env }, (n, id) => (n === ns.id) !== known.has(id)).catch((err: unknown) => {
     notes.push(`kernel not read: ${describeError(err)}`);
     return [] as KernelMapping[];
   });
-  const state = adoptFromKernel(await readMappings(store), kernel.filter(inNamespace(ns)));
+  const state = adoptFromKernel(file, kernel.filter(inNamespace(ns)));
   let counters: Awaited<ReturnType<typeof readBackendCounters>> | undefined;
   try {
     counters = await readBackendCounters(state, { env: opts.env, ns });

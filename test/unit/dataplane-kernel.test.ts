@@ -36,6 +36,16 @@ describe('mappings read from the kernel (every namespace)', () => {
     ]);
   });
 
+  it('nft maps read in two steps: every map listed without elements, then some whole', () => {
+    const doc = (...maps: unknown[]) => JSON.stringify({ nftables: [{ metainfo: {} }, ...maps] });
+    const terse = doc({ map: { family: 'ip', table: 'elastic', name: 'spread_tcp_80' } }, { map: { family: 'ip', table: 'elastic_d5b8a1', name: 'spread_tcp_81' } }, { map: { family: 'ip6', table: 'elastic', name: 'spread_tcp_80' } });
+    const whole = doc({ map: { family: 'ip6', table: 'elastic', name: 'spread_tcp_80', elem: [[0, { concat: ['2001:2::5', 80] }]] } });
+    expect(mappingsInNftMaps(terse, whole)).toEqual([
+      { namespace: '', id: 'tcp-80', dataplane: 'nft', targets: ['[2001:2::5]:80'] },
+      { namespace: 'd5b8a1', id: 'tcp-81', dataplane: 'nft', targets: [] },
+    ]);
+  });
+
   it('adopting kernel-only mappings: image-less entries, known ones untouched', () => {
     const s = adoptFromKernel(EMPTY_STATE, [{ namespace: '', id: 'tcp-80', dataplane: 'nft', targets: ['198.18.0.5:8080'] }], 'T');
     expect(s.mappings).toEqual([

@@ -47,32 +47,48 @@ export function mappingsInIptablesSave(text: string): KernelMapping[] {
   return out.done();
 }
 
-/** From `nft -j list maps`: every elastic table's (`ip` and `ip6`) `spread_<proto>_<port>` map and its elements. */
-export function mappingsInNftMaps(text: string): KernelMapping[] {
-  const out = collect();
-  type Elem = [number, { concat?: Array<string | number> }];
-  const doc = JSON.parse(text) as { nftables?: Array<{ map?: { family?: string; name?: string; table?: string; elem?: Elem[] } }> };
-  for (const item of doc.nftables ?? []) {
-    const m = item.map;
+type NftMapItem = { family?: string; name?: string; table?: string; elem?: Array<[number, { concat?: Array<string | number> }]> };
+
+/** The elastic spread maps (`ip` and `ip6`) of `nft -j list maps` (or of one `list map`), with the mapping each one is. */
+function spreadMaps(text: string): Array<NftMapItem & { family: string; table: string; name: string; ns: string; id: string }> {
+  const doc = JSON.parse(text) as { nftables?: Array<{ map?: NftMapItem }> };
+  return (doc.nftables ?? []).flatMap(({ map: m }) => {
     const table = /^elastic(?:_([0-9a-f]{6}))?$/.exec(m?.table ?? '');
     const name = /^spread_(tcp|udp)_(\d+)$/.exec(m?.name ?? '');
-    if (!m || (m.family !== 'ip' && m.family !== 'ip6') || !table || !name) continue;
-    const ns = table[1] ?? '';
-    const id = `${name[1]}-${name[2]}`;
-    out.add(ns, id, 'nft');
+    if (!m || (m.family !== 'ip' && m.family !== 'ip6') || !table || !name) return [];
+    return [{ ...m, family: m.family, table: m.table!, name: m.name!, ns: table[1] ?? '', id: `${name[1]}-${name[2]}` }];
+  });
+}
+
+/**
+ * From `nft -j list maps` (or several reads: a terse list of every map, then some maps whole): every
+ * elastic table's `spread_<proto>_<port>` map and the backends in its elements.
+ */
+export function mappingsInNftMaps(...texts: string[]): KernelMapping[] {
+  const out = collect();
+  for (const m of texts.flatMap(spreadMaps)) {
+    out.add(m.ns, m.id, 'nft');
     for (const e of m.elem ?? []) {
       const c = Array.isArray(e) ? e[1]?.concat : undefined;
-      if (c && c.length === 2) out.add(ns, id, 'nft', endpointKey(String(c[0]), Number(c[1])));
+      if (c && c.length === 2) out.add(m.ns, m.id, 'nft', endpointKey(String(c[0]), Number(c[1])));
     }
   }
   return out.done();
 }
 
-/** Every mapping of every elastic namespace the kernel holds (a missing tool reads as none). */
-export async function readKernelMappings(opts: ToolEnv = {}): Promise<KernelMapping[]> {
+/**
+ * Every mapping of every elastic namespace the kernel holds (a missing tool reads as none).
+ * `targetsOf` says which mappings' backends are wanted: the maps are listed without elements
+ * (`nft -t`), then only those maps read whole. A hash mapping's map is 32,749 slots: reading every
+ * namespace's in full took a second or more per `list` or declaration on a host with a few.
+ */
+export async function readKernelMappings(opts: ToolEnv = {}, targetsOf: (namespace: string, id: string) => boolean = () => true): Promise<KernelMapping[]> {
   const soft = (p: Promise<string | null>) => p.catch((err: unknown) => (/not found/.test((err as Error).message) ? null : Promise.reject(err)));
-  const [ipt, nft] = await Promise.all([soft(readTool('iptables-save', ['-t', 'nat'], opts)), soft(readTool('nft', ['-j', 'list', 'maps'], opts))]);
-  return [...(ipt ? mappingsInIptablesSave(ipt) : []), ...(nft ? mappingsInNftMaps(nft) : [])];
+  const [ipt, names] = await Promise.all([soft(readTool('iptables-save', ['-t', 'nat'], opts)), soft(readTool('nft', ['-t', '-j', 'list', 'maps'], opts))]);
+  const wanted = names ? spreadMaps(names).filter((m) => targetsOf(m.ns, m.id)) : [];
+  // A map removed between the two reads reads as null ("No such file or directory"): listed, no targets.
+  const whole = await Promise.all(wanted.map((m) => soft(readTool('nft', ['-j', 'list', 'map', m.family, m.table, m.name], opts))));
+  return [...(ipt ? mappingsInIptablesSave(ipt) : []), ...(names ? mappingsInNftMaps(names, ...whole.filter((t): t is string => t !== null)) : [])];
 }
 
 export const inNamespace = (ns: Namespace) => (m: KernelMapping) => m.namespace === ns.id;
