@@ -14,7 +14,7 @@ import { detectDataplane, requireNetAdmin } from './dataplane/exec.js';
 import { readBackendCounters } from './dataplane/counters.js';
 import { readMappings } from './dataplane/store.js';
 import { namespaceFor } from './dataplane/namespace.js';
-import { adoptFromKernel, inNamespace, isAdopted, readKernelMappings, type KernelMapping } from './dataplane/kernel-mappings.js';
+import { adoptFromKernel, inNamespace, isAdopted, readKernelMappings, targetsUnknownTo, type KernelMapping } from './dataplane/kernel-mappings.js';
 import type { CheckSpec } from './health/checker.js';
 import { isImageReference } from './discovery/selector.js';
 import {
@@ -321,10 +321,7 @@ export async function listMappings(opts: { store?: StateStore; env?: NodeJS.Proc
   const ns = namespaceFor(store.location, opts.env);
   const notes: string[] = [];
   const file = await readMappings(store);
-  const known = new Set(file.mappings.map((m) => m.spec.id));
-  // Backends from the kernel only where the state file cannot say them: our mappings it lost, and
-  // other namespaces' mappings of our ports (the conflicts).
-  const kernel = await readKernelMappings({ env: opts.env }, (n, id) => (n === ns.id) !== known.has(id)).catch((err: unknown) => {
+  const kernel = await readKernelMappings({ env: opts.env }, targetsUnknownTo(ns, file)).catch((err: unknown) => {
     notes.push(`kernel not read: ${describeError(err)}`);
     return [] as KernelMapping[];
   });

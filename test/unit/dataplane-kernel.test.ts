@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { adoptFromKernel, mappingsInIptablesSave, mappingsInNftMaps } from '../../src/engine/dataplane/kernel-mappings.js';
+import { adoptFromKernel, mappingsInIptablesSave, mappingsInNftMaps, targetsUnknownTo } from '../../src/engine/dataplane/kernel-mappings.js';
 import { shapeProblem } from '../../src/engine/dataplane/store.js';
 import { EMPTY_STATE } from '../../src/engine/dataplane/model.js';
 
@@ -44,6 +44,16 @@ describe('mappings read from the kernel (every namespace)', () => {
       { namespace: '', id: 'tcp-80', dataplane: 'nft', targets: ['[2001:2::5]:80'] },
       { namespace: 'd5b8a1', id: 'tcp-81', dataplane: 'nft', targets: [] },
     ]);
+  });
+
+  it.each([
+    ['ours, in the state file', '', 'tcp-80', false],
+    ['ours, lost from the state file', '', 'tcp-81', true],
+    ['another namespace, a port we map (conflict)', 'd5b8a1', 'tcp-80', true],
+    ['another namespace, another port', 'd5b8a1', 'tcp-81', false],
+  ])('list reads from the kernel the backends of a mapping: %s', (_, namespace, id, wanted) => {
+    const state = { ...EMPTY_STATE, mappings: [{ spec: { id: 'tcp-80' } }] } as unknown as typeof EMPTY_STATE;
+    expect(targetsUnknownTo({ id: '' } as Parameters<typeof targetsUnknownTo>[0], state)(namespace, id)).toBe(wanted);
   });
 
   it('adopting kernel-only mappings: image-less entries, known ones untouched', () => {

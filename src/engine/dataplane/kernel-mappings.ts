@@ -94,6 +94,15 @@ export async function readKernelMappings(opts: ToolEnv = {}, targetsOf: (namespa
 export const inNamespace = (ns: Namespace) => (m: KernelMapping) => m.namespace === ns.id;
 
 /**
+ * For `list`: the mappings whose backends only the kernel can say: the namespace's own that its
+ * state file no longer lists (lost), and other namespaces' mappings of ports it does list (conflicts).
+ */
+export function targetsUnknownTo(ns: Namespace, state: MappingsState): (namespace: string, id: string) => boolean {
+  const listed = new Set(state.mappings.map((m) => m.spec.id));
+  return (namespace, id) => (namespace === ns.id ? !listed.has(id) : listed.has(id));
+}
+
+/**
  * The state with the namespace's kernel-only mappings put back in (a lost or moved-aside state
  * file): what `stop` works on, so removing one mapping does not sweep the others as strays. An
  * adopted mapping has no image (`image: ''`): any declaration of its port takes it over.
