@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { execa, type ResultPromise } from 'execa';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,12 +22,15 @@ const stateDir = ownedStateDir('elastic-socat-state-');
 const runDir = join(dir, 'run');
 const env = { CI: 'true', ELASTIC_RUN_DIR: runDir, ELASTIC_STATE_DIR: stateDir, ELASTIC_EDGE_TOKEN: TEST_TOKEN };
 const procs: ResultPromise[] = [];
+const errs = new Map<ResultPromise, LineReader>();
 const DEPLOY = `socat${process.pid}`;
 
 function start(args: string[]): { proc: ResultPromise; out: LineReader; err: LineReader } {
   const proc = execa(process.execPath, [BIN, ...args], { reject: false, stdin: 'ignore', env });
   procs.push(proc);
-  return { proc, out: new LineReader(proc.stdout!), err: new LineReader(proc.stderr!) };
+  const err = new LineReader(proc.stderr!);
+  errs.set(proc, err);
+  return { proc, out: new LineReader(proc.stdout!), err };
 }
 
 const socket = (kind: string, name: string) => join(runDir, `${kind}.${name}.sock`);
@@ -97,6 +100,9 @@ describe('status sockets answer a client that half-closes (socat)', () => {
   ];
 
   it.each(kinds)('%s: a snapshot for `echo ... | socat -`', async (kind, path) => {
+    onTestFailed(() => {
+      for (const p of procs) console.error(`${p.spawnargs.slice(2, 4).join(' ')} (pid ${p.pid}, exit ${p.exitCode}): ${errs.get(p)?.lines.slice(-5).join(' | ') ?? ''}`);
+    });
     await waitFor(() => existsSync(path()), `the ${kind} status socket ${path()}`, 30_000);
     const out = await socat(path(), '{"op":"snapshot"}\n');
     const lines = out.split('\n').filter(Boolean);
